@@ -1,0 +1,159 @@
+"""Pooling kernels: max, average and adaptive average pooling, with their backward.
+
+x (N, C, H, W) → y (N, C, H', W'),  H' = ⌊(H + 2P − D(k − 1) − 1) / s⌋ + 1  (⌈…⌉ with ceil_mode, where
+the last window must still start inside the input or its left padding, as PyTorch).
+Loops run over the k×k window offsets, never over pixels; each step handles whole arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .conv import _pair, pad2d
+
+
+def pool_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False) -> int:
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
+    kernel_size = _pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else _pair(stride, "stride")
+    padding, dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
+    out = tuple(pool_output_size(shape[2 + a], kernel_size[a], stride[a], padding[a], dilation[a],
+                                 ceil_mode) for a in range(2))
+    # ceil_mode may let the last window run past the right padding: pad further, to cover it.
+    pads = tuple((padding[a], max(padding[a], (out[a] - 1) * stride[a] + dilation[a] * (kernel_size[a] - 1)
+                                  + 1 - shape[2 + a] - padding[a])) for a in range(2))
+    return kernel_size, stride, dilation, pads, out
+
+
+def _window(xp, offset, stride, dilation, out):
+    """The (N, C, H', W') slice of xp read by window offset (i, j)."""
+    (i, j), (sh, sw), (dh, dw), (ho, wo) = offset, stride, dilation, out
+    return xp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """y = max over each window.  Returns (y, cache); padding counts as −∞ (never the max)."""
+    kernel_size, stride, dilation, pads, out = _pool_geometry(x.shape, kernel_size, stride, padding,
+                                                              dilation, ceil_mode)
+    xp = pad2d(x, pads, value=-np.inf)
+    y = _window(xp, (0, 0), stride, dilation, out).copy()
+    argmax = np.zeros(y.shape, dtype=np.int8 if kernel_size[0] * kernel_size[1] < 128 else np.int32)
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            if i == j == 0:
+                continue
+            candidate = _window(xp, (i, j), stride, dilation, out)
+            # strictly greater: on ties the first position in row-major window order wins, as PyTorch
+            better = candidate > y
+            np.copyto(y, candidate, where=better)
+            np.copyto(argmax, i * kernel_size[1] + j, where=better)
+    return y, (x.shape, xp.shape, argmax, kernel_size, stride, dilation, pads, out)
+
+
+def max_pool2d_backward(dy, cache):
+    """dX routes each dY to the arg-max of its window (one position per window, ties included);
+    overlapping windows add up."""
+    x_shape, xp_shape, argmax, kernel_size, stride, dilation, pads, out = cache
+    dxp = np.zeros(xp_shape, dtype=dy.dtype)
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            routed = np.where(argmax == i * kernel_size[1] + j, dy, 0)
+            _window(dxp, (i, j), stride, dilation, out)[...] += routed
+    return _unpad(dxp, x_shape, pads)
+
+
+def _unpad(dxp, x_shape, pads):
+    (top, _), (left, _) = pads
+    dx = dxp[:, :, top:top + x_shape[2], left:left + x_shape[3]]
+    return dx if dx.shape == dxp.shape else np.ascontiguousarray(dx)
+
+
+def _window_sum(xp, kernel_size, stride, out):
+    total = _window(xp, (0, 0), stride, (1, 1), out).copy()
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            if i or j:
+                total += _window(xp, (i, j), stride, (1, 1), out)
+    return total
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """y = mean over each window.  Returns (y, cache).
+
+    The divisor of each window is the number of its cells inside the input (or inside the input plus its
+    declared padding when ``count_include_pad``), never counting the extra cells ceil_mode adds — as
+    PyTorch. It is computed by the same window sum applied to a mask of the counted cells.
+    """
+    kernel_size, stride, _, pads, out = _pool_geometry(x.shape, kernel_size, stride, padding, 1,
+                                                       ceil_mode)
+    xp = pad2d(x, pads)
+    counted = np.zeros((1, 1) + xp.shape[2:], dtype=x.dtype)
+    (top, _), (left, _) = pads
+    h, w = x.shape[2:]
+    pad_h, pad_w = (_pair(padding, "padding") if count_include_pad else (0, 0))
+    counted[:, :, top - pad_h:top + h + pad_h, left - pad_w:left + w + pad_w] = 1
+    divisor = _window_sum(counted, kernel_size, stride, out)
+    y = _window_sum(xp, kernel_size, stride, out) / divisor
+    return y, (x.shape, xp.shape, divisor, kernel_size, stride, pads, out)
+
+
+def avg_pool2d_backward(dy, cache):
+    """dX: each dY is split evenly over the cells of its window (dY / divisor to each)."""
+    x_shape, xp_shape, divisor, kernel_size, stride, pads, out = cache
+    share = dy / divisor
+    dxp = np.zeros(xp_shape, dtype=dy.dtype)
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            _window(dxp, (i, j), stride, (1, 1), out)[...] += share
+    return _unpad(dxp, x_shape, pads)
+
+
+def adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive bins: bin i covers [⌊i·size/out⌋, ⌈(i+1)·size/out⌉)."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average over PyTorch's adaptive bins; loops over output cells (few), not pixels."""
+    oh, ow = _pair(output_size, "output_size")
+    n, c, h, w = x.shape
+    if (oh, ow) == (1, 1):
+        return x.mean(axis=(2, 3), keepdims=True), (x.shape, oh, ow)
+    y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    for i, (h0, h1) in enumerate(adaptive_bins(h, oh)):
+        for j, (w0, w1) in enumerate(adaptive_bins(w, ow)):
+            y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y, (x.shape, oh, ow)
+
+
+def adaptive_avg_pool2d_backward(dy, cache):
+    """dX: each output's gradient spread evenly over its bin (bins may overlap: they add up)."""
+    x_shape, oh, ow = cache
+    n, c, h, w = x_shape
+    if (oh, ow) == (1, 1):
+        return np.broadcast_to(dy / (h * w), x_shape).copy()
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for i, (h0, h1) in enumerate(adaptive_bins(h, oh)):
+        for j, (w0, w1) in enumerate(adaptive_bins(w, ow)):
+            dx[:, :, h0:h1, w0:w1] += dy[:, :, i:i + 1, j:j + 1] / ((h1 - h0) * (w1 - w0))
+    return dx
+
+
+def max_pool2d_reference(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Slow max pooling with explicit loops over output cells; for tests only."""
+    kernel_size, stride, dilation, pads, (ho, wo) = _pool_geometry(x.shape, kernel_size, stride,
+                                                                   padding, dilation, ceil_mode)
+    xp = pad2d(x, pads, value=-np.inf)
+    y = np.empty(x.shape[:2] + (ho, wo), dtype=x.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            rows = i * stride[0] + dilation[0] * np.arange(kernel_size[0])
+            cols = j * stride[1] + dilation[1] * np.arange(kernel_size[1])
+            y[:, :, i, j] = xp[:, :, rows][:, :, :, cols].max(axis=(2, 3))
+    return y

@@ -1,0 +1,157 @@
+"""Conv2d and Conv1d layers on the kernels of ``juanji.functional.conv``."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import random as jrandom
+from ..functional import conv as F
+from ..functional.init import torch_default
+from .module import Module
+
+
+class Conv2d(Module):
+    """2-D convolution, PyTorch's ``torch.nn.Conv2d``.
+
+    x (N, C, H, W) → y (N, K, H', W'),  H' = ⌊(H + 2P − D(R − 1) − 1)/stride⌋ + 1 (W' likewise).
+    params: weight (K, C/groups, R, S), bias (K,).  ``padding`` is an int, a pair, 'same' (stride 1
+    only; an even kernel pads one more after) or 'valid'.  groups = C gives a depthwise convolution.
+    Default init as PyTorch: U(±1/√fan_in) for weight and bias.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, dtype=np.float32, rng=None):
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("groups", groups)):
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {value!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must both be divisible by groups ({groups})")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = self._as_pair(kernel_size, "kernel_size")
+        self.stride = self._as_pair(stride, "stride")
+        self.dilation = self._as_pair(dilation, "dilation")
+        if padding == "same" and self.stride != (1, 1):
+            raise ValueError(f"{type(self).__name__}: padding='same' needs stride 1, got stride {stride}")
+        self.padding = padding
+        self.pads = F.resolve_padding(self._padding_pair(padding), self.kernel_size, self.dilation)
+        rng = rng or jrandom.generator()
+        weight, bias_value = torch_default((out_channels, in_channels // groups, *self.kernel_size),
+                                           rng, dtype)
+        self.params["weight"] = weight
+        if bias:
+            self.params["bias"] = bias_value
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._cache = None
+
+    def _as_pair(self, value, name):
+        try:
+            pair = F._pair(value, name)
+        except TypeError as error:
+            raise TypeError(f"{type(self).__name__}: {error}") from None
+        if min(pair) <= 0:
+            raise ValueError(f"{type(self).__name__}: {name} must be positive, got {value!r}")
+        return pair
+
+    def _padding_pair(self, padding):
+        return padding
+
+    def output_shape(self, input_shape):
+        """(N, K, H', W') for an input of shape (N, C, H, W)."""
+        n, _, h, w = input_shape
+        (top, bottom), (left, right) = self.pads
+        return (n, self.out_channels,
+                F.conv_output_size(h + top + bottom, self.kernel_size[0], self.stride[0], 0, self.dilation[0]),
+                F.conv_output_size(w + left + right, self.kernel_size[1], self.stride[1], 0, self.dilation[1]))
+
+    def forward(self, x):
+        self._check_input(x, f"(N, {self.in_channels}, H, W)", 4, self.in_channels)
+        self._check_fits(x.shape[2:])
+        weight = self.params["weight"]
+        y, self._cache = F.conv2d(x, weight, self.params.get("bias"), self.stride, self.pads,
+                                  self.dilation, self.groups)
+        return y
+
+    def _check_fits(self, spatial):
+        (top, bottom), (left, right) = self.pads
+        padded = (spatial[0] + top + bottom, spatial[1] + left + right)
+        reach = tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size))
+        if padded[0] < reach[0] or padded[1] < reach[1]:
+            raise ValueError(f"{self!r}: input of spatial size {tuple(spatial)} (padded to {padded}) is "
+                             f"smaller than the {'dilated ' if self.dilation != (1, 1) else ''}kernel "
+                             f"{reach}")
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        dx, dw, db = F.conv2d_backward(dy, self._cache)
+        np.copyto(self.grads["weight"], dw)
+        if "bias" in self.grads:
+            np.copyto(self.grads["bias"], db)
+        return dx
+
+    def extra_repr(self):
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in (0, (0, 0)):
+            text += f", padding={self.padding!r}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if "bias" not in self.params:
+            text += ", bias=False"
+        return text
+
+
+class Conv1d(Conv2d):
+    """1-D convolution over sequences, PyTorch's ``torch.nn.Conv1d``: the 2-D kernel with height 1.
+
+    x (N, C, L) → y (N, K, L'),  L' = ⌊(L + 2P − D(k − 1) − 1)/stride⌋ + 1.
+    params: weight (K, C/groups, k), bias (K,).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding=0, dilation: int = 1, groups: int = 1, bias: bool = True, dtype=np.float32,
+                 rng=None):
+        super().__init__(in_channels, out_channels, (1, self._single(kernel_size, "kernel_size")),
+                         (1, self._single(stride, "stride")), padding, (1, self._single(dilation, "dilation")),
+                         groups, bias, dtype, rng)
+        self.params["weight"] = np.ascontiguousarray(self.params["weight"][:, :, 0, :])
+        self.grads["weight"] = np.zeros_like(self.params["weight"])
+
+    def _single(self, value, name):
+        if not isinstance(value, (int, np.integer)):
+            raise TypeError(f"Conv1d: {name} must be an int, got {value!r}")
+        return value
+
+    def _padding_pair(self, padding):
+        return padding if isinstance(padding, str) else (0, self._single(padding, "padding"))
+
+    def forward(self, x):
+        self._check_input(x, f"(N, {self.in_channels}, L)", 3, self.in_channels)
+        self._check_fits((1, x.shape[2]))
+        weight = self.params["weight"][:, :, None, :]
+        y, self._cache = F.conv2d(x[:, :, None, :], weight, self.params.get("bias"), self.stride,
+                                  self.pads, self.dilation, self.groups)
+        return y[:, :, 0, :]
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        dx, dw, db = F.conv2d_backward(dy[:, :, None, :], self._cache)
+        np.copyto(self.grads["weight"], dw[:, :, 0, :])
+        if "bias" in self.grads:
+            np.copyto(self.grads["bias"], db)
+        return dx[:, :, 0, :]
+
+    def extra_repr(self):
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size[1]}, "
+                f"stride={self.stride[1]}")
+        if self.padding != 0:
+            text += f", padding={self.padding!r}"
+        if self.dilation[1] != 1:
+            text += f", dilation={self.dilation[1]}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        return text

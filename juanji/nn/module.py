@@ -1,0 +1,171 @@
+"""The base class of every layer: parameters, gradients, buffers, children, train/eval, state_dict.
+
+A layer owns three dicts with fixed arrays:
+
+- ``params``  name -> ndarray, updated *in place* by optimizers and ``load_state_dict``;
+- ``grads``   the same keys, overwritten *in place* by ``backward`` (no accumulation, no zero_grad needed);
+- ``buffers`` non-trained state that is saved (BatchNorm's running statistics).
+
+Because arrays are never replaced, a reference taken once (by an optimizer, say) stays valid for the
+life of the layer; nothing has to be re-wired after loading a checkpoint.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator
+
+import numpy as np
+
+
+class Module:
+    """Base class: subclasses implement ``forward(x)`` and ``backward(dy) -> dx``.
+
+    Sub-modules assigned as attributes (``self.conv = Conv2d(...)``) are registered as children
+    and get PyTorch-style dotted names (``features.0.weight``).
+    """
+
+    training: bool
+
+    def __init__(self):
+        object.__setattr__(self, "_modules", OrderedDict())
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self.training = True
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Module):
+            self._modules[name] = value
+        elif name in self.__dict__.get("_modules", ()):
+            del self._modules[name]
+        object.__setattr__(self, name, value)
+
+    # -- computation -------------------------------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} has no forward")
+
+    def backward(self, dy):
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    # -- structure -----------------------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        return iter(self._modules.items())
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """Yield ``(dotted_name, module)`` for this module (name ``prefix``) and all descendants."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        return (m for _, m in self.named_modules())
+
+    def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Every trainable array as ``(dotted_name, param, grad)``; param and grad are updated in place."""
+        return [(f"{prefix}.{key}" if prefix else key, module.params[key], module.grads[key])
+                for prefix, module in self.named_modules() for key in module.params]
+
+    def num_parameters(self) -> int:
+        return sum(p.size for _, p, _ in self.parameters())
+
+    # -- modes ----------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for _, _, grad in self.parameters():
+            grad.fill(0)
+
+    def to(self, dtype) -> "Module":
+        """Convert every parameter, gradient and floating buffer to ``dtype`` (do this before
+        creating an optimizer: it replaces the arrays)."""
+        dtype = np.dtype(dtype)
+        for module in self.modules():
+            module.params = {k: v.astype(dtype) for k, v in module.params.items()}
+            module.grads = {k: v.astype(dtype) for k, v in module.grads.items()}
+            module.buffers = {k: v.astype(dtype) if v.dtype.kind == "f" else v
+                              for k, v in module.buffers.items()}
+        return self
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        """The dtype of the first parameter (None for a module without any)."""
+        first = next(iter(self.parameters()), None)
+        return None if first is None else first[1].dtype
+
+    # -- saving -------------------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of all parameters and buffers, keyed by PyTorch-style dotted names."""
+        state = OrderedDict()
+        for prefix, module in self.named_modules():
+            for key, value in {**module.params, **module.buffers}.items():
+                state[f"{prefix}.{key}" if prefix else key] = value.copy()
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> None:
+        """Copy arrays into the existing parameters and buffers (in place, cast to their dtype).
+
+        Raises ``KeyError`` naming missing/unexpected keys (when ``strict``) and ``ValueError`` naming
+        the first shape mismatch; nothing is modified unless every array fits.
+        """
+        targets = {}
+        for prefix, module in self.named_modules():
+            for key, value in {**module.params, **module.buffers}.items():
+                targets[f"{prefix}.{key}" if prefix else key] = value
+        missing = [k for k in targets if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in targets]
+        if strict and (missing or unexpected):
+            raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
+        for name, target in targets.items():
+            if name in state_dict and np.shape(state_dict[name]) != target.shape:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: '{name}' expects shape "
+                                 f"{target.shape}, got {np.shape(state_dict[name])}")
+        for name, target in targets.items():
+            if name in state_dict:
+                target[...] = state_dict[name]
+
+    # -- display ---------------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        if not self._modules:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    # -- input validation shared by all layers ----------------------------------------------------
+    def _check_input(self, x, shape_desc: str, ndim: int | tuple[int, ...], channels: int | None = None,
+                     channel_axis: int = 1):
+        """Raise a TypeError/ValueError naming this layer, what it expected and what it got."""
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self!r}: expected a NumPy array of shape {shape_desc}, "
+                            f"got {type(x).__name__}")
+        ndims = (ndim,) if isinstance(ndim, int) else ndim
+        if x.ndim not in ndims:
+            raise ValueError(f"{self!r}: expected input of shape {shape_desc}, got {x.ndim}-D "
+                             f"input of shape {x.shape}")
+        if channels is not None and x.shape[channel_axis] != channels:
+            raise ValueError(f"{self!r}: expected input of shape {shape_desc} with "
+                             f"{channels} channels, got shape {x.shape} ({x.shape[channel_axis]} "
+                             f"channels)")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{self!r}: expected a floating-point input, got dtype {x.dtype} "
+                            f"(convert first, e.g. x.astype(np.float32) / 255)")
+        expected = self.dtype
+        if expected is not None and x.dtype != expected:
+            raise TypeError(f"{self!r}: parameters are {expected} but the input is {x.dtype}; "
+                            f"convert the input or call .to({x.dtype}) on the model")

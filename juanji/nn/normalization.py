@@ -1,0 +1,56 @@
+"""Batch normalisation layers (``torch.nn.BatchNorm1d`` / ``BatchNorm2d``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..functional import norm as F
+from .module import Module
+
+
+class _BatchNorm(Module):
+    _ndims: tuple[int, ...]
+    _shape_desc: str
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+                 dtype=np.float32):
+        super().__init__()
+        if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
+            raise ValueError(f"{type(self).__name__}: num_features must be a positive int, got {num_features!r}")
+        self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
+        ones, zeros = np.ones(num_features, dtype=dtype), np.zeros(num_features, dtype=dtype)
+        if affine:
+            self.params = {"weight": ones.copy(), "bias": zeros.copy()}
+            self.grads = {"weight": zeros.copy(), "bias": zeros.copy()}
+        else:
+            self._fixed = (ones, zeros)
+        self.buffers = {"running_mean": zeros.copy(), "running_var": ones.copy()}
+        self._cache = None
+
+    def forward(self, x):
+        self._check_input(x, self._shape_desc.format(C=self.num_features), self._ndims, self.num_features)
+        gamma, beta = (self.params["weight"], self.params["bias"]) if self.affine else self._fixed
+        y, self._cache = F.batch_norm(x, gamma, beta, self.buffers["running_mean"],
+                                      self.buffers["running_var"], self.training, self.momentum, self.eps)
+        return y
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        dx, dgamma, dbeta = F.batch_norm_backward(dy, self._cache)
+        if self.affine:
+            np.copyto(self.grads["weight"], dgamma)
+            np.copyto(self.grads["bias"], dbeta)
+        return dx
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Normalises each feature over the batch (and length): x (N, C) or (N, C, L)."""
+    _ndims, _shape_desc = (2, 3), "(N, {C}) or (N, {C}, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Normalises each channel over (N, H, W): x (N, C, H, W)."""
+    _ndims, _shape_desc = (4,), "(N, {C}, H, W)"

@@ -1,0 +1,118 @@
+"""Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and GlobalAvgPool2d (no parameters)."""
+from __future__ import annotations
+
+from ..functional import conv as Fconv
+from ..functional import pool as F
+from .module import Module
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        super().__init__()
+        try:
+            self.kernel_size = Fconv._pair(kernel_size, "kernel_size")
+            self.stride = self.kernel_size if stride is None else Fconv._pair(stride, "stride")
+            self.padding = Fconv._pair(padding, "padding")
+            self.dilation = Fconv._pair(dilation, "dilation")
+        except TypeError as error:
+            raise TypeError(f"{type(self).__name__}: {error}") from None
+        if min(self.kernel_size + self.stride + self.dilation) <= 0 or min(self.padding) < 0:
+            raise ValueError(f"{type(self).__name__}: kernel_size, stride and dilation must be positive "
+                             f"and padding non-negative")
+        reach = [d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size)]
+        if any(2 * p > r for p, r in zip(self.padding, reach)):
+            raise ValueError(f"{type(self).__name__}: padding {self.padding} must be at most half of the "
+                             f"(dilated) kernel size {tuple(reach)}")
+        self.ceil_mode = ceil_mode
+        self._cache = None
+
+    def _check(self, x):
+        self._check_input(x, "(N, C, H, W)", 4)
+        reach = [d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size)]
+        padded = [s + 2 * p for s, p in zip(x.shape[2:], self.padding)]
+        if padded[0] < reach[0] or padded[1] < reach[1]:
+            raise ValueError(f"{self!r}: input of spatial size {x.shape[2:]} (padded to {tuple(padded)}) "
+                             f"is smaller than the kernel {tuple(reach)}")
+
+    def _require_cache(self):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        return self._cache
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+                + (", ceil_mode=True" if self.ceil_mode else ""))
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling, ``torch.nn.MaxPool2d`` (stride defaults to kernel_size; windows may overlap).
+
+    x (N, C, H, W) → y (N, C, H', W'),  H' = ⌊(H + 2P − D(k − 1) − 1)/s⌋ + 1.
+    Backward routes each gradient to the arg-max of its window; on ties, to the first position.
+    """
+
+    def forward(self, x):
+        self._check(x)
+        y, self._cache = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                      self.ceil_mode)
+        return y
+
+    def backward(self, dy):
+        return F.max_pool2d_backward(dy, self._require_cache())
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling, ``torch.nn.AvgPool2d``; backward spreads each gradient evenly over its window.
+
+    x (N, C, H, W) → y (N, C, H', W'),  H' = ⌊(H + 2P − k)/s⌋ + 1.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, 1, ceil_mode)
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x):
+        self._check(x)
+        y, self._cache = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                      self.count_include_pad)
+        return y
+
+    def backward(self, dy):
+        return F.avg_pool2d_backward(dy, self._require_cache())
+
+
+class AdaptiveAvgPool2d(Module):
+    """``torch.nn.AdaptiveAvgPool2d``: x (N, C, H, W) → y (N, C, *output_size), bins as PyTorch."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = Fconv._pair(output_size, "output_size")
+        self._cache = None
+
+    def forward(self, x):
+        self._check_input(x, "(N, C, H, W)", 4)
+        y, self._cache = F.adaptive_avg_pool2d(x, self.output_size)
+        return y
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        return F.adaptive_avg_pool2d_backward(dy, self._cache)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class GlobalAvgPool2d(Module):
+    """Global average pooling (Keras' GlobalAveragePooling2D): x (N, C, H, W) → y (N, C).
+
+    dX = dY / (H·W) at every pixel."""
+
+    def forward(self, x):
+        self._check_input(x, "(N, C, H, W)", 4)
+        self._shape = x.shape
+        return x.mean(axis=(2, 3))
+
+    def backward(self, dy):
+        n, c, h, w = self._shape
+        return (dy / (h * w))[:, :, None, None].repeat(h, axis=2).repeat(w, axis=3)
