@@ -8,11 +8,8 @@ from juanji.data.datasets import (DEFAULT_DATA_DIR, FASHION_MNIST_CLASSES, MNIST
                                   load_mnist)
 from juanji.data.idx import IDXError, write_idx
 
-needs_fashion = pytest.mark.skipif(not os.path.isdir(DEFAULT_DATA_DIR),
-                                   reason="sudo apt-get install dataset-fashion-mnist")
 
 
-@needs_fashion
 def test_load_real_fashion_mnist(monkeypatch):
     monkeypatch.delenv("JUANJI_DATA", raising=False)  # test the built-in default directory
     train = load_mnist(limit=100)

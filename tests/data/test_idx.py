@@ -9,11 +9,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from juanji.data.idx import IDXError, read_idx, write_idx
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-needs_fashion = pytest.mark.skipif(not os.path.isdir(FASHION_DIR),
-                                   reason="sudo apt-get install dataset-fashion-mnist")
 
 
-@needs_fashion
 @pytest.mark.parametrize("split, count", [("train", 60000), ("t10k", 10000)])
 def test_real_fashion_mnist_files(split, count):
     images = read_idx(f"{FASHION_DIR}/{split}-images-idx3-ubyte.gz")
