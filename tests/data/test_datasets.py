@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from juanji.data.datasets import (DEFAULT_DATA_DIR, FASHION_MNIST_CLASSES, MNIST_CLASSES, ArrayDataset,
+from juanji.data.datasets import (FASHION_MNIST_CLASSES, MNIST_CLASSES, ArrayDataset,
                                   load_mnist)
 from juanji.data.idx import IDXError, write_idx
 
