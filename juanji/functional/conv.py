@@ -11,7 +11,10 @@ from numpy.lib.stride_tricks import as_strided
 
 
 def _pair(value, name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    try:
+        pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    except TypeError:       # not iterable (a float, None): reported below with the name
+        pair = ()
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     return int(pair[0]), int(pair[1])

@@ -85,6 +85,7 @@ class Concat(Module):
         for i, branch in enumerate(branches):
             setattr(self, str(i), branch)
         self.dim = dim
+        self._sizes = None
 
     def forward(self, x):
         outputs = [branch(x) for branch in self._modules.values()]
@@ -95,6 +96,8 @@ class Concat(Module):
         return np.concatenate(outputs, axis=self.dim)
 
     def backward(self, dy):
+        if self._sizes is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
         pieces = np.split(dy, np.cumsum(self._sizes)[:-1], axis=self.dim)
         dx = None
         for branch, piece in zip(self._modules.values(), pieces):

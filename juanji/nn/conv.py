@@ -35,7 +35,11 @@ class Conv2d(Module):
         if padding == "same" and self.stride != (1, 1):
             raise ValueError(f"{type(self).__name__}: padding='same' needs stride 1, got stride {stride}")
         self.padding = padding
-        self.pads = F.resolve_padding(self._padding_pair(padding), self.kernel_size, self.dilation)
+        padding = self._padding_pair(padding)
+        try:
+            self.pads = F.resolve_padding(padding, self.kernel_size, self.dilation)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{type(self).__name__}: {error}") from None
         rng = rng or jrandom.generator()
         weight, bias_value = torch_default((out_channels, in_channels // groups, *self.kernel_size),
                                            rng, dtype)

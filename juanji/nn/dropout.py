@@ -14,9 +14,11 @@ class Dropout(Module):
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p, self.rng = p, rng
-        self._scale = None
+        self._scale = None          # m / (1 − p) of the last forward; None when it was the identity
+        self._ran = False
 
     def forward(self, x):
+        self._ran = True
         if not self.training or self.p == 0:
             self._scale = None
             return x
@@ -26,6 +28,8 @@ class Dropout(Module):
         return x * self._scale
 
     def backward(self, dy):
+        if not self._ran:
+            raise RuntimeError(f"{self!r}: backward called before forward")
         return dy if self._scale is None else dy * self._scale
 
     def extra_repr(self):

@@ -53,6 +53,7 @@ class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
+        self._shape = None
 
     def forward(self, x):
         self._shape = x.shape
@@ -60,6 +61,8 @@ class Flatten(Module):
         return x.reshape(x.shape[:self.start_dim] + (-1,) + x.shape[end + 1:])
 
     def backward(self, dy):
+        if self._shape is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
         return dy.reshape(self._shape)
 
 

@@ -97,9 +97,11 @@ class Module:
 
     @property
     def dtype(self) -> np.dtype | None:
-        """The dtype of the first parameter (None for a module without any)."""
-        first = next(iter(self.parameters()), None)
-        return None if first is None else first[1].dtype
+        """The dtype of the first parameter, else of the first floating buffer (BatchNorm without affine);
+        None for a module with neither."""
+        arrays = [p for _, p, _ in self.parameters()] or [
+            b for module in self.modules() for b in module.buffers.values() if b.dtype.kind == "f"]
+        return arrays[0].dtype if arrays else None
 
     # -- saving -------------------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":

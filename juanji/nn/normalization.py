@@ -21,16 +21,17 @@ class _BatchNorm(Module):
         if affine:
             self.params = {"weight": ones.copy(), "bias": zeros.copy()}
             self.grads = {"weight": zeros.copy(), "bias": zeros.copy()}
-        else:
-            self._fixed = (ones, zeros)
         self.buffers = {"running_mean": zeros.copy(), "running_var": ones.copy()}
         self._cache = None
 
     def forward(self, x):
         self._check_input(x, self._shape_desc.format(C=self.num_features), self._ndims, self.num_features)
-        gamma, beta = (self.params["weight"], self.params["bias"]) if self.affine else self._fixed
-        y, self._cache = F.batch_norm(x, gamma, beta, self.buffers["running_mean"],
-                                      self.buffers["running_var"], self.training, self.momentum, self.eps)
+        mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        if self.affine:
+            gamma, beta = self.params["weight"], self.params["bias"]
+        else:       # γ = 1, β = 0 in the buffers' dtype, which follows .to()
+            gamma, beta = np.ones_like(mean), np.zeros_like(mean)
+        y, self._cache = F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps)
         return y
 
     def backward(self, dy):

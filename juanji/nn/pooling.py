@@ -108,11 +108,15 @@ class GlobalAvgPool2d(Module):
 
     dX = dY / (H·W) at every pixel."""
 
+    _shape = None
+
     def forward(self, x):
         self._check_input(x, "(N, C, H, W)", 4)
         self._shape = x.shape
         return x.mean(axis=(2, 3))
 
     def backward(self, dy):
+        if self._shape is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
         n, c, h, w = self._shape
         return (dy / (h * w))[:, :, None, None].repeat(h, axis=2).repeat(w, axis=3)

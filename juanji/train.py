@@ -1,0 +1,269 @@
+"""The training loop behind ``juanji train``: mini-batches, metrics, checkpoints per epoch, bit-exact resume.
+
+A run directory holds ``config.json``, ``metrics.jsonl`` (one line per epoch), ``curves.png``,
+``checkpoints/epoch-NNN.npz`` and ``best.npz`` (highest test accuracy).  Everything random — weight
+init and dropout (``juanji.random``), shuffling and augmentation (``DataLoader``, a function of seed and
+epoch) — is restored from the checkpoint, so a resumed run reaches the same weights bit for bit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from . import models, nn, optim
+from . import random as jrandom
+from .data import DataLoader, load_mnist
+from .data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
+from .init import initialize
+
+
+@dataclass
+class TrainConfig:
+    """Every choice of a run; saved as config.json.  The defaults are those of a bare ``juanji train``
+    (the README explains each)."""
+    model: str = "lenet5"
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    init: str = "kaiming_uniform"
+    normalize: bool = True
+    augment: list = field(default_factory=list)
+    label_smoothing: float = 0.0
+    data: str | None = None
+    limit: int | None = None
+    out: str = "runs/lenet5"
+    seed: int = 0
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message says where."""
+
+
+OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("none", "step", "cosine", "exponential", "plateau")
+
+
+def make_optimizer(config: TrainConfig, parameters):
+    name = config.optimizer
+    if name in ("sgd", "nesterov"):
+        return optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                         nesterov=name == "nesterov")
+    classes = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
+    if name not in classes:
+        raise ValueError(f"unknown optimizer '{name}' (known: {', '.join(OPTIMIZERS)})")
+    return classes[name](parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_scheduler(config: TrainConfig, optimizer):
+    """Per-epoch learning-rate schedule, optionally after a linear warm-up of ``warmup_epochs``."""
+    decay_epochs = max(1, config.epochs - config.warmup_epochs)
+    schedules = {
+        "none": lambda: None,
+        "step": lambda: optim.StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.5),
+        "cosine": lambda: optim.CosineAnnealingLR(optimizer, T_max=decay_epochs),
+        "exponential": lambda: optim.ExponentialLR(optimizer, gamma=0.9),
+        "plateau": lambda: optim.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=1),
+    }
+    if config.schedule not in schedules:
+        raise ValueError(f"unknown schedule '{config.schedule}' (known: {', '.join(SCHEDULES)})")
+    scheduler = schedules[config.schedule]()
+    if config.warmup_epochs:
+        if config.schedule in ("none", "plateau"):
+            raise ValueError(f"warm-up combines with a step/cosine/exponential schedule, not '{config.schedule}'")
+        warmup = optim.LinearLR(optimizer, start_factor=0.1, total_iters=config.warmup_epochs)
+        scheduler = optim.SequentialLR(optimizer, [warmup, scheduler], milestones=[config.warmup_epochs])
+    return scheduler
+
+
+def make_augmentation(names, image_size):
+    known = {"crop": lambda: RandomCrop(image_size, padding=2), "flip": lambda: RandomHorizontalFlip()}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown augmentation {unknown} (known: {', '.join(known)})")
+    return [known[n]() for n in names]
+
+
+def evaluate(model, loader, loss_fn=None, return_predictions=False):
+    """Mean loss and accuracy of ``model`` (in eval mode) over ``loader``."""
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    was_training = model.training
+    model.eval()
+    total_loss, correct, count, predictions = 0.0, 0, 0, []
+    for x, y in loader:
+        logits = model(x)
+        total_loss += float(loss_fn(logits, y)) * len(y)
+        predicted = logits.argmax(axis=1)
+        correct += int((predicted == y).sum())
+        count += len(y)
+        predictions.append(predicted)
+    model.train(was_training)
+    result = {"loss": total_loss / count, "accuracy": correct / count}
+    if return_predictions:
+        result["predictions"] = np.concatenate(predictions)
+    return result
+
+
+def first_non_finite_layer(model, x) -> str:
+    """Re-run a forward pass layer by layer and name the first layer whose output is not finite."""
+    if not np.all(np.isfinite(x)):
+        return "the input batch"
+    for name, layer in model.named_children():
+        x = layer(x)
+        if not np.all(np.isfinite(x)):
+            return f"layer '{name}' ({layer!r})"
+    return "the loss (the logits were finite)"
+
+
+class Trainer:
+    """Owns a run: model, optimizer, schedule, data, run directory.  ``fit()`` trains the remaining epochs."""
+
+    def __init__(self, config: TrainConfig, progress: bool = True, resume: bool = False):
+        self.config, self.progress = config, progress
+        self.out = config.out
+        self.start_epoch = 0
+        self.best_accuracy = -1.0
+        self.train_set = load_mnist(config.data, train=True, limit=config.limit)
+        self.test_set = load_mnist(config.data, train=False)
+        image_shape = self.train_set.images.shape[1:]
+        self.normalization = self._normalization()
+        normalize = [Normalize(*self.normalization)] if self.normalization else []
+        augmentation = make_augmentation(config.augment, image_shape[1])
+        self.train_loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed,
+                                       transform=Compose(augmentation + normalize))
+        self.test_loader = DataLoader(self.test_set, 1000, transform=Compose(normalize))
+
+        jrandom.seed(config.seed)
+        self.model = models.create(config.model, num_classes=len(self.train_set.classes),
+                                   in_channels=image_shape[0], **self._size_argument(image_shape))
+        initialize(self.model, config.init, jrandom.generator())
+        self.optimizer = make_optimizer(config, self.model.parameters())
+        self.scheduler = make_scheduler(config, self.optimizer)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        if resume:
+            self._resume()
+
+    def _size_argument(self, image_shape):
+        return {"input_size": image_shape[1]} if image_shape[1] != 28 else {}
+
+    def _normalization(self):
+        """Per-channel mean and std of the training images, or None when normalisation is off."""
+        if not self.config.normalize:
+            return None
+        images = self.train_set.images
+        return (images.mean(axis=(0, 2, 3)).tolist(), images.std(axis=(0, 2, 3)).tolist())
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def checkpoint_path(self, epoch: int) -> str:
+        return os.path.join(self.out, "checkpoints", f"epoch-{epoch:03d}.npz")
+
+    def _save(self, epoch: int, metrics: dict) -> None:
+        meta = {"epoch": epoch, "config": dataclasses.asdict(self.config), "metrics": metrics,
+                "best_accuracy": self.best_accuracy,
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "rng": jrandom.get_state(),
+                "data": {"classes": self.train_set.classes, "normalization": self.normalization,
+                         "input_shape": list(self.train_set.images.shape[1:])}}
+        ckpt.save(self.checkpoint_path(epoch), self.model, self.optimizer, **meta)
+        if metrics["test_accuracy"] >= self.best_accuracy:
+            ckpt.save(os.path.join(self.out, "best.npz"), self.model, **meta)
+
+    def _resume(self) -> None:
+        paths = sorted(glob.glob(os.path.join(self.out, "checkpoints", "epoch-*.npz")))
+        if not paths:
+            raise FileNotFoundError(f"--resume: no checkpoint in {os.path.join(self.out, 'checkpoints')}")
+        state = ckpt.load(paths[-1])
+        ckpt.restore_model(state, self.model, paths[-1])
+        ckpt.restore_optimizer(state, self.optimizer, paths[-1])
+        if self.scheduler and state.meta.get("scheduler"):
+            self.scheduler.load_state_dict(state.meta["scheduler"])
+        jrandom.set_state(state.meta["rng"])
+        self.start_epoch = state.meta["epoch"]
+        self.best_accuracy = state.meta.get("best_accuracy", -1.0)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict:
+        self.model.train()
+        self.train_loader.set_epoch(epoch)
+        total_loss, correct, seen = 0.0, 0, 0
+        started = time.perf_counter()
+        batches = self._progress_bar(self.train_loader, epoch)
+        for step, (x, y) in enumerate(batches):
+            with np.errstate(over="ignore", invalid="ignore"):    # a non-finite loss is reported below
+                logits = self.model(x)
+                loss = self.loss_fn(logits, y)
+            if not np.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss} at epoch {epoch + 1}, step {step + 1}: first non-finite output in "
+                    f"{first_non_finite_layer(self.model, x)}; try a smaller --lr. The last good checkpoint "
+                    f"is kept in {os.path.join(self.out, 'checkpoints')}")
+            self.model.backward(self.loss_fn.backward())
+            self.optimizer.step()
+            total_loss += float(loss) * len(y)
+            correct += int((logits.argmax(axis=1) == y).sum())
+            seen += len(y)
+            if hasattr(batches, "set_postfix") and step % 20 == 0:
+                rate = seen / (time.perf_counter() - started)
+                batches.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
+                                    img_s=f"{rate:.0f}")
+        return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
+                "train_seconds": time.perf_counter() - started}
+
+    def _progress_bar(self, loader, epoch):
+        if not self.progress:
+            return loader
+        from tqdm import tqdm  # an optional extra: only the command line needs it
+        return tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False)
+
+    def fit(self, on_epoch_end=None) -> list[dict]:
+        os.makedirs(os.path.join(self.out, "checkpoints"), exist_ok=True)
+        config_path = os.path.join(self.out, "config.json")
+        ckpt.write_atomically(config_path, lambda f: f.write(
+            json.dumps(dataclasses.asdict(self.config), indent=2).encode()))
+        history = read_metrics(self.out)[:self.start_epoch]
+        for epoch in range(self.start_epoch, self.config.epochs):
+            lr = self.optimizer.lr
+            metrics = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
+            test = evaluate(self.model, self.test_loader, self.loss_fn)
+            metrics.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
+            metrics["images_per_second"] = len(self.train_set) / metrics["train_seconds"]
+            if self.scheduler is not None:
+                if isinstance(self.scheduler, optim.ReduceLROnPlateau):
+                    self.scheduler.step(test["accuracy"])
+                else:
+                    self.scheduler.step()
+            history.append(metrics)
+            self._save(epoch + 1, metrics)
+            self.best_accuracy = max(self.best_accuracy, metrics["test_accuracy"])
+            write_metrics(self.out, history)
+            if on_epoch_end:
+                on_epoch_end(metrics)
+        return history
+
+
+def read_metrics(run_dir) -> list[dict]:
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_metrics(run_dir, history) -> None:
+    """metrics.jsonl and curves.png, both rewritten whole (atomically) after each epoch."""
+    text = "".join(json.dumps(m) + "\n" for m in history)
+    ckpt.write_atomically(os.path.join(run_dir, "metrics.jsonl"), lambda f: f.write(text.encode()))
+    from .viz.curves import plot_curves  # matplotlib is an optional extra
+    runs = {os.path.basename(os.path.normpath(run_dir)): history}
+    ckpt.write_atomically(os.path.join(run_dir, "curves.png"), lambda f: plot_curves(runs, f))

@@ -1,0 +1,1 @@
+"""Pictures of what a network does, written as PNG files with matplotlib (headless)."""
