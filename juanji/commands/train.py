@@ -1,0 +1,173 @@
+"""``juanji train``, ``juanji eval``, ``juanji predict``: the training run and what uses its checkpoints."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from .. import checkpoint as ckpt
+from ..data import DataLoader, load_mnist
+from ..data.images import load_image
+from ..data.transforms import Normalize
+
+
+def register(sub):
+    """Add train, eval and predict to the ``juanji`` argument parser."""
+    defaults = _config_class()()
+    p = sub.add_parser("train", help="train a model (default: LeNet-5 on Fashion-MNIST)",
+                       description="Train a model; every option defaults to the README's recommended run.")
+    p.add_argument("--model", help=f"model name (default {defaults.model}); see 'juanji models'")
+    p.add_argument("--epochs", type=int, help=f"(default {defaults.epochs})")
+    p.add_argument("--batch-size", type=int, help=f"(default {defaults.batch_size})")
+    p.add_argument("--optimizer", help=f"sgd, nesterov, adam, adamw, rmsprop, adagrad (default {defaults.optimizer})")
+    p.add_argument("--lr", type=float, help=f"learning rate (default {defaults.lr})")
+    p.add_argument("--momentum", type=float, help=f"for sgd/nesterov (default {defaults.momentum})")
+    p.add_argument("--weight-decay", type=float, help=f"(default {defaults.weight_decay})")
+    p.add_argument("--schedule", help=f"none, step, cosine, exponential, plateau (default {defaults.schedule})")
+    p.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs before the schedule (default 0)")
+    p.add_argument("--init", help=f"torch, kaiming_uniform, kaiming_normal, xavier_uniform, xavier_normal, "
+                                  f"lecun_uniform, lecun_normal (default {defaults.init})")
+    p.add_argument("--no-normalize", dest="normalize", action="store_const", const=False,
+                   help="feed pixels in [0, 1] instead of standardising by the training set's mean/std")
+    p.add_argument("--augment", help="comma-separated: crop (random crop, padding 2), flip (horizontal)")
+    p.add_argument("--label-smoothing", type=float, help="(default 0)")
+    p.add_argument("--data", help="folder with MNIST-format IDX files (default: Fashion-MNIST of the Debian "
+                                  "package dataset-fashion-mnist)")
+    p.add_argument("--limit", type=int, help="train on the first N training images only")
+    p.add_argument("--out", help="run directory (default runs/MODEL, or runs/MODEL-2 ... if taken)")
+    p.add_argument("--seed", type=int, help=f"(default {defaults.seed})")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.set_defaults(run=cmd_train)
+    p = sub.add_parser("eval", help="test accuracy and confusion matrix of a run or checkpoint")
+    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--data", help="folder with MNIST-format IDX files (default: the one trained on)")
+    p.set_defaults(run=cmd_eval)
+    p = sub.add_parser("predict", help="top-3 classes of image files (PNG, JPG, BMP, GIF)")
+    p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(run=cmd_predict)
+
+
+def _config_class():
+    from ..train import TrainConfig
+    return TrainConfig
+
+
+def _free_run_dir(model: str) -> str:
+    base = os.path.join("runs", model)
+    candidate, index = base, 1
+    while os.path.exists(os.path.join(candidate, "config.json")):
+        index += 1
+        candidate = f"{base}-{index}"
+    return candidate
+
+
+def _resolve_train_config(args):
+    TrainConfig = _config_class()
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    if isinstance(given.get("augment"), str):
+        given["augment"] = [a for a in given["augment"].split(",") if a]
+    if args.resume:
+        if "out" not in given:
+            raise ValueError("--resume needs --out RUN_DIR: the run to continue")
+        config_path = os.path.join(given["out"], "config.json")
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(f"--resume: {config_path} does not exist")
+        with open(config_path) as f:
+            saved = json.load(f)
+        changed = {k: v for k, v in given.items() if k not in ("out", "epochs") and saved.get(k) != v}
+        if changed:
+            raise ValueError(f"--resume continues a run as it was configured; these options differ from "
+                             f"{config_path}: {sorted(changed)}")
+        return TrainConfig(**{**saved, **given})
+    config = TrainConfig(**given)
+    if "out" not in given:
+        config.out = _free_run_dir(config.model)
+    elif os.path.exists(os.path.join(config.out, "config.json")):
+        raise ValueError(f"{config.out} already holds a run; add --resume to continue it, or choose another --out")
+    return config
+
+
+def cmd_train(args):
+    from ..train import Trainer
+    config = _resolve_train_config(args)
+    trainer = Trainer(config, progress=args.progress, resume=args.resume)
+    if trainer.start_epoch >= config.epochs:
+        print(f"{config.out}: already trained for {trainer.start_epoch} epochs; pass a larger --epochs to go on")
+        return 0
+    print(f"training {config.model} ({trainer.model.num_parameters():,} parameters) on "
+          f"{len(trainer.train_set):,} images, testing on {len(trainer.test_set):,}; run directory {config.out}")
+
+    def report(m):
+        print(f"epoch {m['epoch']:>2}/{config.epochs}  lr {m['lr']:.4g}  train loss {m['train_loss']:.4f} "
+              f"acc {m['train_accuracy']:.4f}  test loss {m['test_loss']:.4f} acc {m['test_accuracy']:.4f}  "
+              f"{m['train_seconds']:.1f} s ({m['images_per_second']:.0f} img/s)", flush=True)
+
+    history = trainer.fit(on_epoch_end=report)
+    best = max(history, key=lambda m: m["test_accuracy"])
+    print(f"final test accuracy {history[-1]['test_accuracy']:.4f} (best {best['test_accuracy']:.4f} at epoch "
+          f"{best['epoch']}); checkpoints, metrics.jsonl and curves.png in {config.out}")
+    return 0
+
+
+def _checkpoint_path(run_or_checkpoint: str) -> str:
+    if os.path.isdir(run_or_checkpoint):
+        path = os.path.join(run_or_checkpoint, "best.npz")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{run_or_checkpoint}: a folder without best.npz, not a juanji run")
+        return path
+    return run_or_checkpoint
+
+
+def load_trained(run_or_checkpoint: str):
+    """(model in eval mode, checkpoint) from a run directory or a checkpoint file."""
+    path = _checkpoint_path(run_or_checkpoint)
+    state = ckpt.load(path)
+    model = ckpt.restore_model(state, source=path)
+    model.eval()
+    return model, state
+
+
+def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
+    """counts[true, predicted]"""
+    return np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(num_classes, -1)
+
+
+def cmd_eval(args):
+    from ..train import evaluate
+    model, state = load_trained(args.checkpoint)
+    data = state.meta.get("data", {})
+    test_set = load_mnist(args.data or state.meta.get("config", {}).get("data"), train=False)
+    normalization = data.get("normalization")
+    transform = (lambda x, rng: Normalize(*normalization)(x, rng)) if normalization else None
+    result = evaluate(model, DataLoader(test_set, 1000, transform=transform), return_predictions=True)
+    classes = data.get("classes") or test_set.classes
+    matrix = confusion_matrix(test_set.labels, result["predictions"], len(classes))
+    print(f"test accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  ({len(test_set)} images)")
+    width = max(len(c) for c in classes) + 4
+    print("confusion matrix (rows: true class, columns: predicted class)")
+    print(" " * width + "".join(f"{i:>6}" for i in range(len(classes))))
+    for i, (name, row) in enumerate(zip(classes, matrix)):
+        print(f"{i:>2}  {name:<{width - 4}}" + "".join(f"{v:>6}" for v in row))
+    return 0
+
+
+def cmd_predict(args):
+    from ..functional.activation import softmax
+    model, state = load_trained(args.checkpoint)
+    data = state.meta.get("data", {})
+    channels, height, width = data.get("input_shape", getattr(model, "input_shape", (1, 28, 28)))
+    mean, std = data.get("normalization") or (None, None)
+    classes = data.get("classes") or [str(i) for i in range(10)]
+    for path in args.images:
+        image = load_image(path, channels=channels, size=(height, width), mean=mean, std=std)
+        probabilities = softmax(model(image[None]), axis=1)[0]
+        top = np.argsort(probabilities)[::-1][:3]
+        ranked = ", ".join(f"{classes[i]} {probabilities[i]:.3f}" for i in top)
+        print(f"{path}: {ranked}")
+    return 0

@@ -1,0 +1,122 @@
+"""The juanji command: eval, predict, models, and its one-line errors (exit 2) on bad input."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from juanji import checkpoint as ckpt
+from juanji.cli import main
+from juanji.data import load_mnist
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--epochs", "1", "--limit", "3000", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def test_images(tmp_path_factory):
+    """The first 5 Fashion-MNIST test images as PNG, JPG and BMP files, with their labels."""
+    folder = tmp_path_factory.mktemp("images")
+    test = load_mnist(train=False, limit=5)
+    paths = []
+    for i, (image, label) in enumerate(zip(test.images, test.labels)):
+        pixels = (image[0] * 255).round().astype(np.uint8)
+        suffix = ("png", "jpg", "bmp")[i % 3]
+        path = folder / f"{i}.{suffix}"
+        Image.fromarray(pixels).save(path)
+        paths.append((path, test.classes[label]))
+    return paths
+
+
+def test_train_writes_the_run_directory(run_dir, capsys):
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.json", "metrics.jsonl", "curves.png", "best.npz", "checkpoints"} <= names
+    assert (run_dir / "checkpoints" / "epoch-001.npz").exists()
+
+
+def test_eval_prints_accuracy_and_confusion_matrix(run_dir, capsys):
+    assert main(["eval", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("test accuracy ")[1].split()[0])
+    saved = ckpt.load(run_dir / "best.npz").meta["metrics"]["test_accuracy"]
+    assert accuracy == pytest.approx(saved, abs=1e-9)
+    lines = out.splitlines()
+    rows = lines[lines.index("confusion matrix (rows: true class, columns: predicted class)") + 2:]
+    assert len(rows) == 10 and rows[9].split()[:3] == ["9", "Ankle", "boot"]
+    counts = np.array([[int(v) for v in row.split()[-10:]] for row in rows])
+    assert counts.sum() == 10_000 and np.trace(counts) == round(accuracy * 10_000)
+
+
+def test_predict_ranks_classes_of_png_jpg_bmp_files(run_dir, test_images, capsys):
+    assert main(["predict", str(run_dir / "best.npz"), *[str(p) for p, _ in test_images]]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(test_images)
+    hits = 0
+    for line, (path, label) in zip(lines, test_images):
+        assert line.startswith(f"{path}: ")
+        ranked = line.split(": ", 1)[1].split(", ")
+        probabilities = [float(item.rsplit(" ", 1)[1]) for item in ranked]
+        assert len(ranked) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert sum(probabilities) <= 1.0 + 1e-6
+        hits += any(item.rsplit(" ", 1)[0] == label for item in ranked)
+    assert hits >= 4          # a model at ~75 % test accuracy has nearly all of them in its top 3
+
+
+def test_models_lists_the_zoo(capsys):
+    assert main(["models"]) == 0
+    assert "lenet5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("make_file, message", [
+    (lambda p: p.write_bytes(b""), "empty file"),
+    (lambda p: p.write_text("not an image"), "not an image file"),
+    (lambda p: p.write_bytes(_png_bytes()[:60]), "truncated or corrupt"),
+])
+def test_predict_rejects_bad_image_files(run_dir, tmp_path, capsys, make_file, message):
+    path = tmp_path / "bad.png"
+    make_file(path)
+    assert main(["predict", str(run_dir), str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("juanji: error: bad.png: ") and message in err and "\n" not in err
+
+
+def _png_bytes():
+    import io
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(784, dtype=np.uint8).reshape(28, 28)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_existing_run_is_never_overwritten(run_dir, capsys):
+    before = (run_dir / "best.npz").read_bytes()
+    assert main(["train", "--out", str(run_dir), "--epochs", "1", "--no-progress"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run_dir / "best.npz").read_bytes() == before
+
+
+def test_unknown_model_suggests_the_closest(capsys):
+    assert main(["train", "--model", "lenet-5", "--no-progress"]) == 2
+    assert "did you mean 'lenet5'" in capsys.readouterr().err
+
+
+def test_missing_data_names_the_files_looked_for(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "train-images-idx3-ubyte" in err and "apt-get install dataset-fashion-mnist" in err
+
+
+def test_errors_exit_2_without_traceback_unless_debug(tmp_path):
+    bad = tmp_path / "model.npz"
+    bad.write_bytes(b"\x80\x04pickled")
+    result = subprocess.run([sys.executable, "-m", "juanji.cli", "eval", str(bad)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "juanji: error: model.npz: not a juanji checkpoint: not a zip archive " \
+                                    "(a renamed pickle or other file?)"
+    debug = subprocess.run([sys.executable, "-m", "juanji.cli", "--debug", "eval", str(bad)],
+                           capture_output=True, text=True)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
