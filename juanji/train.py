@@ -146,16 +146,13 @@ class Trainer:
 
         jrandom.seed(config.seed)
         self.model = models.create(config.model, num_classes=len(self.train_set.classes),
-                                   in_channels=image_shape[0], **self._size_argument(image_shape))
+                                   in_channels=image_shape[0], input_size=image_shape[1])
         initialize(self.model, config.init, jrandom.generator())
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.scheduler = make_scheduler(config, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         if resume:
             self._resume()
-
-    def _size_argument(self, image_shape):
-        return {"input_size": image_shape[1]} if image_shape[1] != 28 else {}
 
     def _normalization(self):
         """Per-channel mean and std of the training images, or None when normalisation is off."""
