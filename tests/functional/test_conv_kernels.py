@@ -1,0 +1,190 @@
+"""conv2d / conv2d_backward against torch.nn.functional.conv2d, against the slow loop reference, and
+im2col/col2im adjointness."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from juanji.functional import conv as F
+from kernel_check import DTYPES, assert_close, torch_vjp
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning")
+
+# (N, C, H, W), K, kernel, conv keyword arguments
+CONV_CASES = [
+    pytest.param((1, 3, 7, 7), 4, 3, dict(padding=1), id="batch1"),
+    pytest.param((2, 3, 9, 11), 5, 3, dict(), id="odd-sizes"),
+    pytest.param((2, 3, 8, 8), 4, 3, dict(stride=2, padding=1), id="stride2-remainder"),      # (8+2-3) % 2 = 1
+    pytest.param((2, 2, 9, 10), 3, 3, dict(stride=3, padding=1), id="stride3-remainder"),     # (9+2-3) % 3 = 2
+    pytest.param((2, 3, 9, 9), 4, 3, dict(padding=2, dilation=2), id="dilation2"),
+    pytest.param((2, 3, 10, 9), 4, 3, dict(stride=2, dilation=(2, 1)), id="dilation-stride-mixed"),
+    pytest.param((2, 4, 7, 7), 6, 3, dict(padding=1, groups=2), id="groups2"),
+    pytest.param((2, 4, 7, 7), 4, 3, dict(padding=1, groups=4), id="depthwise"),
+    pytest.param((2, 4, 6, 6), 8, 3, dict(stride=2, groups=4), id="depthwise-multiplier2"),
+    pytest.param((2, 5, 6, 7), 3, 1, dict(), id="1x1"),
+    pytest.param((2, 6, 5, 5), 4, 1, dict(stride=2, groups=2), id="1x1-stride2-groups"),
+    pytest.param((2, 2, 5, 6), 3, (7, 8), dict(padding=1), id="kernel-as-large-as-padded-input"),
+    pytest.param((2, 3, 4, 4), 2, 4, dict(), id="kernel-as-large-as-input"),
+    pytest.param((2, 3, 7, 6), 4, 4, dict(padding="same"), id="same-even-kernel"),
+    pytest.param((2, 3, 9, 8), 4, 4, dict(padding="same", dilation=2), id="same-even-kernel-dilation2"),
+    pytest.param((2, 3, 6, 7), 2, (2, 3), dict(padding="same", dilation=(3, 2)), id="same-asymmetric"),
+    pytest.param((2, 3, 6, 7), 4, 3, dict(padding="same", groups=1), id="same-odd-kernel"),
+    pytest.param((2, 3, 8, 7), 4, 3, dict(padding="valid"), id="valid"),
+    pytest.param((2, 3, 9, 10), 4, (3, 5), dict(stride=(2, 1), padding=(1, 2)), id="asymmetric"),
+    pytest.param((2, 3, 7, 7), 4, 3, dict(padding=1, bias=False), id="no-bias"),
+]
+
+
+def run_both(shape, k, kernel, kwargs, dtype, seed=0):
+    """Forward and backward of juanji's kernel and of torch's on the same arrays."""
+    rng = np.random.default_rng(seed)
+    kwargs = dict(kwargs)
+    use_bias = kwargs.pop("bias", True)
+    kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
+    groups = kwargs.get("groups", 1)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((k, shape[1] // groups, *kernel)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype) if use_bias else None
+    y, cache = F.conv2d(x, w, b, **kwargs)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, dw, db = F.conv2d_backward(dy, cache)
+    y_t, (dx_t, dw_t, db_t) = torch_vjp(lambda *t: TF.conv2d(*t, **kwargs), dy, x, w, b)
+    return (y, dx, dw, db), (y_t, dx_t, dw_t, db_t)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, kernel, kwargs", CONV_CASES)
+def test_conv2d_forward_backward_match_torch(shape, k, kernel, kwargs, dtype):
+    ours, theirs = run_both(shape, k, kernel, kwargs, dtype)
+    for name, a, b in zip(["y", "dx", "dW", "db"], ours, theirs):
+        if b is None:
+            assert a.shape == (k,)     # db is always computed; there is just no bias to compare it to
+            continue
+        assert a.dtype == dtype, f"{name} is {a.dtype}, expected {np.dtype(dtype)} (no silent upcast)"
+        assert_close(a, b, name)
+
+
+def test_conv2d_backward_without_dx():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    _, cache = F.conv2d(x, w, stride=2)
+    dy = rng.standard_normal((2, 4, 2, 2))
+    dx, dw, db = F.conv2d_backward(dy, cache, need_dx=False)
+    _, dw_full, db_full = F.conv2d_backward(dy, cache)
+    assert dx is None
+    np.testing.assert_array_equal(dw, dw_full)
+    np.testing.assert_array_equal(db, db_full)
+
+
+def test_conv2d_does_not_modify_its_inputs():
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    copies = [a.copy() for a in (x, w, b)]
+    y, cache = F.conv2d(x, w, b, padding=1)
+    F.conv2d_backward(np.ones_like(y), cache)
+    for original, copy in zip((x, w, b), copies):
+        np.testing.assert_array_equal(original, copy)
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding, dilation, expected", [
+    (8, 3, 2, 1, 1, 4), (9, 3, 3, 1, 1, 3), (7, 3, 1, 0, 2, 3), (5, 7, 1, 1, 1, 1), (28, 5, 1, 2, 1, 28)])
+def test_conv_output_size(size, kernel, stride, padding, dilation, expected):
+    assert F.conv_output_size(size, kernel, stride, padding, dilation) == expected
+    x = torch.zeros(1, 1, size, size)
+    w = torch.zeros(1, 1, kernel, kernel)
+    assert TF.conv2d(x, w, stride=stride, padding=padding, dilation=dilation).shape[-1] == expected
+
+
+@pytest.mark.parametrize("kernel, dilation, expected", [
+    ((3, 3), (1, 1), ((1, 1), (1, 1))), ((4, 2), (1, 1), ((1, 2), (0, 1))),
+    ((4, 3), (2, 3), ((3, 3), (3, 3))), ((2, 5), (3, 1), ((1, 2), (2, 2)))])
+def test_resolve_same_padding_puts_the_extra_pixel_after(kernel, dilation, expected):
+    assert F.resolve_padding("same", kernel, dilation) == expected
+    assert F.resolve_padding("valid", kernel, dilation) == ((0, 0), (0, 0))
+    assert F.resolve_padding((2, 1), kernel, dilation) == ((2, 2), (1, 1))
+
+
+@pytest.mark.parametrize("padding", ["full", "SAME", -1, (1, -2), (1, 2, 3), 1.5])
+def test_resolve_padding_rejects_bad_values(padding):
+    with pytest.raises((ValueError, TypeError), match="padding"):
+        F.resolve_padding(padding, (3, 3), (1, 1))
+
+
+# -- the slow reference and im2col/col2im ---------------------------------------------------------
+
+@st.composite
+def conv_configs(draw):
+    """A valid conv configuration: groups divide C and K, padding 'same' only at stride 1, and the
+    (dilated) kernel fits in the padded input."""
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c, k = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    r, s = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    if stride == (1, 1) and draw(st.booleans()):
+        padding = draw(st.sampled_from(["same", "valid"]))
+    else:
+        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    pads = F.resolve_padding(padding, (r, s), (dh, dw))
+    low_h, low_w = max(1, dh * (r - 1) + 1 - sum(pads[0])), max(1, dw * (s - 1) + 1 - sum(pads[1]))
+    h, w = draw(st.integers(low_h, low_h + 6)), draw(st.integers(low_w, low_w + 6))
+    return dict(shape=(draw(st.integers(1, 3)), c, h, w), weight=(k, c // groups, r, s),
+                kwargs=dict(stride=stride, padding=padding, dilation=(dh, dw), groups=groups),
+                bias=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_configs())
+def test_conv2d_matches_slow_reference(config):
+    rng = np.random.default_rng(config["seed"])
+    x, w = rng.standard_normal(config["shape"]), rng.standard_normal(config["weight"])
+    b = rng.standard_normal(config["weight"][0]) if config["bias"] else None
+    y, _ = F.conv2d(x, w, b, **config["kwargs"])
+    expected = F.conv2d_reference(x, w, b, **config["kwargs"])
+    assert y.shape == expected.shape
+    assert_close(y, expected, "conv2d vs conv2d_reference")
+
+
+def test_conv2d_reference_matches_torch():
+    """The reference is itself checked once against torch, so the property test above means something."""
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, 4, 7, 8)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
+    kwargs = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+    expected = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **kwargs)
+    assert_close(F.conv2d_reference(x, w, b, **kwargs), expected, "conv2d_reference vs torch")
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_configs())
+def test_im2col_col2im_are_adjoint(config):
+    """⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for every x and c: col2im is exactly im2col's transpose, which is
+    what makes dX = col2im(Wᵀ dY) the gradient."""
+    rng = np.random.default_rng(config["seed"])
+    k, _, r, s = config["weight"]
+    n, c, h, w = config["shape"]
+    stride, dilation = config["kwargs"]["stride"], config["kwargs"]["dilation"]
+    pads = F.resolve_padding(config["kwargs"]["padding"], (r, s), dilation)
+    padded = (n, c, h + sum(pads[0]), w + sum(pads[1]))
+    out = tuple(F.conv_output_size(padded[2 + a], (r, s)[a], stride[a], 0, dilation[a]) for a in range(2))
+    xp = rng.standard_normal(padded)
+    cols = F.im2col(xp, (r, s), stride, dilation, out)
+    assert cols.shape == (n, c * r * s, out[0] * out[1])
+    other = rng.standard_normal(cols.shape)
+    back = F.col2im(other, padded, (r, s), stride, dilation, out)
+    assert back.shape == padded
+    lhs, rhs = np.vdot(cols, other), np.vdot(xp, back)
+    assert abs(lhs - rhs) <= 1e-12 * max(1.0, np.abs(cols).sum() * np.abs(other).max())
+
+
+def test_im2col_layout():
+    """Row c·R·S + r·S + s, column i·W' + j holds xp[c, i·stride + r·dilation, j·stride + s·dilation]."""
+    xp = np.arange(2 * 6 * 7, dtype=np.float64).reshape(1, 2, 6, 7)
+    cols = F.im2col(xp, (2, 3), (2, 1), (2, 2), (2, 3))
+    for c in range(2):
+        for r in range(2):
+            for s in range(3):
+                for i in range(2):
+                    for j in range(3):
+                        assert cols[0, c * 6 + r * 3 + s, i * 3 + j] == xp[0, c, i * 2 + r * 2, j + s * 2]

@@ -1,0 +1,103 @@
+"""Shared helpers for the layer tests: run a juanji module and its torch.nn twin on the same state,
+input and output gradient, and compare everything.
+
+Closeness rule (the same as the kernel tests'): max|a − b| ≤ tol · max(1, max|b|), tol = 1e-10 in float64
+and 1e-4 in float32.
+"""
+import numpy as np
+import torch
+
+TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
+DTYPES = [np.float64, np.float32]
+TORCH_DTYPE = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
+
+
+def assert_close(actual, expected, what="", dtype=None):
+    if isinstance(expected, torch.Tensor):
+        expected = expected.detach().numpy()
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != torch's {expected.shape}"
+    tol = TOLERANCE[np.dtype(dtype or expected.dtype)]
+    finite = np.isfinite(expected)       # torch's ±inf (a max-pool window entirely in padding) must be ours
+    assert np.array_equal(actual[~finite], expected[~finite]) and np.isfinite(actual[finite]).all(), \
+        f"{what}: non-finite values differ from torch's"
+    actual, expected = actual[finite].astype(np.float64), expected[finite].astype(np.float64)
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    error = float(np.abs(actual - expected).max(initial=0.0))
+    assert error <= tol * scale, f"{what}: max abs error {error:.3g} exceeds {tol:g} · {scale:.3g}"
+
+
+def randomise_state(module, seed=0):
+    """Give every parameter and buffer non-trivial values (BatchNorm starts at γ = 1, β = 0, μ = 0, σ² = 1,
+    which would hide a swapped γ/β or an ignored statistic)."""
+    rng = np.random.default_rng(seed)
+    for _, mod in module.named_modules():
+        for key, array in {**mod.params, **mod.buffers}.items():
+            array[...] = rng.uniform(0.5 if key == "running_var" else -1.0, 1.5, array.shape)
+
+
+def load_into_torch(module, torch_module):
+    """Copy juanji's state_dict into the torch module by name; the names must be torch's own
+    (torch's BatchNorm also has num_batches_tracked, which juanji does not keep)."""
+    state = {name: torch.from_numpy(value.copy()) for name, value in module.state_dict().items()}
+    missing, unexpected = torch_module.load_state_dict(state, strict=False)
+    assert not unexpected, f"juanji names torch does not know: {unexpected}"
+    assert all(name.endswith("num_batches_tracked") for name in missing), f"missing in juanji: {missing}"
+
+
+def compare_with_torch(module, torch_module, x, steps=1, seed=0):
+    """Forward + backward of ``module`` and ``torch_module`` (same state, same x and dy) ``steps`` times,
+    fresh inputs each step; compares y, dx, every parameter gradient and every buffer, and checks that
+    outputs, dx and the grads dicts keep x's dtype. Returns the last juanji output."""
+    dtype = x.dtype
+    torch_module = torch_module.to(TORCH_DTYPE[dtype]).train(module.training)
+    load_into_torch(module, torch_module)
+    torch_params = dict(torch_module.named_parameters())
+    assert sorted(name for name, _, _ in module.parameters()) == sorted(torch_params)
+    rng = np.random.default_rng(seed)
+    for step in range(steps):
+        if step:
+            x = (rng.standard_normal(x.shape) * (1 + step) + step).astype(dtype)
+        y = module(x)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = module.backward(dy)
+        x_t = torch.from_numpy(x.copy()).requires_grad_(True)
+        for p in torch_params.values():
+            p.grad = None
+        y_t = torch_module(x_t)
+        y_t.backward(torch.from_numpy(dy))
+        assert y.dtype == dtype and dx.dtype == dtype, f"y {y.dtype}, dx {dx.dtype} for a {dtype} input"
+        assert_close(y, y_t, f"step {step}: y")
+        assert_close(dx, x_t.grad, f"step {step}: dx")
+        for name, param, grad in module.parameters():
+            assert param.dtype == grad.dtype == dtype, f"{name}: param {param.dtype}, grad {grad.dtype}"
+            assert_close(grad, torch_params[name].grad, f"step {step}: grad of {name}")
+        torch_state = torch_module.state_dict()
+        for name, value in module.state_dict().items():
+            assert value.dtype == dtype, f"{name} is {value.dtype}"
+            assert_close(value, torch_state[name], f"step {step}: {name}")
+    return y
+
+
+class TorchResidual(torch.nn.Module):
+    """y = body(x) + shortcut(x), children named as juanji's Residual names them."""
+
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        self.body, self.shortcut = body, shortcut or torch.nn.Identity()
+
+    def forward(self, x):
+        return self.body(x) + self.shortcut(x)
+
+
+class TorchConcat(torch.nn.Module):
+    """Branches named "0", "1", … as juanji's Concat; outputs concatenated along dim."""
+
+    def __init__(self, *branches, dim=1):
+        super().__init__()
+        for i, branch in enumerate(branches):
+            self.add_module(str(i), branch)
+        self.dim = dim
+
+    def forward(self, x):
+        return torch.cat([branch(x) for branch in self.children()], dim=self.dim)
