@@ -7,17 +7,24 @@ def relu(x):
 
 
 def relu_backward(dy, x):
-    """dX = dY · [x > 0]  (the kink at 0 gets gradient 0, as PyTorch)."""
-    return np.where(x > 0, dy, 0).astype(dy.dtype, copy=False)
+    """dX = dY · [x > 0]  (the kink at 0 gets gradient 0, as PyTorch).  A product with the mask, not
+    np.where: several times faster on large arrays."""
+    return dy * (x > 0)
+
+
+def _leaky_slope(x, negative_slope):
+    """1 where x > 0, else negative_slope, in x's dtype."""
+    slope = x.dtype.type(negative_slope)
+    return (x > 0) * (1 - slope) + slope
 
 
 def leaky_relu(x, negative_slope=0.01):
-    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+    return x * _leaky_slope(x, negative_slope)
 
 
 def leaky_relu_backward(dy, x, negative_slope=0.01):
     """dX = dY · (1 if x > 0 else slope)"""
-    return np.where(x > 0, dy, dy * dy.dtype.type(negative_slope))
+    return dy * _leaky_slope(x, negative_slope)
 
 
 def sigmoid(x):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from numpy.lib.stride_tricks import as_strided
+
 from .conv import _pair, pad2d
 
 
@@ -37,34 +39,53 @@ def _window(xp, offset, stride, dilation, out):
     return xp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
 
 
+def _window_planes(xp, kernel_size, stride, dilation, out):
+    """(R·S, N, C, H', W') contiguous copy: plane i·S + j holds what window offset (i, j) reads.
+
+    One strided copy; after it every comparison runs on contiguous memory, which is several times
+    faster than working on the strided views."""
+    n, c = xp.shape[:2]
+    (r, s), (sh, sw), (dh, dw), (ho, wo) = kernel_size, stride, dilation, out
+    sn, sc, sy, sx = xp.strides
+    view = as_strided(xp, shape=(r, s, n, c, ho, wo), strides=(sy * dh, sx * dw, sn, sc, sy * sh, sx * sw),
+                      writeable=False)
+    return np.ascontiguousarray(view).reshape(r * s, n, c, ho, wo)
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """y = max over each window.  Returns (y, cache); padding counts as −∞ (never the max)."""
     kernel_size, stride, dilation, pads, out = _pool_geometry(x.shape, kernel_size, stride, padding,
                                                               dilation, ceil_mode)
     xp = pad2d(x, pads, value=-np.inf)
-    y = _window(xp, (0, 0), stride, dilation, out).copy()
-    argmax = np.zeros(y.shape, dtype=np.int8 if kernel_size[0] * kernel_size[1] < 128 else np.int32)
-    for i in range(kernel_size[0]):
-        for j in range(kernel_size[1]):
-            if i == j == 0:
-                continue
-            candidate = _window(xp, (i, j), stride, dilation, out)
-            # strictly greater: on ties the first position in row-major window order wins, as PyTorch
-            better = candidate > y
-            np.copyto(y, candidate, where=better)
-            np.copyto(argmax, i * kernel_size[1] + j, where=better)
+    planes = _window_planes(xp, kernel_size, stride, dilation, out)
+    y = planes[0].copy()
+    argmax = np.zeros(y.shape, dtype=np.uint8 if len(planes) < 256 else np.int32)
+    for offset in range(1, len(planes)):
+        # strictly greater: on ties the first offset in row-major window order wins, as PyTorch.
+        # Arithmetic select (argmax += better·(offset − argmax)) instead of np.where: no masked writes.
+        better = planes[offset] > y
+        np.maximum(y, planes[offset], out=y)
+        argmax += better * (offset - argmax).astype(argmax.dtype)
     return y, (x.shape, xp.shape, argmax, kernel_size, stride, dilation, pads, out)
 
 
 def max_pool2d_backward(dy, cache):
     """dX routes each dY to the arg-max of its window (one position per window, ties included);
     overlapping windows add up."""
-    x_shape, xp_shape, argmax, kernel_size, stride, dilation, pads, out = cache
-    dxp = np.zeros(xp_shape, dtype=dy.dtype)
+    x_shape, padded, argmax, kernel_size, stride, dilation, pads, out = cache
+    # Windows that tile the input exactly (the usual 2×2, stride 2) touch each cell once: plain writes
+    # into an uninitialised buffer suffice. Otherwise windows overlap or leave gaps: accumulate into zeros.
+    tiles = (stride == kernel_size and dilation == (1, 1)
+             and padded[2:] == (out[0] * stride[0], out[1] * stride[1]))
+    dxp = np.empty(padded, dtype=dy.dtype) if tiles else np.zeros(padded, dtype=dy.dtype)
     for i in range(kernel_size[0]):
         for j in range(kernel_size[1]):
-            routed = np.where(argmax == i * kernel_size[1] + j, dy, 0)
-            _window(dxp, (i, j), stride, dilation, out)[...] += routed
+            routed = dy * (argmax == i * kernel_size[1] + j)
+            window = _window(dxp, (i, j), stride, dilation, out)
+            if tiles:
+                window[...] = routed
+            else:
+                window += routed
     return _unpad(dxp, x_shape, pads)
 
 

@@ -16,7 +16,11 @@ class Conv2d(Module):
     params: weight (K, C/groups, R, S), bias (K,).  ``padding`` is an int, a pair, 'same' (stride 1
     only; an even kernel pads one more after) or 'valid'.  groups = C gives a depthwise convolution.
     Default init as PyTorch: U(±1/√fan_in) for weight and bias.
+    Set ``input_grad = False`` on a network's first layer to skip computing d loss/d x (backward then
+    returns None), as PyTorch skips it for inputs that do not require grad.
     """
+
+    input_grad = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, dtype=np.float32, rng=None):
@@ -89,7 +93,7 @@ class Conv2d(Module):
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        dx, dw, db = F.conv2d_backward(dy, self._cache)
+        dx, dw, db = F.conv2d_backward(dy, self._cache, need_dx=self.input_grad)
         np.copyto(self.grads["weight"], dw)
         if "bias" in self.grads:
             np.copyto(self.grads["bias"], db)
@@ -143,11 +147,11 @@ class Conv1d(Conv2d):
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        dx, dw, db = F.conv2d_backward(dy[:, :, None, :], self._cache)
+        dx, dw, db = F.conv2d_backward(dy[:, :, None, :], self._cache, need_dx=self.input_grad)
         np.copyto(self.grads["weight"], dw[:, :, 0, :])
         if "bias" in self.grads:
             np.copyto(self.grads["bias"], db)
-        return dx[:, :, 0, :]
+        return None if dx is None else dx[:, :, 0, :]
 
     def extra_repr(self):
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size[1]}, "

@@ -10,7 +10,10 @@ from .module import Module
 
 class Linear(Module):
     """``torch.nn.Linear``: y = x Wᵀ + b.  x (N, in_features) → y (N, out_features);
-    params: weight (out_features, in_features), bias (out_features,).  Init as PyTorch: U(±1/√in)."""
+    params: weight (out_features, in_features), bias (out_features,).  Init as PyTorch: U(±1/√in).
+    ``input_grad = False`` skips d loss/d x (backward returns None), as for Conv2d."""
+
+    input_grad = True
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32, rng=None):
         super().__init__()
@@ -40,7 +43,7 @@ class Linear(Module):
         np.matmul(dy.T, self._x, out=self.grads["weight"])
         if "bias" in self.grads:
             np.sum(dy, axis=0, out=self.grads["bias"])
-        return dy @ self.params["weight"]
+        return dy @ self.params["weight"] if self.input_grad else None
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}"
