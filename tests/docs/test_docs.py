@@ -1,0 +1,172 @@
+"""The tutorial site cannot drift from the code: every page's examples run, their printed output is checked,
+every command line names a real ``juanji`` command, and ``mkdocs build --strict`` passes.
+
+Pages are ``docs/**/NAME.md`` (English) and ``NAME.zh.md`` (简体中文). A page's code blocks are
+```` ```pycon ```` (doctest: ``>>>`` lines and the output they print, compared with NORMALIZE_WHITESPACE and
+ELLIPSIS; all blocks of one page share a namespace, run in a fresh temporary directory), ```` ```sh ````
+(shell commands, not run: each ``juanji ...`` line must parse with the CLI's own parser) or
+```` ```text ```` (shown only). The two languages of a page must show the same examples with the same output.
+"""
+from __future__ import annotations
+
+import argparse
+import doctest
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from juanji import random as jrandom
+from juanji.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+PAGES = sorted(p for p in DOCS.rglob("*.md") if "images" not in p.relative_to(DOCS).parts)
+FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
+KINDS = {"pycon", "sh", "text"}
+FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+
+
+def page_id(path: Path) -> str:
+    return str(path.relative_to(DOCS))
+
+
+def blocks(path: Path):
+    """(kind, first line number of the body (0-based), body) of every fenced block of a page."""
+    text = path.read_text(encoding="utf-8")
+    for match in FENCE.finditer(text):
+        yield match.group(1), text.count("\n", 0, match.start(2)), match.group(2)
+
+
+def examples(path: Path) -> list[doctest.Example]:
+    """The doctest examples of all pycon blocks of a page, with line numbers in the page."""
+    parser, found = doctest.DocTestParser(), []
+    for kind, line, body in blocks(path):
+        if kind == "pycon":
+            for example in parser.get_examples(body, str(path)):
+                example.lineno += line
+                found.append(example)
+    return found
+
+
+def english(path: Path) -> Path:
+    return path.with_name(path.name.replace(".zh.md", ".md"))
+
+
+def test_pages_exist_in_both_languages():
+    assert PAGES, f"no pages under {DOCS}"
+    english_pages = {p for p in PAGES if not p.name.endswith(".zh.md")}
+    chinese_pages = {english(p) for p in PAGES if p.name.endswith(".zh.md")}
+    assert not english_pages - chinese_pages, f"pages without a .zh.md: {sorted(map(page_id, english_pages - chinese_pages))}"
+    assert not chinese_pages - english_pages, f".zh.md without an English page: {sorted(map(page_id, chinese_pages - english_pages))}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_blocks_are_of_a_checked_kind(page):
+    unchecked = [(line + 1, kind or "(none)") for kind, line, _ in blocks(page) if kind not in KINDS]
+    assert not unchecked, f"{page_id(page)}: code blocks of kinds {sorted(KINDS)} only (line, kind): {unchecked}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_examples_run_and_print_what_the_page_says(page, tmp_path, monkeypatch):
+    found = examples(page)
+    if not found:
+        pytest.skip("no pycon examples on this page")
+    monkeypatch.chdir(tmp_path)
+    print_options, random_state = np.get_printoptions(), jrandom.get_state()
+    test = doctest.DocTest(found, {"__name__": "__main__"}, page_id(page), str(page), 0, None)
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    report = []
+    try:
+        runner.run(test, out=report.append)
+    finally:
+        np.set_printoptions(**print_options)
+        jrandom.set_state(random_state)
+    if runner.failures:
+        pytest.fail(f"{runner.failures} of {len(found)} examples failed:\n" + "".join(report), pytrace=False)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.name.endswith(".zh.md")], ids=page_id)
+def test_both_languages_show_the_same_examples(page):
+    ours = [(e.source.strip(), e.want.strip()) for e in examples(page)]
+    theirs = [(e.source.strip(), e.want.strip()) for e in examples(english(page))]
+    assert [w for _, w in ours] == [w for _, w in theirs], \
+        f"{page_id(page)}: the examples' output differs from {page_id(english(page))}"
+    assert len(ours) == len(theirs)
+
+
+def command_lines(path: Path):
+    """(line number, words) of every ``juanji ...`` command in the page's sh blocks."""
+    for kind, start, body in blocks(path):
+        if kind != "sh":
+            continue
+        for offset, line in enumerate(body.splitlines()):
+            words = shlex.split(line, comments=True)
+            for i, word in enumerate(words):        # also after `&&`, `;` or `|`
+                if word == "juanji" and (i == 0 or words[i - 1] in ("&&", ";", "|", "||")):
+                    end = next((j for j in range(i + 1, len(words)) if words[j] in ("&&", ";", "|", "||")),
+                               len(words))
+                    yield start + offset + 1, words[i + 1:end]
+
+
+def inline_commands(path: Path):
+    """(line number, words) of every inline `juanji ...` code span in the page's prose."""
+    text = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), path.read_text(encoding="utf-8"))
+    for number, line in enumerate(text.splitlines(), 1):
+        for span in re.findall(r"`(juanji [^`]+)`", line):
+            yield number, shlex.split(span)[1:]
+
+
+def subcommand_path(words) -> list[str]:
+    """The leading words of ``words`` that name (sub-)commands, e.g. ['show', 'features'];
+    LookupError for a word where a command is expected that the parser does not know."""
+    parser, path = build_parser(), []
+    while len(path) < len(words) and not words[len(path)].startswith("-"):
+        commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not commands:
+            break
+        word = words[len(path)]
+        if word not in commands[0].choices:
+            raise LookupError(f"`{' '.join(['juanji', *path, word])}` is not a command; "
+                              f"`{' '.join(['juanji', *path])}` has {', '.join(commands[0].choices)}")
+        parser = commands[0].choices[word]
+        path.append(word)
+    return path
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_shell_commands_parse(page, capsys):
+    problems = []
+    for number, words in command_lines(page):
+        try:
+            build_parser().parse_args(words)
+        except SystemExit as exit:
+            if exit.code in (0, None):          # --help
+                continue
+            problems.append(f"line {number}: juanji {' '.join(words)}\n    {capsys.readouterr().err.strip()}")
+    for number, words in inline_commands(page):
+        try:
+            if not subcommand_path(words):
+                problems.append(f"line {number}: `juanji {' '.join(words)}` names no command")
+        except LookupError as error:
+            problems.append(f"line {number}: {error}")
+    assert not problems, f"{page_id(page)}:\n" + "\n".join(problems)
+
+
+def test_mkdocs_build_strict(tmp_path):
+    site = tmp_path / "site"
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+                            cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
+    for page in PAGES:
+        relative = page.relative_to(DOCS)
+        zh = page.name.endswith(".zh.md")
+        stem = relative.name[:-len(".zh.md")] if zh else relative.stem
+        folder = relative.parent if stem == "index" else relative.parent / stem
+        html = site / ("zh" if zh else "") / folder / "index.html"
+        assert html.exists(), f"{page_id(page)} was not built to {html}"
