@@ -54,7 +54,10 @@ def write_atomically(path, write) -> None:
     """Call ``write(file)`` on a temporary file in ``path``'s folder, then move it over ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    except OSError as error:        # name the file asked for, not the temporary one
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -105,7 +108,10 @@ def load(path) -> Checkpoint:
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{name}: corrupt header ({error})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{name}: not a juanji checkpoint (format {meta.get('format')!r})")
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{name}: not a juanji checkpoint (format {found!r})")
+    if type(meta.get("version", 0)) is not int:
+        raise CheckpointError(f"{name}: corrupt header (version {meta['version']!r} is not an integer)")
     if meta.get("version", 0) > VERSION:
         raise CheckpointError(f"{name}: written by a newer juanji (checkpoint format version "
                               f"{meta['version']}, this juanji reads up to {VERSION}); upgrade juanji")
@@ -118,9 +124,14 @@ def restore_model(checkpoint: Checkpoint, model=None, source: str = "checkpoint"
     """Load the weights into ``model``, or build the model the checkpoint names from the registry."""
     if model is None:
         spec = checkpoint.meta.get("model", {})
-        if not spec.get("name"):
+        if not isinstance(spec, dict) or not spec.get("name"):
             raise CheckpointError(f"{source}: the checkpoint names no model; pass the model to load into")
-        model = create(spec["name"], **spec.get("config", {}))
+        if not isinstance(spec["name"], str) or not isinstance(spec.get("config", {}), dict):
+            raise CheckpointError(f"{source}: corrupt header (model {spec!r})")
+        try:
+            model = create(spec["name"], **spec.get("config", {}))
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"{source}: cannot build the model it names: {error}") from None
     try:
         model.load_state_dict(checkpoint.model_state)
     except (KeyError, ValueError) as error:

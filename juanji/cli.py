@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import train, zoo
+from .commands import export, train, zoo
 
-COMMAND_MODULES = [train, zoo]
+COMMAND_MODULES = [train, zoo, export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,10 +5,12 @@ import difflib
 import inspect
 
 from .lenet import lenet5, lenet5_classic
+from .text_cnn import text_cnn
 
 _REGISTRY = {
     "lenet5": lenet5,
     "lenet5-classic": lenet5_classic,
+    "text_cnn": text_cnn,
 }
 
 
