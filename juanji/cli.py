@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import export, train, zoo
+from .commands import export, show, train, zoo
 
-COMMAND_MODULES = [train, zoo, export]
+COMMAND_MODULES = [train, zoo, show, export]
 
 
 def build_parser() -> argparse.ArgumentParser:

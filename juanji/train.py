@@ -19,7 +19,8 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import models, nn, optim
 from . import random as jrandom
-from .data import DataLoader, load_mnist
+from .data import DataLoader
+from .data.folder import load_datasets
 from .data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 from .init import initialize
 
@@ -43,6 +44,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     data: str | None = None
     limit: int | None = None
+    image_size: int | None = None
+    channels: int | None = None
+    skip_bad: bool = False
     out: str = "runs/lenet5"
     seed: int = 0
 
@@ -134,8 +138,8 @@ class Trainer:
         self.out = config.out
         self.start_epoch = 0
         self.best_accuracy = -1.0
-        self.train_set = load_mnist(config.data, train=True, limit=config.limit)
-        self.test_set = load_mnist(config.data, train=False)
+        self.train_set, self.test_set, self.skipped = load_datasets(
+            config.data, config.limit, config.image_size, config.channels, config.skip_bad)
         image_shape = self.train_set.images.shape[1:]
         self.normalization = self._normalization()
         normalize = [Normalize(*self.normalization)] if self.normalization else []

@@ -9,9 +9,11 @@ import os
 import numpy as np
 
 from .. import checkpoint as ckpt
-from ..data import DataLoader, load_mnist
+from ..data import DataLoader
+from ..data.folder import load_datasets
 from ..data.images import load_image
 from ..data.transforms import Normalize
+from ..metrics import confusion_matrix
 
 
 def register(sub):
@@ -35,8 +37,15 @@ def register(sub):
     p.add_argument("--augment", help="comma-separated: crop (random crop, padding 2), flip (horizontal)")
     p.add_argument("--label-smoothing", type=float, help="(default 0)")
     p.add_argument("--data", help="folder with MNIST-format IDX files (default: Fashion-MNIST of the Debian "
-                                  "package dataset-fashion-mnist)")
+                                  "package dataset-fashion-mnist), or of images with one sub-folder per class "
+                                  "(optionally inside train/ and test/ or val/; else 10 %% are held out for testing)")
     p.add_argument("--limit", type=int, help="train on the first N training images only")
+    p.add_argument("--image-size", type=int, help="image folders: shorter side scaled to N, centre square cut "
+                                                  "out (default 32)")
+    p.add_argument("--channels", type=int, choices=(1, 3),
+                   help="image folders: 1 grayscale, 3 RGB (default: 1 if every image is gray, else 3)")
+    p.add_argument("--skip-bad", action="store_const", const=True,
+                   help="image folders: leave out (and list) files that cannot be read instead of stopping")
     p.add_argument("--out", help="run directory (default runs/MODEL, or runs/MODEL-2 ... if taken)")
     p.add_argument("--seed", type=int, help=f"(default {defaults.seed})")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -44,7 +53,7 @@ def register(sub):
     p.set_defaults(run=cmd_train)
     p = sub.add_parser("eval", help="test accuracy and confusion matrix of a run or checkpoint")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--data", help="folder with MNIST-format IDX files (default: the one trained on)")
+    p.add_argument("--data", help="folder with IDX files or class image folders (default: the one trained on)")
     p.set_defaults(run=cmd_eval)
     p = sub.add_parser("predict", help="top-3 classes of image files (PNG, JPG, BMP, GIF)")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
@@ -100,6 +109,8 @@ def cmd_train(args):
     if trainer.start_epoch >= config.epochs:
         print(f"{config.out}: already trained for {trainer.start_epoch} epochs; pass a larger --epochs to go on")
         return 0
+    for path, problem in trainer.skipped:
+        print(f"skipped {path}: {problem}")
     print(f"training {config.model} ({trainer.model.num_parameters():,} parameters) on "
           f"{len(trainer.train_set):,} images, testing on {len(trainer.test_set):,}; run directory {config.out}")
 
@@ -133,20 +144,28 @@ def load_trained(run_or_checkpoint: str):
     return model, state
 
 
-def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
-    """counts[true, predicted]"""
-    return np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(num_classes, -1)
+def load_test_set(state, data=None):
+    """The test set of the data a checkpoint was trained on (or of ``data``), prepared as in training."""
+    config = state.meta.get("config", {})
+    channels, size, _ = state.meta.get("data", {}).get("input_shape", (None, None, None))
+    _, test_set, _ = load_datasets(data or config.get("data"), image_size=size, channels=channels,
+                                   skip_bad=config.get("skip_bad", False))
+    return test_set
+
+
+def predict_test_set(model, state, test_set) -> dict:
+    """``juanji.train.evaluate`` of the model on the test set, normalised as in training (with predictions)."""
+    from ..train import evaluate
+    normalization = state.meta.get("data", {}).get("normalization")
+    transform = (lambda x, rng: Normalize(*normalization)(x, rng)) if normalization else None
+    return evaluate(model, DataLoader(test_set, 1000, transform=transform), return_predictions=True)
 
 
 def cmd_eval(args):
-    from ..train import evaluate
     model, state = load_trained(args.checkpoint)
-    data = state.meta.get("data", {})
-    test_set = load_mnist(args.data or state.meta.get("config", {}).get("data"), train=False)
-    normalization = data.get("normalization")
-    transform = (lambda x, rng: Normalize(*normalization)(x, rng)) if normalization else None
-    result = evaluate(model, DataLoader(test_set, 1000, transform=transform), return_predictions=True)
-    classes = data.get("classes") or test_set.classes
+    test_set = load_test_set(state, args.data)
+    result = predict_test_set(model, state, test_set)
+    classes = state.meta.get("data", {}).get("classes") or test_set.classes
     matrix = confusion_matrix(test_set.labels, result["predictions"], len(classes))
     print(f"test accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  ({len(test_set)} images)")
     width = max(len(c) for c in classes) + 4
@@ -157,15 +176,29 @@ def cmd_eval(args):
     return 0
 
 
+def class_names(state) -> list[str]:
+    return state.meta.get("data", {}).get("classes") or [str(i) for i in range(10)]
+
+
+def read_input(path, model, state) -> tuple[np.ndarray, np.ndarray]:
+    """An image file as the checkpoint's model takes it: (pixels (C, H, W) in [0, 1], model input (C, H, W)).
+
+    The shorter side is scaled to the model's input size and the centre cut out (as for image-folder
+    training), then the pixels are normalised with the training set's mean and std.
+    """
+    data = state.meta.get("data", {})
+    channels, height, width = data.get("input_shape", getattr(model, "input_shape", (1, 28, 28)))
+    pixels = load_image(path, channels=channels, size=(height, width), crop=True)
+    normalization = data.get("normalization")
+    return pixels, Normalize(*normalization)(pixels[None])[0] if normalization else pixels
+
+
 def cmd_predict(args):
     from ..functional.activation import softmax
     model, state = load_trained(args.checkpoint)
-    data = state.meta.get("data", {})
-    channels, height, width = data.get("input_shape", getattr(model, "input_shape", (1, 28, 28)))
-    mean, std = data.get("normalization") or (None, None)
-    classes = data.get("classes") or [str(i) for i in range(10)]
+    classes = class_names(state)
     for path in args.images:
-        image = load_image(path, channels=channels, size=(height, width), mean=mean, std=std)
+        _, image = read_input(path, model, state)
         probabilities = softmax(model(image[None]), axis=1)[0]
         top = np.argsort(probabilities)[::-1][:3]
         ranked = ", ".join(f"{classes[i]} {probabilities[i]:.3f}" for i in top)

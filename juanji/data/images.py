@@ -1,44 +1,73 @@
-"""Image files (PNG, JPG, BMP, GIF's first frame) into float32 arrays the way a model expects them."""
+"""Image files (PNG, JPG, BMP, GIF's first frame ...) into float32 arrays the way a model expects them.
+
+Pillow reads the file; the pixels come back as (C, H, W) float32 in [0, 1], optionally resized and
+normalised per channel.  Every problem with a file raises ``ImageError`` naming it.
+"""
 from __future__ import annotations
 
 import os
 
 import numpy as np
 
+from juanji.data.transforms import Normalize
+
 
 class ImageError(ValueError):
-    """A file that is missing, empty, truncated or not an image; the message names it."""
+    """A file that is missing, empty, truncated or not an image.  ``path`` is the file, ``problem`` what is
+    wrong with it; the message is ``"<file name>: <problem>"``."""
+
+    def __init__(self, path, problem: str):
+        self.path, self.problem = os.fspath(path), problem
+        super().__init__(f"{os.path.basename(self.path)}: {problem}")
 
 
-def load_image(path, channels: int = 1, size: tuple[int, int] | None = None,
-               mean=None, std=None) -> np.ndarray:
-    """Read one image as float32 (C, H, W) in [0, 1], then optionally normalised per channel.
+def load_image(path, channels: int = 1, size=None, crop: bool = False, mean=None, std=None) -> np.ndarray:
+    """Read one image file as float32 (C, H, W) in [0, 1], then optionally normalised: (x − mean[c]) / std[c].
 
-    ``channels`` 1 converts to grayscale, 3 to RGB; ``size`` (H, W) resizes (bilinear); EXIF orientation
-    is applied first, as a phone's photo viewer does.
+    - EXIF orientation is applied first, as a phone's photo viewer does; a GIF gives its first frame.
+    - ``channels`` 1 converts to grayscale (ITU-R 601 luma: L = 0.299 R + 0.587 G + 0.114 B), 3 to RGB
+      (a gray image is repeated in R, G and B).
+    - ``size`` (H, W), or an int for a square: resize (bilinear, antialiased) to exactly that size, or with
+      ``crop`` keep the aspect ratio: scale so the image covers (H, W), then cut out the centre.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError  # Pillow is an optional extra
 
-    path = os.fspath(path)
-    name = os.path.basename(path)
-    if not os.path.isfile(path):
-        raise ImageError(f"{path}: no such image file")
-    if os.path.getsize(path) == 0:
-        raise ImageError(f"{name}: empty file, not an image")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+    if not os.path.isfile(path):
+        raise ImageError(path, "no such image file")
+    if os.path.getsize(path) == 0:
+        raise ImageError(path, "empty file, not an image")
+    height, width = (size, size) if isinstance(size, int) else (size or (None, None))
     try:
         with Image.open(path) as image:
             image.seek(0)
             image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
-            if size is not None:
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            if size is not None and crop:
+                image = ImageOps.fit(image, (width, height), Image.Resampling.BILINEAR)
+            elif size is not None:
+                image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32) / 255
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image file Pillow can read (PNG, JPG, BMP, GIF ...)") from None
+        raise ImageError(path, "not an image file Pillow can read (PNG, JPG, BMP, GIF ...)") from None
+    except Image.DecompressionBombError as error:
+        raise ImageError(path, f"too large to read safely ({error})") from None
     except (OSError, SyntaxError) as error:
-        raise ImageError(f"{name}: truncated or corrupt image ({error})") from None
-    array = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+        raise ImageError(path, f"truncated or corrupt image ({error})") from None
+    array = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)   # (H, W[, 3]) → (C, H, W)
     if mean is not None:
-        array = (array - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
+        array = Normalize(mean, std)(array[None])[0]
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def load_images(paths, channels: int = 1, size=None, crop: bool = False, mean=None, std=None) -> np.ndarray:
+    """Several image files stacked into one batch (N, C, H, W); the options are those of ``load_image``.
+    Without ``size`` every image must already have the same height and width."""
+    images = [load_image(path, channels, size, crop, mean, std) for path in paths]
+    if not images:
+        raise ValueError("load_images: no image files given")
+    for path, image in zip(paths, images):
+        if image.shape != images[0].shape:
+            raise ImageError(path, f"is {image.shape[1]}×{image.shape[2]} pixels but {os.path.basename(paths[0])} "
+                                   f"is {images[0].shape[1]}×{images[0].shape[2]}; pass size= to resize them")
+    return np.stack(images)

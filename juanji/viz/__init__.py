@@ -1,1 +1,10 @@
-"""Pictures of what a network does, written as PNG files with matplotlib (headless)."""
+"""Pictures of what a network does: arrays first (these functions, NumPy only), then PNG files drawn with
+matplotlib (headless) by ``juanji.viz.plots`` and ``juanji.viz.curves``."""
+from juanji.viz.class_model import class_model
+from juanji.viz.features import feature_maps, map_grid
+from juanji.viz.grid import picture, tile, to_unit
+from juanji.viz.kernels import conv_layers, kernel_grid
+from juanji.viz.saliency import class_score_gradient, saliency_map
+
+__all__ = ["class_model", "class_score_gradient", "conv_layers", "feature_maps", "kernel_grid", "map_grid",
+           "picture", "saliency_map", "tile", "to_unit"]

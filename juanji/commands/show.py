@@ -1,0 +1,206 @@
+"""``juanji show ...``: pictures of a trained network — kernels, feature maps, saliency, class models, training
+curves, confusion matrix, misclassified test images.  Each writes one PNG and prints its path."""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from ..viz.kernels import SCALES
+from .train import class_names, load_test_set, load_trained, predict_test_set, read_input
+
+
+def register(sub):
+    """Add ``show`` and its sub-commands to the ``juanji`` argument parser."""
+    show = sub.add_parser("show", help="pictures: kernels, features, saliency, class-model, curves, confusion, "
+                                       "misclassified", description="Draw what a trained network does as a PNG.")
+    kinds = show.add_subparsers(dest="picture", required=True, metavar="PICTURE")
+
+    def add(name, handler, summary, checkpoint=True, image=False):
+        p = kinds.add_parser(name, help=summary, description=summary)
+        if checkpoint:
+            p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+        if image:
+            p.add_argument("image", metavar="IMAGE")
+        p.add_argument("--out", help="PNG file to write (default: in the run directory if given one, else here)")
+        p.set_defaults(run=handler)
+        return p
+
+    p = add("kernels", cmd_kernels, "the kernels (weights) of a convolution layer as a grid")
+    p.add_argument("--layer", help="dotted layer name (default: the first convolution)")
+    p.add_argument("--scale", choices=SCALES, default="shared",
+                   help="one colour scale for the whole layer (default), or one per kernel")
+    p = add("features", cmd_features, "the feature maps of an image after each layer", image=True)
+    p.add_argument("--layers", help="comma-separated top-level layer names (default: every layer that outputs maps)")
+    p = add("saliency", cmd_saliency, "which pixels of an image the class score is most sensitive to", image=True)
+    p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
+    p = add("class-model", cmd_class_model, "the image the network scores highest for a class (gradient ascent)")
+    p.add_argument("--class", dest="class_name", help="class name or index (default: every class)")
+    p.add_argument("--steps", type=int, default=200, help="gradient ascent steps (default 200)")
+    p.add_argument("--lr", type=float, default=0.1, help="step size (default 0.1)")
+    p.add_argument("--l2", type=float, default=0.05, help="λ of the penalty λ‖I‖² (default 0.05)")
+    p = add("curves", cmd_curves, "loss and accuracy per epoch of one or several runs", checkpoint=False)
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    add("confusion", cmd_confusion, "confusion matrix on the test set as a heat map")
+    p = add("misclassified", cmd_misclassified, "test images the model gets wrong, with true and predicted class")
+    p.add_argument("--count", type=int, default=30, help="how many images (default 30)")
+
+
+def _out_path(args, name: str) -> str:
+    """``--out``, else ``name`` (made safe as a file name) in the run directory given, else in the current one."""
+    if args.out:
+        return args.out
+    name = re.sub(r"[^\w.-]+", "_", name)
+    run = getattr(args, "checkpoint", None)
+    return os.path.join(run, name) if run and os.path.isdir(run) else name
+
+
+def _class_index(name: str, classes: list[str]) -> int:
+    """The index of a class given by name (exact, else ignoring case) or by number."""
+    if name in classes:
+        return classes.index(name)
+    folded = [c.casefold() for c in classes]
+    if name.casefold() in folded:
+        return folded.index(name.casefold())
+    if name.isdigit() and int(name) < len(classes):
+        return int(name)
+    raise ValueError(f"unknown class '{name}' (classes: {', '.join(classes)})")
+
+
+def _done(path: str) -> int:
+    print(path)
+    return 0
+
+
+def cmd_kernels(args):
+    from ..viz.kernels import conv_layers, kernel_grid
+    from ..viz.plots import plot_grid
+    model, _ = load_trained(args.checkpoint)
+    layers = conv_layers(model)
+    if not layers:
+        raise ValueError(f"{args.checkpoint}: the model has no convolution layer")
+    names = [name for name, _ in layers]
+    name = args.layer if args.layer is not None else names[0]
+    if name not in names:
+        raise ValueError(f"no convolution layer named '{name}'; the convolution layers are {', '.join(names)}")
+    weight = dict(layers)[name].params["weight"]
+    kernels, channels, kh, kw = weight.shape
+    rgb = channels == 3 and name == names[0]
+    m = np.abs(weight).max()
+    scale = (f"shared scale: black −{m:.3g}, gray 0, white +{m:.3g}" if args.scale == "shared" else
+             "per-kernel scale: each kernel's own −max|w| black, 0 gray, +max|w| white")
+    layout = ("RGB composite of the 3 input channels" if rgb else
+              "one row per kernel, one column per input channel" if channels > 1 else "")
+    title = f"layer {name}: {kernels} kernels × {channels} channel(s), {kh}×{kw}\n{scale}\n{layout}".rstrip()
+    path = _out_path(args, f"kernels-{name}.png")
+    plot_grid(kernel_grid(weight, args.scale, rgb), path, title)
+    return _done(path)
+
+
+def cmd_features(args):
+    from ..viz.features import feature_maps, map_grid
+    from ..viz.plots import plot_panels, rgb
+    model, state = load_trained(args.checkpoint)
+    pixels, x = read_input(args.image, model, state)
+    layers = [name for name in args.layers.split(",") if name] if args.layers else None
+    maps = feature_maps(model, x, layers)
+    children = dict(model.named_children())
+    panels = [("input", rgb(pixels))] + [
+        (f"{name} {type(children[name]).__name__} {'×'.join(map(str, m.shape))}", map_grid(m))
+        for name, m in maps.items()]
+    path = _out_path(args, f"features-{os.path.splitext(os.path.basename(args.image))[0]}.png")
+    plot_panels(panels, path, f"feature maps of {os.path.basename(args.image)} (each layer scaled to its own "
+                              f"min…max)", columns=4, cmap="viridis", border="white")
+    return _done(path)
+
+
+def cmd_saliency(args):
+    from ..functional.activation import softmax
+    from ..viz.plots import plot_saliency
+    from ..viz.saliency import saliency_map
+    model, state = load_trained(args.checkpoint)
+    classes = class_names(state)
+    pixels, x = read_input(args.image, model, state)
+    scores = model(x[None])[0]
+    c = _class_index(args.class_name, classes) if args.class_name else int(scores.argmax())
+    probability = softmax(scores[None], axis=1)[0, c]
+    title = (f"saliency of class '{classes[c]}' (score S_c = {scores[c]:.2f}, p = {probability:.3f}; "
+             f"predicted '{classes[int(scores.argmax())]}') for {os.path.basename(args.image)}")
+    path = _out_path(args, f"saliency-{os.path.splitext(os.path.basename(args.image))[0]}.png")
+    plot_saliency(pixels, saliency_map(model, x, c), path, title)
+    return _done(path)
+
+
+def cmd_class_model(args):
+    from ..viz.class_model import class_model
+    from ..viz.grid import picture, to_unit
+    from ..viz.plots import plot_panels
+    model, state = load_trained(args.checkpoint)
+    classes = class_names(state)
+    chosen = [_class_index(args.class_name, classes)] if args.class_name else list(range(len(classes)))
+    images, scores = class_model(model, chosen, steps=args.steps, lr=args.lr, l2=args.l2,
+                                 input_shape=state.meta.get("data", {}).get("input_shape"))
+    normalization = state.meta.get("data", {}).get("normalization")
+    if normalization:                                   # back to pixel space: I · std + mean
+        mean, std = (np.array(v, dtype=np.float32)[:, None, None] for v in normalization)
+        images = images * std + mean
+    panels = [(f"{classes[c]}\nS_c {scores[0, i]:.1f} → {scores[-1, i]:.1f}", picture(to_unit(image)))
+              for i, (c, image) in enumerate(zip(chosen, images))]
+    title = (f"class models: argmax_I S_c(I) − λ‖I‖², λ = {args.l2}, {args.steps} steps of {args.lr} "
+             f"from the mean image + noise (each stretched to its own min…max)")
+    name = f"class-model-{classes[chosen[0]]}.png" if args.class_name else "class-model.png"
+    path = _out_path(args, name)
+    plot_panels(panels, path, title, columns=min(len(panels), 5), panel_size=(2.4, 2.8))
+    return _done(path)
+
+
+def cmd_curves(args):
+    from ..checkpoint import write_atomically
+    from ..train import read_metrics
+    from ..viz.curves import plot_curves
+    runs = {}
+    for run in args.runs:
+        history = read_metrics(run)
+        if not history:
+            raise ValueError(f"{run}: no metrics.jsonl with any epoch, not a juanji run directory")
+        runs[os.path.normpath(run)] = history
+    path = _out_path(args, "curves.png")
+    write_atomically(path, lambda f: plot_curves(runs, f))
+    return _done(path)
+
+
+def _test_predictions(args):
+    """(classes, test set, predictions (N,), accuracy) of ``args.checkpoint`` on the test set it was trained with."""
+    model, state = load_trained(args.checkpoint)
+    test_set = load_test_set(state)
+    result = predict_test_set(model, state, test_set)
+    return class_names(state), test_set, result["predictions"], result["accuracy"]
+
+
+def cmd_confusion(args):
+    from ..metrics import confusion_matrix
+    from ..viz.plots import plot_confusion
+    classes, test_set, predictions, accuracy = _test_predictions(args)
+    matrix = confusion_matrix(test_set.labels, predictions, len(classes))
+    path = _out_path(args, "confusion.png")
+    plot_confusion(matrix, classes, path, f"confusion matrix on {len(test_set):,} test images, "
+                                          f"accuracy {accuracy:.4f}")
+    return _done(path)
+
+
+def cmd_misclassified(args):
+    from ..viz.grid import picture
+    from ..viz.plots import plot_panels
+    if args.count < 1:
+        raise ValueError(f"--count must be at least 1, got {args.count}")
+    classes, test_set, predictions, accuracy = _test_predictions(args)
+    wrong = np.flatnonzero(predictions != test_set.labels)
+    if not len(wrong):
+        raise ValueError(f"{args.checkpoint}: every one of the {len(test_set)} test images is classified correctly")
+    panels = [(f"#{i} true {classes[test_set.labels[i]]}\npredicted {classes[predictions[i]]}",
+               picture(test_set.images[i])) for i in wrong[:args.count]]
+    path = _out_path(args, "misclassified.png")
+    plot_panels(panels, path, f"{len(wrong):,} of {len(test_set):,} test images misclassified "
+                              f"(accuracy {accuracy:.4f}); the first {len(panels)}", panel_size=(1.8, 2.0))
+    return _done(path)
