@@ -8,6 +8,7 @@ epoch) — is restored from the checkpoint, so a resumed run reaches the same we
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import glob
 import json
 import os
@@ -19,7 +20,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import models, nn, optim
 from . import random as jrandom
-from .data import DataLoader
+from .data import DataLoader, sequences
 from .data.folder import load_datasets
 from .data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 from .init import initialize
@@ -59,6 +60,11 @@ OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "exponential", "plateau")
 
 
+def did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def make_optimizer(config: TrainConfig, parameters):
     name = config.optimizer
     if name in ("sgd", "nesterov"):
@@ -66,7 +72,7 @@ def make_optimizer(config: TrainConfig, parameters):
                          nesterov=name == "nesterov")
     classes = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
     if name not in classes:
-        raise ValueError(f"unknown optimizer '{name}' (known: {', '.join(OPTIMIZERS)})")
+        raise ValueError(f"unknown optimizer '{name}'{did_you_mean(name, OPTIMIZERS)} (known: {', '.join(OPTIMIZERS)})")
     return classes[name](parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -81,7 +87,8 @@ def make_scheduler(config: TrainConfig, optimizer):
         "plateau": lambda: optim.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=1),
     }
     if config.schedule not in schedules:
-        raise ValueError(f"unknown schedule '{config.schedule}' (known: {', '.join(SCHEDULES)})")
+        raise ValueError(f"unknown schedule '{config.schedule}'{did_you_mean(config.schedule, SCHEDULES)} "
+                         f"(known: {', '.join(SCHEDULES)})")
     scheduler = schedules[config.schedule]()
     if config.warmup_epochs:
         if config.schedule in ("none", "plateau"):
@@ -119,6 +126,16 @@ def evaluate(model, loader, loss_fn=None, return_predictions=False):
     return result
 
 
+def skip_input_gradient(model) -> None:
+    """Training images need no gradient: let the layer that first sees them skip computing it (as
+    PyTorch does for inputs without requires_grad), which saves a col2im per step."""
+    layer = model
+    while isinstance(layer, nn.Sequential) and len(layer):
+        layer = layer[0]
+    if hasattr(layer, "input_grad"):
+        layer.input_grad = False
+
+
 def first_non_finite_layer(model, x) -> str:
     """Re-run a forward pass layer by layer and name the first layer whose output is not finite."""
     if not np.all(np.isfinite(x)):
@@ -138,20 +155,33 @@ class Trainer:
         self.out = config.out
         self.start_epoch = 0
         self.best_accuracy = -1.0
-        self.train_set, self.test_set, self.skipped = load_datasets(
-            config.data, config.limit, config.image_size, config.channels, config.skip_bad)
-        image_shape = self.train_set.images.shape[1:]
-        self.normalization = self._normalization()
-        normalize = [Normalize(*self.normalization)] if self.normalization else []
-        augmentation = make_augmentation(config.augment, image_shape[1])
+        self.history: list[dict] = []
+        if sequences.is_task(config.data):      # token sequences for text models: juanji/data/sequences.py
+            self.train_set, self.test_set = sequences.load_task(config.data, config.limit)
+            self.skipped, self.normalization, self.input_shape = [], None, self.train_set.input_shape
+            model_kwargs, train_transform, test_transform = self.train_set.model_kwargs(), None, None
+        else:
+            self.train_set, self.test_set, self.skipped = load_datasets(
+                config.data, config.limit, config.image_size, config.channels, config.skip_bad)
+            for split, dataset in (("training", self.train_set), ("test", self.test_set)):
+                if len(dataset) == 0:
+                    raise ValueError(f"the {split} set of {config.data or 'the default data'} is empty")
+            self.input_shape = image_shape = self.train_set.images.shape[1:]
+            self.normalization = self._normalization()
+            normalize = [Normalize(*self.normalization)] if self.normalization else []
+            augmentation = make_augmentation(config.augment, image_shape[1])
+            train_transform, test_transform = Compose(augmentation + normalize), Compose(normalize)
+            model_kwargs = {"in_channels": image_shape[0], "input_size": image_shape[1]}
+        if config.epochs < 1:
+            raise ValueError(f"--epochs must be at least 1, got {config.epochs}")
         self.train_loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed,
-                                       transform=Compose(augmentation + normalize))
-        self.test_loader = DataLoader(self.test_set, 1000, transform=Compose(normalize))
+                                       transform=train_transform)
+        self.test_loader = DataLoader(self.test_set, 1000, transform=test_transform)
 
         jrandom.seed(config.seed)
-        self.model = models.create(config.model, num_classes=len(self.train_set.classes),
-                                   in_channels=image_shape[0], input_size=image_shape[1])
+        self.model = models.create(config.model, num_classes=len(self.train_set.classes), **model_kwargs)
         initialize(self.model, config.init, jrandom.generator())
+        skip_input_gradient(self.model)
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.scheduler = make_scheduler(config, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -169,15 +199,17 @@ class Trainer:
     def checkpoint_path(self, epoch: int) -> str:
         return os.path.join(self.out, "checkpoints", f"epoch-{epoch:03d}.npz")
 
-    def _save(self, epoch: int, metrics: dict) -> None:
-        meta = {"epoch": epoch, "config": dataclasses.asdict(self.config), "metrics": metrics,
-                "best_accuracy": self.best_accuracy,
+    def _save(self, epoch: int, history: list[dict], is_best: bool) -> None:
+        """The epoch's checkpoint (with the whole metrics history, so a resume never depends on
+        metrics.jsonl having been written), and best.npz when this epoch is the best so far."""
+        meta = {"epoch": epoch, "config": dataclasses.asdict(self.config), "metrics": history[-1],
+                "history": history, "best_accuracy": self.best_accuracy,
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "rng": jrandom.get_state(),
                 "data": {"classes": self.train_set.classes, "normalization": self.normalization,
-                         "input_shape": list(self.train_set.images.shape[1:])}}
+                         "input_shape": list(self.input_shape)}}
         ckpt.save(self.checkpoint_path(epoch), self.model, self.optimizer, **meta)
-        if metrics["test_accuracy"] >= self.best_accuracy:
+        if is_best:
             ckpt.save(os.path.join(self.out, "best.npz"), self.model, **meta)
 
     def _resume(self) -> None:
@@ -192,6 +224,7 @@ class Trainer:
         jrandom.set_state(state.meta["rng"])
         self.start_epoch = state.meta["epoch"]
         self.best_accuracy = state.meta.get("best_accuracy", -1.0)
+        self.history = state.meta.get("history", [])
 
     # -- the loop ---------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict:
@@ -232,7 +265,7 @@ class Trainer:
         config_path = os.path.join(self.out, "config.json")
         ckpt.write_atomically(config_path, lambda f: f.write(
             json.dumps(dataclasses.asdict(self.config), indent=2).encode()))
-        history = read_metrics(self.out)[:self.start_epoch]
+        history = self.history
         for epoch in range(self.start_epoch, self.config.epochs):
             lr = self.optimizer.lr
             metrics = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
@@ -245,8 +278,9 @@ class Trainer:
                 else:
                     self.scheduler.step()
             history.append(metrics)
-            self._save(epoch + 1, metrics)
+            is_best = metrics["test_accuracy"] > self.best_accuracy
             self.best_accuracy = max(self.best_accuracy, metrics["test_accuracy"])
+            self._save(epoch + 1, history, is_best)
             write_metrics(self.out, history)
             if on_epoch_end:
                 on_epoch_end(metrics)

@@ -77,3 +77,16 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_
         trainer.fit()
     assert (tmp_path / "run" / "checkpoints" / "epoch-001.npz").read_bytes() == good
     assert not (tmp_path / "run" / "checkpoints" / "epoch-002.npz").exists()
+
+
+def test_resume_restores_the_metrics_history_from_the_checkpoint(tmp_path):
+    """A kill after a checkpoint is written but before metrics.jsonl is: the history lives in the
+    checkpoint, so the resumed run's metrics.jsonl still lists every epoch."""
+    config = TrainConfig(epochs=1, limit=1000, out=str(tmp_path / "run"))
+    first = Trainer(config, progress=False).fit()
+    (tmp_path / "run" / "metrics.jsonl").unlink()
+    config.epochs = 2
+    history = Trainer(config, progress=False, resume=True).fit()
+    assert [m["epoch"] for m in history] == [1, 2] and history[0] == first[0]
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
