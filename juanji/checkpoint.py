@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,8 +99,9 @@ def load(path) -> Checkpoint:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
-        raise CheckpointError(f"{name}: truncated or corrupt checkpoint ({error})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, struct.error,
+            NotImplementedError, RuntimeError) as error:    # zipfile's words for damaged, "encrypted" or
+        raise CheckpointError(f"{name}: truncated or corrupt checkpoint ({error})") from None   # odd entries
     except ValueError as error:
         raise CheckpointError(f"{name}: refusing to load: {error}") from None
     if "__meta__" not in arrays:
