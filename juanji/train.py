@@ -140,10 +140,11 @@ def first_non_finite_layer(model, x) -> str:
     """Re-run a forward pass layer by layer and name the first layer whose output is not finite."""
     if not np.all(np.isfinite(x)):
         return "the input batch"
-    for name, layer in model.named_children():
-        x = layer(x)
-        if not np.all(np.isfinite(x)):
-            return f"layer '{name}' ({layer!r})"
+    with np.errstate(over="ignore", invalid="ignore"):
+        for name, layer in model.named_children():
+            x = layer(x)
+            if not np.all(np.isfinite(x)):
+                return f"layer '{name}' ({layer!r})"
     return "the loss (the logits were finite)"
 
 
