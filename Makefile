@@ -6,10 +6,13 @@ PYTHON ?= python3
 
 .PHONY: train test data
 
+# Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task.
+DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian
+
 data:
-	@test -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz || \
-	  $(SUDO) apt-get install -y dataset-fashion-mnist || \
-	  ($(SUDO) apt-get update && $(SUDO) apt-get install -y dataset-fashion-mnist)
+	@dpkg -s $(DATA_PACKAGES) >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y $(DATA_PACKAGES) || \
+	  ($(SUDO) apt-get update && $(SUDO) apt-get install -y $(DATA_PACKAGES))
 
 train: data
 	$(PYTHON) -m pip install -q -e ".[cli]"

@@ -3,12 +3,16 @@ from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Concat, Residual, Sequential
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .linear import Flatten, Identity, Linear
 from .loss import CrossEntropyLoss
 from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d
+from .permute import Permute
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
+from .pooling1d import GlobalMaxPool1d
 
 __all__ = ["Module", "Sequential", "Residual", "Concat", "Conv1d", "Conv2d", "Linear", "Flatten", "Identity",
            "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1d", "BatchNorm2d",
-           "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d", "CrossEntropyLoss"]
+           "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d", "CrossEntropyLoss",
+           "Embedding", "Permute", "GlobalMaxPool1d"]
