@@ -1,15 +1,40 @@
-"""The model zoo: networks composed of juanji.nn layers, created by name through a registry."""
+"""The model zoo: networks composed of juanji.nn layers, created by name through a registry.
+
+Every builder takes ``num_classes``, ``in_channels`` and ``input_size`` (the H = W of its images) and
+sets ``model.input_shape = (C, H, W)``.  Names are torchvision's where torchvision has the model
+(``vgg16_bn``, ``resnet50``); ``create`` also accepts ``-`` for ``_`` and the reverse (``vgg16-bn``,
+``lenet5_classic``).  At ``input_size=224``, ``in_channels=3`` the torchvision models are exactly
+torchvision's (same layers, same ``state_dict`` names, see ``juanji.interop.from_torch``); below 64 pixels
+they use a CIFAR-style stem, described in each module's docstring.
+"""
 from __future__ import annotations
 
 import difflib
 import inspect
 
+from .alexnet import alexnet, zfnet
+from .densenet import densenet121, densenet_bc_100
+from .googlenet import googlenet
 from .lenet import lenet5, lenet5_classic
+from .mobilenet import mobilenet_v1
+from .resnet import resnet18, resnet20, resnet34, resnet50, resnet56
+from .sppnet import spp_net
 from .text_cnn import text_cnn
+from .vgg import vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
 
 _REGISTRY = {
     "lenet5": lenet5,
     "lenet5-classic": lenet5_classic,
+    "alexnet": alexnet,
+    "zfnet": zfnet,
+    "vgg11": vgg11, "vgg13": vgg13, "vgg16": vgg16, "vgg19": vgg19,
+    "vgg11_bn": vgg11_bn, "vgg13_bn": vgg13_bn, "vgg16_bn": vgg16_bn, "vgg19_bn": vgg19_bn,
+    "googlenet": googlenet,
+    "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
+    "resnet20": resnet20, "resnet56": resnet56,
+    "densenet121": densenet121, "densenet_bc_100": densenet_bc_100,
+    "mobilenet_v1": mobilenet_v1,
+    "spp_net": spp_net,
     "text_cnn": text_cnn,
 }
 
@@ -18,16 +43,24 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def _lookup(name: str) -> str:
+    """The registered spelling of ``name``, where '-' and '_' count as the same character."""
+    spellings = {key.replace("-", "_"): key for key in _REGISTRY}
+    key = spellings.get(name.replace("-", "_"))
+    if key is None:
+        close = difflib.get_close_matches(name, _REGISTRY, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"unknown model '{name}'{hint} (known: {', '.join(names())})")
+    return key
+
+
 def create(name: str, **kwargs):
-    """Build a registered model: ``create("lenet5", num_classes=10, in_channels=1)``.
+    """Build a registered model: ``create("resnet18", num_classes=10, in_channels=1, input_size=28)``.
 
     The returned model remembers ``name`` and ``config`` (the keyword arguments) so a checkpoint can
     rebuild it, and ``input_shape`` (C, H, W) it expects.
     """
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown model '{name}'{hint} (known: {', '.join(names())})")
+    name = _lookup(name)
     builder = _REGISTRY[name]
     accepted = inspect.signature(builder).parameters
     unknown = [k for k in kwargs if k not in accepted]
@@ -40,4 +73,4 @@ def create(name: str, **kwargs):
 
 def describe(name: str) -> str:
     """The first line of a model's docstring."""
-    return (inspect.getdoc(_REGISTRY[name]) or "").splitlines()[0]
+    return (inspect.getdoc(_REGISTRY[_lookup(name)]) or "").splitlines()[0]

@@ -11,8 +11,9 @@ from .normalization import BatchNorm1d, BatchNorm2d
 from .permute import Permute
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .pooling1d import GlobalMaxPool1d
+from .spp import AdaptiveMaxPool2d, SpatialPyramidPool2d
 
 __all__ = ["Module", "Sequential", "Residual", "Concat", "Conv1d", "Conv2d", "Linear", "Flatten", "Identity",
            "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1d", "BatchNorm2d",
            "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d", "CrossEntropyLoss",
-           "Embedding", "Permute", "GlobalMaxPool1d"]
+           "Embedding", "Permute", "GlobalMaxPool1d", "AdaptiveMaxPool2d", "SpatialPyramidPool2d"]

@@ -1,0 +1,63 @@
+"""AdaptiveMaxPool2d and SpatialPyramidPool2d (He et al. 2014): fixed-size outputs from any input size."""
+from __future__ import annotations
+
+from ..functional import conv as Fconv
+from ..functional import spp as F
+from .module import Module
+
+
+class AdaptiveMaxPool2d(Module):
+    """``torch.nn.AdaptiveMaxPool2d``: x (N, C, H, W) → y (N, C, *output_size), max over PyTorch's
+    adaptive bins.  Backward routes each gradient to its bin's arg-max (the first, on ties)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = Fconv._pair(output_size, "output_size")
+        self._cache = None
+
+    def forward(self, x):
+        self._check_input(x, "(N, C, H, W)", 4)
+        y, self._cache = F.adaptive_max_pool2d(x, self.output_size)
+        return y
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        return F.adaptive_max_pool2d_backward(dy, self._cache)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class SpatialPyramidPool2d(Module):
+    """Spatial pyramid pooling: x (N, C, H, W) → y (N, C·Σ l²) for ``levels`` (l₁, l₂, …).
+
+    Each level max-pools the map into l×l adaptive bins (as AdaptiveMaxPool2d); the flattened levels
+    are concatenated, so the output length is the same for every H, W.  SPP-net (He et al. 2014) puts
+    it between the last conv layer and the first fully connected one.
+    """
+
+    def __init__(self, levels=(1, 2, 4)):
+        super().__init__()
+        levels = tuple(levels)
+        if not levels or not all(isinstance(l, int) and l > 0 for l in levels):
+            raise ValueError(f"SpatialPyramidPool2d: levels must be positive ints, got {levels!r}")
+        self.levels = levels
+        self._cache = None
+
+    def output_features(self, channels: int) -> int:
+        """C · Σ l²: the length of each output row for an input with ``channels`` channels."""
+        return channels * sum(l * l for l in self.levels)
+
+    def forward(self, x):
+        self._check_input(x, "(N, C, H, W)", 4)
+        y, self._cache = F.spatial_pyramid_pool2d(x, self.levels)
+        return y
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        return F.spatial_pyramid_pool2d_backward(dy, self._cache)
+
+    def extra_repr(self):
+        return f"levels={self.levels}"
