@@ -32,8 +32,9 @@ def layer_macs(module, output) -> int:
 
 def summarize(model, input_shape=None) -> list[Row]:
     """One Row per leaf module in call order, then any leaf with parameters that the forward pass did not
-    run (e.g. GoogLeNet's auxiliary heads in eval mode).  ``input_shape`` is (C, H, W), by default
-    ``model.input_shape``.  The model runs in eval mode and is restored to its previous mode."""
+    run (e.g. GoogLeNet's auxiliary heads in eval mode).  ``input_shape`` is one sample's shape, (C, H, W)
+    by default ``model.input_shape``; the zeros have ``model.input_dtype`` where a model sets one (token
+    ids), else the parameters' dtype.  The model runs in eval mode and is restored to its previous mode."""
     shape = tuple(input_shape or model.input_shape)
     leaves = [(name, module) for name, module in model.named_modules() if not module._modules]
     rows, ran = [], set()
@@ -53,7 +54,7 @@ def summarize(model, input_shape=None) -> list[Row]:
     try:
         for name, module in leaves:
             object.__setattr__(module, "forward", recording(name, module))
-        model(np.zeros((1,) + shape, dtype=model.dtype or np.float32))
+        model(np.zeros((1,) + shape, dtype=getattr(model, "input_dtype", None) or model.dtype or np.float32))
     finally:
         for _, module in leaves:
             del module.__dict__["forward"]

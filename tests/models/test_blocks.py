@@ -1,0 +1,98 @@
+"""The zoo's own blocks (residual blocks with option-A/B shortcuts, dense layers, Inception modules,
+GoogLeNet's auxiliary heads) against float64 finite differences, in training mode."""
+import numpy as np
+import pytest
+
+from juanji import models, nn
+from juanji import random as jrandom
+from juanji.models.densenet import dense_block, transition
+from juanji.models.googlenet import InceptionModule
+from juanji.models.resnet import BasicBlock, Bottleneck, PadShortcut, resnet
+
+
+def check_gradients(model, x, outputs, cotangents, backward, samples=6, params=None, h=1e-7, seed=0):
+    """Compare backward's dL/dx and dL/dparam with central differences of L = Σ cotangent · output
+    at a few random coordinates of x and of every parameter (or of the parameters named in ``params``).
+    The small step keeps ReLU kinks and max-pool ties out of reach of the differences."""
+    def loss():
+        return sum((o * c).sum() for o, c in zip(outputs(x), cotangents))
+
+    outputs(x)
+    dx = backward()
+    rng = np.random.default_rng(seed)
+    targets = [("x", x, dx)] + [(name, p, g.copy()) for name, p, g in model.parameters()
+                                if params is None or name in params]
+    for name, array, grad in targets:
+        for _ in range(samples if name == "x" else 2):
+            index = tuple(rng.integers(s) for s in array.shape)
+            saved = array[index]
+            array[index] = saved + h
+            up = loss()
+            array[index] = saved - h
+            down = loss()
+            array[index] = saved
+            numeric = (up - down) / (2 * h)
+            assert abs(numeric - grad[index]) <= 1e-5 * max(1.0, abs(numeric)), (name, index, numeric, grad[index])
+
+
+def simple(model, shape, seed=1):
+    model = model.to(np.float64)
+    x = np.random.default_rng(seed).standard_normal(shape)
+    dy = np.random.default_rng(seed + 1).standard_normal(model(x).shape)
+    check_gradients(model, x, lambda x: [model(x)], [dy], lambda: model.backward(dy))
+
+
+@pytest.mark.parametrize("block, shortcut", [(BasicBlock, "A"), (BasicBlock, "B"), (Bottleneck, "B")])
+def test_resnet_blocks(block, shortcut):
+    jrandom.seed(0)
+    model = resnet(block, (1, 2), (4, 8), num_classes=3, in_channels=2, input_size=8, shortcut=shortcut)
+    simple(model, (2, 2, 8, 8))
+
+
+def test_pad_shortcut_subsamples_and_appends_zero_channels():
+    x = np.arange(2 * 3 * 5 * 5, dtype=np.float64).reshape(2, 3, 5, 5)
+    layer = PadShortcut(2, 4)
+    y = layer(x)
+    assert y.shape == (2, 7, 3, 3) and not y[:, 3:].any()
+    np.testing.assert_array_equal(y[:, :3], x[:, :, ::2, ::2])
+    simple(layer, (2, 3, 5, 5))
+
+
+def test_dense_block_and_transition():
+    jrandom.seed(0)
+    model = nn.Sequential(dense_block(3, 4, growth_rate=2, bn_size=2), transition(10, 5))
+    assert model(np.zeros((2, 4, 6, 6), np.float32)).shape == (2, 5, 3, 3)
+    simple(model, (2, 4, 6, 6))
+
+
+def test_inception_module():
+    jrandom.seed(0)
+    module = InceptionModule(3, 2, 2, 3, 1, 2, 2)
+    assert module(np.zeros((2, 3, 5, 5), np.float32)).shape == (2, 9, 5, 5)
+    assert [name for name, _ in module.named_children()] == ["branch1", "branch2", "branch3", "branch4"]
+    simple(module, (2, 3, 5, 5))
+
+
+def test_googlenet_auxiliary_heads():
+    jrandom.seed(0)
+    model = models.create("googlenet", num_classes=3, in_channels=1, input_size=16, aux_logits=True)
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0                            # deterministic: finite differences need it
+    model.to(np.float64)
+    x = np.random.default_rng(3).standard_normal((2, 1, 16, 16))
+    logits = model(x)
+    assert logits.shape == (2, 3) and [a.shape for a in model.aux_outputs] == [(2, 3), (2, 3)]
+    rng = np.random.default_rng(4)
+    cotangents = [rng.standard_normal((2, 3)) for _ in range(3)]
+
+    def outputs(x):
+        return [model(x), *model.aux_outputs]
+
+    check_gradients(model, x, outputs, cotangents,
+                    lambda: model.backward(cotangents[0], aux_grads=cotangents[1:]), samples=2,
+                    params=["conv1.conv.weight", "inception4a.branch3.1.bn.weight", "aux1.conv.conv.weight",
+                            "aux1.fc2.bias", "aux2.fc1.weight", "inception4e.branch1.conv.weight"])
+    model.eval()
+    model(x)
+    assert model.aux_outputs == ()
