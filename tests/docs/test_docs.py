@@ -156,6 +156,13 @@ def test_shell_commands_parse(page, capsys):
     assert not problems, f"{page_id(page)}:\n" + "\n".join(problems)
 
 
+def test_reference_lists_every_layer():
+    import juanji.nn
+    for page in (DOCS / "reference" / "nn.md", DOCS / "reference" / "nn.zh.md"):
+        listed = set(re.findall(r"^::: juanji\.nn\.(\w+)$", page.read_text(encoding="utf-8"), re.M))
+        assert not set(juanji.nn.__all__) - listed, f"{page_id(page)} lacks {sorted(set(juanji.nn.__all__) - listed)}"
+
+
 def test_mkdocs_build_strict(tmp_path):
     site = tmp_path / "site"
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
