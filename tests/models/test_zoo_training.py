@@ -1,5 +1,5 @@
 """Every model of the zoo trains: one SGD step on 28×28×1 and 32×32×3 batches of 2 gives finite,
-non-zero gradients for every parameter, and a few steps on a fixed batch lower the loss."""
+non-zero gradients for every parameter, and (on the 28×28×1 batch) two more steps lower the loss."""
 import inspect
 
 import numpy as np
@@ -53,10 +53,12 @@ def test_model_trains_on_small_images(name, in_channels, size):
         assert grad.shape == param.shape and grad.dtype == param.dtype, pname
         assert np.all(np.isfinite(grad)), f"{name}: non-finite gradient for {pname}"
         assert pname in exempt or np.any(grad != 0), f"{name}: zero gradient for {pname}"
-    losses = [first]
-    for _ in range(2):
-        optimizer.step()
-        losses.append(loss_and_backward(model, loss_fn, x, labels))
+    optimizer.step()
+    if in_channels == 3:              # the loss check runs on the cheaper 28×28×1 batch
+        return
+    losses = [first, loss_and_backward(model, loss_fn, x, labels)]
+    optimizer.step()
+    losses.append(loss_and_backward(model, loss_fn, x, labels))
     assert losses[-1] < losses[0], f"{name}: losses {losses}"
 
 
