@@ -20,7 +20,7 @@ class ResidualBlock(nn.Module):
     …) are children of the block itself, beside ``downsample`` (the shortcut; identity by default).
     dX = body.backward(dZ) + downsample.backward(dZ), dZ = ReLU.backward(dY)."""
 
-    def __init__(self, body: "OrderedDict[str, nn.Module]", downsample: nn.Module | None = None):
+    def __init__(self, body: OrderedDict[str, nn.Module], downsample: nn.Module | None = None):
         super().__init__()
         for name, layer in body.items():
             setattr(self, name, layer)

@@ -91,10 +91,7 @@ def format_summary(rows: list[Row], input_shape) -> str:
     total_params = sum(r.params for r in rows)
     total_macs = sum(r.macs for r in rows)
     activations = sum(math.prod(r.output_shape) for r in rows if r.output_shape is not None)
-    return "\n".join([fmt(header), rule, *map(fmt, lines), rule,
-                      f"Input: {'×'.join(map(str, input_shape))}",
-                      f"Total params: {total_params:,}",
-                      f"Total MACs: {total_macs:,} per sample ({_si(total_macs)}MACs = "
-                      f"{_si(2 * total_macs)}FLOPs)",
-                      f"Layer outputs: {activations:,} values per sample "
-                      f"({activations * 4 / 2 ** 20:.1f} MiB in float32)"])
+    macs = f"Total MACs: {total_macs:,} per sample ({_si(total_macs)}MACs = {_si(2 * total_macs)}FLOPs)"
+    memory = f"Layer outputs: {activations:,} values per sample ({activations * 4 / 2 ** 20:.1f} MiB in float32)"
+    return "\n".join([fmt(header), rule, *map(fmt, lines), rule, f"Input: {'×'.join(map(str, input_shape))}",
+                      f"Total params: {total_params:,}", macs, memory])

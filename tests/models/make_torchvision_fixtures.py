@@ -25,11 +25,10 @@ import time
 
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[2]), str(pathlib.Path(__file__).parent)]
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-
-import tv_reference as ref  # noqa: E402
+import numpy as np
+import torch
+import torchvision
+import tv_reference as ref
 
 TOLERANCE = 1e-8
 

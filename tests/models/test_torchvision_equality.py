@@ -10,8 +10,8 @@ script compares the whole batch of 2 and the full input gradient.
 """
 import numpy as np
 import pytest
-
 import tv_reference as ref
+
 from juanji import models
 
 TABLE = ref.load_table()

@@ -1,6 +1,7 @@
 """Every model of the zoo trains: one SGD step on 28×28×1 and 32×32×3 batches of 2 gives finite,
 non-zero gradients for every parameter, and (on the 28×28×1 batch) two more steps lower the loss."""
 import inspect
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ def biases_feeding_batch_norm(model):
     names = []
     for prefix, module in model.named_modules():
         children = list(module.named_children())
-        for (name, layer), (_, after) in zip(children, children[1:]):
+        for (name, layer), (_, after) in pairwise(children):
             if "bias" in layer.params and isinstance(after, nn.BatchNorm2d):
                 names.append(f"{prefix}.{name}.bias" if prefix else f"{name}.bias")
     return names
