@@ -81,8 +81,11 @@ class AvgPool2d(_Pool2d):
         return F.avg_pool2d_backward(dy, self._require_cache())
 
 
-class AdaptiveAvgPool2d(Module):
-    """``torch.nn.AdaptiveAvgPool2d``: x (N, C, H, W) → y (N, C, *output_size), bins as PyTorch."""
+class AdaptivePool2d(Module):
+    """Base of the adaptive poolings: x (N, C, H, W) → y (N, C, *output_size) over PyTorch's adaptive bins;
+    a subclass names its kernel pair (``pool``, ``pool_backward``)."""
+
+    pool = pool_backward = None
 
     def __init__(self, output_size):
         super().__init__()
@@ -91,16 +94,22 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x):
         self._check_input(x, "(N, C, H, W)", 4)
-        y, self._cache = F.adaptive_avg_pool2d(x, self.output_size)
+        y, self._cache = type(self).pool(x, self.output_size)
         return y
 
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        return F.adaptive_avg_pool2d_backward(dy, self._cache)
+        return type(self).pool_backward(dy, self._cache)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(AdaptivePool2d):
+    """``torch.nn.AdaptiveAvgPool2d``: the mean of each bin; backward spreads it evenly over the bin."""
+
+    pool, pool_backward = F.adaptive_avg_pool2d, F.adaptive_avg_pool2d_backward
 
 
 class GlobalAvgPool2d(Module):

@@ -4,29 +4,14 @@ from __future__ import annotations
 from ..functional import conv as Fconv
 from ..functional import spp as F
 from .module import Module
+from .pooling import AdaptivePool2d
 
 
-class AdaptiveMaxPool2d(Module):
+class AdaptiveMaxPool2d(AdaptivePool2d):
     """``torch.nn.AdaptiveMaxPool2d``: x (N, C, H, W) → y (N, C, *output_size), max over PyTorch's
     adaptive bins.  Backward routes each gradient to its bin's arg-max (the first, on ties)."""
 
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = Fconv._pair(output_size, "output_size")
-        self._cache = None
-
-    def forward(self, x):
-        self._check_input(x, "(N, C, H, W)", 4)
-        y, self._cache = F.adaptive_max_pool2d(x, self.output_size)
-        return y
-
-    def backward(self, dy):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        return F.adaptive_max_pool2d_backward(dy, self._cache)
-
-    def extra_repr(self):
-        return f"output_size={self.output_size}"
+    pool, pool_backward = F.adaptive_max_pool2d, F.adaptive_max_pool2d_backward
 
 
 class SpatialPyramidPool2d(Module):
