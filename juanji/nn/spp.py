@@ -1,7 +1,6 @@
 """AdaptiveMaxPool2d and SpatialPyramidPool2d (He et al. 2014): fixed-size outputs from any input size."""
 from __future__ import annotations
 
-from ..functional import conv as Fconv
 from ..functional import spp as F
 from .module import Module
 from .pooling import AdaptivePool2d
