@@ -141,10 +141,13 @@ def first_non_finite_layer(model, x) -> str:
     if not np.all(np.isfinite(x)):
         return "the input batch"
     with np.errstate(over="ignore", invalid="ignore"):
-        for name, layer in model.named_children():
-            x = layer(x)
-            if not np.all(np.isfinite(x)):
-                return f"layer '{name}' ({layer!r})"
+        if isinstance(model, nn.Sequential):        # only a Sequential's children run in their listed order
+            for name, layer in model.named_children():
+                x = layer(x)
+                if not np.all(np.isfinite(x)):
+                    return f"layer '{name}' ({layer!r})"
+        elif not np.all(np.isfinite(model(x))):
+            return f"the output of {type(model).__name__} (its layers are not checked one by one)"
     return "the loss (the logits were finite)"
 
 
