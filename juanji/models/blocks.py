@@ -41,14 +41,3 @@ class ConvBNReLU(nn.Sequential):
                            bias=False),
             bn=nn.BatchNorm2d(out_channels, eps=eps),
             relu=nn.ReLU()))
-
-
-class Branches(nn.Concat):
-    """Parallel branches with names (``branch1``, ``branch2``, …) whose outputs are concatenated along
-    the channels: ``nn.Concat`` with torchvision's child names instead of "0", "1", …"""
-
-    def __init__(self, branches: OrderedDict[str, nn.Module]):
-        super().__init__(*branches.values(), dim=1)
-        self._modules.clear()
-        for name, branch in branches.items():
-            setattr(self, name, branch)

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from functools import partial
 
 from .. import nn
-from .blocks import Branches, ConvBNReLU, finish, is_small
+from .blocks import ConvBNReLU, finish, is_small
 
 BasicConv2d = partial(ConvBNReLU, eps=0.001)
 
@@ -30,7 +30,7 @@ STAGES = [
 AUX_TAPS = {"inception4a": "aux1", "inception4d": "aux2"}
 
 
-class InceptionModule(Branches):
+class InceptionModule(nn.Concat):
     """Four parallel branches concatenated: 1×1 | 1×1 → 3×3 | 1×1 → 3×3 ("5×5") | 3×3 max pool → 1×1.
     x (N, C, H, W) → (N, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W)."""
 

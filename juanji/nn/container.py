@@ -18,14 +18,7 @@ class Sequential(Module):
 
     def __init__(self, *layers):
         super().__init__()
-        if len(layers) == 1 and isinstance(layers[0], OrderedDict):
-            items = layers[0].items()
-        else:
-            items = ((str(i), layer) for i, layer in enumerate(layers))
-        for name, layer in items:
-            if not isinstance(layer, Module):
-                raise TypeError(f"Sequential: element {name} is a {type(layer).__name__}, not a Module")
-            setattr(self, name, layer)
+        _add_children(self, layers)
 
     def forward(self, x):
         for layer in self._modules.values():
@@ -54,6 +47,18 @@ class Sequential(Module):
         return self
 
 
+def _add_children(parent: Module, modules) -> None:
+    """Register ``modules`` — positional (named "0", "1", …) or one OrderedDict of names — as children."""
+    if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+        items = modules[0].items()
+    else:
+        items = ((str(i), module) for i, module in enumerate(modules))
+    for name, module in items:
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(parent).__name__}: element {name} is a {type(module).__name__}, not a Module")
+        setattr(parent, name, module)
+
+
 class Residual(Module):
     """y = body(x) + shortcut(x) (identity shortcut by default) — He et al.'s residual connection.
     dX = body.backward(dY) + shortcut.backward(dY): the gradient reaches x along both paths."""
@@ -76,14 +81,14 @@ class Residual(Module):
 
 class Concat(Module):
     """Runs every branch on the same input and concatenates their outputs along ``dim`` (channels):
-    Inception's parallel branches, DenseNet's [x, F(x)].  Backward splits dY and sums the branches' dX."""
+    Inception's parallel branches, DenseNet's [x, F(x)].  Backward splits dY and sums the branches' dX.
+    Branches are named "0", "1", … or by an OrderedDict's keys, as in Sequential."""
 
     def __init__(self, *branches: Module, dim: int = 1):
         super().__init__()
         if not branches:
             raise ValueError("Concat needs at least one branch")
-        for i, branch in enumerate(branches):
-            setattr(self, str(i), branch)
+        _add_children(self, branches)
         self.dim = dim
         self._sizes = None
 
