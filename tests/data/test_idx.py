@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from juanji.data.idx import IDXError, read_idx, write_idx
+from mutation import mutate
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -123,25 +124,6 @@ def test_corrupt_gzip_stream(tmp_path, damage):
     path = write_bytes(tmp_path, "labels.gz", content)
     with pytest.raises(IDXError, match=r"^labels\.gz: corrupt gzip stream"):
         read_idx(path)
-
-
-def mutate(content, data):
-    """Apply a few random truncations, byte changes, insertions and deletions drawn by hypothesis."""
-    content = bytearray(content)
-    for _ in range(data.draw(st.integers(1, 4))):
-        kind = data.draw(st.sampled_from(["truncate", "set", "insert", "delete", "append"]))
-        position = data.draw(st.integers(0, len(content)))
-        if kind == "truncate":
-            del content[position:]
-        elif kind == "set" and position < len(content):
-            content[position] = data.draw(st.integers(0, 255))
-        elif kind == "insert":
-            content[position:position] = data.draw(st.binary(min_size=1, max_size=8))
-        elif kind == "delete":
-            del content[position:position + data.draw(st.integers(1, 8))]
-        elif kind == "append":
-            content += data.draw(st.binary(min_size=1, max_size=8))
-    return bytes(content)
 
 
 def read_or_idx_error(path):
