@@ -1,4 +1,5 @@
-"""Convolution kernels: im2col on strided views + one batched GEMM, and their backward.
+"""Convolution kernels: im2col on strided views + one GEMM per group over the whole batch, and their
+backward.
 
 Shapes (PyTorch's): x (N, C, H, W), weight (K, C/G, R, S), bias (K,), y (N, K, H', W') with
     H' = ⌊(H + 2P − D(R − 1) − 1) / stride⌋ + 1   (the same along W with S).
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from .workspace import SCRATCH
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -49,13 +52,19 @@ def resolve_padding(padding, kernel_size: tuple[int, int], dilation: tuple[int, 
     return (ph, ph), (pw, pw)
 
 
-def pad2d(x: np.ndarray, pads, value=0.0) -> np.ndarray:
-    """Pad the last two axes of x by pads = ((top, bottom), (left, right)); no copy when all zero."""
+def pad2d(x: np.ndarray, pads, value=0.0, out=None) -> np.ndarray:
+    """Pad the last two axes of x by pads = ((top, bottom), (left, right)); no copy when all zero.
+    ``out``: an array of the padded shape to write into instead of a new one."""
     (top, bottom), (left, right) = pads
     if top == bottom == left == right == 0:
         return x
     n, c, h, w = x.shape
-    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    if out is None:
+        out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
+    out[:, :, :top] = value
+    out[:, :, top + h:] = value
+    out[:, :, top:top + h, :left] = value
+    out[:, :, top:top + h, left + w:] = value
     out[:, :, top:top + h, left:left + w] = x
     return out
 
@@ -70,25 +79,35 @@ def window_view(xp: np.ndarray, kernel_size, stride, dilation, out_size) -> np.n
                       strides=(sn, sc, sy * dh, sx * dw, sy * sh, sx * sw), writeable=False)
 
 
-def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size) -> np.ndarray:
-    """Columns (N, C·R·S, H'·W'), one strided copy: the layout the per-sample GEMM W·cols wants."""
+def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None) -> np.ndarray:
+    """Columns (C·R·S, N·H'·W'), one strided copy: row (c, r, s), column (n, i, j).
+
+    Channel-major, so that a whole batch is one GEMM W (K × C·R·S) · cols: no per-sample GEMMs, and
+    dW = dY · colsᵀ contracts over N·H'·W' at once instead of summing N outer products.
+    ``out``: an array of C·R·S·N·H'·W' elements to write into instead of a new one.
+    """
     n, c = xp.shape[:2]
-    view = window_view(xp, kernel_size, stride, dilation, out_size)
-    cols = np.empty(view.shape, dtype=xp.dtype)
+    view = window_view(xp, kernel_size, stride, dilation, out_size).transpose(1, 2, 3, 0, 4, 5)
+    cols = np.empty(view.shape, dtype=xp.dtype) if out is None else out.reshape(view.shape)
     np.copyto(cols, view)
-    return cols.reshape(n, c * kernel_size[0] * kernel_size[1], out_size[0] * out_size[1])
+    return cols.reshape(c * kernel_size[0] * kernel_size[1], n * out_size[0] * out_size[1])
 
 
-def col2im(cols: np.ndarray, padded_shape, kernel_size, stride, dilation, out_size) -> np.ndarray:
+def col2im(cols: np.ndarray, padded_shape, kernel_size, stride, dilation, out_size, out=None) -> np.ndarray:
     """Adjoint of im2col: sum every column entry back to the padded pixel it was read from.
+    cols (C·R·S, N·H'·W') → (N, C, Hp, Wp), written into ``out`` if given.
 
     Loops over the R·S kernel offsets only; each iteration is one strided add of a whole
     (N, C, H', W') block, so overlapping windows accumulate correctly without np.add.at.
     """
     n, c, hp, wp = padded_shape
     (r, s), (sh, sw), (dh, dw), (ho, wo) = kernel_size, stride, dilation, out_size
-    blocks = cols.reshape(n, c, r, s, ho, wo)
-    dxp = np.zeros(padded_shape, dtype=cols.dtype)
+    blocks = cols.reshape(c, r, s, n, ho, wo).transpose(3, 0, 1, 2, 4, 5)
+    if out is None:
+        dxp = np.zeros(padded_shape, dtype=cols.dtype)
+    else:
+        dxp = out
+        dxp.fill(0)
     for i in range(r):
         for j in range(s):
             dxp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
@@ -105,54 +124,101 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
     return pads, (ho, wo)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def _to_nchw(y_kn: np.ndarray, n: int, out_size, bias=None) -> np.ndarray:
+    """(K, N·H'·W') GEMM output → contiguous (N, K, H', W'), adding the bias during the copy."""
+    k = y_kn.shape[0]
+    view = y_kn.reshape(k, n, *out_size).transpose(1, 0, 2, 3)
+    y = np.empty(view.shape, dtype=y_kn.dtype)
+    if bias is None:
+        np.copyto(y, view)
+    else:
+        np.add(view, bias.reshape(1, k, 1, 1), out=y)
+    return y
+
+
+def _channel_major(a: np.ndarray) -> np.ndarray:
+    """(N, K, H, W) → contiguous (K, N·H·W), in scratch memory."""
+    n, k = a.shape[:2]
+    out = SCRATCH.get("channel_major", (k, n) + a.shape[2:], a.dtype)
+    np.copyto(out, a.transpose(1, 0, 2, 3))
+    return out.reshape(k, -1)
+
+
+def _grouped_matmul(w_g: np.ndarray, cols: np.ndarray, groups: int) -> np.ndarray:
+    """(G, K/G, C/G·R·S) · (C·R·S, M) → (K, M), one GEMM per group, in scratch memory."""
+    k, m = w_g.shape[0] * w_g.shape[1], cols.shape[1]
+    out = SCRATCH.get("gemm", (groups, k // groups, m), np.result_type(w_g, cols))
+    np.matmul(w_g, cols.reshape(groups, -1, m), out=out)
+    return out.reshape(k, m)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, workspace=None):
     """y = W ⋆ x + b.  x (N, C, H, W), weight (K, C/G, R, S) → y (N, K, H', W').
 
     Returns (y, cache) where cache holds the columns for ``conv2d_backward``.
-    Each of the G groups is one batched GEMM over the N samples:
-    y[n, g] = W[g] (K/G × C/G·R·S) · cols[n, g] (C/G·R·S × H'·W').
+    Each of the G groups is one GEMM over the whole batch:
+    Y[g] (K/G × N·H'·W') = W[g] (K/G × C/G·R·S) · cols[g] (C/G·R·S × N·H'·W').
+    ``workspace`` (a ``Workspace``, e.g. the layer's own): where the columns are kept and reused from
+    call to call; the columns stay valid until the next call with the same workspace.
     """
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-    n = x.shape[0]
+    n, c = x.shape[:2]
     k, cg, r, s = weight.shape
     pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation, groups)
-    xp = pad2d(x, pads)
-    cols = im2col(xp, (r, s), stride, dilation, out_size)             # (N, C·R·S, P)
-    p = out_size[0] * out_size[1]
-    cols_g = cols.reshape(n, groups, cg * r * s, p)
+    padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
+    xp = pad2d(x, pads, out=SCRATCH.get("padded", padded_shape, x.dtype))
+    cols_shape = (c * r * s, n * out_size[0] * out_size[1])
+    cols = im2col(xp, (r, s), stride, dilation, out_size,
+                  out=None if workspace is None else workspace.get("cols", cols_shape, x.dtype))
     w_g = weight.reshape(groups, k // groups, cg * r * s)
-    y = np.matmul(w_g, cols_g).reshape(n, k, *out_size)               # (N, G, K/G, P) → NCHW
-    if bias is not None:
-        y += bias.reshape(1, k, 1, 1)
-    cache = (x.shape, xp.shape, cols_g, weight, stride, dilation, pads, out_size, groups)
+    y = _to_nchw(_grouped_matmul(w_g, cols, groups), n, out_size, bias)
+    cache = (x.shape, padded_shape, cols, weight, stride, dilation, pads, out_size, groups)
     return y, cache
+
+
+def _full_conv_padding(pads, kernel_size, dilation):
+    """Padding of dY that turns dX into a stride-1 convolution of dY with the flipped kernel, or None
+    where the forward padding exceeds the kernel's reach (then col2im is used)."""
+    reach = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
+    full = tuple((span - before, span - after) for span, (before, after) in zip(reach, pads))
+    return full if min(min(side) for side in full) >= 0 else None
 
 
 def conv2d_backward(dy, cache, need_dx: bool = True):
     """Gradients of conv2d.  Returns (dx, dW, db).
 
-        dW[g] = Σ_n dY[n, g] · cols[n, g]ᵀ        (dW = dY ⋆ X)
+        dW[g] = dY[g] · cols[g]ᵀ                  (dW = dY ⋆ X, contracted over N·H'·W')
         db    = Σ_{n, i, j} dY
-        dX    = col2im(Wᵀ · dY)                   (dX = dY ∗ rot180(W), the full convolution)
+        dX    = dY ∗ rot180(W)                    stride 1: the full convolution, through conv2d itself
+              = col2im(Wᵀ · dY)                   otherwise: scatter the columns' gradients back
     """
-    x_shape, xp_shape, cols_g, weight, stride, dilation, pads, out_size, groups = cache
-    n = x_shape[0]
+    x_shape, xp_shape, cols, weight, stride, dilation, pads, out_size, groups = cache
+    n, c = x_shape[:2]
     k, cg, r, s = weight.shape
-    p = out_size[0] * out_size[1]
-    dy_g = dy.reshape(n, groups, k // groups, p)
-    dw = np.matmul(dy_g, cols_g.transpose(0, 1, 3, 2)).sum(axis=0).reshape(weight.shape)
-    db = dy.sum(axis=(0, 2, 3))
-    dx = None
-    if need_dx:
-        w_g = weight.reshape(groups, k // groups, cg * r * s)
-        dcols = np.matmul(w_g.transpose(0, 2, 1), dy_g)               # (N, G, C/G·R·S, P)
-        dxp = col2im(dcols.reshape(n, groups * cg * r * s, p), xp_shape, (r, s), stride,
-                     dilation, out_size)
-        (top, _), (left, _) = pads
-        dx = dxp[:, :, top:top + x_shape[2], left:left + x_shape[3]]
-        if dxp.shape != tuple(x_shape):
-            dx = np.ascontiguousarray(dx)
-    return dx, dw, db
+    dy_kn = _channel_major(dy)                                          # (K, N·P)
+    dw_g = np.matmul(dy_kn.reshape(groups, k // groups, -1),
+                     cols.reshape(groups, cg * r * s, -1).transpose(0, 2, 1))
+    dw = dw_g.reshape(weight.shape)
+    db = dy_kn.sum(axis=1)
+    if not need_dx:
+        return None, dw, db
+    full_pads = _full_conv_padding(pads, (r, s), dilation) if stride == (1, 1) else None
+    if full_pads is not None:
+        # rot180(W) with input and output channels swapped within each group: (C, K/G, R, S)
+        flipped = (weight.reshape(groups, k // groups, cg, r, s)[..., ::-1, ::-1]
+                   .transpose(0, 2, 1, 3, 4).reshape(c, k // groups, r, s))
+        dx, _ = conv2d(dy, np.ascontiguousarray(flipped), None, 1, full_pads, dilation, groups, SCRATCH)
+        return dx, dw, db
+    w_g = weight.reshape(groups, k // groups, cg * r * s)
+    dcols = SCRATCH.get("dcols", (groups, cg * r * s, dy_kn.shape[1]), dy_kn.dtype)
+    np.matmul(w_g.transpose(0, 2, 1), dy_kn.reshape(groups, k // groups, -1), out=dcols)
+    padded = tuple(xp_shape) != tuple(x_shape)
+    dxp = col2im(dcols.reshape(c * r * s, -1), xp_shape, (r, s), stride, dilation, out_size,
+                 out=SCRATCH.get("dpadded", xp_shape, dy_kn.dtype) if padded else None)
+    if not padded:
+        return dxp, dw, db
+    (top, _), (left, _) = pads
+    return np.ascontiguousarray(dxp[:, :, top:top + x_shape[2], left:left + x_shape[3]]), dw, db
 
 
 def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

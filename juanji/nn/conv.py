@@ -6,6 +6,7 @@ import numpy as np
 from .. import random as jrandom
 from ..functional import conv as F
 from ..functional.init import torch_default
+from ..functional.workspace import Workspace
 from .module import Module
 
 
@@ -52,6 +53,7 @@ class Conv2d(Module):
             self.params["bias"] = bias_value
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._cache = None
+        self._workspace = Workspace()     # the columns, reused from step to step
 
     def _as_pair(self, value, name):
         try:
@@ -78,7 +80,7 @@ class Conv2d(Module):
         self._check_fits(x.shape[2:])
         weight = self.params["weight"]
         y, self._cache = F.conv2d(x, weight, self.params.get("bias"), self.stride, self.pads,
-                                  self.dilation, self.groups)
+                                  self.dilation, self.groups, self._workspace)
         return y
 
     def _check_fits(self, spatial):
@@ -141,7 +143,7 @@ class Conv1d(Conv2d):
         self._check_fits((1, x.shape[2]))
         weight = self.params["weight"][:, :, None, :]
         y, self._cache = F.conv2d(x[:, :, None, :], weight, self.params.get("bias"), self.stride,
-                                  self.pads, self.dilation, self.groups)
+                                  self.pads, self.dilation, self.groups, self._workspace)
         return y[:, :, 0, :]
 
     def backward(self, dy):

@@ -170,7 +170,7 @@ def test_im2col_col2im_are_adjoint(config):
     out = tuple(F.conv_output_size(padded[2 + a], (r, s)[a], stride[a], 0, dilation[a]) for a in range(2))
     xp = rng.standard_normal(padded)
     cols = F.im2col(xp, (r, s), stride, dilation, out)
-    assert cols.shape == (n, c * r * s, out[0] * out[1])
+    assert cols.shape == (c * r * s, n * out[0] * out[1])
     other = rng.standard_normal(cols.shape)
     back = F.col2im(other, padded, (r, s), stride, dilation, out)
     assert back.shape == padded
@@ -179,12 +179,14 @@ def test_im2col_col2im_are_adjoint(config):
 
 
 def test_im2col_layout():
-    """Row c·R·S + r·S + s, column i·W' + j holds xp[c, i·stride + r·dilation, j·stride + s·dilation]."""
-    xp = np.arange(2 * 6 * 7, dtype=np.float64).reshape(1, 2, 6, 7)
+    """Row c·R·S + r·S + s, column n·H'·W' + i·W' + j holds
+    xp[n, c, i·stride + r·dilation, j·stride + s·dilation]."""
+    xp = np.arange(2 * 2 * 6 * 7, dtype=np.float64).reshape(2, 2, 6, 7)
     cols = F.im2col(xp, (2, 3), (2, 1), (2, 2), (2, 3))
-    for c in range(2):
-        for r in range(2):
-            for s in range(3):
-                for i in range(2):
-                    for j in range(3):
-                        assert cols[0, c * 6 + r * 3 + s, i * 3 + j] == xp[0, c, i * 2 + r * 2, j + s * 2]
+    for n in range(2):
+        for c in range(2):
+            for r in range(2):
+                for s in range(3):
+                    for i in range(2):
+                        for j in range(3):
+                            assert cols[c * 6 + r * 3 + s, n * 6 + i * 3 + j] == xp[n, c, i * 2 + r * 2, j + s * 2]

@@ -1,0 +1,42 @@
+"""Arrays kept from one call to the next, so that hot kernels write into memory that is already mapped.
+
+A fresh large NumPy array is fresh pages from the operating system: the first write to each page is a
+page fault plus zeroing by the kernel, which doubles the cost of a copy such as im2col (measured: 10.7 ms
+into a new 58 MB array, 5.0 ms into one reused).  A ``Workspace`` hands out the same memory again when
+the size allows.  Two kinds are used:
+
+- a layer's own workspace, for arrays that live from its forward to its backward (conv's columns);
+- ``SCRATCH``, one process-wide workspace for arrays used only inside a single kernel call.
+
+Nothing handed out by a workspace is ever returned to the caller of a layer: outputs are always fresh.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Workspace:
+    """``get(key, shape, dtype)`` returns an uninitialised array of that shape, reusing the memory of the
+    previous array under ``key`` when it is large enough and of the same dtype (it grows, never shrinks)."""
+
+    def __init__(self):
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, key: str, shape, dtype) -> np.ndarray:
+        size = math.prod(shape)
+        memory = self._arrays.get(key)
+        if memory is None or memory.dtype != dtype or memory.size < size:
+            memory = self._arrays[key] = np.empty(size, dtype=dtype)
+        return memory[:size].reshape(shape)
+
+    def clear(self) -> None:
+        """Give the memory back (it is reallocated on the next ``get``)."""
+        self._arrays.clear()
+
+    def nbytes(self) -> int:
+        return sum(memory.nbytes for memory in self._arrays.values())
+
+
+SCRATCH = Workspace()
