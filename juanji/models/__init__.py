@@ -13,14 +13,14 @@ import difflib
 import inspect
 
 from .alexnet import alexnet, zfnet
-from .densenet import densenet121, densenet_bc_100
+from .densenet import densenet121, densenet_bc_40, densenet_bc_100
 from .googlenet import googlenet
 from .lenet import lenet5, lenet5_classic
 from .mobilenet import mobilenet_v1
 from .resnet import resnet18, resnet20, resnet34, resnet50, resnet56
 from .sppnet import spp_net
 from .text_cnn import text_cnn
-from .vgg import vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
+from .vgg import vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vgg_small
 
 _REGISTRY = {
     "lenet5": lenet5,
@@ -29,10 +29,11 @@ _REGISTRY = {
     "zfnet": zfnet,
     "vgg11": vgg11, "vgg13": vgg13, "vgg16": vgg16, "vgg19": vgg19,
     "vgg11_bn": vgg11_bn, "vgg13_bn": vgg13_bn, "vgg16_bn": vgg16_bn, "vgg19_bn": vgg19_bn,
+    "vgg_small": vgg_small,
     "googlenet": googlenet,
     "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
     "resnet20": resnet20, "resnet56": resnet56,
-    "densenet121": densenet121, "densenet_bc_100": densenet_bc_100,
+    "densenet121": densenet121, "densenet_bc_100": densenet_bc_100, "densenet_bc_40": densenet_bc_40,
     "mobilenet_v1": mobilenet_v1,
     "spp_net": spp_net,
     "text_cnn": text_cnn,

@@ -1,5 +1,6 @@
-"""DenseNet-121 (torchvision) and the CIFAR DenseNet-BC (Huang et al. 2017, "Densely Connected
-Convolutional Networks"), from one builder.  Every layer sees the concatenation of all earlier outputs
+"""DenseNet-121 (torchvision), the CIFAR DenseNet-BC (Huang et al. 2017, "Densely Connected
+Convolutional Networks") and a shallower member of its family (L = 40, for CPU training in minutes),
+from one builder.  Every layer sees the concatenation of all earlier outputs
 of its block: block input C channels → C + L·k channels after L layers of growth rate k.
 
 Small inputs (< 64 pixels): conv0 is 3×3 stride 1 and there is no pool0 (the CIFAR stem); otherwise
@@ -84,3 +85,8 @@ def densenet121(num_classes: int = 1000, in_channels: int = 3, input_size: int =
 def densenet_bc_100(num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> nn.Sequential:
     """CIFAR DenseNet-BC (L = 100, k = 12): 3 blocks of 16 bottleneck layers, 0.8 M parameters."""
     return densenet(12, (16, 16, 16), 24, num_classes, in_channels, input_size)
+
+
+def densenet_bc_40(num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> nn.Sequential:
+    """Small DenseNet-BC (L = 40, k = 12): 3 blocks of 6 bottleneck layers, 0.18 M parameters."""
+    return densenet(12, (6, 6, 6), 24, num_classes, in_channels, input_size)

@@ -18,12 +18,14 @@ CONFIGS = {
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
     19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    "small": [32, 32, "M", 64, 64, "M", 128, 128, "M"],
 }
 
 
-def vgg(depth: int, batch_norm: bool, num_classes: int, in_channels: int, input_size: int) -> nn.Sequential:
+def vgg(depth, batch_norm: bool, num_classes: int, in_channels: int, input_size: int,
+        hidden: int | None = None) -> nn.Sequential:
     """features (conv3×3 [+ BN] + ReLU, max pools) → avgpool → flatten → classifier:
-    x (N, in_channels, H, W) → logits (N, num_classes)."""
+    x (N, in_channels, H, W) → logits (N, num_classes).  ``depth`` is a key of CONFIGS."""
     small = is_small(input_size)
     layers, channels, side = [], in_channels, input_size
     for item in CONFIGS[depth]:
@@ -37,7 +39,8 @@ def vgg(depth: int, batch_norm: bool, num_classes: int, in_channels: int, input_
             layers.append(nn.BatchNorm2d(item))
         layers.append(nn.ReLU())
         channels = item
-    pooled, hidden = (1, 512) if small else (7, 4096)
+    pooled, default_hidden = (1, 512) if small else (7, 4096)
+    hidden = hidden or default_hidden
     model = nn.Sequential(OrderedDict(
         features=nn.Sequential(*layers),
         avgpool=nn.AdaptiveAvgPool2d(pooled),
@@ -88,3 +91,9 @@ def vgg16_bn(num_classes: int = 1000, in_channels: int = 3, input_size: int = 22
 def vgg19_bn(num_classes: int = 1000, in_channels: int = 3, input_size: int = 224) -> nn.Sequential:
     """VGG-19 with batch norm after every conv (torchvision's vgg19_bn)."""
     return vgg(19, True, num_classes, in_channels, input_size)
+
+
+def vgg_small(num_classes: int = 10, in_channels: int = 1, input_size: int = 28) -> nn.Sequential:
+    """Small VGG for 28×28 / 32×32: 3 stages of two 3×3 conv + BN + ReLU (32, 64, 128 channels) and a 2×2
+    max pool, global average pool, 256-unit classifier; 0.39 M parameters at 10 classes."""
+    return vgg("small", True, num_classes, in_channels, input_size, hidden=256)
