@@ -212,6 +212,8 @@ class Trainer:
                 "rng": jrandom.get_state(),
                 "data": {"classes": self.train_set.classes, "normalization": self.normalization,
                          "input_shape": list(self.input_shape)}}
+        if sequences.is_task(self.config.data):     # what `juanji predict` needs to encode a word
+            meta["data"]["alphabet"] = self.train_set.alphabet
         ckpt.save(self.checkpoint_path(epoch), self.model, self.optimizer, **meta)
         if is_best:
             ckpt.save(os.path.join(self.out, "best.npz"), self.model, **meta)

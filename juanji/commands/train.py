@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from .. import checkpoint as ckpt
-from ..data import DataLoader
+from ..data import DataLoader, sequences
 from ..data.folder import load_datasets
 from ..data.images import load_image
 from ..data.transforms import Normalize
@@ -55,9 +55,10 @@ def register(sub):
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--data", help="folder with IDX files or class image folders (default: the one trained on)")
     p.set_defaults(run=cmd_eval)
-    p = sub.add_parser("predict", help="top-3 classes of image files (PNG, JPG, BMP, GIF)")
+    p = sub.add_parser("predict", help="top-3 classes of image files (PNG, JPG, BMP, GIF), or of words for a "
+                                       "text run (--data words)")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="INPUT", help="image files, or words for a text run")
     p.set_defaults(run=cmd_predict)
 
 
@@ -147,6 +148,8 @@ def load_trained(run_or_checkpoint: str):
 def load_test_set(state, data=None):
     """The test set of the data a checkpoint was trained on (or of ``data``), prepared as in training."""
     config = state.meta.get("config", {})
+    if sequences.is_task(data or config.get("data")):
+        return sequences.load_task(data or config.get("data"))[1]
     channels, size, _ = state.meta.get("data", {}).get("input_shape", (None, None, None))
     _, test_set, _ = load_datasets(data or config.get("data"), image_size=size, channels=channels,
                                    skip_bad=config.get("skip_bad", False))
@@ -167,7 +170,8 @@ def cmd_eval(args):
     result = predict_test_set(model, state, test_set)
     classes = state.meta.get("data", {}).get("classes") or test_set.classes
     matrix = confusion_matrix(test_set.labels, result["predictions"], len(classes))
-    print(f"test accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  ({len(test_set)} images)")
+    kind = "sequences" if isinstance(test_set, sequences.SequenceDataset) else "images"
+    print(f"test accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  ({len(test_set)} {kind})")
     width = max(len(c) for c in classes) + 4
     print("confusion matrix (rows: true class, columns: predicted class)")
     print(" " * width + "".join(f"{i:>6}" for i in range(len(classes))))
@@ -197,10 +201,14 @@ def cmd_predict(args):
     from ..functional.activation import softmax
     model, state = load_trained(args.checkpoint)
     classes = class_names(state)
-    for path in args.images:
-        _, image = read_input(path, model, state)
-        probabilities = softmax(model(image[None]), axis=1)[0]
+    data = state.meta.get("data", {})
+    for item in args.images:
+        if "alphabet" in data:          # a text run: the arguments are words
+            x = sequences.encode([item.lower()], data["alphabet"], data["input_shape"][0])
+        else:
+            x = read_input(item, model, state)[1][None]
+        probabilities = softmax(model(x), axis=1)[0]
         top = np.argsort(probabilities)[::-1][:3]
         ranked = ", ".join(f"{classes[i]} {probabilities[i]:.3f}" for i in top)
-        print(f"{path}: {ranked}")
+        print(f"{item}: {ranked}")
     return 0

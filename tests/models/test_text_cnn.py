@@ -122,3 +122,17 @@ def test_training_on_word_languages_reaches_86_percent_and_exports(tmp_path, cap
     session = ort.InferenceSession(str(tmp_path / "text_cnn.onnx"), providers=["CPUExecutionProvider"])
     logits = session.run(None, {"input": test.tokens})[0]
     assert (logits.argmax(axis=1) == test.labels).mean() == pytest.approx(accuracy, abs=1e-9)
+
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert f"test accuracy {accuracy:.4f}" in report and "(5000 sequences)" in report
+    words = ["".join(test.alphabet[i - 1] for i in row if i) for row in test.tokens[:6]]
+    assert main(["predict", str(out), *[word.upper() for word in words]]) == 0   # lower-cased by predict
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [word.upper() for word in words]
+    expected = [test.classes[i] for i in logits[:6].argmax(axis=1)]   # the exported model's answers
+    assert [line.split(": ")[1].split()[0] for line in lines] == expected
+    assert all(len(line.split(", ")) == 3 for line in lines)           # the top three languages each
+    assert main(["predict", str(out), "x7"]) == 2                        # not a letter of the alphabet
+    assert "character '7' is not in the alphabet" in capsys.readouterr().err
