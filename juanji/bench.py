@@ -83,7 +83,10 @@ class JuanjiSide:
         return self.nn.ReLU()
 
     def model(self, name):
-        return self.models.create(name, **MODEL_ARGS[name])
+        from .train import skip_input_gradient
+        model = self.models.create(name, **MODEL_ARGS[name])
+        skip_input_gradient(model)      # as juanji's Trainer does, and as PyTorch skips it for the input
+        return model
 
     def train_step(self, model, x, y):
         optimizer = self.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
