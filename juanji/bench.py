@@ -101,7 +101,11 @@ class JuanjiSide:
 
     def inference(self, model, x):
         model.eval()
-        return lambda: model(x)
+
+        def run():
+            with self.nn.no_grad():
+                return model(x)
+        return run
 
     def output(self, layer, x):
         return layer(x)

@@ -113,7 +113,8 @@ def evaluate(model, loader, loss_fn=None, return_predictions=False):
     model.eval()
     total_loss, correct, count, predictions = 0.0, 0, 0, []
     for x, y in loader:
-        logits = model(x)
+        with nn.no_grad():
+            logits = model(x)
         total_loss += float(loss_fn(logits, y)) * len(y)
         predicted = logits.argmax(axis=1)
         correct += int((predicted == y).sum())

@@ -6,7 +6,8 @@ into a new 58 MB array, 5.0 ms into one reused).  A ``Workspace`` hands out the 
 the size allows.  Two kinds are used:
 
 - a layer's own workspace, for arrays that live from its forward to its backward (conv's columns);
-- ``SCRATCH``, one process-wide workspace for arrays used only inside a single kernel call.
+- ``SCRATCH``, one process-wide workspace for arrays used only inside a single kernel call (and for the
+  columns of forward passes under ``juanji.nn.no_grad()``, which no backward will read).
 
 Nothing handed out by a workspace is ever returned to the caller of a layer: outputs are always fresh.
 """
@@ -19,7 +20,11 @@ import numpy as np
 
 class Workspace:
     """``get(key, shape, dtype)`` returns an uninitialised array of that shape, reusing the memory of the
-    previous array under ``key`` when it is large enough and of the same dtype (it grows, never shrinks)."""
+    previous array under ``key`` when it is large enough, of the same dtype, and not more than
+    ``SLACK`` times too large (so that training after an evaluation on bigger batches gives the memory
+    back instead of keeping it)."""
+
+    SLACK = 4
 
     def __init__(self):
         self._arrays: dict[str, np.ndarray] = {}
@@ -27,7 +32,7 @@ class Workspace:
     def get(self, key: str, shape, dtype) -> np.ndarray:
         size = math.prod(shape)
         memory = self._arrays.get(key)
-        if memory is None or memory.dtype != dtype or memory.size < size:
+        if memory is None or memory.dtype != dtype or not size <= memory.size <= self.SLACK * max(size, 1):
             memory = self._arrays[key] = np.empty(size, dtype=dtype)
         return memory[:size].reshape(shape)
 

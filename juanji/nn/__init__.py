@@ -4,6 +4,7 @@ from .container import Concat, Residual, Sequential
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .embedding import Embedding
+from .grad_mode import is_grad_enabled, no_grad
 from .linear import Flatten, Identity, Linear
 from .loss import CrossEntropyLoss
 from .module import Module
@@ -16,4 +17,5 @@ from .spp import AdaptiveMaxPool2d, SpatialPyramidPool2d
 __all__ = ["Module", "Sequential", "Residual", "Concat", "Conv1d", "Conv2d", "Linear", "Flatten", "Identity",
            "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1d", "BatchNorm2d",
            "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d", "CrossEntropyLoss",
-           "Embedding", "Permute", "GlobalMaxPool1d", "AdaptiveMaxPool2d", "SpatialPyramidPool2d"]
+           "Embedding", "Permute", "GlobalMaxPool1d", "AdaptiveMaxPool2d", "SpatialPyramidPool2d",
+           "no_grad", "is_grad_enabled"]

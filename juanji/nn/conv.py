@@ -6,7 +6,8 @@ import numpy as np
 from .. import random as jrandom
 from ..functional import conv as F
 from ..functional.init import torch_default
-from ..functional.workspace import Workspace
+from ..functional.workspace import SCRATCH, Workspace
+from .grad_mode import is_grad_enabled
 from .module import Module
 
 
@@ -80,8 +81,17 @@ class Conv2d(Module):
         self._check_fits(x.shape[2:])
         weight = self.params["weight"]
         y, self._cache = F.conv2d(x, weight, self.params.get("bias"), self.stride, self.pads,
-                                  self.dilation, self.groups, self._workspace)
+                                  self.dilation, self.groups, self._columns_workspace())
+        self._forget_cache_without_grad()
         return y
+
+    def _columns_workspace(self):
+        """The layer's own memory for the columns, kept for backward; scratch memory under no_grad."""
+        return self._workspace if is_grad_enabled() else SCRATCH
+
+    def _forget_cache_without_grad(self):
+        if not is_grad_enabled():
+            self._cache = None
 
     def _check_fits(self, spatial):
         (top, bottom), (left, right) = self.pads
@@ -94,7 +104,7 @@ class Conv2d(Module):
 
     def backward(self, dy):
         if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
+            raise RuntimeError(f"{self!r}: backward called before forward (or after a forward under no_grad)")
         dx, dw, db = F.conv2d_backward(dy, self._cache, need_dx=self.input_grad)
         np.copyto(self.grads["weight"], dw)
         if "bias" in self.grads:
@@ -143,12 +153,13 @@ class Conv1d(Conv2d):
         self._check_fits((1, x.shape[2]))
         weight = self.params["weight"][:, :, None, :]
         y, self._cache = F.conv2d(x[:, :, None, :], weight, self.params.get("bias"), self.stride,
-                                  self.pads, self.dilation, self.groups, self._workspace)
+                                  self.pads, self.dilation, self.groups, self._columns_workspace())
+        self._forget_cache_without_grad()
         return y[:, :, 0, :]
 
     def backward(self, dy):
         if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
+            raise RuntimeError(f"{self!r}: backward called before forward (or after a forward under no_grad)")
         dx, dw, db = F.conv2d_backward(dy[:, :, None, :], self._cache, need_dx=self.input_grad)
         np.copyto(self.grads["weight"], dw[:, :, 0, :])
         if "bias" in self.grads:

@@ -15,9 +15,11 @@ def test_get_reuses_memory_that_is_large_enough_and_of_the_same_dtype():
     larger = workspace.get("a", (5, 5), np.float32)
     assert not np.shares_memory(first, larger) and larger.shape == (5, 5)
     assert np.shares_memory(larger, workspace.get("a", (20,), np.float32))
+    assert not np.shares_memory(larger, workspace.get("a", (6,), np.float32))   # 25 > 4 × 6: given back
+    workspace.get("a", (5, 5), np.float32)
     assert workspace.get("a", (5, 5), np.float64).dtype == np.float64
     assert not np.shares_memory(workspace.get("a", (5,), np.float64), workspace.get("b", (5,), np.float64))
-    assert workspace.nbytes() == 5 * 5 * 8 + 5 * 8
+    assert workspace.nbytes() == 5 * 8 + 5 * 8        # "a" shrank to 5 float64 (25 > 4 × 5), "b" holds 5
     workspace.clear()
     assert workspace.nbytes() == 0
 
