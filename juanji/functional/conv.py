@@ -1,5 +1,5 @@
-"""Convolution kernels: im2col on strided views + one GEMM per group over the whole batch, and their
-backward.
+"""Convolution kernels: im2col on strided views + GEMMs (per sample, or per group over the whole batch),
+and their backward.
 
 Shapes (PyTorch's): x (N, C, H, W), weight (K, C/G, R, S), bias (K,), y (N, K, H', W') with
     H' = ⌊(H + 2P − D(R − 1) − 1) / stride⌋ + 1   (the same along W with S).
@@ -79,30 +79,42 @@ def window_view(xp: np.ndarray, kernel_size, stride, dilation, out_size) -> np.n
                       strides=(sn, sc, sy * dh, sx * dw, sy * sh, sx * sw), writeable=False)
 
 
-def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None) -> np.ndarray:
-    """Columns (C·R·S, N·H'·W'), one strided copy: row (c, r, s), column (n, i, j).
+def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None,
+           channel_major: bool = False) -> np.ndarray:
+    """The columns of a padded input, one strided copy.  Row (c, r, s) of the window of output (i, j)
+    of sample n holds xp[n, c, i·stride + r·dilation, j·stride + s·dilation]:
 
-    Channel-major, so that a whole batch is one GEMM W (K × C·R·S) · cols: no per-sample GEMMs, and
-    dW = dY · colsᵀ contracts over N·H'·W' at once instead of summing N outer products.
-    ``out``: an array of C·R·S·N·H'·W' elements to write into instead of a new one.
+    - sample-major (default): (N, C·R·S, H'·W'), each sample's columns contiguous, as the per-sample
+      GEMMs W · cols[n] of an ungrouped convolution want them;
+    - ``channel_major``: (C·R·S, N·H'·W'), so that each group of a grouped convolution is one GEMM over
+      the whole batch (a depthwise layer would otherwise make N·C GEMMs of one row each).
+
+    ``out``: an array of as many elements to write into instead of a new one.
     """
     n, c = xp.shape[:2]
-    view = window_view(xp, kernel_size, stride, dilation, out_size).transpose(1, 2, 3, 0, 4, 5)
+    view = window_view(xp, kernel_size, stride, dilation, out_size)
+    if channel_major:
+        view = view.transpose(1, 2, 3, 0, 4, 5)
     cols = np.empty(view.shape, dtype=xp.dtype) if out is None else out.reshape(view.shape)
     np.copyto(cols, view)
-    return cols.reshape(c * kernel_size[0] * kernel_size[1], n * out_size[0] * out_size[1])
+    rows, p = c * kernel_size[0] * kernel_size[1], out_size[0] * out_size[1]
+    return cols.reshape(rows, n * p) if channel_major else cols.reshape(n, rows, p)
 
 
-def col2im(cols: np.ndarray, padded_shape, kernel_size, stride, dilation, out_size, out=None) -> np.ndarray:
+def col2im(cols: np.ndarray, padded_shape, kernel_size, stride, dilation, out_size, out=None,
+           channel_major: bool = False) -> np.ndarray:
     """Adjoint of im2col: sum every column entry back to the padded pixel it was read from.
-    cols (C·R·S, N·H'·W') → (N, C, Hp, Wp), written into ``out`` if given.
+    cols in either layout of ``im2col`` → (N, C, Hp, Wp), written into ``out`` if given.
 
     Loops over the R·S kernel offsets only; each iteration is one strided add of a whole
     (N, C, H', W') block, so overlapping windows accumulate correctly without np.add.at.
     """
-    n, c, hp, wp = padded_shape
+    n, c, _, _ = padded_shape
     (r, s), (sh, sw), (dh, dw), (ho, wo) = kernel_size, stride, dilation, out_size
-    blocks = cols.reshape(c, r, s, n, ho, wo).transpose(3, 0, 1, 2, 4, 5)
+    if channel_major:
+        blocks = cols.reshape(c, r, s, n, ho, wo).transpose(3, 0, 1, 2, 4, 5)
+    else:
+        blocks = cols.reshape(n, c, r, s, ho, wo)
     if out is None:
         dxp = np.zeros(padded_shape, dtype=cols.dtype)
     else:
@@ -156,7 +168,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     """y = W ⋆ x + b.  x (N, C, H, W), weight (K, C/G, R, S) → y (N, K, H', W').
 
     Returns (y, cache) where cache holds the columns for ``conv2d_backward``.
-    Each of the G groups is one GEMM over the whole batch:
+    Without groups, one GEMM per sample writing NCHW directly: y[n] (K × H'·W') = W (K × C·R·S) ·
+    cols[n] (C·R·S × H'·W'); with G groups, one GEMM per group over the whole batch:
     Y[g] (K/G × N·H'·W') = W[g] (K/G × C/G·R·S) · cols[g] (C/G·R·S × N·H'·W').
     ``workspace`` (a ``Workspace``, e.g. the layer's own): where the columns are kept and reused from
     call to call; the columns stay valid until the next call with the same workspace.
@@ -167,11 +180,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
     xp = pad2d(x, pads, out=SCRATCH.get("padded", padded_shape, x.dtype))
-    cols_shape = (c * r * s, n * out_size[0] * out_size[1])
-    cols = im2col(xp, (r, s), stride, dilation, out_size,
-                  out=None if workspace is None else workspace.get("cols", cols_shape, x.dtype))
-    w_g = weight.reshape(groups, k // groups, cg * r * s)
-    y = _to_nchw(_grouped_matmul(w_g, cols, groups), n, out_size, bias)
+    rows, p = cg * r * s, out_size[0] * out_size[1]
+    grouped = groups > 1
+    cols = im2col(xp, (r, s), stride, dilation, out_size, channel_major=grouped,
+                  out=None if workspace is None else workspace.get("cols", (c * r * s * n * p,), x.dtype))
+    if grouped:
+        y = _to_nchw(_grouped_matmul(weight.reshape(groups, k // groups, rows), cols, groups), n,
+                     out_size, bias)
+    else:
+        y = np.matmul(weight.reshape(k, rows), cols).reshape(n, k, *out_size)
+        if bias is not None:
+            y += bias.reshape(1, k, 1, 1)
     cache = (x.shape, padded_shape, cols, weight, stride, dilation, pads, out_size, groups)
     return y, cache
 
@@ -195,11 +214,19 @@ def conv2d_backward(dy, cache, need_dx: bool = True):
     x_shape, xp_shape, cols, weight, stride, dilation, pads, out_size, groups = cache
     n, c = x_shape[:2]
     k, cg, r, s = weight.shape
-    dy_kn = _channel_major(dy)                                          # (K, N·P)
-    dw_g = np.matmul(dy_kn.reshape(groups, k // groups, -1),
-                     cols.reshape(groups, cg * r * s, -1).transpose(0, 2, 1))
-    dw = dw_g.reshape(weight.shape)
-    db = dy_kn.sum(axis=1)
+    rows, p = cg * r * s, out_size[0] * out_size[1]
+    grouped = groups > 1
+    if grouped:                     # channel-major columns: one GEMM per group over the batch
+        dy_kn = _channel_major(dy)                                       # (K, N·P)
+        dw = np.matmul(dy_kn.reshape(groups, k // groups, -1), cols.reshape(groups, rows, -1).transpose(0, 2, 1))
+    elif k <= p:                    # Σ_n dY[n] · cols[n]ᵀ: N partial products of K × C·R·S, summed
+        dw = np.matmul(dy.reshape(n, k, p), cols.transpose(0, 2, 1)).sum(axis=0)
+    else:                           # the partial products (N·K·C·R·S) would outweigh the columns
+        cols_cm = SCRATCH.get("columns_transposed", (rows, n, p), cols.dtype)  # (N·C·R·S·P): one GEMM
+        np.copyto(cols_cm, cols.transpose(1, 0, 2))
+        dw = _channel_major(dy) @ cols_cm.reshape(rows, n * p).T
+    dw = dw.reshape(weight.shape)
+    db = dy.sum(axis=(0, 2, 3))
     if not need_dx:
         return None, dw, db
     # The full convolution reads K·R·S columns per input pixel, col2im writes C·R·S per output pixel:
@@ -211,12 +238,16 @@ def conv2d_backward(dy, cache, need_dx: bool = True):
                    .transpose(0, 2, 1, 3, 4).reshape(c, k // groups, r, s))
         dx, _ = conv2d(dy, np.ascontiguousarray(flipped), None, 1, full_pads, dilation, groups, SCRATCH)
         return dx, dw, db
-    w_g = weight.reshape(groups, k // groups, cg * r * s)
-    dcols = SCRATCH.get("dcols", (groups, cg * r * s, dy_kn.shape[1]), dy_kn.dtype)
-    np.matmul(w_g.transpose(0, 2, 1), dy_kn.reshape(groups, k // groups, -1), out=dcols)
+    if grouped:
+        dcols = SCRATCH.get("dcols", (groups, rows, n * p), dy.dtype)
+        np.matmul(weight.reshape(groups, k // groups, rows).transpose(0, 2, 1),
+                  dy_kn.reshape(groups, k // groups, -1), out=dcols)
+    else:
+        dcols = SCRATCH.get("dcols", (n, rows, p), dy.dtype)
+        np.matmul(weight.reshape(k, rows).T, dy.reshape(n, k, p), out=dcols)
     padded = tuple(xp_shape) != tuple(x_shape)
-    dxp = col2im(dcols.reshape(c * r * s, -1), xp_shape, (r, s), stride, dilation, out_size,
-                 out=SCRATCH.get("dpadded", xp_shape, dy_kn.dtype) if padded else None)
+    dxp = col2im(dcols, xp_shape, (r, s), stride, dilation, out_size, channel_major=grouped,
+                 out=SCRATCH.get("dpadded", xp_shape, dy.dtype) if padded else None)
     if not padded:
         return dxp, dw, db
     (top, _), (left, _) = pads

@@ -169,24 +169,25 @@ def test_im2col_col2im_are_adjoint(config):
     padded = (n, c, h + sum(pads[0]), w + sum(pads[1]))
     out = tuple(F.conv_output_size(padded[2 + a], (r, s)[a], stride[a], 0, dilation[a]) for a in range(2))
     xp = rng.standard_normal(padded)
-    cols = F.im2col(xp, (r, s), stride, dilation, out)
-    assert cols.shape == (c * r * s, n * out[0] * out[1])
-    other = rng.standard_normal(cols.shape)
-    back = F.col2im(other, padded, (r, s), stride, dilation, out)
-    assert back.shape == padded
-    lhs, rhs = np.vdot(cols, other), np.vdot(xp, back)
-    assert abs(lhs - rhs) <= 1e-12 * max(1.0, np.abs(cols).sum() * np.abs(other).max())
+    for channel_major, shape in ((False, (n, c * r * s, out[0] * out[1])),
+                                 (True, (c * r * s, n * out[0] * out[1]))):
+        cols = F.im2col(xp, (r, s), stride, dilation, out, channel_major=channel_major)
+        assert cols.shape == shape
+        other = rng.standard_normal(cols.shape)
+        back = F.col2im(other, padded, (r, s), stride, dilation, out, channel_major=channel_major)
+        assert back.shape == padded
+        lhs, rhs = np.vdot(cols, other), np.vdot(xp, back)
+        assert abs(lhs - rhs) <= 1e-12 * max(1.0, np.abs(cols).sum() * np.abs(other).max())
 
 
 def test_im2col_layout():
-    """Row c·R·S + r·S + s, column n·H'·W' + i·W' + j holds
-    xp[n, c, i·stride + r·dilation, j·stride + s·dilation]."""
+    """Row c·R·S + r·S + s of the window of output (i, j) of sample n holds
+    xp[n, c, i·stride + r·dilation, j·stride + s·dilation], in both layouts."""
     xp = np.arange(2 * 2 * 6 * 7, dtype=np.float64).reshape(2, 2, 6, 7)
-    cols = F.im2col(xp, (2, 3), (2, 1), (2, 2), (2, 3))
-    for n in range(2):
-        for c in range(2):
-            for r in range(2):
-                for s in range(3):
-                    for i in range(2):
-                        for j in range(3):
-                            assert cols[c * 6 + r * 3 + s, n * 6 + i * 3 + j] == xp[n, c, i * 2 + r * 2, j + s * 2]
+    samples = F.im2col(xp, (2, 3), (2, 1), (2, 2), (2, 3))
+    channels = F.im2col(xp, (2, 3), (2, 1), (2, 2), (2, 3), channel_major=True)
+    assert samples.shape == (2, 12, 6) and channels.shape == (12, 12)
+    for n, c, r, s, i, j in np.ndindex(2, 2, 2, 3, 2, 3):
+        expected = xp[n, c, i * 2 + r * 2, j + s * 2]
+        assert samples[n, c * 6 + r * 3 + s, i * 3 + j] == expected
+        assert channels[c * 6 + r * 3 + s, n * 6 + i * 3 + j] == expected
