@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .workspace import SCRATCH
+from .workspace import Workspace
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -148,23 +148,23 @@ def _to_nchw(y_kn: np.ndarray, n: int, out_size, bias=None) -> np.ndarray:
     return y
 
 
-def _channel_major(a: np.ndarray) -> np.ndarray:
+def _channel_major(a: np.ndarray, scratch: Workspace) -> np.ndarray:
     """(N, K, H, W) → contiguous (K, N·H·W), in scratch memory."""
     n, k = a.shape[:2]
-    out = SCRATCH.get("channel_major", (k, n) + a.shape[2:], a.dtype)
+    out = scratch.get("channel_major", (k, n) + a.shape[2:], a.dtype)
     np.copyto(out, a.transpose(1, 0, 2, 3))
     return out.reshape(k, -1)
 
 
-def _grouped_matmul(w_g: np.ndarray, cols: np.ndarray, groups: int) -> np.ndarray:
+def _grouped_matmul(w_g: np.ndarray, cols: np.ndarray, groups: int, scratch: Workspace) -> np.ndarray:
     """(G, K/G, C/G·R·S) · (C·R·S, M) → (K, M), one GEMM per group, in scratch memory."""
     k, m = w_g.shape[0] * w_g.shape[1], cols.shape[1]
-    out = SCRATCH.get("gemm", (groups, k // groups, m), np.result_type(w_g, cols))
+    out = scratch.get("gemm", (groups, k // groups, m), np.result_type(w_g, cols))
     np.matmul(w_g, cols.reshape(groups, -1, m), out=out)
     return out.reshape(k, m)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, workspace=None):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, workspace=None, scratch=None):
     """y = W ⋆ x + b.  x (N, C, H, W), weight (K, C/G, R, S) → y (N, K, H', W').
 
     Returns (y, cache) where cache holds the columns for ``conv2d_backward``.
@@ -172,20 +172,22 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     cols[n] (C·R·S × H'·W'); with G groups, one GEMM per group over the whole batch:
     Y[g] (K/G × N·H'·W') = W[g] (K/G × C/G·R·S) · cols[g] (C/G·R·S × N·H'·W').
     ``workspace`` (a ``Workspace``, e.g. the layer's own): where the columns are kept and reused from
-    call to call; the columns stay valid until the next call with the same workspace.
+    call to call; the columns stay valid until the next call with the same workspace.  ``scratch``: a
+    ``Workspace`` for the arrays used only during this call.  Without them every array is new.
     """
+    scratch = Workspace() if scratch is None else scratch
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     n, c = x.shape[:2]
     k, cg, r, s = weight.shape
     pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
-    xp = pad2d(x, pads, out=SCRATCH.get("padded", padded_shape, x.dtype))
+    xp = pad2d(x, pads, out=scratch.get("padded", padded_shape, x.dtype))
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
     cols = im2col(xp, (r, s), stride, dilation, out_size, channel_major=grouped,
                   out=None if workspace is None else workspace.get("cols", (c * r * s * n * p,), x.dtype))
     if grouped:
-        y = _to_nchw(_grouped_matmul(weight.reshape(groups, k // groups, rows), cols, groups), n,
+        y = _to_nchw(_grouped_matmul(weight.reshape(groups, k // groups, rows), cols, groups, scratch), n,
                      out_size, bias)
     else:
         y = np.matmul(weight.reshape(k, rows), cols).reshape(n, k, *out_size)
@@ -203,28 +205,30 @@ def _full_conv_padding(pads, kernel_size, dilation):
     return full if min(min(side) for side in full) >= 0 else None
 
 
-def conv2d_backward(dy, cache, need_dx: bool = True):
+def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     """Gradients of conv2d.  Returns (dx, dW, db).
 
         dW[g] = dY[g] · cols[g]ᵀ                  (dW = dY ⋆ X, contracted over N·H'·W')
         db    = Σ_{n, i, j} dY
         dX    = dY ∗ rot180(W)                    stride 1, K ≤ C: the full convolution, through conv2d
               = col2im(Wᵀ · dY)                   otherwise: scatter the columns' gradients back
+    ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
     """
+    scratch = Workspace() if scratch is None else scratch
     x_shape, xp_shape, cols, weight, stride, dilation, pads, out_size, groups = cache
     n, c = x_shape[:2]
     k, cg, r, s = weight.shape
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
     if grouped:                     # channel-major columns: one GEMM per group over the batch
-        dy_kn = _channel_major(dy)                                       # (K, N·P)
+        dy_kn = _channel_major(dy, scratch)                              # (K, N·P)
         dw = np.matmul(dy_kn.reshape(groups, k // groups, -1), cols.reshape(groups, rows, -1).transpose(0, 2, 1))
     elif k <= p:                    # Σ_n dY[n] · cols[n]ᵀ: N partial products of K × C·R·S, summed
         dw = np.matmul(dy.reshape(n, k, p), cols.transpose(0, 2, 1)).sum(axis=0)
     else:                           # the partial products (N·K·C·R·S) would outweigh the columns
-        cols_cm = SCRATCH.get("columns_transposed", (rows, n, p), cols.dtype)  # (N·C·R·S·P): one GEMM
+        cols_cm = scratch.get("columns_transposed", (rows, n, p), cols.dtype)  # (N·C·R·S·P): one GEMM
         np.copyto(cols_cm, cols.transpose(1, 0, 2))
-        dw = _channel_major(dy) @ cols_cm.reshape(rows, n * p).T
+        dw = _channel_major(dy, scratch) @ cols_cm.reshape(rows, n * p).T
     dw = dw.reshape(weight.shape)
     db = dy.sum(axis=(0, 2, 3))
     if not need_dx:
@@ -236,18 +240,18 @@ def conv2d_backward(dy, cache, need_dx: bool = True):
         # rot180(W) with input and output channels swapped within each group: (C, K/G, R, S)
         flipped = (weight.reshape(groups, k // groups, cg, r, s)[..., ::-1, ::-1]
                    .transpose(0, 2, 1, 3, 4).reshape(c, k // groups, r, s))
-        dx, _ = conv2d(dy, np.ascontiguousarray(flipped), None, 1, full_pads, dilation, groups, SCRATCH)
+        dx, _ = conv2d(dy, np.ascontiguousarray(flipped), None, 1, full_pads, dilation, groups, scratch, scratch)
         return dx, dw, db
     if grouped:
-        dcols = SCRATCH.get("dcols", (groups, rows, n * p), dy.dtype)
+        dcols = scratch.get("dcols", (groups, rows, n * p), dy.dtype)
         np.matmul(weight.reshape(groups, k // groups, rows).transpose(0, 2, 1),
                   dy_kn.reshape(groups, k // groups, -1), out=dcols)
     else:
-        dcols = SCRATCH.get("dcols", (n, rows, p), dy.dtype)
+        dcols = scratch.get("dcols", (n, rows, p), dy.dtype)
         np.matmul(weight.reshape(k, rows).T, dy.reshape(n, k, p), out=dcols)
     padded = tuple(xp_shape) != tuple(x_shape)
     dxp = col2im(dcols, xp_shape, (r, s), stride, dilation, out_size, channel_major=grouped,
-                 out=SCRATCH.get("dpadded", xp_shape, dy.dtype) if padded else None)
+                 out=scratch.get("dpadded", xp_shape, dy.dtype) if padded else None)
     if not padded:
         return dxp, dw, db
     (top, _), (left, _) = pads

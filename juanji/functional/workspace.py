@@ -3,13 +3,11 @@
 A fresh large NumPy array is fresh pages from the operating system: the first write to each page is a
 page fault plus zeroing by the kernel, which doubles the cost of a copy such as im2col (measured: 10.7 ms
 into a new 58 MB array, 5.0 ms into one reused).  A ``Workspace`` hands out the same memory again when
-the size allows.  Two kinds are used:
-
-- a layer's own workspace, for arrays that live from its forward to its backward (conv's columns);
-- ``SCRATCH``, one process-wide workspace for arrays used only inside a single kernel call (and for the
-  columns of forward passes under ``juanji.nn.no_grad()``, which no backward will read).
-
-Nothing handed out by a workspace is ever returned to the caller of a layer: outputs are always fresh.
+the size allows.  The kernels take workspaces as arguments (``conv2d(..., workspace, scratch)``) and
+keep no memory of their own; ``juanji.nn`` decides which to pass: a layer's own workspace for arrays that
+live from its forward to its backward (conv's columns), one shared scratch workspace for arrays used only
+inside a single call.  Nothing handed out by a workspace is ever returned to the caller of a layer:
+outputs are always fresh arrays.
 """
 from __future__ import annotations
 
@@ -42,6 +40,3 @@ class Workspace:
 
     def nbytes(self) -> int:
         return sum(memory.nbytes for memory in self._arrays.values())
-
-
-SCRATCH = Workspace()

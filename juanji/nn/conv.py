@@ -6,9 +6,13 @@ import numpy as np
 from .. import random as jrandom
 from ..functional import conv as F
 from ..functional.init import torch_default
-from ..functional.workspace import SCRATCH, Workspace
+from ..functional.workspace import Workspace
 from .grad_mode import is_grad_enabled
 from .module import Module
+
+# Arrays used only during one conv kernel call, shared by every conv layer (and the columns of forward
+# passes under no_grad, which no backward reads): one layer runs at a time.
+SCRATCH = Workspace()
 
 
 class Conv2d(Module):
@@ -81,7 +85,7 @@ class Conv2d(Module):
         self._check_fits(x.shape[2:])
         weight = self.params["weight"]
         y, self._cache = F.conv2d(x, weight, self.params.get("bias"), self.stride, self.pads,
-                                  self.dilation, self.groups, self._columns_workspace())
+                                  self.dilation, self.groups, self._columns_workspace(), SCRATCH)
         self._forget_cache_without_grad()
         return y
 
@@ -105,7 +109,7 @@ class Conv2d(Module):
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward (or after a forward under no_grad)")
-        dx, dw, db = F.conv2d_backward(dy, self._cache, need_dx=self.input_grad)
+        dx, dw, db = F.conv2d_backward(dy, self._cache, need_dx=self.input_grad, scratch=SCRATCH)
         np.copyto(self.grads["weight"], dw)
         if "bias" in self.grads:
             np.copyto(self.grads["bias"], db)
@@ -153,14 +157,14 @@ class Conv1d(Conv2d):
         self._check_fits((1, x.shape[2]))
         weight = self.params["weight"][:, :, None, :]
         y, self._cache = F.conv2d(x[:, :, None, :], weight, self.params.get("bias"), self.stride,
-                                  self.pads, self.dilation, self.groups, self._columns_workspace())
+                                  self.pads, self.dilation, self.groups, self._columns_workspace(), SCRATCH)
         self._forget_cache_without_grad()
         return y[:, :, 0, :]
 
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward (or after a forward under no_grad)")
-        dx, dw, db = F.conv2d_backward(dy[:, :, None, :], self._cache, need_dx=self.input_grad)
+        dx, dw, db = F.conv2d_backward(dy[:, :, None, :], self._cache, need_dx=self.input_grad, scratch=SCRATCH)
         np.copyto(self.grads["weight"], dw[:, :, 0, :])
         if "bias" in self.grads:
             np.copyto(self.grads["bias"], db)
