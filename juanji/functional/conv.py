@@ -79,7 +79,7 @@ def window_view(xp: np.ndarray, kernel_size, stride, dilation, out_size) -> np.n
                       strides=(sn, sc, sy * dh, sx * dw, sy * sh, sx * sw), writeable=False)
 
 
-def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None,
+def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, workspace=None,
            channel_major: bool = False) -> np.ndarray:
     """The columns of a padded input, one strided copy.  Row (c, r, s) of the window of output (i, j)
     of sample n holds xp[n, c, i·stride + r·dilation, j·stride + s·dilation]:
@@ -89,9 +89,9 @@ def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None,
     - ``channel_major``: (C·R·S, N·H'·W'), so that each group of a grouped convolution is one GEMM over
       the whole batch (a depthwise layer would otherwise make N·C GEMMs of one row each).
 
-    ``out``: an array of as many elements to write into instead of a new one.
+    ``workspace``: a ``Workspace`` whose memory under "cols" receives the columns (a new array without).
     A 1×1 kernel at stride 1 reads every pixel once, in order: its sample-major columns are the input
-    itself, returned as a view (nothing is copied, ``out`` is not used).
+    itself, returned as a view (nothing is copied).
     """
     n, c = xp.shape[:2]
     if tuple(kernel_size) == (1, 1) and tuple(stride) == (1, 1) and not channel_major:
@@ -99,7 +99,7 @@ def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None,
     view = window_view(xp, kernel_size, stride, dilation, out_size)
     if channel_major:
         view = view.transpose(1, 2, 3, 0, 4, 5)
-    cols = np.empty(view.shape, dtype=xp.dtype) if out is None else out.reshape(view.shape)
+    cols = np.empty(view.shape, xp.dtype) if workspace is None else workspace.get("cols", view.shape, xp.dtype)
     np.copyto(cols, view)
     rows, p = c * kernel_size[0] * kernel_size[1], out_size[0] * out_size[1]
     return cols.reshape(rows, n * p) if channel_major else cols.reshape(n, rows, p)
@@ -188,8 +188,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     xp = pad2d(x, pads, out=scratch.get("padded", padded_shape, x.dtype))
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
-    cols = im2col(xp, (r, s), stride, dilation, out_size, channel_major=grouped,
-                  out=None if workspace is None else workspace.get("cols", (c * r * s * n * p,), x.dtype))
+    cols = im2col(xp, (r, s), stride, dilation, out_size, workspace, channel_major=grouped)
     if grouped:
         y = _to_nchw(_grouped_matmul(weight.reshape(groups, k // groups, rows), cols, groups, scratch), n,
                      out_size, bias)

@@ -191,3 +191,10 @@ def test_im2col_layout():
         expected = xp[n, c, i * 2 + r * 2, j + s * 2]
         assert samples[n, c * 6 + r * 3 + s, i * 3 + j] == expected
         assert channels[c * 6 + r * 3 + s, n * 6 + i * 3 + j] == expected
+
+def test_im2col_of_a_1x1_kernel_at_stride_1_is_the_input_itself():
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    cols = F.im2col(x, (1, 1), (1, 1), (1, 1), (4, 5))
+    assert np.shares_memory(cols, x) and cols.shape == (2, 3, 20)
+    np.testing.assert_array_equal(cols, x.reshape(2, 3, 20))
+    assert not np.shares_memory(F.im2col(x, (1, 1), (2, 2), (1, 1), (2, 3)), x)     # stride 2: a copy
