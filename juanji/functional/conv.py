@@ -168,15 +168,6 @@ def _grouped_matmul(w_g: np.ndarray, cols: np.ndarray, groups: int, scratch: Wor
     return out.reshape(k, m)
 
 
-def _channel_major_columns(groups: int, out_channels: int, out_size) -> bool:
-    """Which im2col layout a convolution uses.  Grouped: channel-major (one GEMM per group, not N·G).
-    Ungrouped: sample-major (per-sample GEMMs land in NCHW without a transposing copy), except for small
-    maps feeding many filters, where one GEMM over the batch beats N small ones (2 threads, fwd+bwd:
-    ResNet-20's 64-filter 8×8 stage 42 → 24 ms, its 32→64 stride-2 conv 23 → 19 ms; LeNet's 16-filter
-    10×10 conv2 would go 3.5 → 7.2 ms, so it keeps the per-sample GEMMs)."""
-    return groups > 1 or (out_size[0] * out_size[1] < 256 and out_channels >= 32)
-
-
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, workspace=None, scratch=None):
     """y = W ⋆ x + b.  x (N, C, H, W), weight (K, C/G, R, S) → y (N, K, H', W').
 
@@ -196,9 +187,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
     xp = pad2d(x, pads, out=scratch.get("padded", padded_shape, x.dtype))
     rows, p = cg * r * s, out_size[0] * out_size[1]
-    channel_major = _channel_major_columns(groups, k, out_size)
-    cols = im2col(xp, (r, s), stride, dilation, out_size, workspace, channel_major=channel_major)
-    if channel_major:
+    grouped = groups > 1
+    cols = im2col(xp, (r, s), stride, dilation, out_size, workspace, channel_major=grouped)
+    if grouped:
         y = _to_nchw(_grouped_matmul(weight.reshape(groups, k // groups, rows), cols, groups, scratch), n,
                      out_size, bias)
     else:
@@ -231,8 +222,8 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     n, c = x_shape[:2]
     k, cg, r, s = weight.shape
     rows, p = cg * r * s, out_size[0] * out_size[1]
-    channel_major = _channel_major_columns(groups, k, out_size)
-    if channel_major:                     # channel-major columns: one GEMM per group over the batch
+    grouped = groups > 1
+    if grouped:                     # channel-major columns: one GEMM per group over the batch
         dy_kn = _channel_major(dy, scratch)                              # (K, N·P)
         dw = np.matmul(dy_kn.reshape(groups, k // groups, -1), cols.reshape(groups, rows, -1).transpose(0, 2, 1))
     elif k <= p:                    # Σ_n dY[n] · cols[n]ᵀ: N partial products of K × C·R·S, summed
@@ -254,7 +245,7 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
                    .transpose(0, 2, 1, 3, 4).reshape(c, k // groups, r, s))
         dx, _ = conv2d(dy, np.ascontiguousarray(flipped), None, 1, full_pads, dilation, groups, scratch, scratch)
         return dx, dw, db
-    if channel_major:
+    if grouped:
         dcols = scratch.get("dcols", (groups, rows, n * p), dy.dtype)
         np.matmul(weight.reshape(groups, k // groups, rows).transpose(0, 2, 1),
                   dy_kn.reshape(groups, k // groups, -1), out=dcols)
@@ -262,7 +253,7 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
         dcols = scratch.get("dcols", (n, rows, p), dy.dtype)
         np.matmul(weight.reshape(k, rows).T, dy.reshape(n, k, p), out=dcols)
     padded = tuple(xp_shape) != tuple(x_shape)
-    dxp = col2im(dcols, xp_shape, (r, s), stride, dilation, out_size, channel_major=channel_major,
+    dxp = col2im(dcols, xp_shape, (r, s), stride, dilation, out_size, channel_major=grouped,
                  out=scratch.get("dpadded", xp_shape, dy.dtype) if padded else None)
     if not padded:
         return dxp, dw, db

@@ -66,30 +66,6 @@ def test_conv2d_forward_backward_match_torch(shape, k, kernel, kwargs, dtype):
         assert_close(a, b, name)
 
 
-# Small maps feeding ≥ 32 filters take the channel-major columns and one GEMM over the batch even without
-# groups (juanji.functional.conv._channel_major_columns): widening and narrowing, stride 1 (full-convolution
-# dX, and col2im where the padding exceeds the kernel's reach) and stride 2 (col2im), with and without bias.
-BATCHED_GEMM_CASES = [
-    ((3, 8, 6, 6), 32, 3, dict(padding=1)),
-    ((2, 40, 7, 7), 32, 3, dict(padding=1)),
-    ((2, 40, 9, 9), 48, 3, dict(stride=2, padding=1, bias=False)),
-    ((2, 36, 5, 5), 32, 3, dict(padding=3)),
-    ((2, 33, 6, 5), 40, (2, 3), dict(dilation=(2, 1), padding="same")),
-    ((2, 32, 4, 4), 64, 1, dict()),
-]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape, k, kernel, kwargs", BATCHED_GEMM_CASES)
-def test_conv2d_with_one_gemm_over_the_batch_matches_torch(shape, k, kernel, kwargs, dtype):
-    h, w = shape[2:]
-    assert F._channel_major_columns(1, k, (h, w)), "the case must exercise the channel-major path"
-    ours, theirs = run_both(shape, k, kernel, kwargs, dtype, seed=4)
-    for name, a, b in zip(["y", "dx", "dW", "db"], ours, theirs):
-        if b is not None:
-            assert_close(a, b, name)
-
-
 def test_conv2d_backward_without_dx():
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
