@@ -148,10 +148,11 @@ def load_trained(run_or_checkpoint: str):
 def load_test_set(state, data=None):
     """The test set of the data a checkpoint was trained on (or of ``data``), prepared as in training."""
     config = state.meta.get("config", {})
-    if sequences.is_task(data or config.get("data")):
-        return sequences.load_task(data or config.get("data"))[1]
+    data = data or config.get("data")
+    if sequences.is_task(data):
+        return sequences.load_task(data)[1]
     channels, size, _ = state.meta.get("data", {}).get("input_shape", (None, None, None))
-    _, test_set, _ = load_datasets(data or config.get("data"), image_size=size, channels=channels,
+    _, test_set, _ = load_datasets(data, image_size=size, channels=channels,
                                    skip_bad=config.get("skip_bad", False))
     return test_set
 

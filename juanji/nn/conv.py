@@ -83,19 +83,27 @@ class Conv2d(Module):
     def forward(self, x):
         self._check_input(x, f"(N, {self.in_channels}, H, W)", 4, self.in_channels)
         self._check_fits(x.shape[2:])
-        weight = self.params["weight"]
-        y, self._cache = F.conv2d(x, weight, self.params.get("bias"), self.stride, self.pads,
-                                  self.dilation, self.groups, self._columns_workspace(), SCRATCH)
-        self._forget_cache_without_grad()
+        return self._forward_4d(x)
+
+    def _forward_4d(self, x):
+        """The convolution of an (N, C, H, W) array; the columns go to the layer's own memory, kept for
+        backward, or under no_grad to scratch memory with no cache kept."""
+        weight = self.params["weight"].reshape(self.out_channels, -1, *self.kernel_size)
+        keep = is_grad_enabled()
+        y, cache = F.conv2d(x, weight, self.params.get("bias"), self.stride, self.pads, self.dilation,
+                            self.groups, self._workspace if keep else SCRATCH, SCRATCH)
+        self._cache = cache if keep else None
         return y
 
-    def _columns_workspace(self):
-        """The layer's own memory for the columns, kept for backward; scratch memory under no_grad."""
-        return self._workspace if is_grad_enabled() else SCRATCH
-
-    def _forget_cache_without_grad(self):
-        if not is_grad_enabled():
-            self._cache = None
+    def _backward_4d(self, dy):
+        """dX (N, C, H, W) or None for dY (N, K, H', W'); dW and db go into ``grads``."""
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward (or after a forward under no_grad)")
+        dx, dw, db = F.conv2d_backward(dy, self._cache, need_dx=self.input_grad, scratch=SCRATCH)
+        np.copyto(self.grads["weight"], dw.reshape(self.grads["weight"].shape))
+        if "bias" in self.grads:
+            np.copyto(self.grads["bias"], db)
+        return dx
 
     def _check_fits(self, spatial):
         (top, bottom), (left, right) = self.pads
@@ -107,13 +115,7 @@ class Conv2d(Module):
                              f"{reach}")
 
     def backward(self, dy):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward (or after a forward under no_grad)")
-        dx, dw, db = F.conv2d_backward(dy, self._cache, need_dx=self.input_grad, scratch=SCRATCH)
-        np.copyto(self.grads["weight"], dw)
-        if "bias" in self.grads:
-            np.copyto(self.grads["bias"], db)
-        return dx
+        return self._backward_4d(dy)
 
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -155,19 +157,10 @@ class Conv1d(Conv2d):
     def forward(self, x):
         self._check_input(x, f"(N, {self.in_channels}, L)", 3, self.in_channels)
         self._check_fits((1, x.shape[2]))
-        weight = self.params["weight"][:, :, None, :]
-        y, self._cache = F.conv2d(x[:, :, None, :], weight, self.params.get("bias"), self.stride,
-                                  self.pads, self.dilation, self.groups, self._columns_workspace(), SCRATCH)
-        self._forget_cache_without_grad()
-        return y[:, :, 0, :]
+        return self._forward_4d(x[:, :, None, :])[:, :, 0, :]
 
     def backward(self, dy):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward (or after a forward under no_grad)")
-        dx, dw, db = F.conv2d_backward(dy[:, :, None, :], self._cache, need_dx=self.input_grad, scratch=SCRATCH)
-        np.copyto(self.grads["weight"], dw[:, :, 0, :])
-        if "bias" in self.grads:
-            np.copyto(self.grads["bias"], db)
+        dx = self._backward_4d(dy[:, :, None, :])
         return None if dx is None else dx[:, :, 0, :]
 
     def extra_repr(self):
