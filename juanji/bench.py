@@ -3,7 +3,8 @@
 Every figure is timed in worker processes whose environment has ``OPENBLAS_CORETYPE`` and
 ``OPENBLAS_L2_SIZE`` removed (they pin NumPy's OpenBLAS to slower kernels on some machines; a user's
 machine has neither). PyTorch's CPU timings vary 2–3× between processes, so it runs in several fresh
-processes and its best is kept. Each row reports min and median over repeats after warm-up, and the
+processes and its best is kept; its processes leave malloc as it is (juanji's import sets glibc's
+thresholds, see ``juanji.allocator``; PyTorch measured the same either way). Each row reports min and median over repeats after warm-up, and the
 ratio juanji/PyTorch of the minima (lower is better). Needs the test extra: ``pip install -e .[test]``.
 
     python -m juanji.bench [--threads 1 2] [--quick] [--out bench/results.md]
@@ -320,6 +321,8 @@ def check_correctness():
 # -- the conductor ---------------------------------------------------------------------------------------------
 def _spawn(arguments) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
+    if "pytorch" in arguments:      # PyTorch as its users run it: without juanji's malloc settings
+        env["JUANJI_KEEP_FREED_MEMORY"] = "0"
     result = subprocess.run([sys.executable, "-m", "juanji.bench", *arguments], env=env, capture_output=True,
                             text=True)
     if result.returncode != 0:

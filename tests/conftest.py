@@ -1,2 +1,18 @@
 """Its presence puts tests/ on sys.path (pytest's prepend import mode), so the test folders share
 helper modules kept here, such as closeness.py."""
+
+import pytest
+
+from juanji.functional import parallel
+
+
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
+def batch_threads(request, monkeypatch):
+    """Run a test serially, then with the batch split over 2 threads however small the arrays
+    (``parallel.over_batch`` otherwise keeps small calls in one chunk)."""
+    before = parallel.num_threads()
+    if request.param > 1:
+        monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
+    parallel.set_num_threads(request.param)
+    yield request.param
+    parallel.set_num_threads(before)

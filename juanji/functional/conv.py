@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .workspace import Workspace
+from . import parallel
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -79,7 +79,7 @@ def window_view(xp: np.ndarray, kernel_size, stride, dilation, out_size) -> np.n
                       strides=(sn, sc, sy * dh, sx * dw, sy * sh, sx * sw), writeable=False)
 
 
-def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, workspace=None,
+def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None,
            channel_major: bool = False) -> np.ndarray:
     """The columns of a padded input, one strided copy.  Row (c, r, s) of the window of output (i, j)
     of sample n holds xp[n, c, i·stride + r·dilation, j·stride + s·dilation]:
@@ -89,20 +89,25 @@ def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, workspace=No
     - ``channel_major``: (C·R·S, N·H'·W'), so that each group of a grouped convolution is one GEMM over
       the whole batch (a depthwise layer would otherwise make N·C GEMMs of one row each).
 
-    ``workspace``: a ``Workspace`` whose memory under "cols" receives the columns (a new array without).
+    ``out``: an array of that shape to write into (it may be a slice of a larger batch's columns).
     A 1×1 kernel at stride 1 reads every pixel once, in order: its sample-major columns are the input
     itself, returned as a view (nothing is copied).
     """
     n, c = xp.shape[:2]
-    if tuple(kernel_size) == (1, 1) and tuple(stride) == (1, 1) and not channel_major:
+    if _is_pointwise(kernel_size, stride) and not channel_major:
         return xp.reshape(n, c, -1)
     view = window_view(xp, kernel_size, stride, dilation, out_size)
     if channel_major:
         view = view.transpose(1, 2, 3, 0, 4, 5)
-    cols = np.empty(view.shape, xp.dtype) if workspace is None else workspace.get("cols", view.shape, xp.dtype)
-    np.copyto(cols, view)
     rows, p = c * kernel_size[0] * kernel_size[1], out_size[0] * out_size[1]
-    return cols.reshape(rows, n * p) if channel_major else cols.reshape(n, rows, p)
+    shape = (rows, n * p) if channel_major else (n, rows, p)
+    cols = np.empty(shape, xp.dtype) if out is None else out
+    np.copyto(cols.reshape(view.shape), view)     # splitting axes: a view of ``out``, never a copy
+    return cols
+
+
+def _is_pointwise(kernel_size, stride) -> bool:
+    return tuple(kernel_size) == (1, 1) and tuple(stride) == (1, 1)
 
 
 def col2im(cols: np.ndarray, padded_shape, kernel_size, stride, dilation, out_size, out=None,
@@ -140,32 +145,8 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
     return pads, (ho, wo)
 
 
-def _to_nchw(y_kn: np.ndarray, n: int, out_size, bias=None) -> np.ndarray:
-    """(K, N·H'·W') GEMM output → contiguous (N, K, H', W'), adding the bias during the copy."""
-    k = y_kn.shape[0]
-    view = y_kn.reshape(k, n, *out_size).transpose(1, 0, 2, 3)
-    y = np.empty(view.shape, dtype=y_kn.dtype)
-    if bias is None:
-        np.copyto(y, view)
-    else:
-        np.add(view, bias.reshape(1, k, 1, 1), out=y)
-    return y
-
-
-def _channel_major(a: np.ndarray, scratch: Workspace) -> np.ndarray:
-    """(N, K, H, W) → contiguous (K, N·H·W), in scratch memory."""
-    n, k = a.shape[:2]
-    out = scratch.get("channel_major", (k, n) + a.shape[2:], a.dtype)
-    np.copyto(out, a.transpose(1, 0, 2, 3))
-    return out.reshape(k, -1)
-
-
-def _grouped_matmul(w_g: np.ndarray, cols: np.ndarray, groups: int, scratch: Workspace) -> np.ndarray:
-    """(G, K/G, C/G·R·S) · (C·R·S, M) → (K, M), one GEMM per group, in scratch memory."""
-    k, m = w_g.shape[0] * w_g.shape[1], cols.shape[1]
-    out = scratch.get("gemm", (groups, k // groups, m), np.result_type(w_g, cols))
-    np.matmul(w_g, cols.reshape(groups, -1, m), out=out)
-    return out.reshape(k, m)
+def _memory(workspace, key, shape, dtype) -> np.ndarray:
+    return np.empty(shape, dtype) if workspace is None else workspace.get(key, shape, dtype)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, workspace=None, scratch=None):
@@ -173,31 +154,59 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
 
     Returns (y, cache) where cache holds the columns for ``conv2d_backward``.
     Without groups, one GEMM per sample writing NCHW directly: y[n] (K × H'·W') = W (K × C·R·S) ·
-    cols[n] (C·R·S × H'·W'); with G groups, one GEMM per group over the whole batch:
+    cols[n] (C·R·S × H'·W'); with G groups, one GEMM per group over the samples of a chunk:
     Y[g] (K/G × N·H'·W') = W[g] (K/G × C/G·R·S) · cols[g] (C/G·R·S × N·H'·W').
+    The batch is cut into one chunk per thread (``parallel.over_batch``); each pads, copies and multiplies
+    its own samples.
     ``workspace`` (a ``Workspace``, e.g. the layer's own): where the columns are kept and reused from
     call to call; the columns stay valid until the next call with the same workspace.  ``scratch``: a
     ``Workspace`` for the arrays used only during this call.  Without them every array is new.
     """
-    scratch = Workspace() if scratch is None else scratch
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     n, c = x.shape[:2]
     k, cg, r, s = weight.shape
     pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
-    xp = pad2d(x, pads, out=scratch.get("padded", padded_shape, x.dtype))
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
-    cols = im2col(xp, (r, s), stride, dilation, out_size, workspace, channel_major=grouped)
+    # A pointwise layer's columns are its (padded) input: padded memory then lives until backward.
+    pointwise = _is_pointwise((r, s), stride) and not grouped
+    padded = (None if padded_shape == x.shape else
+              _memory(workspace if pointwise else scratch, "padded", padded_shape, x.dtype))
+    cols = None if pointwise else _memory(workspace, "cols", (rows * groups, n * p) if grouped else (n, rows, p),
+                                           x.dtype)
+    weights = weight.reshape(groups, k // groups, rows)
+    y = np.empty((n, k, *out_size), dtype=np.result_type(x, weight))
     if grouped:
-        y = _to_nchw(_grouped_matmul(weight.reshape(groups, k // groups, rows), cols, groups, scratch), n,
-                     out_size, bias)
-    else:
-        y = np.matmul(weight.reshape(k, rows), cols).reshape(n, k, *out_size)
+        y_kn = _memory(scratch, "gemm", (groups, k // groups, n * p), y.dtype)
+
+    def forward(start, stop):
+        xp = pad2d(x[start:stop], pads, out=None if padded is None else padded[start:stop])
+        if grouped:
+            chunk = im2col(xp, (r, s), stride, dilation, out_size, cols[:, start * p:stop * p], channel_major=True)
+            np.matmul(weights, chunk.reshape(groups, rows, -1), out=y_kn[:, :, start * p:stop * p])
+            _to_nchw(y_kn.reshape(k, n, *out_size)[:, start:stop], bias, out=y[start:stop])
+            return None
+        chunk = im2col(xp, (r, s), stride, dilation, out_size, None if cols is None else cols[start:stop])
+        np.matmul(weights[0], chunk, out=y[start:stop].reshape(stop - start, k, p))
         if bias is not None:
-            y += bias.reshape(1, k, 1, 1)
+            y[start:stop] += bias.reshape(1, k, 1, 1)
+        return chunk
+
+    chunks = parallel.over_batch(n, forward, elements=n * rows * groups * p)
+    if pointwise:
+        cols = chunks[0] if len(chunks) == 1 else (x if padded is None else padded).reshape(n, c, p)
     cache = (x.shape, padded_shape, cols, weight, stride, dilation, pads, out_size, groups)
     return y, cache
+
+
+def _to_nchw(y_kn: np.ndarray, bias, out: np.ndarray) -> None:
+    """(K, N, H', W') view of a GEMM's output → ``out`` (N, K, H', W'), adding the bias during the copy."""
+    view = y_kn.transpose(1, 0, 2, 3)
+    if bias is None:
+        np.copyto(out, view)
+    else:
+        np.add(view, bias.reshape(1, -1, 1, 1), out=out)
 
 
 def _full_conv_padding(pads, kernel_size, dilation):
@@ -215,24 +224,35 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
         db    = Σ_{n, i, j} dY
         dX    = dY ∗ rot180(W)                    stride 1, K ≤ C: the full convolution, through conv2d
               = col2im(Wᵀ · dY)                   otherwise: scatter the columns' gradients back
+    dW is summed from one partial product per chunk of the batch (one chunk per thread).
     ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
     """
-    scratch = Workspace() if scratch is None else scratch
     x_shape, xp_shape, cols, weight, stride, dilation, pads, out_size, groups = cache
     n, c = x_shape[:2]
     k, cg, r, s = weight.shape
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
-    if grouped:                     # channel-major columns: one GEMM per group over the batch
-        dy_kn = _channel_major(dy, scratch)                              # (K, N·P)
-        dw = np.matmul(dy_kn.reshape(groups, k // groups, -1), cols.reshape(groups, rows, -1).transpose(0, 2, 1))
-    elif k <= p:                    # Σ_n dY[n] · cols[n]ᵀ: N partial products of K × C·R·S, summed
-        dw = np.matmul(dy.reshape(n, k, p), cols.transpose(0, 2, 1)).sum(axis=0)
-    else:                           # the partial products (N·K·C·R·S) would outweigh the columns
-        cols_cm = scratch.get("columns_transposed", (rows, n, p), cols.dtype)  # (N·C·R·S·P): one GEMM
-        np.copyto(cols_cm, cols.transpose(1, 0, 2))
-        dw = _channel_major(dy, scratch) @ cols_cm.reshape(rows, n * p).T
-    dw = dw.reshape(weight.shape)
+    dy = np.ascontiguousarray(dy)
+    dy_samples = dy.reshape(n, k, p)
+    if grouped or k > p:            # channel-major dY (K, N·P) for GEMMs over the batch
+        dy_kn = _memory(scratch, "channel_major", (k, n * p), dy.dtype)
+    if k > p and not grouped:       # the columns transposed: per-sample partials would outweigh them
+        cols_cm = _memory(scratch, "columns_transposed", (rows, n * p), cols.dtype)
+
+    def weight_gradient(start, stop):
+        """This chunk's share of dW: Σ over its samples and pixels of dY · colsᵀ."""
+        if grouped or k > p:
+            np.copyto(dy_kn.reshape(k, n, p)[:, start:stop], dy_samples[start:stop].transpose(1, 0, 2))
+            dy_chunk = dy_kn[:, start * p:stop * p]
+        if grouped:
+            return np.matmul(dy_chunk.reshape(groups, k // groups, -1),
+                             cols[:, start * p:stop * p].reshape(groups, rows, -1).transpose(0, 2, 1))
+        if k <= p:                  # (stop − start) partial products of K × C·R·S, summed
+            return np.matmul(dy_samples[start:stop], cols[start:stop].transpose(0, 2, 1)).sum(axis=0)
+        np.copyto(cols_cm.reshape(rows, n, p)[:, start:stop], cols[start:stop].transpose(1, 0, 2))
+        return dy_chunk @ cols_cm[:, start * p:stop * p].T
+
+    dw = sum(parallel.over_batch(n, weight_gradient, elements=n * rows * groups * p)).reshape(weight.shape)
     db = dy.sum(axis=(0, 2, 3))
     if not need_dx:
         return None, dw, db
@@ -245,20 +265,26 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
                    .transpose(0, 2, 1, 3, 4).reshape(c, k // groups, r, s))
         dx, _ = conv2d(dy, np.ascontiguousarray(flipped), None, 1, full_pads, dilation, groups, scratch, scratch)
         return dx, dw, db
-    if grouped:
-        dcols = scratch.get("dcols", (groups, rows, n * p), dy.dtype)
-        np.matmul(weight.reshape(groups, k // groups, rows).transpose(0, 2, 1),
-                  dy_kn.reshape(groups, k // groups, -1), out=dcols)
-    else:
-        dcols = scratch.get("dcols", (n, rows, p), dy.dtype)
-        np.matmul(weight.reshape(k, rows).T, dy.reshape(n, k, p), out=dcols)
-    padded = tuple(xp_shape) != tuple(x_shape)
-    dxp = col2im(dcols, xp_shape, (r, s), stride, dilation, out_size, channel_major=grouped,
-                 out=scratch.get("dpadded", xp_shape, dy.dtype) if padded else None)
-    if not padded:
-        return dxp, dw, db
+    weights_t = weight.reshape(groups, k // groups, rows).transpose(0, 2, 1)
+    dcols = _memory(scratch, "dcols", (groups, rows, n * p) if grouped else (n, rows, p), dy.dtype)
+    dxp = _memory(scratch, "dpadded", xp_shape, dy.dtype) if tuple(xp_shape) != tuple(x_shape) else None
+    dx = np.empty(x_shape, dtype=dy.dtype)
     (top, _), (left, _) = pads
-    return np.ascontiguousarray(dxp[:, :, top:top + x_shape[2], left:left + x_shape[3]]), dw, db
+
+    def input_gradient(start, stop):
+        if grouped:
+            chunk = dcols[:, :, start * p:stop * p]
+            np.matmul(weights_t, dy_kn.reshape(groups, k // groups, -1)[:, :, start * p:stop * p], out=chunk)
+            chunk = chunk.reshape(groups * rows, -1)
+        else:
+            chunk = np.matmul(weights_t[0], dy_samples[start:stop], out=dcols[start:stop])
+        padded_chunk = col2im(chunk, (stop - start, *xp_shape[1:]), (r, s), stride, dilation, out_size,
+                              out=dx[start:stop] if dxp is None else dxp[start:stop], channel_major=grouped)
+        if dxp is not None:
+            np.copyto(dx[start:stop], padded_chunk[:, :, top:top + x_shape[2], left:left + x_shape[3]])
+
+    parallel.over_batch(n, input_gradient, elements=n * rows * groups * p)
+    return dx, dw, db
 
 
 def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import random as jrandom
+from ..functional import linear as F
 from ..functional.init import torch_default
 from .module import Module
 
@@ -31,19 +32,17 @@ class Linear(Module):
     def forward(self, x):
         self._check_input(x, f"(N, {self.in_features})", 2, self.in_features, channel_axis=-1)
         self._x = x
-        y = x @ self.params["weight"].T
-        if "bias" in self.params:
-            y += self.params["bias"]
-        return y
+        return F.linear(x, self.params["weight"], self.params.get("bias"))
 
     def backward(self, dy):
         """dW = dYᵀ X,  db = Σ_n dY,  dX = dY W"""
         if self._x is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        np.matmul(dy.T, self._x, out=self.grads["weight"])
+        dx, dw, db = F.linear_backward(dy, self._x, self.params["weight"], self.input_grad)
+        np.copyto(self.grads["weight"], dw)
         if "bias" in self.grads:
-            np.sum(dy, axis=0, out=self.grads["bias"])
-        return dy @ self.params["weight"] if self.input_grad else None
+            np.copyto(self.grads["bias"], db)
+        return dx
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}"

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from juanji.functional import conv as F
 from kernel_check import DTYPES, assert_close, torch_vjp
 
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning")
+# Every test runs serially and with the batch split over two threads (``batch_threads``).
+pytestmark = [pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning"),
+              pytest.mark.usefixtures("batch_threads")]
 
 # (N, C, H, W), K, kernel, conv keyword arguments
 CONV_CASES = [

@@ -8,7 +8,9 @@ import juanji
 from juanji import nn
 from layer_check import DTYPES, assert_close, compare_with_torch, randomise_state
 
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning")
+# Every test runs serially and with the batch split over two threads (``batch_threads``).
+pytestmark = [pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning"),
+              pytest.mark.usefixtures("batch_threads")]
 
 
 def make_input(shape, dtype, seed=1):
@@ -279,3 +281,21 @@ def test_dropout_own_rng_is_independent_of_the_global_one():
     juanji.random.seed(999)
     b = nn.Dropout(0.5, rng=np.random.default_rng(7))(x)
     np.testing.assert_array_equal(a, b)
+
+
+def test_padded_1x1_columns_survive_another_layers_forward():
+    """A padded 1×1 convolution keeps its padded input as its columns: another conv's forward before
+    its backward must not overwrite them (they live in the layer's own memory, not in scratch)."""
+    rng = np.random.default_rng(3)
+    first, second = nn.Conv2d(4, 4, 1, padding=1), nn.Conv2d(4, 4, 1, padding=1)
+    x, other = rng.standard_normal((2, 2, 4, 5, 5), dtype=np.float32)
+    y = first(x)
+    second(other)
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    first.backward(dy)
+    reference = torch.nn.Conv2d(4, 4, 1, padding=1)
+    with torch.no_grad():
+        reference.weight.copy_(torch.from_numpy(first.params["weight"]))
+        reference.bias.copy_(torch.from_numpy(first.params["bias"]))
+    reference(torch.from_numpy(x)).backward(torch.from_numpy(dy))
+    assert_close(first.grads["weight"], reference.weight.grad.numpy(), np.float32)

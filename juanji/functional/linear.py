@@ -1,0 +1,37 @@
+"""Fully connected kernels: y = x Wᵀ + b and its backward, split over the batch (``parallel.over_batch``).
+
+x (N, in), weight (out, in), bias (out,) → y (N, out).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import parallel
+
+
+def linear(x, weight, bias=None):
+    """y = x Wᵀ + b, each chunk of samples its own GEMM."""
+    y = np.empty((x.shape[0], weight.shape[0]), dtype=np.result_type(x, weight))
+
+    def forward(start, stop):
+        np.matmul(x[start:stop], weight.T, out=y[start:stop])
+        if bias is not None:
+            y[start:stop] += bias
+
+    parallel.over_batch(x.shape[0], forward, elements=x.size + y.size)
+    return y
+
+
+def linear_backward(dy, x, weight, need_dx: bool = True):
+    """dW = dYᵀ X (summed from one partial product per chunk),  db = Σ_n dY,  dX = dY W.
+    Returns (dx or None, dW, db)."""
+    n = x.shape[0]
+    dx = np.empty(x.shape, dtype=dy.dtype) if need_dx else None
+
+    def backward(start, stop):
+        if need_dx:
+            np.matmul(dy[start:stop], weight, out=dx[start:stop])
+        return dy[start:stop].T @ x[start:stop]
+
+    dw = sum(parallel.over_batch(n, backward, elements=x.size + dy.size))
+    return dx, dw, dy.sum(axis=0)

@@ -1,0 +1,104 @@
+"""Batch-parallel kernels: the samples of a batch cut into one chunk per thread.
+
+NumPy runs every copy and elementwise pass on one core, and OpenBLAS splits each GEMM over its threads,
+which pays only for large GEMMs: a convolution's per-sample GEMMs are small (LeNet-5's train step took as
+long on 2 BLAS threads as on 1). So a kernel here writes its work for a slice of the batch,
+``work(start, stop)``, and ``over_batch`` runs one slice per thread, each slice's copies and GEMMs in its own
+Python thread (NumPy and BLAS release the GIL), with BLAS on one thread meanwhile. Chunks write disjoint
+slices of arrays allocated before the split, so no locks are needed.
+
+The thread count is BLAS's own setting (``threadpoolctl.threadpool_limits``, ``OPENBLAS_NUM_THREADS``,
+``juanji.set_num_threads``): one knob, as ``torch.set_num_threads``.  Without threadpoolctl, or with BLAS
+on one thread, everything runs serially in the caller's thread.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+# Below this many elements per call a chunk's work is shorter than handing it to a thread (~30 µs).
+MIN_ELEMENTS = 1 << 16
+
+_state = threading.local()          # .inside: this thread runs a chunk already (no nested splits)
+_blas = None                        # threadpoolctl's controller of NumPy's BLAS, looked up once
+_pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def _blas_controller():
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            import numpy  # noqa: F401  (its BLAS must be loaded for the controller to find it)
+            controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+        except ImportError:
+            controllers = []
+        _blas = controllers[0] if controllers else False
+    return _blas
+
+
+def num_threads() -> int:
+    """Threads a batch is split over: NumPy's BLAS setting, 1 without threadpoolctl."""
+    blas = _blas_controller()
+    return max(1, blas.get_num_threads()) if blas else 1
+
+
+def set_num_threads(threads: int) -> None:
+    """Use ``threads`` threads for BLAS and for juanji's batch-parallel kernels (process-wide)."""
+    if int(threads) < 1:
+        raise ValueError(f"set_num_threads needs a positive number of threads, got {threads!r}")
+    blas = _blas_controller()
+    if blas:
+        blas.set_num_threads(int(threads))
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None or _pool._max_workers < workers:
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="juanji")
+        return _pool
+
+
+def _run_chunk(work, start, stop):
+    _state.inside = True
+    try:
+        return work(start, stop)
+    finally:
+        _state.inside = False
+
+
+def over_batch(n: int, work, elements: int) -> list:
+    """``[work(start, stop) for each chunk]``, the chunks covering range(n) in order, one per thread.
+
+    ``elements``: how many array elements the whole call touches; a small call runs as one chunk.  With
+    more than one thread BLAS is set to one thread during the call, even for a single chunk: OpenBLAS's
+    threads spin for a while after each multi-threaded GEMM and would take the cores from the chunks.
+    Nested calls run ``work(0, n)`` directly.  Results come back in chunk order (for partial sums).
+    """
+    threads = num_threads()
+    if threads < 2 or getattr(_state, "inside", False):
+        return [work(0, n)]
+    chunks = min(threads, n) if elements >= MIN_ELEMENTS else 1
+    bounds = [n * i // chunks for i in range(chunks + 1)]
+    blas = _blas_controller()
+    blas.set_num_threads(1)
+    try:
+        futures = [_executor(threads - 1).submit(_run_chunk, work, bounds[i], bounds[i + 1])
+                   for i in range(1, chunks)]
+        results, error = [], None
+        try:
+            results.append(_run_chunk(work, bounds[0], bounds[1]))
+        except BaseException as exception:      # the other chunks still write into shared arrays: wait
+            error = exception
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BaseException as exception:
+                error = error or exception
+        if error is not None:
+            raise error
+        return results
+    finally:
+        blas.set_num_threads(threads)
