@@ -2,12 +2,13 @@
 
 Every figure is timed in worker processes whose environment has ``OPENBLAS_CORETYPE`` and
 ``OPENBLAS_L2_SIZE`` removed (they pin NumPy's OpenBLAS to slower kernels on some machines; a user's
-machine has neither). PyTorch's CPU timings vary 2–3× between processes, so it runs in several fresh
-processes and its best is kept; its processes leave malloc as it is (juanji's import sets glibc's
-thresholds, see ``juanji.allocator``; PyTorch measured the same either way). Each row reports min and median over repeats after warm-up, and the
-ratio juanji/PyTorch of the minima (lower is better). Needs the test extra: ``pip install -e .[test]``.
+machine has neither). Timings vary 2–3× between processes on some machines (PyTorch's, and juanji's at 2
+threads), so each framework runs in several fresh processes and the best of each row is kept. PyTorch's
+processes leave malloc as it is (juanji's import sets glibc's thresholds, see ``juanji.allocator``;
+PyTorch measured the same either way). Each row reports min and median over repeats after warm-up, and
+the ratio juanji/PyTorch of the minima (lower is better). Needs the test extra: ``pip install -e .[test]``.
 
-    python -m juanji.bench [--threads 1 2] [--quick] [--out bench/results.md]
+    python -m juanji.bench [--threads 1 2] [--processes 3] [--quick] [--out bench/results.md]
 """
 from __future__ import annotations
 
@@ -399,7 +400,8 @@ def format_table(threads_results: dict, epoch: dict | None) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m juanji.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--torch-processes", type=int, default=3, help="fresh PyTorch processes per setting")
+    parser.add_argument("--processes", type=int, default=3,
+                        help="fresh processes per framework and setting (the best is kept)")
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets, no full epoch")
     parser.add_argument("--out", default="bench/results.md")
     parser.add_argument("--worker", choices=["juanji", "pytorch"], help=argparse.SUPPRESS)
@@ -418,23 +420,21 @@ def main(argv=None) -> int:
     results = {}
     for threads in args.threads:
         print(f"timing at {threads} thread(s) ...", flush=True)
-        results[threads] = {
-            "juanji": _spawn(["--worker", "juanji", "--threads", str(threads), *quick]),
-            "pytorch": _best([_spawn(["--worker", "pytorch", "--threads", str(threads), *quick])
-                              for _ in range(args.torch_processes)]),
-        }
+        results[threads] = {framework: _best([_spawn(["--worker", framework, "--threads", str(threads), *quick])
+                                              for _ in range(args.processes)])
+                            for framework in ("juanji", "pytorch")}
     epoch = None
     if not args.quick:
         print("timing one LeNet-5 epoch per framework ...", flush=True)
         threads = str(max(args.threads))
-        epoch = {"juanji": _spawn(["--worker", "juanji", "--epoch", "--threads", threads]),
-                 "pytorch": min((_spawn(["--worker", "pytorch", "--epoch", "--threads", threads])
-                                 for _ in range(args.torch_processes)), key=lambda r: r["epoch seconds"])}
+        epoch = {framework: min((_spawn(["--worker", framework, "--epoch", "--threads", threads])
+                                 for _ in range(args.processes)), key=lambda r: r["epoch seconds"])
+                 for framework in ("juanji", "pytorch")}
     report = "\n\n".join([
         "# juanji vs PyTorch CPU", f"Machine: {machine_description()}.",
         f"Run: `python -m juanji.bench {' '.join(argv if argv is not None else sys.argv[1:])}` on "
         f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s. Ratios are juanji/PyTorch of the "
-        f"minima (lower is better); PyTorch is the best of {args.torch_processes} fresh processes.",
+        f"minima (lower is better); each framework's figures are the best of {args.processes} fresh processes.",
         format_table(results, epoch)])
     print(report)
     if args.out:

@@ -1,6 +1,8 @@
 """Batch normalisation over every axis but the channel axis 1: (N, C) or (N, C, H, W)."""
 import numpy as np
 
+from .parallel import over_batch
+
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
     """y = γ · (x − μ) / √(σ² + ε) + β.  Returns (y, cache).
@@ -8,29 +10,41 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     In training μ, σ² are the batch's (biased σ² to normalise); the running statistics are updated
     in place as PyTorch: r ← (1 − momentum)·r + momentum·batch, with the unbiased variance.
     In eval the running statistics are used and nothing is updated.
+    Each pass runs over chunks of the batch (``parallel.over_batch``); the sums add the chunks' partial sums.
     """
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
+    n = x.shape[0]
+    x_hat = np.empty_like(x)
+
+    def centre(start, stop, mean):
+        np.subtract(x[start:stop], mean.reshape(shape), out=x_hat[start:stop])
+        return per_channel_dot(x_hat[start:stop], x_hat[start:stop])
+
     if training:
         count = x.size // x.shape[1]
         if count < 2:
             raise ValueError(f"batch norm in training needs more than 1 value per channel, "
                              f"got input of shape {x.shape}")
-        mean = x.mean(axis=axes)
-        centred = x - mean.reshape(shape)
-        var = per_channel_dot(centred, centred) / count
+        mean = sum(over_batch(n, lambda start, stop: x[start:stop].sum(axis=axes), x.size)) / count
+        var = sum(over_batch(n, lambda start, stop: centre(start, stop, mean), x.size)) / count
         running_mean *= 1 - momentum
         running_mean += momentum * mean
         running_var *= 1 - momentum
         running_var += momentum * var * (count / (count - 1))
     else:
-        centred = x - running_mean.reshape(shape)
         var = running_var
     inv_std = 1 / np.sqrt(var + eps)
-    x_hat = centred
-    x_hat *= inv_std.reshape(shape)                   # in place: the centred array is our own
-    y = x_hat * gamma.reshape(shape)
-    y += beta.reshape(shape)
+    y = np.empty_like(x)
+
+    def normalise(start, stop):
+        if not training:
+            np.subtract(x[start:stop], running_mean.reshape(shape), out=x_hat[start:stop])
+        x_hat[start:stop] *= inv_std.reshape(shape)
+        np.multiply(x_hat[start:stop], gamma.reshape(shape), out=y[start:stop])
+        y[start:stop] += beta.reshape(shape)
+
+    over_batch(n, normalise, 2 * x.size)
     return y, (x_hat, inv_std, gamma, training)
 
 
@@ -48,14 +62,23 @@ def batch_norm_backward(dy, cache):
     x_hat, inv_std, gamma, training = cache
     axes = (0,) + tuple(range(2, dy.ndim))
     shape = (1, -1) + (1,) * (dy.ndim - 2)
-    dbeta = dy.sum(axis=axes)
-    dgamma = per_channel_dot(dy, x_hat)
+    n = dy.shape[0]
+    sums = over_batch(n, lambda start, stop: (dy[start:stop].sum(axis=axes),
+                                              per_channel_dot(dy[start:stop], x_hat[start:stop])), 2 * dy.size)
+    dbeta, dgamma = sum(part[0] for part in sums), sum(part[1] for part in sums)
     scale = (gamma * inv_std).reshape(shape)
-    if not training:
-        return dy * scale, dgamma, dbeta
     count = dy.size // dy.shape[1]
-    dx = x_hat * (dgamma / count).reshape(shape)      # one temporary, then updated in place
-    np.subtract(dy, dx, out=dx)
-    dx -= (dbeta / count).reshape(shape)
-    dx *= scale
+    dx = np.empty_like(dy)
+
+    def input_gradient(start, stop):
+        out = dx[start:stop]
+        if not training:
+            np.multiply(dy[start:stop], scale, out=out)
+            return
+        np.multiply(x_hat[start:stop], (dgamma / count).reshape(shape), out=out)
+        np.subtract(dy[start:stop], out, out=out)
+        out -= (dbeta / count).reshape(shape)
+        out *= scale
+
+    over_batch(n, input_gradient, 2 * dy.size)
     return dx, dgamma, dbeta

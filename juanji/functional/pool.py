@@ -11,6 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .conv import _pair, pad2d
+from .parallel import over_batch
 
 
 def pool_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False) -> int:
@@ -53,20 +54,30 @@ def _window_planes(xp, kernel_size, stride, dilation, out):
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    """y = max over each window.  Returns (y, cache); padding counts as −∞ (never the max)."""
+    """y = max over each window.  Returns (y, cache); padding counts as −∞ (never the max).
+    Chunks of the batch run on their own threads (``parallel.over_batch``)."""
     kernel_size, stride, dilation, pads, out = _pool_geometry(x.shape, kernel_size, stride, padding,
                                                               dilation, ceil_mode)
-    xp = pad2d(x, pads, value=-np.inf)
-    planes = _window_planes(xp, kernel_size, stride, dilation, out)
-    y = planes[0].copy()
-    argmax = np.zeros(y.shape, dtype=np.uint8 if len(planes) < 256 else np.int32)
-    for offset in range(1, len(planes)):
-        # strictly greater: on ties the first offset in row-major window order wins, as PyTorch.
-        # Arithmetic select (argmax += better·(offset − argmax)) instead of np.where: no masked writes.
-        better = planes[offset] > y
-        np.maximum(y, planes[offset], out=y)
-        argmax += better * (offset - argmax).astype(argmax.dtype)
-    return y, (x.shape, xp.shape, argmax, kernel_size, stride, dilation, pads, out)
+    n, c = x.shape[:2]
+    windows = kernel_size[0] * kernel_size[1]
+    y = np.empty((n, c, *out), dtype=x.dtype)
+    argmax = np.empty(y.shape, dtype=np.uint8 if windows < 256 else np.int32)
+
+    def pool(start, stop):
+        planes = _window_planes(pad2d(x[start:stop], pads, value=-np.inf), kernel_size, stride, dilation, out)
+        best, where = y[start:stop], argmax[start:stop]
+        np.copyto(best, planes[0])
+        where.fill(0)
+        for offset in range(1, windows):
+            # strictly greater: on ties the first offset in row-major window order wins, as PyTorch.
+            # Arithmetic select (argmax += better·(offset − argmax)) instead of np.where: no masked writes.
+            better = planes[offset] > best
+            np.maximum(best, planes[offset], out=best)
+            where += better * (offset - where).astype(where.dtype)
+
+    over_batch(n, pool, elements=y.size * (windows + 1))
+    padded = (n, c) + tuple(size + sum(pad) for size, pad in zip(x.shape[2:], pads))
+    return y, (x.shape, padded, argmax, kernel_size, stride, dilation, pads, out)
 
 
 def max_pool2d_backward(dy, cache):
@@ -77,15 +88,22 @@ def max_pool2d_backward(dy, cache):
     # into an uninitialised buffer suffice. Otherwise windows overlap or leave gaps: accumulate into zeros.
     tiles = (stride == kernel_size and dilation == (1, 1)
              and padded[2:] == (out[0] * stride[0], out[1] * stride[1]))
-    dxp = np.empty(padded, dtype=dy.dtype) if tiles else np.zeros(padded, dtype=dy.dtype)
-    for i in range(kernel_size[0]):
-        for j in range(kernel_size[1]):
-            routed = dy * (argmax == i * kernel_size[1] + j)
-            window = _window(dxp, (i, j), stride, dilation, out)
-            if tiles:
-                window[...] = routed
-            else:
-                window += routed
+    dxp = np.empty(padded, dtype=dy.dtype)
+
+    def route(start, stop):
+        chunk = dxp[start:stop]
+        if not tiles:
+            chunk.fill(0)
+        for i in range(kernel_size[0]):
+            for j in range(kernel_size[1]):
+                routed = dy[start:stop] * (argmax[start:stop] == i * kernel_size[1] + j)
+                window = _window(chunk, (i, j), stride, dilation, out)
+                if tiles:
+                    window[...] = routed
+                else:
+                    window += routed
+
+    over_batch(dy.shape[0], route, elements=dxp.size * 2)
     return _unpad(dxp, x_shape, pads)
 
 

@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 from juanji.functional import pool as F
 from kernel_check import DTYPES, assert_close, torch_vjp
 
+# Every test runs serially and with the batch split over two threads (``batch_threads``).
+pytestmark = pytest.mark.usefixtures("batch_threads")
+
 # (N, C, H, W), keyword arguments shared by max and average pooling
 POOL_CASES = [
     pytest.param((2, 3, 8, 8), dict(kernel_size=2), id="2x2-stride-default"),

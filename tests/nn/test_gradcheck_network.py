@@ -23,6 +23,9 @@ import juanji
 from juanji import nn
 from layer_check import TorchConcat, TorchResidual, assert_close, load_into_torch
 
+# Every test runs serially and with the batch split over two threads (``batch_threads``).
+pytestmark = pytest.mark.usefixtures("batch_threads")
+
 H = 1e-6                 # finite-difference step
 MARGIN = 1000 * H        # minimum distance from any kink (see the module docstring)
 SAMPLES = 20             # coordinates checked per array
