@@ -69,3 +69,13 @@ def test_an_error_is_raised_after_every_chunk_has_finished(two_threads):
 def test_set_num_threads_rejects_nonsense():
     with pytest.raises(ValueError, match="positive"):
         parallel.set_num_threads(0)
+
+
+def test_the_package_exposes_the_thread_setting():
+    import juanji
+    before = juanji.get_num_threads()
+    try:
+        juanji.set_num_threads(1)
+        assert juanji.get_num_threads() == 1 == parallel.num_threads()
+    finally:
+        juanji.set_num_threads(before)
