@@ -80,12 +80,16 @@ def test_conv2d_backward_without_dx():
     np.testing.assert_array_equal(db, db_full)
 
 
-def test_conv2d_does_not_modify_its_inputs():
+@pytest.mark.parametrize("groups, k, padding, stride", [(1, 4, 1, 1), (1, 4, 0, 2), (3, 6, 0, 1), (3, 6, 1, 2),
+                                                       (3, 3, 0, 1)])
+def test_conv2d_does_not_modify_its_inputs(groups, k, padding, stride):
+    """Including grouped layers, which keep x itself to copy the columns again in backward, and col2im
+    paths that scatter into memory of the input's shape."""
     rng = np.random.default_rng(2)
-    x, w, b = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    x, w, b = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((k, 3 // groups, 3, 3)), rng.standard_normal(k)
     copies = [a.copy() for a in (x, w, b)]
-    y, cache = F.conv2d(x, w, b, padding=1)
-    F.conv2d_backward(np.ones_like(y), cache)
+    y, cache = F.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
+    F.conv2d_backward(rng.standard_normal(y.shape), cache)
     for original, copy in zip((x, w, b), copies):
         np.testing.assert_array_equal(original, copy)
 
