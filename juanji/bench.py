@@ -9,6 +9,7 @@ PyTorch measured the same either way). Each row reports min and median over repe
 the ratio juanji/PyTorch of the minima (lower is better). Needs the test extra: ``pip install -e .[test]``.
 
     python -m juanji.bench [--threads 1 2] [--processes 3] [--quick] [--out bench/results.md]
+    python -m juanji.bench --breakdown resnet20 --threads 2      # where one train step goes
 """
 from __future__ import annotations
 
@@ -295,6 +296,67 @@ def run_epoch_worker(framework: str, threads: int) -> dict:
     return {"epoch seconds": seconds, "peak RSS MiB": peak_mib}
 
 
+def run_breakdown_worker(name: str, batch: int, threads: int, steps: int = 10) -> dict:
+    """Where one juanji train step of ``name`` goes: seconds per step of each layer type's forward and
+    backward (leaf layers; containers' own work such as residual adds is the remainder), the loss and
+    the optimizer, averaged over ``steps`` steps after warm-up."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(threads)
+    side = JuanjiSide()
+    model = side.model(name)
+    totals: dict[str, float] = {}
+
+    def timing(label, method):
+        def timed_call(value):
+            started = time.perf_counter()
+            result = method(value)
+            totals[label] = totals.get(label, 0.0) + time.perf_counter() - started
+            return result
+        return timed_call
+
+    for module in model.modules():
+        if not module._modules:
+            kind = type(module).__name__
+            module.forward = timing(f"{kind} forward", module.forward)
+            module.backward = timing(f"{kind} backward", module.backward)
+    channels, size = MODEL_INPUTS[name]
+    rng = np.random.default_rng(0)
+    x, y = rng.random((batch, channels, size, size), dtype=np.float32), rng.integers(0, 10, batch)
+    optimizer = side.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = side.nn.CrossEntropyLoss()
+    model.train()
+
+    def step():
+        logits = model(x)
+        started = time.perf_counter()
+        loss_fn(logits, y)
+        dy = loss_fn.backward()
+        totals["loss forward+backward"] = totals.get("loss forward+backward", 0.0) + time.perf_counter() - started
+        model.backward(dy)
+        started = time.perf_counter()
+        optimizer.step()
+        totals["SGD momentum step"] = totals.get("SGD momentum step", 0.0) + time.perf_counter() - started
+
+    for _ in range(2):
+        step()
+    totals.clear()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    total = time.perf_counter() - started
+    parts = {label: seconds / steps for label, seconds in totals.items()}
+    parts["containers (residual adds, concatenation, ...)"] = max(0.0, (total - sum(totals.values())) / steps)
+    return {"step": total / steps, "parts": parts}
+
+
+def format_breakdown(name: str, batch: int, threads: int, result: dict) -> str:
+    lines = [f"juanji train step, {name} at batch {batch}, {threads} thread(s): {result['step'] * 1e3:.1f} ms", "",
+             "| part | ms per step | share |", "|---|---|---|"]
+    for label, seconds in sorted(result["parts"].items(), key=lambda item: -item[1]):
+        lines.append(f"| {label} | {seconds * 1e3:.2f} | {100 * seconds / result['step']:.0f} % |")
+    return "\n".join(lines)
+
+
 def check_correctness():
     """Assert that the timed juanji conv paths agree with torch before any timing (float32, 1e-4)."""
     juanji_side, torch_side = JuanjiSide(), TorchSide()
@@ -404,9 +466,22 @@ def main(argv=None) -> int:
                         help="fresh processes per framework and setting (the best is kept)")
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets, no full epoch")
     parser.add_argument("--out", default="bench/results.md")
+    parser.add_argument("--breakdown", choices=sorted(MODEL_INPUTS), metavar="MODEL",
+                        help="instead of the table: where juanji's train step of MODEL (lenet5, resnet20) goes, "
+                             "layer type by layer type, at the first --threads count")
+    parser.add_argument("--batch", type=int, default=None, help="batch size of --breakdown (64 for lenet5, 128 for resnet20)")
     parser.add_argument("--worker", choices=["juanji", "pytorch"], help=argparse.SUPPRESS)
     parser.add_argument("--epoch", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.breakdown:
+        batch = args.batch or {"lenet5": 64, "resnet20": 128}[args.breakdown]
+        if args.worker:
+            print(json.dumps(run_breakdown_worker(args.breakdown, batch, args.threads[0])))
+        else:
+            result = _spawn(["--worker", "juanji", "--breakdown", args.breakdown, "--batch", str(batch),
+                             "--threads", str(args.threads[0])])
+            print(format_breakdown(args.breakdown, batch, args.threads[0], result))
+        return 0
     if args.worker:
         result = (run_epoch_worker(args.worker, args.threads[0]) if args.epoch
                   else run_worker(args.worker, args.threads[0], args.quick))
