@@ -10,16 +10,17 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     In training μ, σ² are the batch's (biased σ² to normalise); the running statistics are updated
     in place as PyTorch: r ← (1 − momentum)·r + momentum·batch, with the unbiased variance.
     In eval the running statistics are used and nothing is updated.
+    The cache keeps x − μ and 1/√(σ² + ε) (x̂ is their product, never stored: one pass less).
     Each pass runs over chunks of the batch (``parallel.over_batch``); the sums add the chunks' partial sums.
     """
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
     n = x.shape[0]
-    x_hat = np.empty_like(x)
+    centred = np.empty_like(x)
 
     def centre(start, stop, mean):
-        np.subtract(x[start:stop], mean.reshape(shape), out=x_hat[start:stop])
-        return per_channel_dot(x_hat[start:stop], x_hat[start:stop])
+        np.subtract(x[start:stop], mean.reshape(shape), out=centred[start:stop])
+        return per_channel_dot(centred[start:stop], centred[start:stop])
 
     if training:
         count = x.size // x.shape[1]
@@ -35,17 +36,17 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     else:
         var = running_var
     inv_std = 1 / np.sqrt(var + eps)
+    scale = (gamma * inv_std).reshape(shape)
     y = np.empty_like(x)
 
     def normalise(start, stop):
         if not training:
-            np.subtract(x[start:stop], running_mean.reshape(shape), out=x_hat[start:stop])
-        x_hat[start:stop] *= inv_std.reshape(shape)
-        np.multiply(x_hat[start:stop], gamma.reshape(shape), out=y[start:stop])
+            np.subtract(x[start:stop], running_mean.reshape(shape), out=centred[start:stop])
+        np.multiply(centred[start:stop], scale, out=y[start:stop])
         y[start:stop] += beta.reshape(shape)
 
     over_batch(n, normalise, 2 * x.size)
-    return y, (x_hat, inv_std, gamma, training)
+    return y, (centred, inv_std, gamma, training)
 
 
 def per_channel_dot(a, b):
@@ -56,16 +57,16 @@ def per_channel_dot(a, b):
 
 
 def batch_norm_backward(dy, cache):
-    """Returns (dx, dγ, dβ).  dβ = Σ dY, dγ = Σ dY·x̂ and, in training (μ, σ² depend on x):
+    """Returns (dx, dγ, dβ).  With x̂ = (x − μ)/σ:  dβ = Σ dY, dγ = Σ dY·x̂ and, in training (μ, σ² depend on x):
         dX = γ/σ · (dY − mean(dY) − x̂ · mean(dY · x̂))
     in eval simply dX = γ/σ · dY."""
-    x_hat, inv_std, gamma, training = cache
+    centred, inv_std, gamma, training = cache
     axes = (0,) + tuple(range(2, dy.ndim))
     shape = (1, -1) + (1,) * (dy.ndim - 2)
     n = dy.shape[0]
     sums = over_batch(n, lambda start, stop: (dy[start:stop].sum(axis=axes),
-                                              per_channel_dot(dy[start:stop], x_hat[start:stop])), 2 * dy.size)
-    dbeta, dgamma = sum(part[0] for part in sums), sum(part[1] for part in sums)
+                                              per_channel_dot(dy[start:stop], centred[start:stop])), 2 * dy.size)
+    dbeta, dgamma = sum(part[0] for part in sums), sum(part[1] for part in sums) * inv_std
     scale = (gamma * inv_std).reshape(shape)
     count = dy.size // dy.shape[1]
     dx = np.empty_like(dy)
@@ -75,7 +76,7 @@ def batch_norm_backward(dy, cache):
         if not training:
             np.multiply(dy[start:stop], scale, out=out)
             return
-        np.multiply(x_hat[start:stop], (dgamma / count).reshape(shape), out=out)
+        np.multiply(centred[start:stop], (inv_std * dgamma / count).reshape(shape), out=out)    # x̂ · mean(dY·x̂)
         np.subtract(dy[start:stop], out, out=out)
         out -= (dbeta / count).reshape(shape)
         out *= scale
