@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from .commands import export, show, train, zoo
+from .functional.parallel import set_num_threads
 
 COMMAND_MODULES = [train, zoo, show, export]
 
@@ -19,12 +20,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
+    for command in sub.choices.values():
+        command.add_argument("--threads", type=int, metavar="N",
+                             help="threads for BLAS and juanji's batch-parallel kernels (default: BLAS's own "
+                                  "setting, usually one per core)")
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.threads is not None:
+            set_num_threads(args.threads)
         return args.run(args)
     except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:
         if args.debug:

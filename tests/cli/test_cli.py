@@ -72,6 +72,18 @@ def test_models_lists_the_zoo(capsys):
     assert "lenet5" in capsys.readouterr().out
 
 
+def test_threads_option_sets_blas_and_kernel_threads(capsys):
+    from juanji import get_num_threads, set_num_threads
+    before = get_num_threads()
+    try:
+        assert main(["models", "--threads", "1"]) == 0
+        assert get_num_threads() == 1
+        assert main(["models", "--threads", "0"]) == 2
+        assert "positive number of threads" in capsys.readouterr().err
+    finally:
+        set_num_threads(before)
+
+
 @pytest.mark.parametrize("make_file, message", [
     (lambda p: p.write_bytes(b""), "empty file"),
     (lambda p: p.write_text("not an image"), "not an image file"),
