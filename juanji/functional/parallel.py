@@ -13,6 +13,7 @@ on one thread, everything runs serially in the caller's thread.
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,7 +26,18 @@ MIN_ELEMENTS = 1 << 19
 _state = threading.local()          # .inside: this thread runs a chunk already (no nested splits)
 _blas = None                        # threadpoolctl's controller of NumPy's BLAS, looked up once
 _pool: ThreadPoolExecutor | None = None
+_pool_workers = 0
 _lock = threading.Lock()
+
+
+def _forget_pool():
+    """In a forked child the pool's threads do not exist: start a new pool on the next split."""
+    global _pool, _pool_workers, _lock
+    _pool, _pool_workers, _lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _blas_controller():
@@ -33,7 +45,6 @@ def _blas_controller():
     if _blas is None:
         try:
             from threadpoolctl import ThreadpoolController
-            import numpy  # noqa: F401  (its BLAS must be loaded for the controller to find it)
             controllers = ThreadpoolController().select(user_api="blas").lib_controllers
         except ImportError:
             controllers = []
@@ -57,10 +68,10 @@ def set_num_threads(threads: int) -> None:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool
+    global _pool, _pool_workers
     with _lock:
-        if _pool is None or _pool._max_workers < workers:
-            _pool = ThreadPoolExecutor(workers, thread_name_prefix="juanji")
+        if _pool is None or _pool_workers < workers:
+            _pool, _pool_workers = ThreadPoolExecutor(workers, thread_name_prefix="juanji"), workers
         return _pool
 
 

@@ -79,3 +79,17 @@ def test_the_package_exposes_the_thread_setting():
         assert juanji.get_num_threads() == 1 == parallel.num_threads()
     finally:
         juanji.set_num_threads(before)
+
+
+def test_a_forked_child_splits_batches_with_a_pool_of_its_own(two_threads):
+    """The parent's pool threads do not exist in a forked child: the child must not wait on them."""
+    import multiprocessing
+    parallel.over_batch(4, lambda a, b: None, elements=10 ** 6)          # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        assert pool.apply_async(_split_in_child).get(timeout=30) == [(0, 2), (2, 4)]
+
+
+def _split_in_child():
+    parallel.MIN_ELEMENTS = 0
+    return parallel.over_batch(4, lambda a, b: (a, b), elements=10 ** 6)
