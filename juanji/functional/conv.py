@@ -186,16 +186,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
             chunk = im2col(xp, (r, s), stride, dilation, out_size, cols[:, start * p:stop * p], channel_major=True)
             np.matmul(weights, chunk.reshape(groups, rows, -1), out=y_kn[:, :, start * p:stop * p])
             _to_nchw(y_kn.reshape(k, n, *out_size)[:, start:stop], bias, out=y[start:stop])
-            return None
+            return
         chunk = im2col(xp, (r, s), stride, dilation, out_size, None if cols is None else cols[start:stop])
         np.matmul(weights[0], chunk, out=y[start:stop].reshape(stop - start, k, p))
         if bias is not None:
             y[start:stop] += bias.reshape(1, k, 1, 1)
-        return chunk
 
-    chunks = parallel.over_batch(n, forward, elements=n * rows * groups * p)
+    parallel.over_batch(n, forward, elements=n * rows * groups * p)
     if pointwise:
-        cols = chunks[0] if len(chunks) == 1 else (x if padded is None else padded).reshape(n, c, p)
+        cols = (x if padded is None else padded).reshape(n, c, p)
     cache = (x.shape, padded_shape, cols, weight, stride, dilation, pads, out_size, groups)
     return y, cache
 
