@@ -31,9 +31,11 @@ def test_chunks_cover_the_batch_in_order_on_different_threads(two_threads):
 
 
 def test_small_calls_and_single_samples_stay_in_one_chunk(two_threads, monkeypatch):
-    assert parallel.over_batch(1, lambda a, b: (a, b), elements=10 ** 6) == [(0, 1)]
+    # one sample: nothing to split, so its GEMMs keep BLAS's own 2 threads (a big image's conv: 14 → 8 ms)
+    assert parallel.over_batch(1, lambda a, b: (a, b, parallel.num_threads()), elements=10 ** 6) == [(0, 1, 2)]
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1000)
-    assert parallel.over_batch(8, lambda a, b: (a, b), elements=999) == [(0, 8)]
+    # a small batch: one chunk, BLAS on one thread (OpenBLAS's spinning threads would slow the next split)
+    assert parallel.over_batch(8, lambda a, b: (a, b, parallel.num_threads()), elements=999) == [(0, 8, 1)]
 
 
 def test_nested_calls_run_serially(two_threads):
