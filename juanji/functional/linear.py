@@ -18,7 +18,7 @@ def linear(x, weight, bias=None):
         if bias is not None:
             y[start:stop] += bias
 
-    parallel.over_batch(x.shape[0], forward, elements=x.size + y.size)
+    parallel.over_batch(x.shape[0], forward, elements=x.size + y.size + weight.size)
     return y
 
 
@@ -33,5 +33,5 @@ def linear_backward(dy, x, weight, need_dx: bool = True):
             np.matmul(dy[start:stop], weight, out=dx[start:stop])
         return dy[start:stop].T @ x[start:stop]
 
-    dw = sum(parallel.over_batch(n, backward, elements=x.size + dy.size))
+    dw = sum(parallel.over_batch(n, backward, elements=x.size + dy.size + weight.size))
     return dx, dw, dy.sum(axis=0)
