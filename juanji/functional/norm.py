@@ -57,7 +57,8 @@ def per_channel_dot(a, b):
 
 
 def batch_norm_backward(dy, cache):
-    """Returns (dx, dγ, dβ).  With x̂ = (x − μ)/σ:  dβ = Σ dY, dγ = Σ dY·x̂ and, in training (μ, σ² depend on x):
+    """Returns (dx, dγ, dβ).  With x̂ = (x − μ)/σ:  dβ = Σ dY, dγ = Σ dY·x̂ and, in training (μ, σ²
+    depend on x):
         dX = γ/σ · (dY − mean(dY) − x̂ · mean(dY · x̂))
     in eval simply dX = γ/σ · dY."""
     centred, inv_std, gamma, training = cache
@@ -76,7 +77,8 @@ def batch_norm_backward(dy, cache):
         if not training:
             np.multiply(dy[start:stop], scale, out=out)
             return
-        np.multiply(centred[start:stop], (inv_std * dgamma / count).reshape(shape), out=out)    # x̂ · mean(dY·x̂)
+        # x̂ · mean(dY·x̂), with x̂ = centred · 1/σ
+        np.multiply(centred[start:stop], (inv_std * dgamma / count).reshape(shape), out=out)
         np.subtract(dy[start:stop], out, out=out)
         out -= (dbeta / count).reshape(shape)
         out *= scale

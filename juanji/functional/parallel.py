@@ -89,7 +89,8 @@ def over_batch(n: int, work, elements: int) -> list:
     ``elements``: how many array elements the whole call touches; a small call runs as one chunk.  With
     more than one thread BLAS is set to one thread during the call, even for a single chunk: OpenBLAS's
     threads spin for a while after each multi-threaded GEMM and would take the cores from the chunks.
-    A batch of one sample (nothing to split) and nested calls run ``work(0, n)`` directly, BLAS untouched.  Results come back in chunk order (for partial sums).
+    A batch of one sample (nothing to split) and nested calls run ``work(0, n)`` directly, BLAS untouched.
+    Results come back in chunk order (for partial sums).
     """
     threads = num_threads()
     if threads < 2 or n < 2 or getattr(_state, "inside", False):
