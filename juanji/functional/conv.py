@@ -239,14 +239,15 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
         cols_cm = _memory(scratch, "columns_transposed", (rows, n * p), cols.dtype)
 
     def weight_gradient(start, stop):
-        """This chunk's share of dW: Σ over its samples and pixels of dY · colsᵀ.  Ungrouped layers compute
-        dWᵀ = cols · dYᵀ instead: OpenBLAS runs that shape 1.15–1.55× faster (C·R·S rows, not K)."""
+        """This chunk's share of dW: Σ over its samples and pixels of dY · colsᵀ, computed as its transpose
+        cols · dYᵀ, the shape OpenBLAS runs faster (C·R·S rows rather than K: 1.15–1.55× on ResNet-20's
+        layers, 1.4× with 2 groups)."""
         if grouped or k > p:
             np.copyto(dy_kn.reshape(k, n, p)[:, start:stop], dy_samples[start:stop].transpose(1, 0, 2))
             dy_chunk = dy_kn[:, start * p:stop * p]
         if grouped:
-            return np.matmul(dy_chunk.reshape(groups, k // groups, -1),
-                             cols[:, start * p:stop * p].reshape(groups, rows, -1).transpose(0, 2, 1))
+            return np.matmul(cols[:, start * p:stop * p].reshape(groups, rows, -1),
+                             dy_chunk.reshape(groups, k // groups, -1).transpose(0, 2, 1)).transpose(0, 2, 1)
         if k <= p:                  # (stop − start) partial products of C·R·S × K, summed
             return np.matmul(cols[start:stop], dy_samples[start:stop].transpose(0, 2, 1)).sum(axis=0).T
         np.copyto(cols_cm.reshape(rows, n, p)[:, start:stop], cols[start:stop].transpose(1, 0, 2))
