@@ -86,7 +86,8 @@ def _run_chunk(work, start, stop):
 def over_batch(n: int, work, elements: int) -> list:
     """``[work(start, stop) for each chunk]``, the chunks covering range(n) in order, one per thread.
 
-    ``elements``: how many array elements the whole call touches; a small call runs as one chunk.  With
+    ``elements``: how many array elements the whole call touches; a small call runs as one chunk, and no
+    chunk gets fewer than MIN_ELEMENTS / 2 (on many cores a mid-sized call uses fewer threads).  With
     more than one thread BLAS is set to one thread during the call, even for a single chunk: OpenBLAS's
     threads spin for a while after each multi-threaded GEMM and would take the cores from the chunks.
     A batch of one sample (nothing to split) and nested calls run ``work(0, n)`` directly, BLAS untouched.
@@ -95,7 +96,8 @@ def over_batch(n: int, work, elements: int) -> list:
     threads = num_threads()
     if threads < 2 or n < 2 or getattr(_state, "inside", False):
         return [work(0, n)]         # a single sample keeps BLAS's own threads for its GEMMs
-    chunks = min(threads, n) if elements >= MIN_ELEMENTS else 1
+    # at least half of MIN_ELEMENTS per chunk: many cores get fewer, larger chunks of a small call
+    chunks = min(threads, n, max(1, elements // max(1, MIN_ELEMENTS // 2))) if elements >= MIN_ELEMENTS else 1
     bounds = [n * i // chunks for i in range(chunks + 1)]
     blas = _blas_controller()
     blas.set_num_threads(1)

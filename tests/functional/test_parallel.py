@@ -95,3 +95,15 @@ def test_a_forked_child_splits_batches_with_a_pool_of_its_own(two_threads):
 def _split_in_child():
     parallel.MIN_ELEMENTS = 0
     return parallel.over_batch(4, lambda a, b: (a, b), elements=10 ** 6)
+
+
+def test_many_threads_get_no_smaller_chunks_than_half_the_threshold(monkeypatch):
+    before = parallel.num_threads()
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1000)
+    parallel.set_num_threads(4)
+    try:
+        bounds = lambda elements: parallel.over_batch(8, lambda a, b: (a, b), elements=elements)
+        assert bounds(1000) == [(0, 4), (4, 8)]                  # 2 chunks of at least 500 elements
+        assert bounds(4000) == [(0, 2), (2, 4), (4, 6), (6, 8)]  # all 4 threads
+    finally:
+        parallel.set_num_threads(before)
