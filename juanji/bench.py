@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
 
 import numpy as np
 
@@ -304,13 +305,13 @@ def run_breakdown_worker(name: str, batch: int, threads: int, steps: int = 10) -
     threadpool_limits(threads)
     side = JuanjiSide()
     model = side.model(name)
-    totals: dict[str, float] = {}
+    totals: defaultdict[str, float] = defaultdict(float)
 
     def timing(label, method):
         def timed_call(value):
             started = time.perf_counter()
             result = method(value)
-            totals[label] = totals.get(label, 0.0) + time.perf_counter() - started
+            totals[label] += time.perf_counter() - started
             return result
         return timed_call
 
@@ -331,11 +332,11 @@ def run_breakdown_worker(name: str, batch: int, threads: int, steps: int = 10) -
         started = time.perf_counter()
         loss_fn(logits, y)
         dy = loss_fn.backward()
-        totals["loss forward+backward"] = totals.get("loss forward+backward", 0.0) + time.perf_counter() - started
+        totals["loss forward+backward"] += time.perf_counter() - started
         model.backward(dy)
         started = time.perf_counter()
         optimizer.step()
-        totals["SGD momentum step"] = totals.get("SGD momentum step", 0.0) + time.perf_counter() - started
+        totals["SGD momentum step"] += time.perf_counter() - started
 
     for _ in range(2):
         step()

@@ -233,8 +233,8 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     grouped = groups > 1
     dy = np.ascontiguousarray(dy)
     dy_samples = dy.reshape(n, k, p)
-    if grouped or k > p:            # channel-major dY (K, N·P) for GEMMs over the batch
-        dy_kn = _memory(scratch, "channel_major", (k, n * p), dy.dtype)
+    if grouped or k > p:            # channel-major dY (K, N·P) for GEMMs over the batch, filled chunk by
+        dy_kn = _memory(scratch, "channel_major", (k, n * p), dy.dtype)   # chunk in weight_gradient
     if k > p and not grouped:       # the columns transposed: per-sample partials would outweigh them
         cols_cm = _memory(scratch, "columns_transposed", (rows, n * p), cols.dtype)
 
@@ -273,7 +273,7 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     (top, _), (left, _) = pads
 
     def input_gradient(start, stop):
-        if grouped:
+        if grouped:                 # dy_kn was filled by weight_gradient, which has run on every chunk
             chunk = dcols[:, :, start * p:stop * p]
             np.matmul(weights_t, dy_kn.reshape(groups, k // groups, -1)[:, :, start * p:stop * p], out=chunk)
             chunk = chunk.reshape(groups * rows, -1)
