@@ -4,7 +4,7 @@ import numpy as np
 from .parallel import over_batch
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, reduce=None):
     """y = γ · (x − μ) / √(σ² + ε) + β.  Returns (y, cache).
 
     In training μ, σ² are the batch's (biased σ² to normalise); the running statistics are updated
@@ -12,6 +12,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     In eval the running statistics are used and nothing is updated.
     The cache keeps x − μ and 1/√(σ² + ε) (x̂ is their product, never stored: one pass less).
     Each pass runs over chunks of the batch (``parallel.over_batch``); the sums add the chunks' partial sums.
+    ``reduce`` (synchronised batch norm): a function summing an array over every process's copy of it;
+    μ, σ² are then those of the union of all processes' batches.
     """
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
@@ -24,11 +26,16 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
 
     if training:
         count = x.size // x.shape[1]
+        total = sum(over_batch(n, lambda start, stop: x[start:stop].sum(axis=axes), x.size))
+        if reduce is not None:          # the count travels with the sums: one message
+            total = reduce(np.append(total, count))
+            total, count = total[:-1], int(total[-1])
         if count < 2:
             raise ValueError(f"batch norm in training needs more than 1 value per channel, "
                              f"got input of shape {x.shape}")
-        mean = sum(over_batch(n, lambda start, stop: x[start:stop].sum(axis=axes), x.size)) / count
-        var = sum(over_batch(n, lambda start, stop: centre(start, stop, mean), x.size)) / count
+        mean = total / count
+        squares = sum(over_batch(n, lambda start, stop: centre(start, stop, mean), x.size))
+        var = (squares if reduce is None else reduce(squares)) / count
         running_mean *= 1 - momentum
         running_mean += momentum * mean
         running_var *= 1 - momentum
@@ -46,7 +53,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         y[start:stop] += beta.reshape(shape)
 
     over_batch(n, normalise, 2 * x.size)
-    return y, (centred, inv_std, gamma, training)
+    return y, (centred, inv_std, gamma, training, count if training else None)
 
 
 def per_channel_dot(a, b):
@@ -56,12 +63,15 @@ def per_channel_dot(a, b):
     return np.matmul(a.reshape(n, c, 1, -1), b.reshape(n, c, -1, 1)).reshape(n, c).sum(axis=0)
 
 
-def batch_norm_backward(dy, cache):
+def batch_norm_backward(dy, cache, reduce=None):
     """Returns (dx, dγ, dβ).  With x̂ = (x − μ)/σ:  dβ = Σ dY, dγ = Σ dY·x̂ and, in training (μ, σ²
     depend on x):
         dX = γ/σ · (dY − mean(dY) − x̂ · mean(dY · x̂))
-    in eval simply dX = γ/σ · dY."""
-    centred, inv_std, gamma, training = cache
+    in eval simply dX = γ/σ · dY.
+    ``reduce`` (synchronised batch norm, training): the two means in dX are over every process's samples,
+    Σ over processes by ``reduce`` of this process's sums; dγ, dβ stay this process's own sums (data
+    parallelism adds them up with the other gradients)."""
+    centred, inv_std, gamma, training, count = cache
     axes = (0,) + tuple(range(2, dy.ndim))
     shape = (1, -1) + (1,) * (dy.ndim - 2)
     n = dy.shape[0]
@@ -69,7 +79,10 @@ def batch_norm_backward(dy, cache):
                                               per_channel_dot(dy[start:stop], centred[start:stop])), 2 * dy.size)
     dbeta, dgamma = sum(part[0] for part in sums), sum(part[1] for part in sums) * inv_std
     scale = (gamma * inv_std).reshape(shape)
-    count = dy.size // dy.shape[1]
+    dbeta_all, dgamma_all = dbeta, dgamma
+    if reduce is not None and training:
+        both = reduce(np.concatenate([dbeta, dgamma]))
+        dbeta_all, dgamma_all = both[:len(dbeta)], both[len(dbeta):]
     dx = np.empty_like(dy)
 
     def input_gradient(start, stop):
@@ -78,9 +91,9 @@ def batch_norm_backward(dy, cache):
             np.multiply(dy[start:stop], scale, out=out)
             return
         # x̂ · mean(dY·x̂), with x̂ = centred · 1/σ
-        np.multiply(centred[start:stop], (inv_std * dgamma / count).reshape(shape), out=out)
+        np.multiply(centred[start:stop], (inv_std * dgamma_all / count).reshape(shape), out=out)
         np.subtract(dy[start:stop], out, out=out)
-        out -= (dbeta / count).reshape(shape)
+        out -= (dbeta_all / count).reshape(shape)
         out *= scale
 
     over_batch(n, input_gradient, 2 * dy.size)

@@ -31,17 +31,26 @@ class _BatchNorm(Module):
             gamma, beta = self.params["weight"], self.params["bias"]
         else:       # γ = 1, β = 0 in the buffers' dtype, which follows .to()
             gamma, beta = np.ones_like(mean), np.zeros_like(mean)
-        y, self._cache = F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps)
+        y, self._cache = F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps,
+                                      reduce=self._statistics_sum())
         return y
 
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        dx, dgamma, dbeta = F.batch_norm_backward(dy, self._cache)
+        dx, dgamma, dbeta = F.batch_norm_backward(dy, self._cache, reduce=self._gradient_sum(dy))
         if self.affine:
             np.copyto(self.grads["weight"], dgamma)
             np.copyto(self.grads["bias"], dbeta)
         return dx
+
+    def _statistics_sum(self):
+        """None: the statistics of this process's batch (``juanji.distributed.SyncBatchNorm`` sums them
+        over processes)."""
+        return None
+
+    def _gradient_sum(self, dy):
+        return None
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
