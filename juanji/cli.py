@@ -1,13 +1,15 @@
 """The ``juanji`` command line.
 
 Errors a user can cause (bad files, bad options, bad input) print one line ``juanji: error: ...`` and exit
-with status 2; ``--debug`` shows the Python traceback instead.
+with status 2; ``--debug`` shows the Python traceback instead.  Under ``mpirun``/``srun`` the line names the
+failing rank and the whole job ends (``MPI_Abort``), so that no process waits for it forever.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
+from . import distributed
 from .commands import export, show, train, zoo
 from .functional.parallel import set_num_threads
 
@@ -37,10 +39,10 @@ def main(argv=None) -> int:
         if args.debug:
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"juanji: error: {message}", file=sys.stderr)
-        return 2
+        return distributed.report_and_abort(str(message), 2)   # under MPI: names the rank, ends every process
     except KeyboardInterrupt:
-        print("juanji: interrupted; checkpoints of completed epochs are kept", file=sys.stderr)
+        if distributed.is_main_process():
+            print("juanji: interrupted; checkpoints of completed epochs are kept", file=sys.stderr)
         return 130
 
 

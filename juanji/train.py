@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import models, nn, optim
+from . import distributed, models, nn, optim
 from . import random as jrandom
 from .data import DataLoader, sequences
 from .data.folder import load_datasets
@@ -50,6 +50,7 @@ class TrainConfig:
     skip_bad: bool = False
     out: str = "runs/lenet5"
     seed: int = 0
+    sync_bn: bool = False
 
 
 class TrainingDiverged(RuntimeError):
@@ -107,7 +108,7 @@ def make_augmentation(names, image_size):
 
 
 def evaluate(model, loader, loss_fn=None, return_predictions=False):
-    """Mean loss and accuracy of ``model`` (in eval mode) over ``loader``."""
+    """Mean loss and accuracy of ``model`` (in eval mode) over ``loader``'s ``count`` samples."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was_training = model.training
     model.eval()
@@ -121,7 +122,7 @@ def evaluate(model, loader, loss_fn=None, return_predictions=False):
         count += len(y)
         predictions.append(predicted)
     model.train(was_training)
-    result = {"loss": total_loss / count, "accuracy": correct / count}
+    result = {"loss": total_loss / count, "accuracy": correct / count, "count": count}
     if return_predictions:
         result["predictions"] = np.concatenate(predictions)
     return result
@@ -153,10 +154,14 @@ def first_non_finite_layer(model, x) -> str:
 
 
 class Trainer:
-    """Owns a run: model, optimizer, schedule, data, run directory.  ``fit()`` trains the remaining epochs."""
+    """Owns a run: model, optimizer, schedule, data, run directory.  ``fit()`` trains the remaining epochs.
 
-    def __init__(self, config: TrainConfig, progress: bool = True, resume: bool = False):
-        self.config, self.progress = config, progress
+    With ``comm`` (``juanji.distributed.init()``) the run is data-parallel: each process trains on its share
+    of every batch, and only process 0 writes the run directory.
+    """
+
+    def __init__(self, config: TrainConfig, progress: bool = True, resume: bool = False, comm=None):
+        self.config, self.progress, self.comm = config, progress, comm
         self.out = config.out
         self.start_epoch = 0
         self.best_accuracy = -1.0
@@ -182,16 +187,24 @@ class Trainer:
         self.train_loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed,
                                        transform=train_transform)
         self.test_loader = DataLoader(self.test_set, 1000, transform=test_transform)
+        if comm is not None:
+            distributed.check_shares(len(self.train_set), config.batch_size, comm.size)
+            self.train_loader = distributed.ShardedLoader(self.train_loader, comm.rank, comm.size)
+            self.test_loader = distributed.ShardedLoader(self.test_loader, comm.rank, comm.size, skip_empty=True)
 
         jrandom.seed(config.seed)
         self.model = models.create(config.model, num_classes=len(self.train_set.classes), **model_kwargs)
         initialize(self.model, config.init, jrandom.generator())
         skip_input_gradient(self.model)
+        if comm is not None and config.sync_bn:
+            distributed.convert_sync_batchnorm(self.model, comm)
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.scheduler = make_scheduler(config, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         if resume:
             self._resume()
+        # what trains: the model itself, or its data-parallel wrapper (process 0's weights, summed gradients)
+        self.network = self.model if comm is None else distributed.DistributedDataParallel(self.model, comm)
 
     def _normalization(self):
         """Per-channel mean and std of the training images, or None when normalisation is off."""
@@ -242,14 +255,14 @@ class Trainer:
         batches = self._progress_bar(self.train_loader, epoch)
         for step, (x, y) in enumerate(batches):
             with np.errstate(over="ignore", invalid="ignore"):    # a non-finite loss is reported below
-                logits = self.model(x)
+                logits = self.network(x)
                 loss = self.loss_fn(logits, y)
             if not np.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss} at epoch {epoch + 1}, step {step + 1}: first non-finite output in "
                     f"{first_non_finite_layer(self.model, x)}; try a smaller --lr. The last good checkpoint "
                     f"is kept in {os.path.join(self.out, 'checkpoints')}")
-            self.model.backward(self.loss_fn.backward())
+            self.network.backward(self.loss_fn.backward())
             self.optimizer.step()
             total_loss += float(loss) * len(y)
             correct += int((logits.argmax(axis=1) == y).sum())
@@ -258,6 +271,8 @@ class Trainer:
                 rate = seen / (time.perf_counter() - started)
                 batches.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
                                     img_s=f"{rate:.0f}")
+        if self.comm is not None:
+            total_loss, correct, seen = self.comm.sum([total_loss, correct, seen])
         return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
                 "train_seconds": time.perf_counter() - started}
 
@@ -268,15 +283,19 @@ class Trainer:
         return tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False)
 
     def fit(self, on_epoch_end=None) -> list[dict]:
-        os.makedirs(os.path.join(self.out, "checkpoints"), exist_ok=True)
-        config_path = os.path.join(self.out, "config.json")
-        ckpt.write_atomically(config_path, lambda f: f.write(
-            json.dumps(dataclasses.asdict(self.config), indent=2).encode()))
+        writes = self.comm is None or self.comm.rank == 0       # one process writes the run directory
+        if writes:
+            os.makedirs(os.path.join(self.out, "checkpoints"), exist_ok=True)
+            config_path = os.path.join(self.out, "config.json")
+            ckpt.write_atomically(config_path, lambda f: f.write(
+                json.dumps(dataclasses.asdict(self.config), indent=2).encode()))
         history = self.history
         for epoch in range(self.start_epoch, self.config.epochs):
             lr = self.optimizer.lr
             metrics = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
-            test = evaluate(self.model, self.test_loader, self.loss_fn)
+            test = evaluate(self.network, self.test_loader, self.loss_fn)
+            if self.comm is not None:       # each process tested its share: the mean over all of them
+                test = self.comm.weighted_mean({"loss": test["loss"], "accuracy": test["accuracy"]}, test["count"])
             metrics.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
             metrics["images_per_second"] = len(self.train_set) / metrics["train_seconds"]
             if self.scheduler is not None:
@@ -287,8 +306,9 @@ class Trainer:
             history.append(metrics)
             is_best = metrics["test_accuracy"] > self.best_accuracy
             self.best_accuracy = max(self.best_accuracy, metrics["test_accuracy"])
-            self._save(epoch + 1, history, is_best)
-            write_metrics(self.out, history)
+            if writes:
+                self._save(epoch + 1, history, is_best)
+                write_metrics(self.out, history)
             if on_epoch_end:
                 on_epoch_end(metrics)
         return history

@@ -48,7 +48,11 @@ def register(sub):
                    help="image folders: leave out (and list) files that cannot be read instead of stopping")
     p.add_argument("--out", help="run directory (default runs/MODEL, or runs/MODEL-2 ... if taken)")
     p.add_argument("--seed", type=int, help=f"(default {defaults.seed})")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--sync-bn", action="store_const", const=True,
+                   help="under mpirun/srun: batch-norm statistics over the whole global batch, not each "
+                        "process's share (no effect in one process)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
+                                                         "(also with another number of MPI processes)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(run=cmd_train)
     p = sub.add_parser("eval", help="test accuracy and confusion matrix of a run or checkpoint")
@@ -104,26 +108,36 @@ def _resolve_train_config(args):
 
 
 def cmd_train(args):
+    from .. import distributed, set_num_threads
     from ..train import Trainer
+    # Every process resolves the same run directory: process 0 creates it only after the Trainer's first
+    # collective (the weights' broadcast), which waits for every process to get this far.
     config = _resolve_train_config(args)
-    trainer = Trainer(config, progress=args.progress, resume=args.resume)
+    comm = distributed.init()           # None when started plainly: mpi4py is not even imported
+    if comm is not None and args.threads is None:
+        set_num_threads(comm.default_threads())
+    main_process = comm is None or comm.rank == 0
+    say = print if main_process else (lambda *args, **kwargs: None)        # one process speaks
+    trainer = Trainer(config, progress=args.progress and main_process, resume=args.resume, comm=comm)
     if trainer.start_epoch >= config.epochs:
-        print(f"{config.out}: already trained for {trainer.start_epoch} epochs; pass a larger --epochs to go on")
+        say(f"{config.out}: already trained for {trainer.start_epoch} epochs; pass a larger --epochs to go on")
         return 0
     for path, problem in trainer.skipped:
-        print(f"skipped {path}: {problem}")
-    print(f"training {config.model} ({trainer.model.num_parameters():,} parameters) on "
-          f"{len(trainer.train_set):,} images, testing on {len(trainer.test_set):,}; run directory {config.out}")
+        say(f"skipped {path}: {problem}")
+    processes = f" in {comm.size} processes" if comm is not None else ""
+    say(f"training {config.model} ({trainer.model.num_parameters():,} parameters) on "
+        f"{len(trainer.train_set):,} images{processes}, testing on {len(trainer.test_set):,}; "
+        f"run directory {config.out}")
 
     def report(m):
-        print(f"epoch {m['epoch']:>2}/{config.epochs}  lr {m['lr']:.4g}  train loss {m['train_loss']:.4f} "
-              f"acc {m['train_accuracy']:.4f}  test loss {m['test_loss']:.4f} acc {m['test_accuracy']:.4f}  "
-              f"{m['train_seconds']:.1f} s ({m['images_per_second']:.0f} img/s)", flush=True)
+        say(f"epoch {m['epoch']:>2}/{config.epochs}  lr {m['lr']:.4g}  train loss {m['train_loss']:.4f} "
+            f"acc {m['train_accuracy']:.4f}  test loss {m['test_loss']:.4f} acc {m['test_accuracy']:.4f}  "
+            f"{m['train_seconds']:.1f} s ({m['images_per_second']:.0f} img/s)", flush=True)
 
     history = trainer.fit(on_epoch_end=report)
     best = max(history, key=lambda m: m["test_accuracy"])
-    print(f"final test accuracy {history[-1]['test_accuracy']:.4f} (best {best['test_accuracy']:.4f} at epoch "
-          f"{best['epoch']}); checkpoints, metrics.jsonl and curves.png in {config.out}")
+    say(f"final test accuracy {history[-1]['test_accuracy']:.4f} (best {best['test_accuracy']:.4f} at epoch "
+        f"{best['epoch']}); checkpoints, metrics.jsonl and curves.png in {config.out}")
     return 0
 
 

@@ -43,6 +43,11 @@ class Communicator:
         """A new float64 array: the element-wise sum of ``values`` over all processes."""
         return self.allreduce_(np.array(values, dtype=np.float64))
 
+    def weighted_mean(self, values: dict, weight: float) -> dict:
+        """Each value's mean over all processes, weighted by ``weight`` (this process's sample count)."""
+        sums = self.sum([value * weight for value in values.values()] + [weight])
+        return {key: float(total / sums[-1]) for key, total in zip(values, sums)}
+
     def broadcast_(self, array: np.ndarray, root: int = 0) -> np.ndarray:
         """Overwrite ``array`` (contiguous) with process ``root``'s; returns it."""
         self._comm.Bcast(array, root=root)
@@ -60,27 +65,51 @@ class Communicator:
         return max(1, (os.cpu_count() or 1) // self.local_size)
 
 
+_world: Communicator | None = None     # set by init(): the job that an error must end as a whole
+
+
 def init() -> Communicator | None:
     """The world communicator when started by an MPI launcher with more than one process, else None
-    (and mpi4py is not imported).  ``MissingMPI`` when launched so but mpi4py is not installed."""
+    (and mpi4py is not imported).  ``MissingMPI`` when launched so but mpi4py is not installed.
+
+    From then on an uncaught exception in this process prints its traceback and aborts the whole job
+    (``MPI_Abort``): the other processes would otherwise wait for this one in their next collective.
+    """
+    global _world
     if not under_mpi():
         return None
-    try:
-        import mpi4py  # noqa: F401  (imported only to tell a missing install from other errors)
-    except ImportError:
-        raise MissingMPI(f"started by an MPI launcher (rank {launched_rank()}), but mpi4py is not installed: "
-                         f"pip install 'juanji[mpi]'") from None
-    comm = Communicator()
-    return comm if comm.size > 1 else None
+    if _world is None:
+        try:
+            import mpi4py  # noqa: F401  (imported only to tell a missing install from other errors)
+        except ImportError:
+            raise MissingMPI("started by an MPI launcher, but mpi4py is not installed: "
+                             "pip install 'juanji[mpi]'") from None
+        comm = Communicator()
+        if comm.size == 1:
+            return None
+        _world = comm
+        previous = sys.excepthook
+
+        def abort_on_uncaught(kind, value, traceback):
+            previous(kind, value, traceback)
+            report_and_abort(f"uncaught {kind.__name__} (traceback above)", 1)
+        sys.excepthook = abort_on_uncaught
+    return _world
 
 
-def report_and_abort(comm: Communicator | None, message: str, code: int = 2) -> int:
-    """Print ``juanji: error: ...`` (naming the rank when there are several) and end the whole job:
-    the other processes may be waiting for this one in a collective.  Without MPI, return ``code``."""
-    if comm is None:
-        if launched_rank() == 0:        # e.g. mpi4py missing: every rank fails alike, one of them says so
+def report_and_abort(message: str, code: int = 2) -> int:
+    """Print ``juanji: error: MESSAGE`` and return ``code``; in a job of several processes the line names
+    this rank and the whole job ends here (``MPI_Abort``), since the others may be waiting for this one.
+    Before MPI is initialised (mpi4py missing: every rank fails alike) only rank 0 prints."""
+    if _world is None:
+        if launched_rank() == 0:
             print(f"juanji: error: {message}", file=sys.stderr, flush=True)
         return code
-    print(f"juanji: error: rank {comm.rank} of {comm.size}: {message}", file=sys.stderr, flush=True)
-    comm.abort(code)
+    print(f"juanji: error: rank {_world.rank} of {_world.size}: {message}", file=sys.stderr, flush=True)
+    _world.abort(code)
     return code
+
+
+def is_main_process() -> bool:
+    """Rank 0, or a process not started by MPI: the one that prints and writes files."""
+    return (_world.rank if _world is not None else launched_rank()) == 0
