@@ -6,8 +6,9 @@ PYTHON ?= python3
 
 .PHONY: train test data
 
-# Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task.
-DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian
+# Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task;
+# Open MPI for data-parallel training (mpirun, and the library mpi4py builds against).
+DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian openmpi-bin libopenmpi-dev
 
 data:
 	@dpkg -s $(DATA_PACKAGES) >/dev/null 2>&1 || \

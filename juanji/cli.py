@@ -35,6 +35,8 @@ def main(argv=None) -> int:
         if args.threads is not None:
             set_num_threads(args.threads)
         return args.run(args)
+    except distributed.StoppedElsewhere:
+        return 2                    # the process that failed says why
     except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:
         if args.debug:
             raise

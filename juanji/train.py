@@ -203,8 +203,7 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         if resume:
             self._resume()
-        # what trains: the model itself, or its data-parallel wrapper (process 0's weights, summed gradients)
-        self.network = self.model if comm is None else distributed.DistributedDataParallel(self.model, comm)
+        self.network = self.model   # fit() wraps it for data parallelism: process 0's weights, summed gradients
 
     def _normalization(self):
         """Per-channel mean and std of the training images, or None when normalisation is off."""
@@ -283,6 +282,8 @@ class Trainer:
         return tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False)
 
     def fit(self, on_epoch_end=None) -> list[dict]:
+        if self.comm is not None and self.network is self.model:        # the first collective
+            self.network = distributed.DistributedDataParallel(self.model, self.comm)
         writes = self.comm is None or self.comm.rank == 0       # one process writes the run directory
         if writes:
             os.makedirs(os.path.join(self.out, "checkpoints"), exist_ok=True)

@@ -110,15 +110,15 @@ def _resolve_train_config(args):
 def cmd_train(args):
     from .. import distributed, set_num_threads
     from ..train import Trainer
-    # Every process resolves the same run directory: process 0 creates it only after the Trainer's first
-    # collective (the weights' broadcast), which waits for every process to get this far.
+    # Every process resolves the same run directory: process 0 creates it only in fit(), after `together`.
     config = _resolve_train_config(args)
     comm = distributed.init()           # None when started plainly: mpi4py is not even imported
     if comm is not None and args.threads is None:
         set_num_threads(comm.default_threads())
     main_process = comm is None or comm.rank == 0
     say = print if main_process else (lambda *args, **kwargs: None)        # one process speaks
-    trainer = Trainer(config, progress=args.progress and main_process, resume=args.resume, comm=comm)
+    trainer = distributed.together(comm, lambda: Trainer(config, progress=args.progress and main_process,
+                                                         resume=args.resume, comm=comm))
     if trainer.start_epoch >= config.epochs:
         say(f"{config.out}: already trained for {trainer.start_epoch} epochs; pass a larger --epochs to go on")
         return 0

@@ -11,11 +11,12 @@ Started plainly, ``init()`` returns None and nothing here imports mpi4py.  Under
         optimizer.step()
 """
 from .batchnorm import SyncBatchNorm, convert_sync_batchnorm
-from .comm import Communicator, MissingMPI, init, is_main_process, report_and_abort
+from .comm import (Communicator, MissingMPI, StoppedElsewhere, init, is_main_process, report_and_abort,
+                   together)
 from .data_parallel import DistributedDataParallel
 from .launch import launched_rank, launched_size, under_mpi
 from .loader import ShardedLoader, check_shares, shard
 
 __all__ = ["Communicator", "DistributedDataParallel", "MissingMPI", "ShardedLoader", "SyncBatchNorm",
            "check_shares", "convert_sync_batchnorm", "init", "is_main_process", "launched_rank", "launched_size", "report_and_abort", "shard",
-           "under_mpi"]
+           "StoppedElsewhere", "together", "under_mpi"]

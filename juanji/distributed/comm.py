@@ -14,6 +14,10 @@ class MissingMPI(RuntimeError):
     """Started under an MPI launcher, but mpi4py is not installed."""
 
 
+class StoppedElsewhere(RuntimeError):
+    """Another process failed where this one did not (``together``); that one reports it."""
+
+
 class Communicator:
     """A group of processes (MPI's COMM_WORLD by default): rank, size, and in-place collectives.
 
@@ -66,6 +70,7 @@ class Communicator:
 
 
 _world: Communicator | None = None     # set by init(): the job that an error must end as a whole
+_failed_together = 0                   # set by together(): how many processes failed there, all now leaving
 
 
 def init() -> Communicator | None:
@@ -97,16 +102,37 @@ def init() -> Communicator | None:
     return _world
 
 
+def together(comm: Communicator | None, step):
+    """``step()`` on every process, then one Allreduce tells each whether it failed anywhere.  If so, every
+    process raises (the failing ones their error, the others ``StoppedElsewhere``) and, none being left
+    inside a collective, all can simply exit: no abort, and when all failed alike one line from rank 0.
+    For set-up (loading data, checking options) before the first collective."""
+    global _failed_together
+    if comm is None:
+        return step()
+    try:
+        result, error = step(), None
+    except Exception as raised:      # noqa: BLE001 (re-raised below, on this process)
+        result, error = None, raised
+    failed = int(comm.sum([error is not None])[0])
+    if failed:
+        _failed_together = failed
+        raise error if error is not None else StoppedElsewhere(f"{failed} other process(es) failed")
+    return result
+
+
 def report_and_abort(message: str, code: int = 2) -> int:
     """Print ``juanji: error: MESSAGE`` and return ``code``; in a job of several processes the line names
     this rank and the whole job ends here (``MPI_Abort``), since the others may be waiting for this one.
-    Before MPI is initialised (mpi4py missing: every rank fails alike) only rank 0 prints."""
-    if _world is None:
-        if launched_rank() == 0:
+    One line from rank 0 only when every process fails alike: before MPI is initialised (mpi4py missing)
+    or in ``together``."""
+    if _world is None or _failed_together == _world.size:
+        if is_main_process():
             print(f"juanji: error: {message}", file=sys.stderr, flush=True)
         return code
     print(f"juanji: error: rank {_world.rank} of {_world.size}: {message}", file=sys.stderr, flush=True)
-    _world.abort(code)
+    if not _failed_together:
+        _world.abort(code)
     return code
 
 

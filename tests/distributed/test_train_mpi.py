@@ -125,6 +125,20 @@ def test_an_uncaught_exception_ends_the_job_too():
 def test_too_few_images_per_batch_for_the_ranks_is_a_clean_error(tmp_path):
     run = mpirun(3, "-m", "juanji.cli", "train", "--limit", "100", "--batch-size", "2", "--out",
                  str(tmp_path / "run"), timeout=60)
-    assert run.returncode == 2 or "errorcode 2" in run.stderr, run.stderr
-    assert "3 processes need at least 3 images in every batch" in run.stderr
+    assert run.returncode == 2, run.stderr
+    ours = [line for line in run.stderr.splitlines() if line.startswith("juanji:")]
+    assert len(ours) == 1 and ours[0].startswith("juanji: error: 3 processes need at least 3 images in every "
+                                                 "batch"), run.stderr      # every rank failed alike: one line
     assert not (tmp_path / "run").exists()
+
+
+def test_a_set_up_error_on_one_rank_stops_every_rank_without_abort():
+    script = ("import sys; from juanji import distributed; comm = distributed.init()\n"
+              "def step():\n    if comm.rank == 1: raise ValueError('no such file')\n"
+              "try: distributed.together(comm, step)\n"
+              "except distributed.StoppedElsewhere: sys.exit(2)\n"
+              "except ValueError as error: sys.exit(distributed.report_and_abort(str(error)))")
+    run = mpirun(2, "-c", script, timeout=60)
+    assert run.returncode == 2 and "MPI_ABORT" not in run.stderr, run.stderr
+    assert [line for line in run.stderr.splitlines() if line.startswith("juanji:")] == \
+        ["juanji: error: rank 1 of 2: no such file"], run.stderr
