@@ -1,0 +1,21 @@
+"""The data-parallel benchmark runs end to end (tiny sizes: the timings themselves are not checked)."""
+from __future__ import annotations
+
+import pytest
+
+from juanji.distributed import bench
+
+from mpi import environment, needs_mpi
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_two_ranks_report_the_time_in_allreduce(monkeypatch):
+    for name, value in environment().items():
+        monkeypatch.setenv(name, value)
+    result = bench._spawn("juanji", 2, 1, limit=256, steps=1)
+    assert result["lenet5 images"] == 256 and result["lenet5 epoch s"] > 0
+    assert 0 < result["lenet5 allreduce ms/step"] < 1e3 * result["lenet5 epoch s"] / 4
+    assert 0 < result["resnet20 allreduce ms/step"] < result["resnet20 step ms"]
+    table = bench.format_table({("juanji", 2, 1): result})
+    assert "| juanji DDP MPI, 2 processes × 1 thread |" in table
