@@ -17,5 +17,6 @@ def test_two_ranks_report_the_time_in_allreduce(monkeypatch):
     assert result["lenet5 images"] == 256 and result["lenet5 epoch s"] > 0
     assert 0 < result["lenet5 allreduce ms/step"] < 1e3 * result["lenet5 epoch s"] / 4
     assert 0 < result["resnet20 allreduce ms/step"] < result["resnet20 step ms"]
+    assert 0 < result["allreduce 61,706 float32 µs"] < 1e5
     table = bench.format_table({("juanji", 2, 1): result})
     assert "| juanji DDP MPI, 2 processes × 1 thread |" in table
