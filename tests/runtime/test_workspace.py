@@ -3,7 +3,7 @@ layer's columns survive other layers' forward passes until its own backward."""
 import numpy as np
 
 from juanji import nn
-from juanji.functional.workspace import Workspace
+from juanji.runtime.workspace import Workspace
 
 
 def test_get_reuses_memory_that_is_large_enough_and_of_the_same_dtype():
