@@ -25,10 +25,10 @@ class SyncBatchNorm(_BatchNorm):
     def _statistics_sum(self):
         return self._sum if self.comm is not None and self.training else None
 
-    def _gradient_sum(self, dy):
+    def _gradient_sum(self, dy, cache):
         if self.comm is None or not self.training:
             return None
-        share = (dy.size // dy.shape[1]) / self._cache[-1]      # n_r / N; the cache holds the global count
+        share = (dy.size // dy.shape[1]) / cache[-1]        # n_r / N; the cache ends with the global count
         return lambda array: self._sum(array * share) / share
 
     def _sum(self, array):

@@ -22,7 +22,6 @@ class _BatchNorm(Module):
             self.params = {"weight": ones.copy(), "bias": zeros.copy()}
             self.grads = {"weight": zeros.copy(), "bias": zeros.copy()}
         self.buffers = {"running_mean": zeros.copy(), "running_var": ones.copy()}
-        self._cache = None
 
     def forward(self, x):
         self._check_input(x, self._shape_desc.format(C=self.num_features), self._ndims, self.num_features)
@@ -31,14 +30,14 @@ class _BatchNorm(Module):
             gamma, beta = self.params["weight"], self.params["bias"]
         else:       # γ = 1, β = 0 in the buffers' dtype, which follows .to()
             gamma, beta = np.ones_like(mean), np.zeros_like(mean)
-        y, self._cache = F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps,
-                                      reduce=self._statistics_sum())
+        y, cache = F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps,
+                                reduce=self._statistics_sum())
+        self.save_for_backward(cache)
         return y
 
     def backward(self, dy):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        dx, dgamma, dbeta = F.batch_norm_backward(dy, self._cache, reduce=self._gradient_sum(dy))
+        cache, = self.saved_for_backward()
+        dx, dgamma, dbeta = F.batch_norm_backward(dy, cache, reduce=self._gradient_sum(dy, cache))
         if self.affine:
             np.copyto(self.grads["weight"], dgamma)
             np.copyto(self.grads["bias"], dbeta)
@@ -49,7 +48,7 @@ class _BatchNorm(Module):
         over processes)."""
         return None
 
-    def _gradient_sum(self, dy):
+    def _gradient_sum(self, dy, cache):
         return None
 
     def extra_repr(self):
