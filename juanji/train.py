@@ -249,6 +249,8 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         self.model.train()
         self.train_loader.set_epoch(epoch)
+        if self.comm is not None and self.comm.rank > 0:    # dropout masks of its own (rank 0's stream is saved)
+            jrandom.seed([self.config.seed, epoch, self.comm.rank])
         total_loss, correct, seen = 0.0, 0, 0
         started = time.perf_counter()
         batches = self._progress_bar(self.train_loader, epoch)
