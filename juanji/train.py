@@ -188,7 +188,7 @@ class Trainer:
                                        transform=train_transform)
         self.test_loader = DataLoader(self.test_set, 1000, transform=test_transform)
         if comm is not None:
-            distributed.check_shares(len(self.train_set), config.batch_size, comm.size)
+            distributed.check_shares(len(self.train_set), config.batch_size, comm.size, len(self.test_set))
             self.train_loader = distributed.ShardedLoader(self.train_loader, comm.rank, comm.size)
             self.test_loader = distributed.ShardedLoader(self.test_loader, comm.rank, comm.size, skip_empty=True)
 

@@ -116,7 +116,7 @@ def cmd_train(args):
     if comm is not None and args.threads is None:
         set_num_threads(comm.default_threads())
     main_process = comm is None or comm.rank == 0
-    say = print if main_process else (lambda *args, **kwargs: None)        # one process speaks
+    say = print if main_process else (lambda *_, **__: None)        # one process speaks
     trainer = distributed.together(comm, lambda: Trainer(config, progress=args.progress and main_process,
                                                          resume=args.resume, comm=comm))
     if trainer.start_epoch >= config.epochs:

@@ -8,14 +8,17 @@ def shard(n: int, rank: int, size: int) -> slice:
     return slice(n * rank // size, n * (rank + 1) // size)
 
 
-def check_shares(samples: int, batch_size: int, size: int) -> None:
-    """ValueError unless each of ``size`` processes gets a sample of every batch of ``samples`` (the
-    epoch's last, shorter batch included): a process with nothing to compute would still have to step."""
+def check_shares(samples: int, batch_size: int, size: int, test_samples: int) -> None:
+    """ValueError unless each of ``size`` processes gets a sample of every training batch of ``samples``
+    (the epoch's last, shorter batch included: a process with nothing to compute would still have to step)
+    and some of the ``test_samples``."""
     smallest = min(batch_size, samples % batch_size or batch_size)
     if smallest < size:
         raise ValueError(f"{size} processes need at least {size} images in every batch, but with --batch-size "
                          f"{batch_size} a batch of the {samples} training images holds {smallest}; choose "
                          f"another --batch-size (or --limit)")
+    if test_samples < size:
+        raise ValueError(f"{size} processes need at least {size} test images, got {test_samples}")
 
 
 class ShardedLoader:

@@ -62,9 +62,11 @@ def test_threads_default_to_the_cores_divided_among_the_ranks():
 
 
 def test_every_rank_needs_a_sample_of_every_batch():
-    check_shares(1000, 64, 4)               # 15 batches of 64, the last of 40
+    check_shares(1000, 64, 4, 4)            # 15 batches of 64, the last of 40
     with pytest.raises(ValueError, match="3 processes need at least 3 images in every batch, but with "
                                          "--batch-size 2 a batch of the 100 training images holds 2"):
-        check_shares(100, 2, 3)
+        check_shares(100, 2, 3, 10)
     with pytest.raises(ValueError, match="holds 1;"):
-        check_shares(65, 64, 2)             # the epoch's last batch: 1 image
+        check_shares(65, 64, 2, 10)         # the epoch's last batch: 1 image
+    with pytest.raises(ValueError, match="2 processes need at least 2 test images, got 1"):
+        check_shares(64, 32, 2, 1)
