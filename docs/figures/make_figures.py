@@ -10,6 +10,7 @@ motion is the point), its words taken from ``TEXT``.  A run takes a few seconds.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from juanji.functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_b
                                relu_backward, sigmoid, sigmoid_backward, softmax, tanh, tanh_backward)
 from juanji.models import create  # noqa: E402
 from juanji.models.summary import summarize  # noqa: E402
+from juanji.viz import feature_maps, map_grid  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1]
 OUT = DOCS / "images" / "figures"
@@ -58,7 +60,7 @@ TEXT = {
         "max": "max pooling 2×2", "avg": "average pooling 2×2", "x": "X", "y": "Y", "mask": "dX: dY to the max",
         "split": "dX: dY / 4 to each", "dY": "dY",
         "activations": "activation g(z)", "derivatives": "derivative g′(z)",
-        "valley": "f(x, y) = ½(x² + 25y²), 60 steps from (1, 1)", "steps": "step",
+        "valley": "f(x, y) = ½(x² + 25y²) from (1, 1)", "steps": "step", "at step": "step {}",
         "distance": "distance to the minimum", "epoch": "epoch", "lr": "learning rate",
         "schedules": "learning-rate schedules (juanji.optim, base lr 0.1)",
         "warmup": "warm-up 3 + cosine", "mix": "1×1 convolution: every pixel's 3 channels → 2 numbers",
@@ -66,7 +68,9 @@ TEXT = {
         "layers": "3×3 layers", "pool": "2×2 average pool",
         "params": "parameters", "macs": "multiply-adds per image (1×28×28)",
         "zoo": "zoo models at 1×28×28",
-        "fool": "a fooling image", "prob": "P", "noise": "the change",
+        "fool": "a fooling image",
+        "lenet": "LeNet-5 (2 epochs on 2,000 images): the maps of the ankle boot",
+        "conv1": "conv 1 + ReLU", "pool1": "max-pool 1", "conv2": "conv 2 + ReLU", "pool2": "max-pool 2", "prob": "P", "noise": "the change",
         "boot": "ankle boot", "bag": "bag", "fooled": "after the change",
     },
     "zh": {
@@ -85,7 +89,7 @@ TEXT = {
         "max": "2×2 最大池化", "avg": "2×2 平均池化", "x": "X", "y": "Y", "mask": "dX：dY 只给最大值",
         "split": "dX：每格分到 dY / 4", "dY": "dY",
         "activations": "激活函数 g(z)", "derivatives": "导数 g′(z)",
-        "valley": "f(x, y) = ½(x² + 25y²)，从 (1, 1) 出发走 60 步", "steps": "步数",
+        "valley": "f(x, y) = ½(x² + 25y²)，从 (1, 1) 出发", "steps": "步数", "at step": "第 {} 步",
         "distance": "到最小值的距离", "epoch": "轮（epoch）", "lr": "学习率",
         "schedules": "学习率调度（juanji.optim，初始学习率 0.1）",
         "warmup": "预热 3 轮 + 余弦", "mix": "1×1 卷积：每个像素的 3 个通道 → 2 个数",
@@ -93,7 +97,9 @@ TEXT = {
         "layers": "层 3×3", "pool": "2×2 平均池化",
         "params": "参数量", "macs": "每张图的乘加次数（1×28×28）",
         "zoo": "模型库中的模型（输入 1×28×28）",
-        "fool": "欺骗图像", "prob": "P", "noise": "改动",
+        "fool": "欺骗图像",
+        "lenet": "LeNet-5（在 2,000 张图像上训练 2 轮）：短靴的特征图",
+        "conv1": "卷积 1 + ReLU", "pool1": "最大池化 1", "conv2": "卷积 2 + ReLU", "pool2": "最大池化 2", "prob": "P", "noise": "改动",
         "boot": "短靴", "bag": "包", "fooled": "改动之后",
     },
 }
@@ -262,54 +268,60 @@ def draw_filters(data, text, path):
 
 
 # -- padding, stride, dilation -------------------------------------------------------------------------
-GEOMETRIES = (("padding", dict(padding=1, stride=1, dilation=1)),
-              ("stride", dict(padding=0, stride=2, dilation=1)),
-              ("dilation", dict(padding=0, stride=1, dilation=2)))
+GEOMETRIES = (("padding", dict(size=5, padding=1, stride=1, dilation=1)),
+              ("stride", dict(size=7, padding=0, stride=2, dilation=1)),
+              ("dilation", dict(size=7, padding=0, stride=1, dilation=2)))
 
 
-def data_window_geometry(size=7):
+def data_window_geometry():
     """For each geometry, the input cells each output reads: ``windows[p]`` lists flat indices into the
     padded input, taken from im2col of a padded input whose cells hold their own index."""
     result = {}
     for name, g in GEOMETRIES:
-        padded = size + 2 * g["padding"]
+        padded = g["size"] + 2 * g["padding"]
         index = np.arange(padded * padded, dtype=float).reshape(1, 1, padded, padded)
-        out = conv_output_size(size, 3, g["stride"], g["padding"], g["dilation"])
+        out = conv_output_size(g["size"], 3, g["stride"], g["padding"], g["dilation"])
         cols = im2col(index, (3, 3), (g["stride"],) * 2, (g["dilation"],) * 2, (out, out))[0]
         result[name] = {"padded": padded, "out": out, "windows": cols.T.astype(int), **g}
     return result
 
 
-def draw_window_geometry(data, text, path, size=7):
+def draw_window_geometry(data, text, path):
     figure, axes = plt.subplots(2, 3, figsize=(11, 6.5), gridspec_kw={"height_ratios": [7, 3]})
     frames = max(d["out"] ** 2 for d in data.values())
+    panels = []                 # per geometry: (its data, input image, window cells, output image)
+    for col, (name, d) in enumerate(data.items()):
+        top, bottom = axes[0, col], axes[1, col]
+        n = d["padded"]
+        image = top.imshow(np.zeros((n, n)), cmap="Blues", vmin=0, vmax=3.5)
+        cells = [top.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec="red", lw=2)) for _ in range(9)]
+        if d["padding"]:
+            frame(top, d["padding"], d["padding"], d["size"], d["size"], "black", lw=1.5)
+        top.set_xticks(np.arange(-0.5, n), minor=True)
+        top.set_yticks(np.arange(-0.5, n), minor=True)
+        top.grid(which="minor", color="white", lw=1)
+        top.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        top.set_title(f"{text[name]} {d[name]}\n{d['size']}×{d['size']} → {d['out']}×{d['out']}", fontsize=10)
+        output = bottom.imshow(np.zeros((d["out"], d["out"])), cmap="Reds", vmin=0, vmax=1.5)
+        bottom.set_xticks([])
+        bottom.set_yticks([])
+        bottom.set_title(text["output"], fontsize=10)
+        panels.append((d, image, cells, output))
 
     def update(step):
-        for col, (name, d) in enumerate(data.items()):
-            top, bottom = axes[0, col], axes[1, col]
-            top.clear()
-            bottom.clear()
+        for d, image, cells, output in panels:
             p, n = d["padding"], d["padded"]
-            grid = np.zeros((n, n))
-            grid[p:n - p, p:n - p] = 1
             position = step % (d["out"] ** 2)
-            for cell in d["windows"][position]:
+            grid = np.zeros((n, n))
+            grid[p:n - p, p:n - p] = 1            # the input; the ring around it is padding
+            for patch, cell in zip(cells, d["windows"][position]):
                 grid.flat[cell] += 2
-            top.imshow(grid, cmap="Blues", vmin=0, vmax=3.5)
-            for cell in d["windows"][position]:
-                r, c = divmod(cell, n)
-                top.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="red", lw=2))
-            if p:
-                frame(top, p, p, size, size, "black", lw=1.5)
-            top.set_xticks(np.arange(-0.5, n), minor=True)
-            top.set_yticks(np.arange(-0.5, n), minor=True)
-            top.grid(which="minor", color="white", lw=1)
-            top.set_xticks([])
-            top.set_yticks([])
-            top.set_title(f"{text[name]} {d[name]}\n{size}×{size} → {d['out']}×{d['out']}", fontsize=10)
+                row, col = divmod(cell, n)
+                patch.set_xy((col - 0.5, row - 0.5))
+            image.set_data(grid)
             out = np.zeros((d["out"], d["out"]))
             out.flat[position] = 1
-            picture(bottom, out, text["output"], cmap="Reds", vmin=0, vmax=1.5)
+            output.set_data(out)
 
     animate(figure, update, frames, path, fps=4)
 
@@ -367,14 +379,25 @@ def data_full_conv():
 
 def draw_full_conv(data, text, path):
     figure, axes = plt.subplots(1, 5, figsize=(14, 3.4), gridspec_kw={"width_ratios": [2, 2, 4, 2, 3]})
-    numbers(axes[0], data["dz"], text["dZ"], cmap="coolwarm", vmin=-3, vmax=3)
-    numbers(axes[1], data["w"], text["W"], cmap="Oranges", vmin=0, vmax=6)
-    numbers(axes[2], data["dz_padded"], text["dZ padded"], cmap="coolwarm", vmin=-3, vmax=3)
-    frame(axes[2], 0, 0, 2, 2)
-    numbers(axes[3], data["rot"], text["rot"], cmap="Oranges", vmin=0, vmax=6)
-    numbers(axes[4], data["dx"], text["dA"], cmap="coolwarm", vmin=-10, vmax=10)
-    frame(axes[4], 0, 0, 1, 1)
-    save(figure, path)
+    dx = data["dx"]
+
+    def update(step):
+        i, j = divmod(step, dx.shape[1])
+        for ax in axes:
+            ax.clear()
+        numbers(axes[0], data["dz"], text["dZ"], cmap="coolwarm", vmin=-3, vmax=3)
+        numbers(axes[1], data["w"], text["W"], cmap="Oranges", vmin=0, vmax=6)
+        numbers(axes[2], data["dz_padded"], text["dZ padded"], cmap="coolwarm", vmin=-3, vmax=3)
+        frame(axes[2], i, j, 2, 2)
+        numbers(axes[3], data["rot"], text["rot"], cmap="Oranges", vmin=0, vmax=6)
+        shown = np.full(dx.shape, np.nan)
+        shown.flat[:step + 1] = dx.flat[:step + 1]
+        numbers(axes[4], shown, text["dA"], cmap="coolwarm", vmin=-10, vmax=10)
+        axes[4].set_xlim(-0.5, dx.shape[1] - 0.5)
+        axes[4].set_ylim(dx.shape[0] - 0.5, -0.5)
+        frame(axes[4], i, j, 1, 1)
+
+    animate(figure, update, dx.size, path, fps=1)
 
 
 # -- pooling -------------------------------------------------------------------------------------------
@@ -450,19 +473,34 @@ def data_valley():
     return {name: valley_path(make) for name, make in OPTIMIZERS.items()}
 
 
-def draw_valley(data, text, path):
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+def draw_valley(data, text, path, every=3):
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
     x, y = np.meshgrid(np.linspace(-1.2, 1.2, 200), np.linspace(-1.2, 1.2, 200))
     left.contour(x, y, 0.5 * (x ** 2 + 25 * y ** 2), levels=[0.02, 0.1, 0.5, 1, 2, 4, 8, 16], colors="lightgray")
-    for name, points in data.items():
-        left.plot(points[:, 0], points[:, 1], ".-", ms=3, lw=1, label=name)
-        right.semilogy(np.hypot(points[:, 0], points[:, 1]), label=name)
     left.plot([0], [0], "k*", ms=10)
-    left.set_title(text["valley"], fontsize=10)
-    left.legend(fontsize=8)
+    steps = len(next(iter(data.values()))) - 1
+    lines = []                  # per optimizer: (points, its path, its current point, its distance curve)
+    for name, points in data.items():
+        path_line, = left.plot([], [], ".-", ms=3, lw=1, label=name)
+        colour = path_line.get_color()
+        lines.append((points, path_line, left.plot([], [], "o", color=colour)[0],
+                      right.semilogy([], [], color=colour)[0]))
+    left.legend(fontsize=8, loc="upper left")
+    title = left.set_title("", fontsize=10)
+    right.set_xlim(0, steps)
+    right.set_ylim(1e-3, 2)
     right.set_xlabel(text["steps"])
     right.set_ylabel(text["distance"])
-    save(figure, path)
+
+    def update(frame_number):
+        last = min(frame_number * every, steps)
+        for points, path_line, point, distance in lines:
+            path_line.set_data(points[:last + 1, 0], points[:last + 1, 1])
+            point.set_data([points[last, 0]], [points[last, 1]])
+            distance.set_data(np.arange(last + 1), np.hypot(points[:last + 1, 0], points[:last + 1, 1]))
+        title.set_text(f'{text["valley"]}{text["sep"]}{text["at step"].format(last)}')
+
+    animate(figure, update, steps // every + 1, path, fps=5)
 
 
 SCHEDULES = {
@@ -579,6 +617,7 @@ def draw_zoo(data, text, path):
 
 
 # -- visualizing: a fooling image ----------------------------------------------------------------------
+@functools.cache
 def quick_lenet(limit=2000, epochs=2):
     """LeNet-5 trained for two epochs on 2,000 Fashion-MNIST images (inputs in [0, 1]): about a second."""
     jrandom.seed(0)
@@ -610,6 +649,29 @@ def fool(model, image, target, step=0.01, steps=100, confidence=0.99):
     return x, before, softmax(model(x))[0]
 
 
+LENET_MAPS = {"1": "conv1", "2": "pool1", "4": "conv2", "5": "pool2"}   # layer name → label key
+
+
+def data_lenet_maps():
+    model = quick_lenet()
+    image = boot().astype(np.float32)[0]
+    return {"image": image[0], **feature_maps(model, image, layers=list(LENET_MAPS))}
+
+
+def draw_lenet_maps(data, text, path):
+    figure, axes = plt.subplots(1, 5, figsize=(15, 3.6), gridspec_kw={"width_ratios": [1, 1.2, 1.2, 1.6, 1.6]})
+    picture(axes[0], data["image"], f'{text["input"]} 1×28×28', vmin=0, vmax=1)
+    for ax, (name, key) in zip(axes[1:], LENET_MAPS.items()):
+        maps = data[name]
+        grid = map_grid(maps)
+        ax.imshow(grid, cmap=plt.get_cmap("gray").with_extremes(bad="#a8c4e0"), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f'{text[key]}\n{maps.shape[0]}×{maps.shape[1]}×{maps.shape[2]}', fontsize=10)
+    figure.suptitle(text["lenet"], y=1.08)
+    save(figure, path)
+
+
 def data_fooling():
     model = quick_lenet()
     image = boot().astype(np.float32)
@@ -630,10 +692,10 @@ def draw_fooling(data, text, path):
 
 
 # ------------------------------------------------------------------------------------------------------
-ANIMATED = {"conv_slide", "window_geometry"}
+ANIMATED = {"conv_slide", "window_geometry", "full_conv", "valley"}
 NAMES = ("pixels", "conv_slide", "conv_channels", "im2col", "filters", "window_geometry", "layer_maps",
          "shift", "full_conv", "pool_backward", "activations", "valley", "schedules", "one_by_one",
-         "receptive_field", "zoo", "fooling")
+         "receptive_field", "zoo", "lenet_maps", "fooling")
 
 
 def file_name(name: str, language: str) -> str:
