@@ -6,9 +6,11 @@ PYTHON ?= python3
 
 .PHONY: train test data
 
-# Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task;
-# Open MPI for data-parallel training (mpirun, and the library mpi4py builds against).
-DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian openmpi-bin libopenmpi-dev
+# Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task; a CJK font
+# for the Chinese labels of the docs' figures (docs/figures/make_figures.py); Open MPI for data-parallel
+# training (mpirun, and the library mpi4py builds against).
+DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian fonts-wqy-zenhei \
+                 openmpi-bin libopenmpi-dev
 
 data:
 	@dpkg -s $(DATA_PACKAGES) >/dev/null 2>&1 || \
