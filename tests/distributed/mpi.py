@@ -16,8 +16,10 @@ needs_mpi = pytest.mark.skipif(shutil.which("mpirun") is None, reason="Open MPI'
 
 
 def environment(**extra) -> dict:
+    # in containers (CI) ptrace is often denied, which Open MPI's zero-copy shared memory (CMA) needs
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1", PYTHONPATH=ROOT, **extra)
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_btl_vader_single_copy_mechanism="none",
+               PYTHONPATH=ROOT, **extra)
     for name in [n for n in env if n.startswith(("OMPI_COMM_WORLD", "PMI_", "PMIX_"))]:
         del env[name]       # the test process itself was not launched by MPI
     return env
