@@ -174,3 +174,19 @@ def test_sync_bn_trains_as_one_process_and_per_rank_bn_does_not(small_fashion, t
     gap = {name: max(np.abs(weights[name][k] - weights["one"][k]).max() for k in trained)
            for name in ("sync", "per-rank")}
     assert gap["sync"] < 1e-3 and gap["per-rank"] > 4 * gap["sync"], gap      # measured: 2e-4 and 3.4e-3
+
+
+def test_each_rank_draws_dropout_masks_of_its_own(small_fashion, tmp_path):
+    """Every rank starts from the same seed; were the streams not split, the ranks' shares would get the
+    same dropout masks, position for position."""
+    script = (f"from juanji import distributed, random as jrandom; from juanji.train import Trainer, TrainConfig\n"
+              f"comm = distributed.init()\n"
+              f"config = TrainConfig(model='vgg_small', data={str(small_fashion)!r}, epochs=1, batch_size=100, "
+              f"out={str(tmp_path / 'run')!r})\n"
+              f"trainer = Trainer(config, progress=False, comm=comm)\n"
+              f"trainer.fit()\n"
+              f"print(comm.rank, jrandom.get_state()['state']['state'])")
+    run = mpirun(2, "-c", script, timeout=180)
+    assert run.returncode == 0, run.stderr
+    states = dict(line.split() for line in run.stdout.splitlines())
+    assert sorted(states) == ["0", "1"] and states["0"] != states["1"]
