@@ -7,14 +7,15 @@ import re
 
 import numpy as np
 
+from ..nn import no_grad
 from ..viz.kernels import SCALES
 from .train import class_names, load_test_set, load_trained, predict_test_set, read_input
 
 
 def register(sub):
     """Add ``show`` and its sub-commands to the ``juanji`` argument parser."""
-    show = sub.add_parser("show", help="pictures: kernels, features, saliency, class-model, curves, confusion, "
-                                       "misclassified", description="Draw what a trained network does as a PNG.")
+    show = sub.add_parser("show", help="pictures: kernels, features, saliency, gradcam, occlusion, class-model, "
+                                       "curves, confusion, misclassified", description="Draw what a trained network does as a PNG.")
     kinds = show.add_subparsers(dest="picture", required=True, metavar="PICTURE")
 
     def add(name, handler, summary, checkpoint=True, image=False):
@@ -35,6 +36,14 @@ def register(sub):
     p.add_argument("--layers", help="comma-separated top-level layer names (default: every layer that outputs maps)")
     p = add("saliency", cmd_saliency, "which pixels of an image the class score is most sensitive to", image=True)
     p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
+    p = add("gradcam", cmd_gradcam, "Grad-CAM: where in a layer's maps the evidence for a class lies", image=True)
+    p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
+    p.add_argument("--layer", help="top-level layer name (default: the last one with maps, poolings left out)")
+    p = add("occlusion", cmd_occlusion, "how much the class probability drops with a gray square over each place",
+            image=True)
+    p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
+    p.add_argument("--size", type=int, default=6, help="side of the gray square in pixels (default 6)")
+    p.add_argument("--stride", type=int, default=2, help="step between squares in pixels (default 2)")
     p = add("class-model", cmd_class_model, "the image the network scores highest for a class (gradient ascent)")
     p.add_argument("--class", dest="class_name", help="class name or index (default: every class)")
     p.add_argument("--steps", type=int, default=200, help="gradient ascent steps (default 200)")
@@ -129,6 +138,44 @@ def cmd_saliency(args):
              f"predicted '{classes[int(scores.argmax())]}') for {os.path.basename(args.image)}")
     path = _out_path(args, f"saliency-{os.path.splitext(os.path.basename(args.image))[0]}.png")
     plot_saliency(pixels, saliency_map(model, x, c), path, title)
+    return _done(path)
+
+
+def _explained(args):
+    """(model, classes, pixels, model input, scores, chosen class) for the heat-map pictures of one image."""
+    model, state = load_trained(args.checkpoint)
+    classes = class_names(state)
+    pixels, x = read_input(args.image, model, state)
+    with no_grad():
+        scores = model(x[None])[0]
+    c = _class_index(args.class_name, classes) if args.class_name else int(scores.argmax())
+    return model, classes, pixels, x, scores, c
+
+
+def cmd_gradcam(args):
+    from ..viz.gradcam import grad_cam, upsample
+    from ..viz.plots import plot_saliency
+    model, classes, pixels, x, scores, c = _explained(args)
+    cam, maps, _, layer = grad_cam(model, x, c, args.layer)
+    title = (f"Grad-CAM of class '{classes[c]}' at layer {layer} ({maps.shape[0]} maps of "
+             f"{maps.shape[1]}×{maps.shape[2]}, upsampled); predicted '{classes[int(scores.argmax())]}'")
+    path = _out_path(args, f"gradcam-{os.path.splitext(os.path.basename(args.image))[0]}.png")
+    plot_saliency(pixels, upsample(cam, pixels.shape[1:]), path, title, "ReLU(Σ_k α_k A_k)")
+    return _done(path)
+
+
+def cmd_occlusion(args):
+    from ..functional.activation import softmax
+    from ..viz.occlusion import occlusion_map, pixel_map
+    from ..viz.plots import plot_saliency
+    model, classes, pixels, x, scores, c = _explained(args)
+    probability = softmax(scores[None], axis=1)[0, c]
+    result = occlusion_map(model, x, c, args.size, args.stride)
+    drop = np.maximum(probability - pixel_map(result, x.shape, args.size, args.stride), 0)
+    title = (f"occlusion of class '{classes[c]}' (p = {probability:.3f}, lowest {result.min():.3f} occluded): "
+             f"{args.size}×{args.size} squares of the mean pixel every {args.stride} pixels")
+    path = _out_path(args, f"occlusion-{os.path.splitext(os.path.basename(args.image))[0]}.png")
+    plot_saliency(pixels, drop, path, title, "drop of p when occluded")
     return _done(path)
 
 

@@ -1,0 +1,65 @@
+"""Grad-CAM (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
+Localization"): where in a layer's maps the evidence for a class lies, as a coarse heat map."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Sequential
+
+POOLINGS = (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d)
+
+
+def grad_cam(model, image, class_index: int, layer: str | None = None):
+    """Grad-CAM of class c at a top-level layer of a ``Sequential`` model for one image (C, H, W).
+
+    With A the layer's maps (K, H', W') and S_c the class score (the logit, before softmax):
+        α_k = (1 / H'W') Σ_ij ∂S_c/∂A_kij          (the gradient, global-average-pooled: one weight per map)
+        L_c = ReLU(Σ_k α_k A_k)                      (H', W'), at the layer's resolution
+    Returns (L_c, A, α, layer name).  One forward pass, and a backward pass through the layers after
+    ``layer`` only.  The model should be in eval mode.  ``layer`` defaults to the last top-level layer
+    whose output is maps, poolings left out.
+    """
+    if not isinstance(model, Sequential):
+        raise ValueError(f"Grad-CAM follows the top-level layers of a Sequential model, not a {type(model).__name__}")
+    children = list(model.named_children())
+    names = [name for name, _ in children]
+    if layer is not None and layer not in names:
+        raise ValueError(f"no top-level layer named '{layer}'; the layers are {', '.join(names)}")
+    outputs, x = [], image[None]
+    for _, child in children:
+        x = child(x)
+        outputs.append(x)
+    if layer is None:       # Selvaraju et al. take the last convolutional layer: the finest maps that see it all
+        candidates = [name for (name, child), y in zip(children, outputs)
+                      if y.ndim == 4 and not isinstance(child, POOLINGS)]
+        if not candidates:
+            raise ValueError("the model has no layer that outputs feature maps; Grad-CAM needs one")
+        layer = candidates[-1]
+    split = names.index(layer) + 1
+    maps = outputs[split - 1]
+    if maps.ndim != 4:
+        raise ValueError(f"layer {layer} outputs shape {maps.shape[1:]}, not feature maps (C, H, W); "
+                         f"choose a layer before the classifier")
+    d = np.zeros_like(x)
+    d[0, class_index] = 1                                  # dS_c/dscores = one-hot(c)
+    for _, child in reversed(children[split:]):
+        d = child.backward(d)                              # the chain rule, layer by layer back to A
+    weights = d[0].mean(axis=(1, 2))
+    cam = np.maximum(np.tensordot(weights, maps[0], axes=1), 0)
+    return cam, maps[0], weights, layer
+
+
+def upsample(heat, size) -> np.ndarray:
+    """A map (h, w) resized bilinearly to ``size`` (H, W) to lay it over the image, sampling at pixel centres
+    (PyTorch's ``interpolate(mode="bilinear", align_corners=False)``)."""
+    heat = np.asarray(heat, dtype=np.float64)
+
+    def grid(n_in, n_out):          # source coordinate of each output pixel centre, clamped to the map
+        position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        low = np.floor(position).astype(int)
+        return low, np.minimum(low + 1, n_in - 1), position - low
+
+    top, bottom, dy = grid(heat.shape[0], size[0])
+    left, right, dx = grid(heat.shape[1], size[1])
+    rows = heat[top] * (1 - dy[:, None]) + heat[bottom] * dy[:, None]
+    return rows[:, left] * (1 - dx) + rows[:, right] * dx
