@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import export, show, train, zoo
+from .commands import export, serve, show, train, zoo
 from .functional.parallel import set_num_threads
 
-COMMAND_MODULES = [train, zoo, show, export]
+COMMAND_MODULES = [train, zoo, show, export, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:
