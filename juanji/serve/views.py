@@ -7,7 +7,7 @@ import io
 import numpy as np
 
 from ..functional.activation import softmax
-from ..nn import Conv2d, no_grad
+from ..nn import no_grad
 from ..viz.features import map_grid
 from ..viz.gradcam import grad_cam
 from ..viz.grid import picture
@@ -54,10 +54,20 @@ def predict(run, pixels) -> dict:
             "pixels": array(pixels), "input": array(x)}
 
 
+def window(layer) -> dict | None:
+    """The sliding window of a convolution or pooling layer (kernel, stride, dilation, padding top/left),
+    with which output (i, j) reads input rows i·stride − top + u·dilation (and columns alike); else None."""
+    if not isinstance(getattr(layer, "kernel_size", None), tuple):
+        return None
+    padding = [pads[0] for pads in layer.pads] if hasattr(layer, "pads") else list(layer.padding)
+    return {"kernel": list(layer.kernel_size), "stride": list(layer.stride),
+            "dilation": list(getattr(layer, "dilation", (1, 1))), "padding": padding}
+
+
 def layer_list(run) -> list[dict]:
-    """Name, type and output shape of every top-level layer (for a model that is not a Sequential: none)."""
+    """Name, type, output shape and window of every top-level layer (for a model that is not a Sequential: none)."""
     x = np.zeros(run.input_shape, dtype=run.model.dtype)
-    return [{"name": name, "type": type(layer).__name__, "shape": list(y.shape)}
+    return [{"name": name, "type": type(layer).__name__, "shape": list(y.shape), "window": window(layer)}
             for name, layer, y in _outputs(run, x)]
 
 
@@ -100,16 +110,14 @@ def kernel_list(run) -> list[dict]:
 
 
 def kernels(run, layer: str) -> dict:
-    """One convolution's weight (K, C/groups, kh, kw), bias and geometry: y = b + Σ w · x_window."""
+    """One convolution's weight (K, C/groups, kh, kw), bias, groups and window: y = b + Σ w · x_window."""
     found = dict(conv_layers(run.model)).get(layer)
     if found is None:
         raise NotFound(f"no convolution layer named '{layer}'; the convolution layers are "
                        f"{', '.join(name for name, _ in conv_layers(run.model))}")
     bias = found.params.get("bias")
-    return {"name": layer, "weight": array(found.params["weight"]),
-            "bias": array(bias) if bias is not None else None,
-            "stride": list(found.stride), "dilation": list(found.dilation), "groups": found.groups,
-            "padding": [list(p) for p in found.pads] if isinstance(found, Conv2d) else None}
+    return {"name": layer, "weight": array(found.params["weight"]), "groups": found.groups,
+            "bias": array(bias) if bias is not None else None, "window": window(found)}
 
 
 def class_index(run, value: str | None, scores) -> int:
