@@ -153,6 +153,7 @@ async function loadImageFile(blob, description) {
     const result = await getJSON(runPath("predict"), {
       method: "POST", headers: {"Content-Type": blob.type || "application/octet-stream"}, body: blob});
     pixelsToCanvas(result.pixels);
+    showPrediction(result);
     $("source").textContent = description;
     await refresh();
   } catch (error) { showError($("topk"), error); }
