@@ -54,7 +54,11 @@ def cmd_serve(args):
         raise RuntimeError(f"juanji serve needs the [serve] extra: pip install 'juanji[serve]' ({error})") from None
     from ..serve.run import ServedRun
     sock = listening_socket(args.host, args.port)
-    runs = [ServedRun(name, path) for name, path in zip(run_names(args.runs), args.runs)]
+    try:
+        runs = [ServedRun(name, path) for name, path in zip(run_names(args.runs), args.runs)]
+    except BaseException:
+        sock.close()
+        raise
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving {', '.join(r.name for r in runs)} on http://{host}:{sock.getsockname()[1]}/  "
           f"(Ctrl-C stops)", flush=True)

@@ -153,14 +153,16 @@ def _explained(args):
 
 
 def cmd_gradcam(args):
-    from ..viz.gradcam import grad_cam, upsample
+    from ..viz.gradcam import cell_centres, grad_cam, upsample
     from ..viz.plots import plot_saliency
     model, classes, pixels, x, scores, c = _explained(args)
     cam, maps, _, layer = grad_cam(model, x, c, args.layer)
+    centres = cell_centres(model, layer)
+    placed = "each cell on its receptive field's centre" if centres else "stretched over the image"
     title = (f"Grad-CAM of class '{classes[c]}' at layer {layer} ({maps.shape[0]} maps of "
-             f"{maps.shape[1]}×{maps.shape[2]}, upsampled); predicted '{classes[int(scores.argmax())]}'")
+             f"{maps.shape[1]}×{maps.shape[2]}, {placed}); predicted '{classes[int(scores.argmax())]}'")
     path = _out_path(args, f"gradcam-{os.path.splitext(os.path.basename(args.image))[0]}.png")
-    plot_saliency(pixels, upsample(cam, pixels.shape[1:]), path, title, "ReLU(Σ_k α_k A_k)")
+    plot_saliency(pixels, upsample(cam, pixels.shape[1:], centres), path, title, "ReLU(Σ_k α_k A_k)")
     return _done(path)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from ..functional.activation import softmax
 from ..nn import no_grad
 from ..viz.features import map_grid
-from ..viz.gradcam import grad_cam
+from ..viz.gradcam import cell_centres, grad_cam, upsample
 from ..viz.grid import picture
 from ..viz.kernels import conv_layers
 from ..viz.saliency import saliency_map
@@ -131,20 +131,24 @@ def class_index(run, value: str | None, scores) -> int:
 
 
 def explain(run, pixels, class_value: str | None = None, layer: str | None = None) -> dict:
-    """Saliency (H, W), divided by its maximum, and Grad-CAM (H', W') of a class (default: the predicted one)."""
+    """Saliency (H, W), divided by its maximum, and Grad-CAM of a class (default: the predicted one): at the
+    layer's resolution (H', W'), and resampled to the image (H, W) with each cell on its receptive field's
+    centre where the layers allow (``gradcam_centred``; else stretched)."""
     x = run.normalize(pixels)
     with run.lock:
         with no_grad():
             scores = run.model(x[None])[0]
         c = class_index(run, class_value, scores)
         saliency = saliency_map(run.model, x, c)
-        answer = {"class": c, "name": run.classes[c], "saliency": array(saliency / (saliency.max() or 1)), "gradcam": None,
-                  "gradcam_layer": None}
+        answer = {"class": c, "name": run.classes[c], "saliency": array(saliency / (saliency.max() or 1)),
+                  "gradcam": None, "gradcam_layer": None, "gradcam_centred": False, "gradcam_pixels": None}
         if run.layers():
             if layer is not None and layer not in dict(run.layers()):
                 raise NotFound(f"no top-level layer named '{layer}'")
             cam, _, _, used = grad_cam(run.model, x, c, layer)
-            answer.update(gradcam=array(cam), gradcam_layer=used)
+            centres = cell_centres(run.model, used)
+            answer.update(gradcam=array(cam), gradcam_layer=used, gradcam_centred=centres is not None,
+                          gradcam_pixels=array(upsample(cam, pixels.shape[1:], centres)))
     return answer
 
 

@@ -49,17 +49,43 @@ def grad_cam(model, image, class_index: int, layer: str | None = None):
     return cam, maps[0], weights, layer
 
 
-def upsample(heat, size) -> np.ndarray:
-    """A map (h, w) resized bilinearly to ``size`` (H, W) to lay it over the image, sampling at pixel centres
-    (PyTorch's ``interpolate(mode="bilinear", align_corners=False)``)."""
-    heat = np.asarray(heat, dtype=np.float64)
+def cell_centres(model, layer: str):
+    """Where the cells of a top-level layer's maps sit over the input: ((start, step) for rows, for columns) —
+    cell (i, j) is centred on input pixel (start_r + i·step_r, start_c + j·step_c), the centre of its receptive
+    field.  Each convolution or pooling moves the start by ((k − 1)·d/2 − padding)·step and multiplies the
+    step by its stride; other layers (activations, batch norm) keep both.  None when a layer on the way is an
+    adaptive pooling or a block of layers: then the map can only be stretched over the image."""
+    geometry = [[0.0, 1.0], [0.0, 1.0]]
+    for name, child in model.named_children():
+        if isinstance(getattr(child, "kernel_size", None), tuple):
+            padding = [p[0] for p in child.pads] if hasattr(child, "pads") else child.padding
+            dilation = getattr(child, "dilation", (1, 1))
+            for axis in range(2):
+                geometry[axis][0] += ((child.kernel_size[axis] - 1) * dilation[axis] / 2 - padding[axis]) * \
+                    geometry[axis][1]
+                geometry[axis][1] *= child.stride[axis]
+        elif hasattr(child, "output_size") or next(child.named_children(), None) is not None:
+            return None                     # adaptive pooling, or a block whose inside is not followed here
+        if name == layer:
+            return tuple(map(tuple, geometry))
+    raise ValueError(f"no top-level layer named '{layer}'")
 
-    def grid(n_in, n_out):          # source coordinate of each output pixel centre, clamped to the map
-        position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+
+def upsample(heat, size, centres=None) -> np.ndarray:
+    """A map (h, w) resampled bilinearly to ``size`` (H, W) to lay it over the image.  With ``centres``
+    (``cell_centres``) each cell lands on the centre of its receptive field; without, the map is stretched
+    over the whole image, cells at pixel centres (PyTorch's ``interpolate(mode="bilinear",
+    align_corners=False)``, what most Grad-CAM code does — off by up to a few pixels for unpadded layers)."""
+    heat = np.asarray(heat, dtype=np.float64)
+    if centres is None:                 # stretched: step = H / h, the first cell centred at step/2 − 1/2
+        centres = tuple((n_out / n_in / 2 - 0.5, n_out / n_in) for n_in, n_out in zip(heat.shape, size))
+
+    def grid(n_in, n_out, start, step):  # source coordinate of each output pixel, clamped to the map
+        position = np.clip((np.arange(n_out) - start) / step, 0, n_in - 1)
         low = np.floor(position).astype(int)
         return low, np.minimum(low + 1, n_in - 1), position - low
 
-    top, bottom, dy = grid(heat.shape[0], size[0])
-    left, right, dx = grid(heat.shape[1], size[1])
+    top, bottom, dy = grid(heat.shape[0], size[0], *centres[0])
+    left, right, dx = grid(heat.shape[1], size[1], *centres[1])
     rows = heat[top] * (1 - dy[:, None]) + heat[bottom] * dy[:, None]
     return rows[:, left] * (1 - dx) + rows[:, right] * dx

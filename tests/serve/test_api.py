@@ -10,14 +10,14 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import serving
+from live_server import serving
 from PIL import Image
 
 from juanji.functional.activation import softmax
 from juanji.nn import no_grad
 from juanji.serve.run import ServedRun
 from juanji.viz.features import feature_maps
-from juanji.viz.gradcam import grad_cam
+from juanji.viz.gradcam import grad_cam, upsample
 
 BOOT = "docs/images/ankle-boot.png"
 
@@ -114,6 +114,8 @@ def test_explain_gives_saliency_and_the_grad_cam_of_the_chosen_class(server, ser
     assert status == 200 and answer["class"] == 5 and answer["gradcam_layer"] == "4"
     cam, _, _, _ = grad_cam(served.model, served.normalize(pixels.astype(np.float32)), 5)
     np.testing.assert_allclose(answer["gradcam"], cam, atol=1e-5)
+    assert answer["gradcam_centred"]
+    np.testing.assert_allclose(answer["gradcam_pixels"], upsample(cam, (28, 28), ((4.5, 2.0), (4.5, 2.0))), atol=1e-5)
     saliency = np.array(answer["saliency"])
     assert saliency.shape == (28, 28) and saliency.max() == 1 and saliency.min() >= 0
     status, _, default = call(server, "/api/runs/lenet5/explain", pixels_json(pixels), "application/json")

@@ -5,7 +5,7 @@ import re
 import shutil
 
 import pytest
-from conftest import serving
+from live_server import serving
 
 CHROMIUM = "/usr/bin/chromium"
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")

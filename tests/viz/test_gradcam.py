@@ -7,7 +7,8 @@ from png_check import read_png
 from test_saliency import small_cnn
 
 from juanji.cli import main
-from juanji.viz.gradcam import grad_cam, upsample
+import juanji.nn as nn
+from juanji.viz.gradcam import cell_centres, grad_cam, upsample
 
 
 @pytest.mark.parametrize("layer, class_index", [("1", 0), ("0", 2), ("4", 4), (None, 1)])
@@ -53,3 +54,34 @@ def test_upsample_is_torch_bilinear_without_aligned_corners():
     expected = torch.nn.functional.interpolate(torch.from_numpy(heat)[None, None], size=(28, 20), mode="bilinear",
                                                align_corners=False)[0, 0].numpy()
     np.testing.assert_allclose(upsample(heat, (28, 20)), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_cell_centres_are_the_centres_of_the_receptive_fields():
+    """LeNet-5's geometry by hand (layer 3's cell i sits on pixel 4.5 + 2i), then checked by brute force: with
+    positive weights and average pooling, ∂(cell i, j)/∂input is symmetric about the receptive field's centre."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(1, 1, 3, dilation=2),
+                          nn.MaxPool2d(3, stride=2, padding=1)).to(np.float64)
+    assert cell_centres(model, "2") == ((0.5, 2.0), (0.5, 2.0))
+    assert cell_centres(model, "3") == ((4.5, 2.0), (4.5, 2.0))
+    assert cell_centres(model, "4") == ((4.5, 4.0), (4.5, 4.0))       # (3 − 1)/2 − 1 = 0: the start stays
+    for _, param, _ in model.parameters():
+        param[...] = 1.0
+    x = np.random.default_rng(6).random((1, 1, 28, 28)) + 0.1      # positive: every ReLU passes
+    y = model[:4](x)
+    d = np.zeros_like(y)
+    d[0, 0, 5, 7] = 1
+    for layer in reversed(list(model)[:4]):
+        d = layer.backward(d)
+    weight = np.abs(d[0, 0])
+    rows, columns = np.indices(weight.shape)
+    assert (rows * weight).sum() / weight.sum() == pytest.approx(4.5 + 2 * 5)
+    assert (columns * weight).sum() / weight.sum() == pytest.approx(4.5 + 2 * 7)
+    assert cell_centres(nn.Sequential(nn.Residual(nn.ReLU()), nn.ReLU()), "1") is None
+
+
+def test_upsample_puts_each_cell_on_its_centre():
+    heat = np.zeros((10, 10))
+    heat[0, 9] = 1
+    image = upsample(heat, (28, 28), ((4.5, 2.0), (4.5, 2.0)))
+    assert image[4:6, 22:24].min() > 0.5 and image[4, 22] == image[5, 23]     # the cell between pixels 4/5, 22/23
+    assert image[:, :20].max() == 0 and image[10:].max() == 0

@@ -428,17 +428,18 @@ async function showExplanation() {
   } catch (error) { showError($("gradcam-note"), error); return; }
   paint($("saliency"), result.saliency, hot);
   if (result.gradcam) {
-    // Grad-CAM (coarse) laid over the image: the image first, then the heat map upscaled bilinearly, half opaque
+    // Grad-CAM laid over the image: the image first, then the heat map at the image's pixels, 60 % opaque
     const canvas = $("gradcam");
     paintImage(canvas, state.pixels);
     const overlay = document.createElement("canvas");
     overlay.width = canvas.width; overlay.height = canvas.height;
     const [, high] = minMax(result.gradcam);
-    paint(overlay, result.gradcam, (v) => hot(high > 0 ? v / high : 0), true);
+    paint(overlay, result.gradcam_pixels, (v) => hot(high > 0 ? v / high : 0));
     const ctx = canvas.getContext("2d");
     ctx.globalAlpha = 0.6; ctx.drawImage(overlay, 0, 0); ctx.globalAlpha = 1;
-    $("gradcam-note").textContent = `Grad-CAM of “${result.name}” at layer ${result.gradcam_layer} (${
-      result.gradcam.length}×${result.gradcam[0].length}, upscaled): ReLU(Σ_k α_k A_k)`;
+    $("gradcam-note").textContent = `Grad-CAM of “${result.name}” at layer ${result.gradcam_layer}: ReLU(Σ_k α_k A_k), ${
+      result.gradcam.length}×${result.gradcam[0].length} cells ${result.gradcam_centred
+        ? "placed on their receptive fields' centres" : "stretched over the image"}`;
   } else {
     $("gradcam-note").textContent = "Grad-CAM needs a Sequential model";
   }
