@@ -58,7 +58,7 @@ def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
         assert page.inner_text("#topk") not in (blank, uploaded)
 
         page.click('.maps canvas[data-layer="3"][data-map="2"]')           # a layer's map, large, with its MAC
-        page.hover("#detail-map", position={"x": 150, "y": 120})
+        page.hover("#detail-map", position={"x": 125, "y": 100})         # cell (4, 5) of the 220-pixel view
         page.wait_for_function("document.querySelector('#mac').textContent.includes('the network computed')")
         mac = page.inner_text("#mac")
         ours, network = re.search(r"= (-?[\d.]+)\s+\(the network computed (-?[\d.]+)\)", mac).groups()
