@@ -38,7 +38,8 @@ def register(sub):
     p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
     p = add("gradcam", cmd_gradcam, "Grad-CAM: where in a layer's maps the evidence for a class lies", image=True)
     p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
-    p.add_argument("--layer", help="top-level layer name (default: the last one with maps, poolings left out)")
+    p.add_argument("--layer", help="layer name, nested Sequentials opened: features.3 (default: the last one with "
+                                   "maps, poolings left out)")
     p = add("occlusion", cmd_occlusion, "how much the class probability drops with a gray square over each place",
             image=True)
     p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")

@@ -12,6 +12,7 @@ from ..data.transforms import Normalize
 from ..metrics import confusion_matrix
 from ..nn import Sequential
 from ..train import read_metrics
+from ..viz.chain import layer_chain
 
 
 class ServedRun:
@@ -40,8 +41,8 @@ class ServedRun:
         return Normalize(*self.normalization)(pixels[None].astype(np.float32))[0]
 
     def layers(self) -> list[tuple[str, object]]:
-        """The top-level layers the page walks through (a Sequential's children; none for other models)."""
-        return list(self.model.named_children()) if isinstance(self.model, Sequential) else []
+        """The layers the page walks through (``viz.chain.layer_chain``; none for a model that is not a Sequential)."""
+        return layer_chain(self.model) if isinstance(self.model, Sequential) else []
 
     def metrics(self) -> list[dict]:
         return read_metrics(self.run_dir)

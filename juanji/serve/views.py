@@ -33,7 +33,7 @@ def png(picture) -> bytes:
 
 
 def _outputs(run, x):
-    """[(name, layer, output (C', H', W') or (F,))] of every top-level layer for one model input x (C, H, W)."""
+    """[(name, layer, output (C', H', W') or (F,))] of every layer of the chain for one model input x (C, H, W)."""
     outputs = []
     with run.lock, no_grad():
         for name, layer in run.layers():
@@ -65,14 +65,14 @@ def window(layer) -> dict | None:
 
 
 def layer_list(run) -> list[dict]:
-    """Name, type, output shape and window of every top-level layer (for a model that is not a Sequential: none)."""
+    """Name, type, output shape and window of every layer of the chain (``ServedRun.layers``)."""
     x = np.zeros(run.input_shape, dtype=run.model.dtype)
     return [{"name": name, "type": type(layer).__name__, "shape": list(y.shape), "window": window(layer)}
             for name, layer, y in _outputs(run, x)]
 
 
 def features(run, pixels, layer: str | None = None) -> dict:
-    """The maps (C', H', W') after every top-level layer that outputs maps (or after ``layer`` only)."""
+    """The maps (C', H', W') after every layer of the chain that outputs maps (or after ``layer`` only)."""
     if not run.layers():
         raise ValueError(f"{run.name}: feature maps follow the layers of a Sequential model, "
                          f"not a {type(run.model).__name__}")
@@ -80,7 +80,7 @@ def features(run, pixels, layer: str | None = None) -> dict:
     if layer is not None:
         outputs = [o for o in outputs if o[0] == layer]
         if not outputs:
-            raise NotFound(f"no top-level layer named '{layer}'; the layers are "
+            raise NotFound(f"no layer named '{layer}'; the layers are "
                            f"{', '.join(name for name, _ in run.layers())}")
         if outputs[0][2].ndim != 3:
             raise ValueError(f"layer {layer} outputs shape {outputs[0][2].shape}, not feature maps")
@@ -96,7 +96,7 @@ def feature_png(run, pixels, layer: str) -> bytes:
 
 
 def kernel_list(run) -> list[dict]:
-    """Every 2-D convolution: its dotted name, weight shape, and the top-level layer whose output it reads
+    """Every 2-D convolution: its dotted name, weight shape, and the layer of the chain whose output it reads
     ("input" for the image; null when the layer sits inside a block)."""
     top = [name for name, _ in run.layers()]
     listing = []
@@ -144,7 +144,7 @@ def explain(run, pixels, class_value: str | None = None, layer: str | None = Non
                   "gradcam": None, "gradcam_layer": None, "gradcam_centred": False, "gradcam_pixels": None}
         if run.layers():
             if layer is not None and layer not in dict(run.layers()):
-                raise NotFound(f"no top-level layer named '{layer}'")
+                raise NotFound(f"no layer named '{layer}'")
             cam, _, _, used = grad_cam(run.model, x, c, layer)
             centres = cell_centres(run.model, used)
             answer.update(gradcam=array(cam), gradcam_layer=used, gradcam_centred=centres is not None,

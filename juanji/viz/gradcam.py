@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Sequential
+from ..nn import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .chain import layer_chain
 
 POOLINGS = (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d)
 
 
 def grad_cam(model, image, class_index: int, layer: str | None = None):
-    """Grad-CAM of class c at a top-level layer of a ``Sequential`` model for one image (C, H, W).
+    """Grad-CAM of class c at a layer of a ``Sequential`` model (``layer_chain``: nested ``Sequential``
+    containers opened, ``features.3``) for one image (C, H, W).
 
     With A the layer's maps (K, H', W') and S_c the class score (the logit, before softmax):
         α_k = (1 / H'W') Σ_ij ∂S_c/∂A_kij          (the gradient, global-average-pooled: one weight per map)
         L_c = ReLU(Σ_k α_k A_k)                      (H', W'), at the layer's resolution
     Returns (L_c, A, α, layer name).  One forward pass, and a backward pass through the layers after
-    ``layer`` only.  The model should be in eval mode.  ``layer`` defaults to the last top-level layer
+    ``layer`` only.  The model should be in eval mode.  ``layer`` defaults to the last layer
     whose output is maps, poolings left out.
     """
-    if not isinstance(model, Sequential):
-        raise ValueError(f"Grad-CAM follows the top-level layers of a Sequential model, not a {type(model).__name__}")
-    children = list(model.named_children())
+    children = layer_chain(model)
     names = [name for name, _ in children]
     if layer is not None and layer not in names:
-        raise ValueError(f"no top-level layer named '{layer}'; the layers are {', '.join(names)}")
+        raise ValueError(f"no layer named '{layer}'; the layers are {', '.join(names)}")
     outputs, x = [], image[None]
     for _, child in children:
         x = child(x)
@@ -50,13 +50,13 @@ def grad_cam(model, image, class_index: int, layer: str | None = None):
 
 
 def cell_centres(model, layer: str):
-    """Where the cells of a top-level layer's maps sit over the input: ((start, step) for rows, for columns) —
+    """Where the cells of a layer's maps (``layer_chain`` names) sit over the input: ((start, step) for rows, for columns) —
     cell (i, j) is centred on input pixel (start_r + i·step_r, start_c + j·step_c), the centre of its receptive
     field.  Each convolution or pooling moves the start by ((k − 1)·d/2 − padding)·step and multiplies the
     step by its stride; other layers (activations, batch norm) keep both.  None when a layer on the way is an
     adaptive pooling or a block of layers: then the map can only be stretched over the image."""
     geometry = [[0.0, 1.0], [0.0, 1.0]]
-    for name, child in model.named_children():
+    for name, child in layer_chain(model):
         if isinstance(getattr(child, "kernel_size", None), tuple):
             padding = [p[0] for p in child.pads] if hasattr(child, "pads") else child.padding
             dilation = getattr(child, "dilation", (1, 1))
@@ -68,7 +68,7 @@ def cell_centres(model, layer: str):
             return None                     # adaptive pooling, or a block whose inside is not followed here
         if name == layer:
             return tuple(map(tuple, geometry))
-    raise ValueError(f"no top-level layer named '{layer}'")
+    raise ValueError(f"no layer named '{layer}'")
 
 
 def upsample(heat, size, centres=None) -> np.ndarray:

@@ -166,7 +166,7 @@ def png_bytes(width, height):
     ("POST", "/api/runs/lenet5/predict", b"{not json", "application/json", 400, "JSON body must be"),
     ("POST", "/api/runs/lenet5/predict", pixels_json(np.full((28, 28), 2.0)), "application/json", 400, "in [0, 1]"),
     ("POST", "/api/runs/lenet5/features?layer=conv9", pixels_json(np.zeros((28, 28))), "application/json", 404,
-     "no top-level layer named 'conv9'"),
+     "no layer named 'conv9'"),
     ("POST", "/api/runs/lenet5/features?layer=7", pixels_json(np.zeros((28, 28))), "application/json", 400,
      "not feature maps"),
     ("POST", "/api/runs/lenet5/features?format=png", pixels_json(np.zeros((28, 28))), "application/json", 400,

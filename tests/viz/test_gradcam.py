@@ -34,7 +34,7 @@ def test_grad_cam_equals_relu_of_gradient_weighted_maps_from_torch(layer, class_
 def test_grad_cam_names_a_layer_that_is_not_there_or_has_no_maps():
     model, _ = small_cnn()
     image = np.zeros((3, 10, 10))
-    with pytest.raises(ValueError, match="no top-level layer named 'conv9'; the layers are 0, 1"):
+    with pytest.raises(ValueError, match="no layer named 'conv9'; the layers are 0, 1"):
         grad_cam(model, image, 0, "conv9")
     with pytest.raises(ValueError, match="layer 6 outputs shape"):
         grad_cam(model, image, 0, "6")
@@ -85,3 +85,13 @@ def test_upsample_puts_each_cell_on_its_centre():
     image = upsample(heat, (28, 28), ((4.5, 2.0), (4.5, 2.0)))
     assert image[4:6, 22:24].min() > 0.5 and image[4, 22] == image[5, 23]     # the cell between pixels 4/5, 22/23
     assert image[:, :20].max() == 0 and image[10:].max() == 0
+
+
+def test_grad_cam_opens_nested_sequentials_like_vgg_features():
+    model, reference = small_cnn()
+    nested = nn.Sequential(nn.Sequential(*list(model)[:5]), nn.Sequential(*list(model)[5:]))
+    image = np.random.default_rng(7).normal(size=(3, 10, 10))
+    cam, _, _, name = grad_cam(nested, image, 3)
+    assert name == "0.4"
+    np.testing.assert_array_equal(cam, grad_cam(model, image, 3)[0])
+    assert cell_centres(nested, "0.3") == cell_centres(model, "3") == ((2.5, 2.0), (2.5, 2.0))

@@ -241,7 +241,7 @@ async function showInside() {
   if (state.chosen) choose(...state.chosen);
 }
 
-// What a top-level layer reads: the previous layer's maps, or the network's input for the first one.
+// What a layer of the chain reads: the previous layer's maps, or the network's input for the first one.
 function inputOf(name) {
   const names = state.run.layers.map((l) => l.name);
   const position = names.indexOf(name);
