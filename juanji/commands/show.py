@@ -1,5 +1,6 @@
-"""``juanji show ...``: pictures of a trained network — kernels, feature maps, saliency, class models, training
-curves, confusion matrix, misclassified test images.  Each writes one PNG and prints its path."""
+"""``juanji show ...``: pictures of a trained network — kernels, feature maps, saliency, Grad-CAM, occlusion,
+deconvnet, class models, training curves, confusion matrix, misclassified test images.  Each writes one PNG and
+prints its path."""
 from __future__ import annotations
 
 import os
@@ -14,8 +15,9 @@ from .train import class_names, load_test_set, load_trained, predict_test_set, r
 
 def register(sub):
     """Add ``show`` and its sub-commands to the ``juanji`` argument parser."""
-    show = sub.add_parser("show", help="pictures: kernels, features, saliency, gradcam, occlusion, class-model, "
-                                       "curves, confusion, misclassified", description="Draw what a trained network does as a PNG.")
+    show = sub.add_parser("show", help="pictures: kernels, features, saliency, gradcam, occlusion, deconv, "
+                                       "class-model, curves, confusion, misclassified",
+                          description="Draw what a trained network does as a PNG.")
     kinds = show.add_subparsers(dest="picture", required=True, metavar="PICTURE")
 
     def add(name, handler, summary, checkpoint=True, image=False):
@@ -45,6 +47,10 @@ def register(sub):
     p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
     p.add_argument("--size", type=int, default=6, help="side of the gray square in pixels (default 6)")
     p.add_argument("--stride", type=int, default=2, help="step between squares in pixels (default 2)")
+    p = add("deconv", cmd_deconv, "deconvnet: each map's strongest activation projected back to the pixels",
+            image=True)
+    p.add_argument("--layer", help="layer name, nested Sequentials opened: features.3 (default: the last one with "
+                                   "maps, poolings left out)")
     p = add("class-model", cmd_class_model, "the image the network scores highest for a class (gradient ascent)")
     p.add_argument("--class", dest="class_name", help="class name or index (default: every class)")
     p.add_argument("--steps", type=int, default=200, help="gradient ascent steps (default 200)")
@@ -179,6 +185,38 @@ def cmd_occlusion(args):
              f"{args.size}×{args.size} squares of the mean pixel every {args.stride} pixels")
     path = _out_path(args, f"occlusion-{os.path.splitext(os.path.basename(args.image))[0]}.png")
     plot_saliency(pixels, drop, path, title, "drop of p when occluded")
+    return _done(path)
+
+
+def cmd_deconv(args):
+    from ..viz.chain import layer_chain
+    from ..viz.deconvnet import deconvnet
+    from ..viz.gradcam import last_map_layer
+    from ..viz.grid import picture
+    from ..viz.plots import plot_panels, rgb
+    model, state = load_trained(args.checkpoint)
+    pixels, x = read_input(args.image, model, state)
+    chain, outputs, y = layer_chain(model), [], x[None]
+    with no_grad():
+        for _, child in chain:
+            y = child(y)
+            outputs.append(y)
+    layer = args.layer or last_map_layer(chain, outputs)
+    names = [name for name, _ in chain]
+    if layer not in names:
+        raise ValueError(f"no layer named '{layer}'; the layers are {', '.join(names)}")
+    y = outputs[names.index(layer)]
+    panels = [("input", rgb(pixels))]
+    for k in range(y.shape[1] if y.ndim == 4 else 0):
+        projection, (i, j) = deconvnet(model, x, layer, k)
+        m = np.abs(projection).max() or 1
+        panels.append((f"map {k} at ({i}, {j})", picture(np.clip(0.5 + projection / (2 * m), 0, 1))))
+    if len(panels) == 1:
+        raise ValueError(f"layer {layer} outputs shape {y.shape[1:]}, not feature maps (C, H, W)")
+    title = (f"deconvnet (Zeiler & Fergus 2014): the strongest activation of each map of layer {layer} projected "
+             f"to the pixels of {os.path.basename(args.image)}\n(gray 0, each panel on its own scale)")
+    path = _out_path(args, f"deconv-{layer}-{os.path.splitext(os.path.basename(args.image))[0]}.png")
+    plot_panels(panels, path, title, panel_size=(1.8, 2.0))
     return _done(path)
 
 

@@ -78,6 +78,12 @@ def create_app(runs) -> Starlette:
         return JSONResponse(await run_in_threadpool(views.explain, run, pixels, request.query_params.get("class"),
                                                     request.query_params.get("layer")))
 
+    async def deconv(request):
+        run = find(request)
+        pixels = await body_pixels(request, run)
+        return JSONResponse(await run_in_threadpool(views.deconv, run, pixels, request.query_params.get("layer"),
+                                                    request.query_params.get("map")))
+
     async def confusion(request):
         return JSONResponse(await run_in_threadpool(views.confusion, find(request)))
 
@@ -96,6 +102,7 @@ def create_app(runs) -> Starlette:
         Route("/api/runs/{run}/features", features, methods=["POST"]),
         Route("/api/runs/{run}/kernels/{layer}", kernels),
         Route("/api/runs/{run}/explain", explain, methods=["POST"]),
+        Route("/api/runs/{run}/deconv", deconv, methods=["POST"]),
         Route("/api/runs/{run}/confusion", confusion),
         Route("/api/runs/{run}/test-images/{index}", test_image),
         Mount("/static", StaticFiles(directory=STATIC)),

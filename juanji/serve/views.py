@@ -9,6 +9,7 @@ import numpy as np
 from ..functional.activation import softmax
 from ..nn import no_grad
 from ..viz.features import map_grid
+from ..viz.deconvnet import deconvnet
 from ..viz.gradcam import cell_centres, grad_cam, upsample
 from ..viz.grid import picture
 from ..viz.kernels import conv_layers
@@ -150,6 +151,17 @@ def explain(run, pixels, class_value: str | None = None, layer: str | None = Non
             answer.update(gradcam=array(cam), gradcam_layer=used, gradcam_centred=centres is not None,
                           gradcam_pixels=array(upsample(cam, pixels.shape[1:], centres)))
     return answer
+
+
+def deconv(run, pixels, layer: str | None, channel: str | None) -> dict:
+    """ZFNet's deconvnet projection (C, H, W) of the strongest activation of map ``channel`` of ``layer``."""
+    if layer not in dict(run.layers()):
+        raise NotFound(f"no layer named '{layer}'; the layers are {', '.join(name for name, _ in run.layers())}")
+    if channel is None or not channel.isdigit():
+        raise ValueError(f"map must be a map number 0, 1, 2 …, got '{channel}'")
+    with run.lock:
+        projection, position = deconvnet(run.model, run.normalize(pixels), layer, int(channel))
+    return {"layer": layer, "map": int(channel), "position": list(position), "projection": array(projection)}
 
 
 def confusion(run, limit: int = 200) -> dict:

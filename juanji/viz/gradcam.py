@@ -10,6 +10,16 @@ from .chain import layer_chain
 POOLINGS = (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d)
 
 
+def last_map_layer(chain, outputs) -> str:
+    """The name of the last layer of ``chain`` whose output (one per layer, in ``outputs``) is a stack of maps
+    (N, C, H, W), poolings left out: Selvaraju et al. take the last convolutional layer, whose maps are the
+    finest that see the whole object."""
+    candidates = [name for (name, layer), y in zip(chain, outputs) if y.ndim == 4 and not isinstance(layer, POOLINGS)]
+    if not candidates:
+        raise ValueError("the model has no layer that outputs feature maps")
+    return candidates[-1]
+
+
 def grad_cam(model, image, class_index: int, layer: str | None = None):
     """Grad-CAM of class c at a layer of a ``Sequential`` model (``layer_chain``: nested ``Sequential``
     containers opened, ``features.3``) for one image (C, H, W).
@@ -29,12 +39,7 @@ def grad_cam(model, image, class_index: int, layer: str | None = None):
     for _, child in children:
         x = child(x)
         outputs.append(x)
-    if layer is None:       # Selvaraju et al. take the last convolutional layer: the finest maps that see it all
-        candidates = [name for (name, child), y in zip(children, outputs)
-                      if y.ndim == 4 and not isinstance(child, POOLINGS)]
-        if not candidates:
-            raise ValueError("the model has no layer that outputs feature maps; Grad-CAM needs one")
-        layer = candidates[-1]
+    layer = last_map_layer(children, outputs) if layer is None else layer
     split = names.index(layer) + 1
     maps = outputs[split - 1]
     if maps.ndim != 4:

@@ -16,6 +16,7 @@ from PIL import Image
 from juanji.functional.activation import softmax
 from juanji.nn import no_grad
 from juanji.serve.run import ServedRun
+from juanji.viz.deconvnet import deconvnet
 from juanji.viz.features import feature_maps
 from juanji.viz.gradcam import grad_cam, upsample
 
@@ -123,6 +124,15 @@ def test_explain_gives_saliency_and_the_grad_cam_of_the_chosen_class(server, ser
     assert status == 200 and default["class"] == predicted["classes"][0]["index"]
 
 
+def test_deconv_projects_the_strongest_activation_of_a_map(server, served, boot):
+    pixels, _ = boot
+    status, _, answer = call(server, "/api/runs/lenet5/deconv?layer=3&map=5", pixels_json(pixels), "application/json")
+    assert status == 200 and answer["layer"] == "3" and answer["map"] == 5
+    projection, position = deconvnet(served.model, served.normalize(pixels.astype(np.float32)), "3", 5)
+    assert answer["position"] == list(position)
+    np.testing.assert_allclose(answer["projection"], projection, atol=1e-5)
+
+
 def test_confusion_and_misclassified_test_images(server, served):
     status, _, answer = call(server, "/api/runs/lenet5/confusion")
     assert status == 200
@@ -175,6 +185,12 @@ def png_bytes(width, height):
      "unknown class 'Sock'"),
     ("POST", "/api/runs/lenet5/explain?layer=7", pixels_json(np.zeros((28, 28))), "application/json", 400,
      "not feature maps"),
+    ("POST", "/api/runs/lenet5/deconv?layer=3&map=16", pixels_json(np.zeros((28, 28))), "application/json", 400,
+     "has maps 0…15, not 16"),
+    ("POST", "/api/runs/lenet5/deconv?layer=3&map=x", pixels_json(np.zeros((28, 28))), "application/json", 400,
+     "map must be a map number"),
+    ("POST", "/api/runs/lenet5/deconv?map=1", pixels_json(np.zeros((28, 28))), "application/json", 404,
+     "no layer named 'None'"),
     ("GET", "/api/runs/lenet5/kernels/1", None, None, 404, "no convolution layer named '1'"),
     ("GET", "/api/runs/lenet5/test-images/10000", None, None, 404, "the test set has 10000 images"),
     ("GET", "/api/runs/lenet5/test-images/-1", None, None, 404, "numbered 0, 1, 2"),

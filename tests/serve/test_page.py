@@ -63,6 +63,7 @@ def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
         mac = page.inner_text("#mac")
         ours, network = re.search(r"= (-?[\d.]+)\s+\(the network computed (-?[\d.]+)\)", mac).groups()
         assert abs(float(ours) - float(network)) < 2e-4 and "y[2, 4, 5]" in mac
+        page.wait_for_function("document.querySelector('#detail-deconv-note').textContent.includes('strongest')")
 
         page.click("#load-confusion")                                       # mistakes link to the inside view
         page.wait_for_selector("#misclassified figure")

@@ -277,12 +277,28 @@ async function choose(index, k) {
   $("detail-input-box").hidden = !source;
   const view = {layer, info, kernel, source, k, channels, cell: [0, 0]};
   drawDetail(view);
+  showDeconv(layer.name, k);
   $("detail-map").onmousemove = (event) => {
     const box = event.target.getBoundingClientRect();
     const i = Math.min(layer.shape[1] - 1, Math.floor((event.clientY - box.top) / box.height * layer.shape[1]));
     const j = Math.min(layer.shape[2] - 1, Math.floor((event.clientX - box.left) / box.width * layer.shape[2]));
     if (i !== view.cell[0] || j !== view.cell[1]) { view.cell = [i, j]; drawDetail(view); }
   };
+}
+
+// ZFNet's deconvnet: the map's strongest activation projected back to the pixels (gray 0, blue −, red +).
+async function showDeconv(name, k) {
+  const note = $("detail-deconv-note");
+  let result;
+  try {
+    result = await postPixels(`deconv?layer=${encodeURIComponent(name)}&map=${k}`);
+  } catch (error) { showError(note, error); return; }
+  const [low, high] = minMax(result.projection);
+  const m = Math.max(Math.abs(low), Math.abs(high)) || 1;
+  const plane = result.projection[0].map((row, i) => row.map((_, j) =>
+    result.projection.reduce((sum, channel) => sum + channel[i][j], 0) / result.projection.length));
+  paint($("detail-deconv"), plane, (v) => diverging(v / m));
+  note.textContent = `deconvnet: its strongest cell (${result.position.join(", ")}) projected to the pixels`;
 }
 
 // The input positions output (i, j) reads: rows i·stride − top + u·dilation, columns alike (null: padding).
