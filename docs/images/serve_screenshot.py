@@ -21,7 +21,7 @@ def main(run: str, out: str) -> None:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1250})
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
             page.goto(url)
             page.wait_for_selector("#topk li")
             page.set_input_files("#upload", "docs/images/ankle-boot.png")

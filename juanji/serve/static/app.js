@@ -286,7 +286,7 @@ async function choose(index, k) {
   };
 }
 
-// ZFNet's deconvnet: the map's strongest activation projected back to the pixels (gray 0, blue −, red +).
+// ZFNet's deconvnet: the map's strongest activation projected back to the pixels (gray 0, as in the paper).
 async function showDeconv(name, k) {
   const note = $("detail-deconv-note");
   let result;
@@ -297,8 +297,8 @@ async function showDeconv(name, k) {
   const m = Math.max(Math.abs(low), Math.abs(high)) || 1;
   const plane = result.projection[0].map((row, i) => row.map((_, j) =>
     result.projection.reduce((sum, channel) => sum + channel[i][j], 0) / result.projection.length));
-  paint($("detail-deconv"), plane, (v) => diverging(v / m));
-  note.textContent = `deconvnet: its strongest cell (${result.position.join(", ")}) projected to the pixels`;
+  paint($("detail-deconv"), plane, (v) => gray(clamp(0.5 + v / (2 * m))));
+  note.textContent = `deconvnet: its strongest cell (${result.position.join(", ")}) projected to the pixels (gray 0)`;
 }
 
 // The input positions output (i, j) reads: rows i·stride − top + u·dilation, columns alike (null: padding).
@@ -310,6 +310,7 @@ function windowOf(info, i, j, height, width) {
   return rows.map((r) => cols.map((c) => (r >= 0 && r < height && c >= 0 && c < width ? [r, c] : null)));
 }
 
+const describe = (source, c) => (source.name === "input" ? `the input, channel ${c}` : `layer ${source.name}, map ${c}`);
 const fmt = (v) => (v === null ? "pad 0" : (Math.abs(v) < 5e-5 ? "0" : v.toFixed(4)));
 
 function table(caption, rows) {
@@ -334,7 +335,7 @@ function drawDetail(view) {
     const plane = source.maps[inputChannel];
     const [low, high] = minMax(source.maps);
     paint($("detail-input"), plane, (v) => gray(scaled(low, high)(v)));
-    $("detail-input-note").textContent = `its input: ${source.name}, channel ${inputChannel}`;
+    $("detail-input-note").textContent = `its input: ${describe(source, inputChannel)}`;
   }
   // mark the output cell on the map, and its window on the input
   const mark = (canvas, r0, c0, rows, cols, h, w, colour) => {
@@ -368,7 +369,7 @@ function drawDetail(view) {
   if (!kernel) {                            // pooling: max or mean of the window
     const values = windowValues(inputChannel).flat().filter((v) => v !== null);
     const op = layer.type.startsWith("Max") ? "max" : "mean";
-    mac.appendChild(table(`window of ${source.name}, channel ${inputChannel}`, windowValues(inputChannel)));
+    mac.appendChild(table(`window of ${describe(source, inputChannel)}`, windowValues(inputChannel)));
     line.textContent = `y[${k}, ${i}, ${j}] = ${op} of the window = ${fmt(op === "max" ? Math.max(...values) :
       values.reduce((a, b) => a + b, 0) / values.length)}; the network: ${fmt(y)}`;
     mac.appendChild(line);
@@ -387,7 +388,7 @@ function drawDetail(view) {
   const m = Math.max(Math.abs(wlow), Math.abs(whigh)) || 1;
   paint($("detail-kernel"), weights, (v) => diverging(v / m));
   const x = windowValues(inputChannel);
-  mac.append(table(`x: window of ${source.name} channel ${inputChannel}`, x),
+  mac.append(table(`x: window of ${describe(source, inputChannel)}`, x),
              table(`w: kernel ${k}, channel ${inputChannel}`, weights),
              table("w · x", weights.map((row, u) => row.map((wv, v) => wv * (x[u][v] ?? 0)))));
   const bias = kernel.bias ? kernel.bias[k] : 0;
