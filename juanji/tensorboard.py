@@ -20,7 +20,8 @@ class TensorBoardWriter:
         try:
             from tensorboardX import SummaryWriter
         except ImportError:
-            raise RuntimeError("--tensorboard needs the [tensorboard] extra: pip install 'juanji[tensorboard]'") from None
+            raise RuntimeError("--tensorboard needs the [tensorboard] extra: "
+                               "pip install 'juanji[tensorboard]'") from None
         self.writer = SummaryWriter(log_dir)
 
     def write_epoch(self, metrics: dict, model) -> None:

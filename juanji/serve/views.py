@@ -8,8 +8,8 @@ import numpy as np
 
 from ..functional.activation import softmax
 from ..nn import no_grad
-from ..viz.features import map_grid
 from ..viz.deconvnet import deconvnet
+from ..viz.features import map_grid
 from ..viz.gradcam import cell_centres, grad_cam, upsample
 from ..viz.grid import picture
 from ..viz.kernels import conv_layers
@@ -21,13 +21,14 @@ class NotFound(LookupError):
 
 
 def array(x) -> list:
+    """An array as nested lists of floats rounded to 6 decimals, for JSON."""
     return np.asarray(x, dtype=np.float64).round(6).tolist()
 
 
-def png(picture) -> bytes:
+def png(image) -> bytes:
     """A picture (H, W) or (H, W, 3) in [0, 1], NaN borders (``viz.grid.tile``) white, as PNG bytes."""
     from PIL import Image
-    pixels = np.where(np.isnan(picture), 1.0, picture)
+    pixels = np.where(np.isnan(image), 1.0, image)
     buffer = io.BytesIO()
     Image.fromarray((pixels * 255).round().astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -99,13 +100,13 @@ def feature_png(run, pixels, layer: str) -> bytes:
 def kernel_list(run) -> list[dict]:
     """Every 2-D convolution: its dotted name, weight shape, and the layer of the chain whose output it reads
     ("input" for the image; null when the layer sits inside a block)."""
-    top = [name for name, _ in run.layers()]
+    chain = [name for name, _ in run.layers()]
     listing = []
     for name, layer in conv_layers(run.model):
         reads = None
-        if name in top:
-            position = top.index(name)
-            reads = top[position - 1] if position else "input"
+        if name in chain:
+            position = chain.index(name)
+            reads = chain[position - 1] if position else "input"
         listing.append({"name": name, "shape": list(layer.params["weight"].shape), "reads": reads})
     return listing
 
@@ -122,6 +123,7 @@ def kernels(run, layer: str) -> dict:
 
 
 def class_index(run, value: str | None, scores) -> int:
+    """The class a request names (by number or by name), else the predicted one (highest score)."""
     if value is None or value == "":
         return int(np.argmax(scores))
     if value.isdigit() and int(value) < len(run.classes):

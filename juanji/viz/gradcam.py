@@ -55,8 +55,8 @@ def grad_cam(model, image, class_index: int, layer: str | None = None):
 
 
 def cell_centres(model, layer: str):
-    """Where the cells of a layer's maps (``layer_chain`` names) sit over the input: ((start, step) for rows, for columns) —
-    cell (i, j) is centred on input pixel (start_r + i·step_r, start_c + j·step_c), the centre of its receptive
+    """Where the cells of a layer's maps (``layer_chain`` names) sit over the input: ((start, step) for rows,
+    (start, step) for columns) — cell (i, j) is centred on input pixel (start_r + i·step_r, start_c + j·step_c), the centre of its receptive
     field.  Each convolution or pooling moves the start by ((k − 1)·d/2 − padding)·step and multiplies the
     step by its stride; other layers (activations, batch norm) keep both.  None when a layer on the way is an
     adaptive pooling or a block of layers: then the map can only be stretched over the image."""
