@@ -56,19 +56,18 @@ def grad_cam(model, image, class_index: int, layer: str | None = None):
 
 def cell_centres(model, layer: str):
     """Where the cells of a layer's maps (``layer_chain`` names) sit over the input: ((start, step) for rows,
-    (start, step) for columns) — cell (i, j) is centred on input pixel (start_r + i·step_r, start_c + j·step_c), the centre of its receptive
-    field.  Each convolution or pooling moves the start by ((k − 1)·d/2 − padding)·step and multiplies the
-    step by its stride; other layers (activations, batch norm) keep both.  None when a layer on the way is an
-    adaptive pooling or a block of layers: then the map can only be stretched over the image."""
+    (start, step) for columns) — cell (i, j) is centred on input pixel (start_r + i·step_r, start_c + j·step_c),
+    the centre of its receptive field.  Each convolution or pooling moves the start by ((k − 1)·d/2 − padding)
+    · step and multiplies the step by its stride; other layers (activations, batch norm) keep both.  None when a
+    layer on the way is an adaptive pooling or a block of layers: then the map can only be stretched."""
     geometry = [[0.0, 1.0], [0.0, 1.0]]
     for name, child in layer_chain(model):
         if isinstance(getattr(child, "kernel_size", None), tuple):
             padding = [p[0] for p in child.pads] if hasattr(child, "pads") else child.padding
             dilation = getattr(child, "dilation", (1, 1))
-            for axis in range(2):
-                geometry[axis][0] += ((child.kernel_size[axis] - 1) * dilation[axis] / 2 - padding[axis]) * \
-                    geometry[axis][1]
-                geometry[axis][1] *= child.stride[axis]
+            for axis, (start, step) in enumerate(geometry):
+                reach = (child.kernel_size[axis] - 1) * dilation[axis] / 2     # kernel centre from its first tap
+                geometry[axis] = [start + (reach - padding[axis]) * step, step * child.stride[axis]]
         elif hasattr(child, "output_size") or next(child.named_children(), None) is not None:
             return None                     # adaptive pooling, or a block whose inside is not followed here
         if name == layer:
