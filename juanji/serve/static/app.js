@@ -265,7 +265,9 @@ async function choose(index, k) {
   const isConv = layer.type === "Conv2d";
   let kernel = null;
   if (isConv) {
-    if (!state.kernels[layer.name]) state.kernels[layer.name] = await getJSON(runPath(`kernels/${layer.name}`));
+    try {
+      if (!state.kernels[layer.name]) state.kernels[layer.name] = await getJSON(runPath(`kernels/${layer.name}`));
+    } catch (error) { showError($("mac"), error); return; }
     kernel = state.kernels[layer.name];
   }
   const source = inputOf(layer.name);
@@ -573,7 +575,10 @@ function showMistakes(result) {
     caption.textContent = `#${m.index} ${result.classes[m.true]} → ${result.classes[m.predicted]}`;
     figure.append(img, caption);
     figure.addEventListener("click", async () => {
-      const blob = await (await api(runPath(`test-images/${m.index}`))).blob();
+      let blob;
+      try { blob = await (await api(runPath(`test-images/${m.index}`))).blob(); } catch (error) {
+        showError($("topk"), error); return;
+      }
       await loadImageFile(blob, `Test image #${m.index}: a ${result.classes[m.true]}, predicted ${
         result.classes[m.predicted]}.`);
       $("try").scrollIntoView({behavior: "smooth"});
