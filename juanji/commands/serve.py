@@ -62,5 +62,7 @@ def cmd_serve(args):
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving {', '.join(r.name for r in runs)} on http://{host}:{sock.getsockname()[1]}/  "
           f"(Ctrl-C stops)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: --host {args.host} lets other machines open the page and send it images", flush=True)
     uvicorn.Server(uvicorn.Config(create_app(runs), log_level="warning")).run(sockets=[sock])
     return 0
