@@ -1,5 +1,6 @@
 """The page in a real browser: Debian's chromium driven by Playwright (never a downloaded browser) against
 ``juanji serve`` running as a real process on a really trained run."""
+import json
 import os
 import re
 import shutil
@@ -28,7 +29,9 @@ def screenshot_path(tmp_path):
 
 
 def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
-    with serving(tiny_run, tiny_run) as url, sync_api.sync_playwright() as playwright:
+    growing = tmp_path / "lenet5"                      # a second run whose metrics.jsonl grows while served
+    shutil.copytree(tiny_run, growing)
+    with serving(tiny_run, growing) as url, sync_api.sync_playwright() as playwright:
         browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors = []
@@ -71,6 +74,13 @@ def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
         page.wait_for_function("document.querySelector('#source').textContent.startsWith('Test image #')")
         page.wait_for_selector("#legend span")
         assert "lenet5-2 (1 epochs" in page.inner_text("#legend")
+        with open(growing / "metrics.jsonl") as f:            # the next epoch, as juanji train appends it
+            line = json.loads(f.readline())
+        with open(growing / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({**line, "epoch": 2, "test_accuracy": 0.625}) + "\n")
+        page.wait_for_function("document.querySelector('#legend').textContent.includes('lenet5-2 (2 epochs')",
+                               timeout=10000)
+        assert "test accuracy 62.50 %" in page.inner_text("#legend")
         page.wait_for_timeout(300)
         page.screenshot(path=screenshot_path(tmp_path), full_page=True)
         browser.close()
