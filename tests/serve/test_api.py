@@ -13,6 +13,7 @@ import pytest
 from live_server import serving
 from PIL import Image
 
+from juanji.data.images import load_image
 from juanji.functional.activation import softmax
 from juanji.nn import no_grad
 from juanji.serve.run import ServedRun
@@ -84,6 +85,15 @@ def test_predict_gives_the_models_probabilities_for_a_file_and_for_pixels(server
     assert [c["index"] for c in again["classes"]] == [c["index"] for c in answer["classes"]]
     np.testing.assert_allclose([c["probability"] for c in again["classes"]],
                                [c["probability"] for c in answer["classes"]], rtol=1e-4, atol=1e-6)
+
+
+def test_an_uploaded_photo_is_prepared_as_juanji_predict_prepares_a_file(server, tmp_path):
+    rng = np.random.default_rng(10)
+    photo = tmp_path / "photo.jpg"                     # a wide RGB JPEG: gray, scaled, centre cut
+    Image.fromarray(rng.integers(0, 256, (60, 100, 3), dtype=np.uint8)).save(photo, quality=90)
+    status, _, answer = call(server, "/api/runs/lenet5/predict", photo.read_bytes(), "image/jpeg")
+    assert status == 200
+    np.testing.assert_allclose(answer["pixels"], load_image(photo, channels=1, size=(28, 28), crop=True), atol=1e-6)
 
 
 def test_features_are_the_maps_after_each_layer_and_redo_the_convolution_by_hand(server, served, boot):
