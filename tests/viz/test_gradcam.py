@@ -95,3 +95,18 @@ def test_grad_cam_opens_nested_sequentials_like_vgg_features():
     assert name == "0.4"
     np.testing.assert_array_equal(cam, grad_cam(model, image, 3)[0])
     assert cell_centres(nested, "0.3") == cell_centres(model, "3") == ((2.5, 2.0), (2.5, 2.0))
+
+
+def test_on_a_network_ending_in_global_average_pooling_grad_cam_is_cam():
+    """Zhou et al.'s CAM, Σ_k w_ck A_k for a network conv … → global average pooling → linear, is what Grad-CAM
+    generalises: there ∂S_c/∂A_kij = w_ck / (H'W') at every cell, so Grad-CAM = ReLU(CAM) / (H'W')."""
+    rng = np.random.default_rng(11)
+    model = nn.Sequential(nn.Conv2d(2, 5, 3, padding=1), nn.ReLU(), nn.GlobalAvgPool2d(), nn.Linear(5, 4))
+    model.to(np.float64).eval()
+    for _, param, _ in model.parameters():
+        param[...] = rng.normal(size=param.shape)
+    image = rng.normal(size=(2, 6, 6))
+    cam, maps, weights, _ = grad_cam(model, image, 2)
+    class_weights = model[3].params["weight"][2]
+    np.testing.assert_allclose(weights, class_weights / 36, rtol=1e-12)
+    np.testing.assert_allclose(cam, np.maximum(np.tensordot(class_weights, maps, axes=1), 0) / 36, rtol=1e-12)
