@@ -78,6 +78,13 @@ def create_app(runs) -> Starlette:
         return JSONResponse(await run_in_threadpool(views.explain, run, pixels, request.query_params.get("class"),
                                                     request.query_params.get("layer")))
 
+    async def occlusion(request):
+        run = find(request)
+        pixels = await body_pixels(request, run)
+        query = request.query_params
+        return JSONResponse(await run_in_threadpool(views.occlusion, run, pixels, query.get("class"),
+                                                    query.get("size"), query.get("stride")))
+
     async def deconv(request):
         run = find(request)
         pixels = await body_pixels(request, run)
@@ -102,6 +109,7 @@ def create_app(runs) -> Starlette:
         Route("/api/runs/{run}/features", features, methods=["POST"]),
         Route("/api/runs/{run}/kernels/{layer}", kernels),
         Route("/api/runs/{run}/explain", explain, methods=["POST"]),
+        Route("/api/runs/{run}/occlusion", occlusion, methods=["POST"]),
         Route("/api/runs/{run}/deconv", deconv, methods=["POST"]),
         Route("/api/runs/{run}/confusion", confusion),
         Route("/api/runs/{run}/test-images/{index}", test_image),

@@ -13,6 +13,7 @@ from ..viz.features import map_grid
 from ..viz.gradcam import cell_centres, grad_cam, upsample
 from ..viz.grid import picture
 from ..viz.kernels import conv_layers
+from ..viz.occlusion import occlusion_map, pixel_map
 from ..viz.saliency import saliency_map
 
 
@@ -153,6 +154,30 @@ def explain(run, pixels, class_value: str | None = None, layer: str | None = Non
             answer.update(gradcam=array(cam), gradcam_layer=used, gradcam_centred=centres is not None,
                           gradcam_pixels=array(upsample(cam, pixels.shape[1:], centres)))
     return answer
+
+
+def occlusion(run, pixels, class_value: str | None = None, size: str | None = None, stride: str | None = None) -> dict:
+    """Zeiler & Fergus's occlusion map of a class: p(class) with a square of the mean pixel at each place
+    (H', W'), and the drop of p at the image's pixels (H, W), each pixel the mean over the squares on it."""
+    size, stride = _count(size, "size", 6), _count(stride, "stride", 2)
+    x = run.normalize(pixels)
+    with run.lock:
+        with no_grad():
+            scores = run.model(x[None])[0]
+        c = class_index(run, class_value, scores)
+        result = occlusion_map(run.model, x, c, size, stride)
+    probability = float(softmax(scores.astype(np.float64))[c])
+    drop = np.maximum(probability - pixel_map(result, x.shape, size, stride), 0)
+    return {"class": c, "name": run.classes[c], "probability": probability, "size": size, "stride": stride,
+            "map": array(result), "drop": array(drop)}
+
+
+def _count(value: str | None, name: str, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number of pixels, got '{value}'")
+    return int(value)
 
 
 def deconv(run, pixels, layer: str | None, channel: str | None) -> dict:

@@ -20,6 +20,7 @@ from juanji.serve.run import ServedRun
 from juanji.viz.deconvnet import deconvnet
 from juanji.viz.features import feature_maps
 from juanji.viz.gradcam import grad_cam, upsample
+from juanji.viz.occlusion import occlusion_map, pixel_map
 
 BOOT = "docs/images/ankle-boot.png"
 
@@ -134,6 +135,17 @@ def test_explain_gives_saliency_and_the_grad_cam_of_the_chosen_class(server, ser
     assert status == 200 and default["class"] == predicted["classes"][0]["index"]
 
 
+def test_occlusion_is_the_class_probability_under_each_square(server, served, boot):
+    pixels, _ = boot
+    status, _, answer = call(server, "/api/runs/lenet5/occlusion?class=9&size=7&stride=3", pixels_json(pixels),
+                             "application/json")
+    assert status == 200 and (answer["class"], answer["size"], answer["stride"]) == (9, 7, 3)
+    expected = occlusion_map(served.model, served.normalize(pixels.astype(np.float32)), 9, 7, 3)
+    np.testing.assert_allclose(answer["map"], expected, atol=1e-6)
+    expected_drop = np.maximum(answer["probability"] - pixel_map(expected, (28, 28), 7, 3), 0)
+    np.testing.assert_allclose(answer["drop"], expected_drop, atol=1e-5)
+
+
 def test_deconv_projects_the_strongest_activation_of_a_map(server, served, boot):
     pixels, _ = boot
     status, _, answer = call(server, "/api/runs/lenet5/deconv?layer=3&map=5", pixels_json(pixels), "application/json")
@@ -202,6 +214,10 @@ def png_bytes(width, height):
      "map must be a map number"),
     ("POST", "/api/runs/lenet5/deconv?map=1", pixels_json(np.zeros((28, 28))), "application/json", 404,
      "no layer named 'None'"),
+    ("POST", "/api/runs/lenet5/occlusion?size=40", pixels_json(np.zeros((28, 28))), "application/json", 400,
+     "occluder size must be between 1 and 28"),
+    ("POST", "/api/runs/lenet5/occlusion?stride=-2", pixels_json(np.zeros((28, 28))), "application/json", 400,
+     "stride must be a whole number"),
     ("GET", "/api/runs/lenet5/kernels/1", None, None, 404, "no convolution layer named '1'"),
     ("GET", "/api/runs/lenet5/test-images/10000", None, None, 404, "the test set has 10000 images"),
     ("GET", "/api/runs/lenet5/test-images/-1", None, None, 404, "numbered 0, 1, 2"),

@@ -68,6 +68,10 @@ def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
         assert abs(float(ours) - float(network)) < 2e-4 and "y[2, 4, 5]" in mac
         page.wait_for_function("document.querySelector('#detail-deconv-note').textContent.includes('strongest')")
 
+        page.wait_for_function("document.querySelector('#occlusion-note').textContent.startsWith('occlusion of')")
+        page.select_option("#gradcam-layer", "3")                          # Grad-CAM of another layer
+        page.wait_for_function("document.querySelector('#gradcam-note').textContent.includes('at layer 3:')")
+
         page.click("#load-confusion")                                       # mistakes link to the inside view
         page.wait_for_selector("#misclassified figure")
         page.locator("#misclassified figure").first.click()

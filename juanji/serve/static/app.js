@@ -439,12 +439,13 @@ $("kernel-layer").addEventListener("change", showKernels);
 
 // ---- why this class: saliency and Grad-CAM --------------------------------------------------------
 async function showExplanation() {
-  const chosen = $("explain-class").value;
+  const chosen = encodeURIComponent($("explain-class").value);
+  const layer = $("gradcam-layer").value;
   let result;
   try {
-    result = await getJSON(runPath(`explain?class=${encodeURIComponent(chosen)}`), {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({pixels: state.pixels})});
+    result = await postPixels(`explain?class=${chosen}${layer ? `&layer=${encodeURIComponent(layer)}` : ""}`);
   } catch (error) { showError($("gradcam-note"), error); return; }
+  showOcclusion(chosen);
   paint($("saliency"), result.saliency, hot);
   if (result.gradcam) {
     // Grad-CAM laid over the image: the image first, then the heat map at the image's pixels, 60 % opaque
@@ -464,6 +465,26 @@ async function showExplanation() {
   }
 }
 $("explain-class").addEventListener("change", showExplanation);
+$("gradcam-layer").addEventListener("change", showExplanation);
+
+// Occlusion: how far p(class) drops with a square of the mean pixel over each place, drawn over the image.
+async function showOcclusion(chosen) {
+  let result;
+  try { result = await postPixels(`occlusion?class=${chosen}`); } catch (error) {
+    showError($("occlusion-note"), error); return;
+  }
+  const canvas = $("occlusion");
+  paintImage(canvas, state.pixels);
+  const overlay = document.createElement("canvas");
+  overlay.width = canvas.width; overlay.height = canvas.height;
+  const [, high] = minMax(result.drop);
+  paint(overlay, result.drop, (v) => hot(high > 0 ? v / high : 0));
+  const ctx = canvas.getContext("2d");
+  ctx.globalAlpha = 0.6; ctx.drawImage(overlay, 0, 0); ctx.globalAlpha = 1;
+  const lowest = Math.min(...result.map.flat());
+  $("occlusion-note").textContent = `occlusion of “${result.name}”: p = ${result.probability.toFixed(3)}, down to ${
+    lowest.toFixed(3)} with a ${result.size}×${result.size} square of the mean pixel (every ${result.stride} pixels)`;
+}
 
 // ---- training: curves of every run (polled: live while juanji train writes), confusion, mistakes ----------
 const COLOURS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"];
@@ -600,6 +621,11 @@ function selectRun(name) {
   classes.innerHTML = "";
   classes.appendChild(new Option("the predicted class", ""));
   run.classes.forEach((c, i) => classes.appendChild(new Option(`${i} ${c}`, String(i))));
+  const camLayers = $("gradcam-layer");
+  camLayers.innerHTML = "";
+  camLayers.appendChild(new Option("the last with maps", ""));
+  run.layers.filter((l) => l.shape.length === 3).forEach((l) =>
+    camLayers.appendChild(new Option(`${l.name} ${l.type} ${l.shape.join("×")}`, l.name)));
   const layers = $("kernel-layer");
   layers.innerHTML = "";
   run.kernels.forEach((k) => layers.appendChild(new Option(`${k.name} ${k.shape.join("×")}`, k.name)));
