@@ -612,7 +612,7 @@ $("load-confusion").addEventListener("click", showConfusion);
 // ---- choosing a run ------------------------------------------------------------------------------------
 function selectRun(name) {
   state.run = state.runs.find((r) => r.name === name);
-  state.features = null; state.chosen = null; state.channel = null; state.wrongFilter = null;
+  state.features = null; state.chosen = null; state.channel = null; state.wrongFilter = null; state.kernels = {};
   const run = state.run;
   $("run-info").textContent = `${run.model}, ${run.parameters.toLocaleString("en")} parameters, input ${
     run.input_shape.join("×")}, best.npz of epoch ${run.epoch}${run.test_accuracy != null
