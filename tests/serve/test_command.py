@@ -3,6 +3,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from juanji.cli import main
 from juanji.commands.serve import run_names
 
@@ -33,3 +35,13 @@ def test_serve_is_in_the_help():
     help_text = subprocess.run([sys.executable, "-m", "juanji.cli", "serve", "--help"], capture_output=True, text=True,
                                timeout=60).stdout
     assert "--host" in help_text and "127.0.0.1" in help_text
+
+
+@pytest.mark.slow
+def test_a_text_run_is_refused_in_one_line(tmp_path, capsys):
+    run = tmp_path / "words"
+    assert main(["train", "--model", "text_cnn", "--data", "words", "--limit", "300", "--epochs", "1",
+                 "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["serve", str(run), "--port", "0"]) == 2
+    assert capsys.readouterr().err == f"juanji: error: {run}: a text run; the page shows image models only\n"
