@@ -6,9 +6,10 @@ PYTHON ?= python3
 
 .PHONY: train test data
 
-# Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task; chromium for
-# the browser test of `juanji serve` (Playwright drives it; no browser is downloaded).
-DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian chromium
+# Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task; a CJK font
+# for the Chinese labels of the docs' figures (docs/figures/make_figures.py); chromium for the browser test of
+# `juanji serve` (Playwright drives it; no browser is downloaded).
+DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian fonts-wqy-zenhei chromium
 
 data:
 	@dpkg -s $(DATA_PACKAGES) >/dev/null 2>&1 || \
