@@ -7,6 +7,7 @@ import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -95,6 +96,16 @@ def test_an_uploaded_photo_is_prepared_as_juanji_predict_prepares_a_file(server,
     status, _, answer = call(server, "/api/runs/lenet5/predict", photo.read_bytes(), "image/jpeg")
     assert status == 200
     np.testing.assert_allclose(answer["pixels"], load_image(photo, channels=1, size=(28, 28), crop=True), atol=1e-6)
+
+
+def test_concurrent_requests_get_the_answers_of_their_own_images(server):
+    """Layers keep state between forward and backward: the server runs one request at a time per model."""
+    images = [np.random.default_rng(seed).random((28, 28)) for seed in range(6)]
+    alone = [call(server, "/api/runs/lenet5/explain", pixels_json(x), "application/json")[2] for x in images]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda x: call(server, "/api/runs/lenet5/explain", pixels_json(x),
+                                                "application/json")[2], images * 2))
+    assert together == alone * 2
 
 
 def test_features_are_the_maps_after_each_layer_and_redo_the_convolution_by_hand(server, served, boot):
