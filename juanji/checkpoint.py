@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .io import write_atomically
 from .models import create
 
 FORMAT = "juanji-checkpoint"
@@ -50,38 +50,6 @@ def save(path, model, optimizer=None, **meta) -> None:
         arrays.update({f"optim/{k}": v for k, v in state["arrays"].items()})
     arrays["__meta__"] = np.array(json.dumps(header))
     write_atomically(path, lambda f: np.savez(f, **arrays))
-
-
-def write_atomically(path, write) -> None:
-    """Call ``write(file)`` on a temporary file in ``path``'s folder, then move it over ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    except OSError as error:        # name the file asked for, not the temporary one
-        raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def load(path) -> Checkpoint:

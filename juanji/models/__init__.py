@@ -9,8 +9,10 @@ they use a CIFAR-style stem, described in each module's docstring.
 """
 from __future__ import annotations
 
-import difflib
 import inspect
+
+from ..hints import did_you_mean
+from ..limits import memory_budget, mib
 
 from .alexnet import alexnet, zfnet
 from .densenet import densenet121, densenet_bc_40, densenet_bc_100
@@ -19,6 +21,7 @@ from .lenet import lenet5, lenet5_classic
 from .mobilenet import mobilenet_v1
 from .resnet import resnet18, resnet20, resnet34, resnet50, resnet56
 from .sppnet import spp_net
+from .summary import estimate_memory
 from .text_cnn import text_cnn
 from .vgg import vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vgg_small
 
@@ -39,6 +42,10 @@ _REGISTRY = {
     "text_cnn": text_cnn,
 }
 
+# Arguments that size a model, with the largest value accepted from outside (a file or the command line).
+SIZE_ARGUMENTS = {"num_classes": 1_000_000, "in_channels": 4096, "input_size": 1 << 16, "vocab_size": 1 << 24,
+                  "seq_len": 1 << 20, "embedding_dim": 1 << 16, "channels": 1 << 16}
+
 
 def names() -> list[str]:
     return sorted(_REGISTRY)
@@ -49,9 +56,7 @@ def _lookup(name: str) -> str:
     spellings = {key.replace("-", "_"): key for key in _REGISTRY}
     key = spellings.get(name.replace("-", "_"))
     if key is None:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown model '{name}'{hint} (known: {', '.join(names())})")
+        raise ValueError(f"unknown model '{name}'{did_you_mean(name, _REGISTRY)} (known: {', '.join(names())})")
     return key
 
 
@@ -70,6 +75,24 @@ def create(name: str, **kwargs):
     model = builder(**kwargs)
     model.name, model.config = name, dict(kwargs)
     return model
+
+
+def check_memory(name: str, batch_size: int = 1, source: str = "model", **kwargs) -> int:
+    """Refuse (MemoryError naming ``source`` and the sizes) to build ``create(name, **kwargs)`` when training
+    it on batches of ``batch_size`` would need more than ``juanji.limits.memory_budget()``; else the bytes
+    estimated by ``summary.estimate_memory``.  Size arguments must be positive integers."""
+    builder = _REGISTRY[_lookup(name)]
+    for key, value in kwargs.items():
+        if key in SIZE_ARGUMENTS and (type(value) is not int or not 1 <= value <= SIZE_ARGUMENTS[key]):
+            raise ValueError(f"{source}: {key} must be an integer in 1..{SIZE_ARGUMENTS[key]:,}, got {value!r:.40}")
+    params, activations, needed = estimate_memory(builder, batch_size, **kwargs)
+    budget = memory_budget()
+    if needed > budget:
+        sizes = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        raise MemoryError(f"{source}: {name} ({sizes}) would need about {mib(needed)} to train on batches of "
+                          f"{batch_size} ({params:,} parameters, {activations:,} activations per sample); "
+                          f"the limit is {mib(budget)}")
+    return needed
 
 
 def describe(name: str) -> str:

@@ -7,6 +7,8 @@ out·in for a Linear; biases, BN, activations and pooling are not counted.  1 MA
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -95,3 +97,36 @@ def format_summary(rows: list[Row], input_shape) -> str:
     memory = f"Layer outputs: {activations:,} values per sample ({activations * 4 / 2 ** 20:.1f} MiB in float32)"
     return "\n".join([fmt(header), rule, *map(fmt, lines), rule, f"Input: {'×'.join(map(str, input_shape))}",
                       f"Total params: {total_params:,}", macs, memory])
+
+
+def estimate_memory(builder, batch_size: int = 1, **kwargs) -> tuple[int, int, int]:
+    """(parameters, activation values per sample, bytes to train on batches of ``batch_size``) of
+    ``builder(**kwargs)``, estimated without building it at a size larger than its defaults.
+
+    The model is measured (``reference``) with every numeric argument cut to at most its default; each
+    argument that was cut then scales the counts up by its ratio (squared for ``input_size`` and
+    ``width_mult``, which grow both image sides or both channel counts): exact when no argument exceeds its
+    default, an upper bound otherwise.  Bytes, float32: parameters ×4 (weights, gradients, two optimizer
+    slots), activations ×3 per sample (outputs, cached inputs, gradients)."""
+    defaults = {k: p.default for k, p in inspect.signature(builder).parameters.items()}
+    probe, factor = {}, 1.0
+    for key, value in kwargs.items():
+        default = defaults.get(key)
+        big = max(value) if isinstance(value, (tuple, list)) and value else value
+        small = max(default) if isinstance(default, (tuple, list)) and default else default
+        if (isinstance(big, (int, float)) and not isinstance(big, bool) and isinstance(small, (int, float))
+                and 0 < small < big):
+            power = 2 if key in ("input_size", "width_mult") or big is not value else 1
+            factor *= (big / small) ** power
+            value = default
+        probe[key] = tuple(value) if isinstance(value, list) else value
+    params, activations = reference(builder, tuple(sorted(probe.items())))
+    params, activations = math.ceil(params * factor), math.ceil(activations * factor)
+    return params, activations, 4 * (4 * params + 3 * activations * batch_size)
+
+
+@functools.lru_cache(maxsize=32)
+def reference(builder, kwargs: tuple) -> tuple[int, int]:
+    """(parameters, activation values per sample) of ``builder(**dict(kwargs))``, measured once."""
+    rows = summarize(builder(**dict(kwargs)))
+    return sum(r.params for r in rows), sum(math.prod(r.output_shape) for r in rows if r.output_shape is not None)
