@@ -218,8 +218,9 @@ def checkpoint_file(run_or_checkpoint) -> str:
 def load_trained(run_or_checkpoint):
     """(model in eval mode, checkpoint) from a run directory (its best.npz) or a checkpoint file."""
     path = checkpoint_file(run_or_checkpoint)
-    state = ckpt.load(path)
-    model = ckpt.restore_model(state, source=path)
+    model = ckpt.build_model(ckpt.read_meta(path), source=path)     # its size checked before it is built
+    state = ckpt.load(path, model)                                  # the arrays' before they are read
+    ckpt.restore_model(state, model, source=path)
     model.eval()
     return model, state
 

@@ -23,7 +23,7 @@ from .hints import did_you_mean
 from .init import initialize
 from .metrics import evaluate
 from .runs import Run, test_loader
-from .schema import TrainConfig
+from .schema import MAX_IMAGE_SIZE, TrainConfig
 
 
 
@@ -117,6 +117,8 @@ class Trainer:
         self.history: list[dict] = []
         self.notes: list[str] = []
         self.resumed = False
+        if config.image_size is not None and not 1 <= config.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE}, got {config.image_size}")
         if sequences.is_task(config.data):      # token sequences for text models: juanji/data/sequences.py
             self.train_set, self.test_set = sequences.load_task(config.data, config.limit)
             self.skipped, self.normalization, self.input_shape = [], None, self.train_set.input_shape
@@ -181,7 +183,7 @@ class Trainer:
             self.notes.append(f"{self.out}: no epoch had completed (no checkpoint yet), so the run starts "
                               f"from the beginning")
             return
-        state = ckpt.load(path)
+        state = ckpt.load(path, self.model)
         ckpt.restore_model(state, self.model, path)
         ckpt.restore_optimizer(state, self.optimizer, path)
         if self.scheduler and state.meta.get("scheduler"):

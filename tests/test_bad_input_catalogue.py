@@ -265,7 +265,7 @@ CHECKPOINT_CASES = {
                       "cannot build the model it names: unknown model 'lenet6'; did you mean 'lenet5'?"),
     "bad model config": (lambda ws: _rewrite_meta(ws / "best.npz", ws / "bad.npz",
                                                   lambda m: m.update(model={"name": "lenet5", "config": [3]})),
-                         "corrupt header (model"),
+                         "bad.npz: field 'header.model.config': expected null or dict, got [3]"),
 }
 
 
@@ -284,7 +284,8 @@ def test_bad_checkpoints(workspace, capsys, command, case):
 def test_pickled_object_inside_an_npz_is_never_unpickled(workspace, capsys):
     marker = workspace / "PWNED"
     with zipfile.ZipFile(workspace / "bad.npz", "w") as archive:     # an .npy of dtype object = a pickle
-        header = b"\x93NUMPY\x01\x00" + b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }".ljust(117) + b"\n"
+        header = (b"\x93NUMPY\x01\x00" + (118).to_bytes(2, "little")
+                  + b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }".ljust(117) + b"\n")
         archive.writestr("__meta__.npy", header + _evil_pickle(marker))
     fails_cleanly(capsys, ["eval", workspace / "bad.npz"], "bad.npz: refusing to load")
     with pytest.raises(ckpt.CheckpointError, match="refusing to load"):

@@ -37,6 +37,8 @@ def cmd_summary(args):
     if args.input:
         shape = parse_shape(args.input)
         kwargs.update(in_channels=shape[0], input_size=shape[1])
+    side = max(parse_shape(args.input)[1:]) if args.input else None
+    models.check_memory(args.model, source="juanji summary", **{**kwargs, **({"input_size": side} if side else {})})
     model = models.create(args.model, **kwargs)
     shape = parse_shape(args.input) if args.input else model.input_shape
     print(f"{model.name}: {type(model).__name__} ({', '.join(f'{k}={v}' for k, v in kwargs.items()) or 'defaults'})")

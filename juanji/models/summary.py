@@ -99,17 +99,20 @@ def format_summary(rows: list[Row], input_shape) -> str:
                       f"Total params: {total_params:,}", macs, memory])
 
 
+WEIGHT_ONLY = ("num_classes", "in_channels", "vocab_size")    # they size weight matrices, not layer outputs
+
+
 def estimate_memory(builder, batch_size: int = 1, **kwargs) -> tuple[int, int, int]:
     """(parameters, activation values per sample, bytes to train on batches of ``batch_size``) of
     ``builder(**kwargs)``, estimated without building it at a size larger than its defaults.
 
     The model is measured (``reference``) with every numeric argument cut to at most its default; each
     argument that was cut then scales the counts up by its ratio (squared for ``input_size`` and
-    ``width_mult``, which grow both image sides or both channel counts): exact when no argument exceeds its
-    default, an upper bound otherwise.  Bytes, float32: parameters ×4 (weights, gradients, two optimizer
+    ``width_mult``, which grow both image sides or both channel counts; the parameters only for
+    ``WEIGHT_ONLY`` arguments): exact when no argument exceeds its default, an upper bound otherwise.  Bytes, float32: parameters ×4 (weights, gradients, two optimizer
     slots), activations ×3 per sample (outputs, cached inputs, gradients)."""
     defaults = {k: p.default for k, p in inspect.signature(builder).parameters.items()}
-    probe, factor = {}, 1.0
+    probe, factor, param_factor = {}, 1.0, 1.0
     for key, value in kwargs.items():
         default = defaults.get(key)
         big = max(value) if isinstance(value, (tuple, list)) and value else value
@@ -117,11 +120,14 @@ def estimate_memory(builder, batch_size: int = 1, **kwargs) -> tuple[int, int, i
         if (isinstance(big, (int, float)) and not isinstance(big, bool) and isinstance(small, (int, float))
                 and 0 < small < big):
             power = 2 if key in ("input_size", "width_mult") or big is not value else 1
-            factor *= (big / small) ** power
+            if key in WEIGHT_ONLY:
+                param_factor *= (big / small) ** power
+            else:
+                factor *= (big / small) ** power
             value = default
         probe[key] = tuple(value) if isinstance(value, list) else value
     params, activations = reference(builder, tuple(sorted(probe.items())))
-    params, activations = math.ceil(params * factor), math.ceil(activations * factor)
+    params, activations = math.ceil(params * factor * param_factor), math.ceil(activations * factor)
     return params, activations, 4 * (4 * params + 3 * activations * batch_size)
 
 
