@@ -203,7 +203,7 @@ def build_model(meta: dict, source: str = "checkpoint"):
         raise CheckpointError(f"{source}: the checkpoint names no model; pass the model to load into")
     config = spec.get("config") or {}
     try:
-        models.check_memory(spec["name"], source=source, **config)
+        models.check_memory(spec["name"], **config)
         return models.create(spec["name"], **config)
     except (TypeError, ValueError, MemoryError) as error:
         raise CheckpointError(f"{source}: cannot build the model it names: {error}") from None

@@ -14,5 +14,7 @@ def memory_budget() -> int:
 
 
 def mib(count: int) -> str:
-    """A byte count for a message: '3.2 GiB', '812 MiB'."""
-    return f"{count / 2 ** 30:,.1f} GiB" if count >= 2 ** 30 else f"{count / 2 ** 20:,.0f} MiB"
+    """A byte count for a message: '3.2 GiB', '812 MiB', '0.2 MiB'."""
+    if count >= 2 ** 30:
+        return f"{count / 2 ** 30:,.1f} GiB"
+    return f"{count / 2 ** 20:,.{0 if count >= 10 * 2 ** 20 else 1}f} MiB"

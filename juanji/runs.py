@@ -156,12 +156,7 @@ class Run:
         check_writable_target(self.file(LOCK))
         fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-                raise RunLocked(f"{self.path} is in use by another juanji train (process {holder}); "
-                                f"wait for it to finish or choose another --out") from None
+            self._take(fd)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield self
@@ -170,9 +165,22 @@ class Run:
 
     def check_unlocked(self) -> None:
         """RunLocked if a live process holds the lock now (an early, friendlier check than failing later)."""
-        if os.path.isfile(self.file(LOCK)):
-            with self.lock():
-                pass
+        try:
+            fd = os.open(self.file(LOCK), os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            self._take(fd)
+        finally:
+            os.close(fd)
+
+    def _take(self, fd) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunLocked(f"{self.path} is in use by another juanji train (process {holder}); "
+                            f"wait for it to finish or choose another --out") from None
 
     def remove_stale_temporaries(self) -> list[str]:
         """Delete the temporary files that killed writes left in the run and its checkpoints folder."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -244,8 +245,10 @@ class Trainer:
     def fit(self, on_epoch_end=None, on_note=None) -> list[dict]:
         """Train the remaining epochs while holding the run's lock; ``on_note(text)`` hears of repaired files."""
         os.makedirs(self.run.checkpoint_dir, exist_ok=True)
-        with self.run.lock(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            # floating-point trouble shows as a non-finite loss, reported with its layer: no NumPy warnings
+        with self.run.lock(), warnings.catch_warnings():
+            # floating-point trouble shows as a non-finite loss, reported with its layer, not as NumPy's
+            # warnings (a filter, not np.errstate: the batch's worker threads do not share the errstate)
+            warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
             self.run.remove_stale_temporaries()
             self.run.write_config(self.config)
             if self.resumed:

@@ -77,19 +77,20 @@ def create(name: str, **kwargs):
     return model
 
 
-def check_memory(name: str, batch_size: int = 1, source: str = "model", **kwargs) -> int:
+def check_memory(name: str, batch_size: int = 1, source: str | None = None, **kwargs) -> int:
     """Refuse (MemoryError naming ``source`` and the sizes) to build ``create(name, **kwargs)`` when training
     it on batches of ``batch_size`` would need more than ``juanji.limits.memory_budget()``; else the bytes
     estimated by ``summary.estimate_memory``.  Size arguments must be positive integers."""
     builder = _REGISTRY[_lookup(name)]
+    source = f"{source}: " if source else ""
     for key, value in kwargs.items():
         if key in SIZE_ARGUMENTS and (type(value) is not int or not 1 <= value <= SIZE_ARGUMENTS[key]):
-            raise ValueError(f"{source}: {key} must be an integer in 1..{SIZE_ARGUMENTS[key]:,}, got {value!r:.40}")
+            raise ValueError(f"{source}{key} must be an integer in 1..{SIZE_ARGUMENTS[key]:,}, got {value!r:.40}")
     params, activations, needed = estimate_memory(builder, batch_size, **kwargs)
     budget = memory_budget()
     if needed > budget:
         sizes = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-        raise MemoryError(f"{source}: {name} ({sizes}) would need about {mib(needed)} to train on batches of "
+        raise MemoryError(f"{source}{name} ({sizes}) would need about {mib(needed)} to train on batches of "
                           f"{batch_size} ({params:,} parameters, {activations:,} activations per sample); "
                           f"the limit is {mib(budget)}")
     return needed
