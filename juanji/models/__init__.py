@@ -21,7 +21,7 @@ from .lenet import lenet5, lenet5_classic
 from .mobilenet import mobilenet_v1
 from .resnet import resnet18, resnet20, resnet34, resnet50, resnet56
 from .sppnet import spp_net
-from .summary import estimate_memory
+from .summary import AT_DEFAULTS, estimate_memory
 from .text_cnn import text_cnn
 from .vgg import vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vgg_small
 
@@ -88,6 +88,10 @@ def check_memory(name: str, batch_size: int = 1, source: str | None = None, **kw
             raise ValueError(f"{source}{key} must be an integer in 1..{SIZE_ARGUMENTS[key]:,}, got {value!r:.40}")
     params, activations, needed = estimate_memory(builder, batch_size, **kwargs)
     budget = memory_budget()
+    if needed > budget and 12 * AT_DEFAULTS[builder.__name__][0] < budget // 2:
+        # the bound from the defaults is too coarse here (a big model on small images); building the model
+        # at its defaults or below (weights, gradients, float64 init) is affordable: measure it
+        params, activations, needed = estimate_memory(builder, batch_size, measured=True, **kwargs)
     if needed > budget:
         sizes = ", ".join(f"{k}={v}" for k, v in kwargs.items())
         raise MemoryError(f"{source}{name} ({sizes}) would need about {mib(needed)} to train on batches of "
