@@ -152,16 +152,30 @@ class Run:
         """Hold the run's lock file for the ``with`` block: RunLocked if another live process holds it.
 
         The lock is an ``flock`` on ``.lock``: the kernel drops it when its process dies, however it dies,
-        so a lock left by a killed run is never in the way; the file keeps the process id for the message."""
-        check_writable_target(self.file(LOCK))
-        fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        so a lock left by a killed run is never in the way; the file holds the process id for the message
+        and is removed when the block ends."""
+        path = self.file(LOCK)
+        check_writable_target(path)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self._take(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break                   # else its holder removed it after we opened it: lock the new one
+            except FileNotFoundError:
+                pass
+            os.close(fd)
         try:
-            self._take(fd)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield self
         finally:
-            os.close(fd)          # closing releases the flock
+            os.unlink(path)         # while still holding it, so no one locks a file that is going away
+            os.close(fd)            # closing releases the flock
 
     def check_unlocked(self) -> None:
         """RunLocked if a live process holds the lock now (an early, friendlier check than failing later)."""

@@ -90,8 +90,10 @@ def test_the_lock_refuses_a_second_holder_and_frees_when_its_process_dies(tmp_pa
     finally:
         process.kill()
         process.wait()
-    with Run(tmp_path).lock():                  # a dead process's lock is no lock
+    assert (tmp_path / ".lock").exists()        # a killed holder leaves its file ...
+    with Run(tmp_path).lock():                  # ... but a dead process's lock is no lock
         assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
+    assert not (tmp_path / ".lock").exists()    # removed when its holder ends normally
 
 
 def test_repair_rewrites_what_a_kill_after_the_checkpoint_left_stale(trained, tmp_path):
