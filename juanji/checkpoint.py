@@ -26,6 +26,7 @@ import numpy as np
 from . import models
 from .io import write_atomically
 from .limits import memory_budget, mib
+from .model_memory import check_model_memory
 from .schema import SchemaError, validate_header
 
 FORMAT = "juanji-checkpoint"
@@ -203,7 +204,7 @@ def build_model(meta: dict, source: str = "checkpoint"):
         raise CheckpointError(f"{source}: the checkpoint names no model; pass the model to load into")
     config = spec.get("config") or {}
     try:
-        models.check_memory(spec["name"], **config)
+        check_model_memory(spec["name"], **config)
         return models.create(spec["name"], **config)
     except (TypeError, ValueError, MemoryError) as error:
         raise CheckpointError(f"{source}: cannot build the model it names: {error}") from None

@@ -20,9 +20,10 @@ from . import random as jrandom
 from .data import DataLoader, sequences
 from .data.folder import load_datasets
 from .data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
-from .hints import did_you_mean
 from .init import initialize
 from .metrics import evaluate
+from .model_memory import check_model_memory
+from .models import did_you_mean
 from .runs import Run, test_loader
 from .schema import MAX_IMAGE_SIZE, TrainConfig
 
@@ -144,7 +145,7 @@ class Trainer:
 
         jrandom.seed(config.seed)
         model_kwargs["num_classes"] = len(self.train_set.classes)
-        models.check_memory(config.model, batch_size=min(config.batch_size, len(self.train_set)),
+        check_model_memory(config.model, batch_size=min(config.batch_size, len(self.train_set)),
                             source="juanji train", **model_kwargs)
         self.model = models.create(config.model, **model_kwargs)
         initialize(self.model, config.init, jrandom.generator())

@@ -9,10 +9,9 @@ they use a CIFAR-style stem, described in each module's docstring.
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 
-from ..hints import did_you_mean
-from ..limits import memory_budget, mib
 
 from .alexnet import alexnet, zfnet
 from .densenet import densenet121, densenet_bc_40, densenet_bc_100
@@ -21,7 +20,6 @@ from .lenet import lenet5, lenet5_classic
 from .mobilenet import mobilenet_v1
 from .resnet import resnet18, resnet20, resnet34, resnet50, resnet56
 from .sppnet import spp_net
-from .summary import AT_DEFAULTS, estimate_memory
 from .text_cnn import text_cnn
 from .vgg import vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vgg_small
 
@@ -42,9 +40,11 @@ _REGISTRY = {
     "text_cnn": text_cnn,
 }
 
-# Arguments that size a model, with the largest value accepted from outside (a file or the command line).
-SIZE_ARGUMENTS = {"num_classes": 1_000_000, "in_channels": 4096, "input_size": 1 << 16, "vocab_size": 1 << 24,
-                  "seq_len": 1 << 20, "embedding_dim": 1 << 16, "channels": 1 << 16}
+def did_you_mean(name: str, known) -> str:
+    """``"; did you mean 'resnet20'?"`` for the closest of ``known`` to ``name``, or ``""`` when none is close:
+    the hint of every error about an unknown name (model here; optimizer, schedule ... in juanji.train)."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def names() -> list[str]:
@@ -77,27 +77,9 @@ def create(name: str, **kwargs):
     return model
 
 
-def check_memory(name: str, batch_size: int = 1, source: str | None = None, **kwargs) -> int:
-    """Refuse (MemoryError naming ``source`` and the sizes) to build ``create(name, **kwargs)`` when training
-    it on batches of ``batch_size`` would need more than ``juanji.limits.memory_budget()``; else the bytes
-    estimated by ``summary.estimate_memory``.  Size arguments must be positive integers."""
-    builder = _REGISTRY[_lookup(name)]
-    source = f"{source}: " if source else ""
-    for key, value in kwargs.items():
-        if key in SIZE_ARGUMENTS and (type(value) is not int or not 1 <= value <= SIZE_ARGUMENTS[key]):
-            raise ValueError(f"{source}{key} must be an integer in 1..{SIZE_ARGUMENTS[key]:,}, got {value!r:.40}")
-    params, activations, needed = estimate_memory(builder, batch_size, **kwargs)
-    budget = memory_budget()
-    if needed > budget and 12 * AT_DEFAULTS[builder.__name__][0] < budget // 2:
-        # the bound from the defaults is too coarse here (a big model on small images); building the model
-        # at its defaults or below (weights, gradients, float64 init) is affordable: measure it
-        params, activations, needed = estimate_memory(builder, batch_size, measured=True, **kwargs)
-    if needed > budget:
-        sizes = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-        raise MemoryError(f"{source}{name} ({sizes}) would need about {mib(needed)} to train on batches of "
-                          f"{batch_size} ({params:,} parameters, {activations:,} activations per sample); "
-                          f"the limit is {mib(budget)}")
-    return needed
+def builder(name: str):
+    """The registered function that builds ``name`` (its signature gives the arguments and defaults)."""
+    return _REGISTRY[_lookup(name)]
 
 
 def describe(name: str) -> str:

@@ -2,8 +2,8 @@
 import pytest
 
 from juanji import models
-from juanji.models import AT_DEFAULTS, check_memory
-from juanji.models.summary import estimate_memory, measure
+from juanji.model_memory import check_model_memory
+from juanji.models.summary import AT_DEFAULTS, estimate_memory, measure
 
 BIG = {"alexnet", "zfnet", "spp_net", "densenet121", "googlenet", "mobilenet_v1", "resnet18", "resnet34", "resnet50",
        "densenet_bc_100", "resnet56"} | {name for name in AT_DEFAULTS if name.startswith("vgg") and name != "vgg_small"}
@@ -43,6 +43,6 @@ def test_at_or_below_the_defaults_the_measured_estimate_is_exact():
 def test_refusal_names_the_sizes_and_the_limit():
     with pytest.raises(MemoryError, match=r"^juanji x: lenet5 \(input_size=60000\) would need about .* GiB to train "
                                           r"on batches of 1 .* the limit is"):
-        check_memory("lenet5", source="juanji x", input_size=60_000)
+        check_model_memory("lenet5", source="juanji x", input_size=60_000)
     with pytest.raises(ValueError, match="num_classes must be an integer in 1..1,000,000, got True"):
-        check_memory("lenet5", num_classes=True)
+        check_model_memory("lenet5", num_classes=True)
