@@ -5,6 +5,14 @@ Every entry must give one clear line (``juanji: error: ...``, exit status 2, no 
 in tests/nn/test_bad_input.py, image files for ``predict`` in tests/cli/test_cli.py, IDX parsing and its
 fuzzing in tests/data/test_idx.py, checkpoint unit cases in tests/test_checkpoint.py; this module covers
 the rest end to end, and fuzzes the checkpoint reader.
+
+The second half holds issue 15's classes, each fixed at its root and crafted here, file by file:
+1. sizes from outside checked before allocation (npz and IDX headers, zip/gzip bombs, model arguments,
+   --image-size; run under ``RLIMIT_AS`` so that a regression fails instead of exhausting the machine);
+2. checkpoint headers, config.json and metrics.jsonl against one schema (juanji.schema);
+3. images decoded only in the documented formats, decompression bombs refused, ``--skip-bad`` skipping them;
+4. run directories owned (foreign folders refused), locked (a real second process), restartable, repaired;
+5. one-line messages naming the file, field or argument.
 """
 import errno
 import gzip
@@ -650,6 +658,19 @@ def test_config_json_against_the_schema(run_dir, tmp_path, capsys, content, frag
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("content, fragment", [
+    ("{not json\n", "metrics.jsonl: line 1 is not JSON"),
+    ('{"epoch": 1}\n[1, 2]\n', "metrics.jsonl: line 2 is not an epoch's metrics object"),
+    ('{"epoch": "one"}\n', "metrics.jsonl: line 1 is not an epoch's metrics object"),
+])
+def test_metrics_jsonl_is_validated(run_dir, tmp_path, capsys, content, fragment):
+    run = copy_run(run_dir, tmp_path / "run")
+    (run / "metrics.jsonl").write_text(content)
+    before = snapshot(tmp_path)
+    fails_cleanly(capsys, ["show", "curves", run, "--out", tmp_path / "c.png"], fragment)
+    assert snapshot(tmp_path) == before
+
+
 # -- 3. images are decoded by Pillow, only in the formats juanji documents ------------------------------
 EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n"
        b"(/tmp/juanji-ghostscript-ran) (w) file closefile\nshowpage\n%%EOF\n")
@@ -879,3 +900,24 @@ def test_show_misclassified_and_image_pictures_on_a_text_run(tmp_path, capsys):
     fails_cleanly(capsys, ["show", "saliency", tmp_path / "words.npz", tmp_path / "x.png"],
                   "x.png: the model reads words (a text run), not images")
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["show", "saliency", "{ws}/best.npz", "{ws}/x.png", "--class", "nope"], "unknown class 'nope' (classes: 0, 1,"),
+    (["show", "kernels", "{ws}/best.npz", "--layer", "9"], "no convolution layer named '9'; the convolution layers"),
+    (["show", "misclassified", "{ws}/best.npz", "--count", "0"], "--count must be at least 1, got 0"),
+    (["train", "--resume", "--no-progress"], "--resume needs --out RUN_DIR: the run to continue"),
+    (["train", "--resume", "--out", "{ws}/nothing", "--no-progress"], "--resume: {ws}/nothing/config.json does not exist"),
+    (["summary", "lenet5", "--input", "28x28"], "--input must look like 1x28x28 (channels x height x width), got '28x28'"),
+])
+def test_messages_name_the_argument(workspace, capsys, argv, fragment):
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(workspace / "x.png")
+    before = snapshot(workspace)
+    fails_cleanly(capsys, [a.format(ws=workspace) for a in argv], fragment.format(ws=workspace))
+    assert snapshot(workspace) == before
+
+
+def test_no_images_is_an_error_naming_the_call():
+    from juanji.data.images import load_images
+    with pytest.raises(ValueError, match="^load_images: no image files given$"):
+        load_images([])
