@@ -70,7 +70,8 @@ def remove_stale_temporaries(folder) -> list[str]:
     if not os.path.isdir(folder):
         return removed
     for entry in os.scandir(folder):
-        if entry.name.startswith(".") and entry.name.endswith(TEMPORARY_SUFFIX) and entry.is_file(follow_symlinks=False):
+        ours = entry.name.startswith(".") and entry.name.endswith(TEMPORARY_SUFFIX)
+        if ours and entry.is_file(follow_symlinks=False):
             os.unlink(entry.path)
             removed.append(entry.path)
     return removed

@@ -132,7 +132,8 @@ def _validate_data(meta, source):
         expected = {"in_channels": shape[0], "input_size": shape[-1]} if len(shape) == 3 else {"seq_len": shape[0]}
         for key, value in expected.items():
             if key in model_config and model_config[key] != value:
-                _fail(source, "header.data.input_shape", f"{shape} does not match the model's {key}={model_config[key]!r}")
+                _fail(source, "header.data.input_shape",
+                      f"{shape} does not match the model's {key}={model_config[key]!r}")
     normalization = data.get("normalization")
     if normalization is not None:
         channels = shape[0] if shape and len(shape) == 3 else None

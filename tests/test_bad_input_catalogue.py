@@ -482,7 +482,8 @@ def test_zip_bomb_beyond_the_budget_is_refused_even_without_a_model(tmp_path):
             f"except c.CheckpointError as e:\n    print(e)\n")
     result = juanji_under_memory_limit(None, code=code)
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    assert "bomb.npz: its arrays declare 1.1 GiB, more than the " in result.stdout and " MiB this process may use" in result.stdout
+    assert "bomb.npz: its arrays declare 1.1 GiB, more than the " in result.stdout
+    assert " MiB this process may use" in result.stdout
 
 
 def _meta_npy(meta) -> bytes:
@@ -607,7 +608,8 @@ def image_folder_with(root, counts, size=40):
 
 # -- 2. headers and config files are validated against one schema -------------------------------------
 HEADER_CASES = {
-    "data is a list": (lambda m: m.update(data=[1, 2]), "bad.npz: field 'header.data': expected null or dict, got [1, 2]"),
+    "data is a list": (lambda m: m.update(data=[1, 2]),
+                       "bad.npz: field 'header.data': expected null or dict, got [1, 2]"),
     "config is a list": (lambda m: m.update(config=[1, 2, 3]), "bad.npz: header.config must be a JSON object"),
     "fewer class names than outputs": (lambda m: m["data"].update(classes=["a", "b", "c"]),
                                        "field 'header.data.classes': 3 class names for a model with 10 outputs"),
@@ -691,7 +693,8 @@ def tga_bytes() -> bytes:
 
 
 BAD_IMAGES = {
-    "postscript named png": (lambda: EPS, "not an image file of a format juanji reads (PNG, JPEG, BMP, GIF, TIFF, WEBP)"),
+    "postscript named png": (lambda: EPS,
+                             "not an image file of a format juanji reads (PNG, JPEG, BMP, GIF, TIFF, WEBP)"),
     "targa named png": (tga_bytes, "not an image file of a format juanji reads"),
     "decompression bomb": (lambda: png_header(30_000, 30_000), "too large to read safely"),
     "bomb at the warning level": (lambda: png_header(10_000, 10_000), "too large to read safely"),
@@ -798,8 +801,8 @@ def test_a_run_diverged_in_its_first_epoch_says_so_without_numpy_warnings(tmp_pa
     command = [sys.executable, "-m", "juanji.cli", "train", "--data", str(data), "--out", str(out), "--epochs", "1",
                "--batch-size", "8", "--lr", "1e30", "--no-progress"]
     result = subprocess.run(command, capture_output=True, text=True)
-    one_line_exit_2(result, "loss became", "at epoch 1, step", "No epoch completed, so there is no checkpoint; "
-                                                               f"a new 'juanji train --out {out}' starts the run afresh")
+    one_line_exit_2(result, "loss became", "at epoch 1, step", "No epoch completed, so there is no checkpoint; a new "
+                    f"'juanji train --out {out}' starts the run afresh")
     result = subprocess.run(command[:-3] + ["--no-progress"], capture_output=True, text=True)
     assert result.returncode == 0 and "starting it afresh" in result.stdout, result.stderr
 
@@ -907,8 +910,10 @@ def test_show_misclassified_and_image_pictures_on_a_text_run(tmp_path, capsys):
     (["show", "kernels", "{ws}/best.npz", "--layer", "9"], "no convolution layer named '9'; the convolution layers"),
     (["show", "misclassified", "{ws}/best.npz", "--count", "0"], "--count must be at least 1, got 0"),
     (["train", "--resume", "--no-progress"], "--resume needs --out RUN_DIR: the run to continue"),
-    (["train", "--resume", "--out", "{ws}/nothing", "--no-progress"], "--resume: {ws}/nothing/config.json does not exist"),
-    (["summary", "lenet5", "--input", "28x28"], "--input must look like 1x28x28 (channels x height x width), got '28x28'"),
+    (["train", "--resume", "--out", "{ws}/nothing", "--no-progress"],
+     "--resume: {ws}/nothing/config.json does not exist"),
+    (["summary", "lenet5", "--input", "28x28"],
+     "--input must look like 1x28x28 (channels x height x width), got '28x28'"),
 ])
 def test_messages_name_the_argument(workspace, capsys, argv, fragment):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(workspace / "x.png")

@@ -49,7 +49,8 @@ def test_a_free_run_name_skips_taken_ones(tmp_path):
 
 def test_loading_the_trained_model_and_its_test_set(trained):
     model, state = load_trained(trained.path)
-    assert not model.training and state.meta["epoch"] == max(trained.metrics(), key=lambda m: m["test_accuracy"])["epoch"]
+    best = max(trained.metrics(), key=lambda m: m["test_accuracy"])
+    assert not model.training and state.meta["epoch"] == best["epoch"]
     test_set = load_test_set(state)
     result = predict_test_set(model, state, test_set)
     assert result["predictions"].shape == (32,)

@@ -138,9 +138,11 @@ def estimate_memory(builder, batch_size: int = 1, measured: bool = False, **kwar
 
     The counts at a reference are scaled up by the ratio of every numeric argument above its default
     (squared for ``input_size`` and ``width_mult``, which grow both image sides or both channel counts,
-    and twice that for ``input_size`` and ``seq_len``, whose valid convolutions cut a constant off; the
-    parameters only for ``WEIGHT_ONLY`` arguments): an upper bound, as layers grow with their arguments.  The reference is the builder's defaults (``AT_DEFAULTS``: free), or with ``measured`` the
-    model built with every argument cut to at most its default (``measure``: exact when none was cut).
+    and twice that for ``input_size`` and ``seq_len``, whose valid convolutions cut a constant off; for
+    ``WEIGHT_ONLY`` arguments, each of which sizes one layer no larger than the whole, the parameters
+    only, by 1 + Σ (ratio − 1)): an upper bound, as layers grow with their arguments.  The reference is
+    the builder's defaults (``AT_DEFAULTS``: free), or with ``measured`` the model built with every
+    argument cut to at most its default (``measure``: exact when none was cut).
     Bytes, float32: parameters ×4 (weights, gradients, two optimizer slots), activations ×3 per sample
     (outputs, cached inputs, gradients)."""
     defaults = {k: p.default for k, p in inspect.signature(builder).parameters.items()}
@@ -152,7 +154,7 @@ def estimate_memory(builder, batch_size: int = 1, measured: bool = False, **kwar
         if (isinstance(big, (int, float)) and not isinstance(big, bool) and isinstance(small, (int, float))
                 and 0 < small < big):
             ratio = (big / small) ** (2 if key in ("input_size", "width_mult") or big is not value else 1)
-            if key in ("input_size", "seq_len"):  # valid convolutions cut more off a short side: (s−4)/(s₀−4) > s/s₀
+            if key in ("input_size", "seq_len"):    # valid convolutions: (s − 4)/(s₀ − 4) > s/s₀
                 ratio *= 2
             if key in WEIGHT_ONLY:
                 param_factor += ratio - 1

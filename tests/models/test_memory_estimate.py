@@ -9,7 +9,8 @@ BIG = {"alexnet", "zfnet", "spp_net", "densenet121", "googlenet", "mobilenet_v1"
        "densenet_bc_100", "resnet56"} | {name for name in AT_DEFAULTS if name.startswith("vgg") and name != "vgg_small"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n for n in sorted(AT_DEFAULTS)])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n
+                                  for n in sorted(AT_DEFAULTS)])
 def test_the_table_holds_each_models_size_at_its_defaults(name):
     builder = models._REGISTRY[models._lookup(name)]
     assert AT_DEFAULTS[name] == measure(builder, ())
