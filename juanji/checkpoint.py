@@ -178,6 +178,8 @@ def _check_sizes(members, model, name) -> None:
         raise CheckpointError(f"{fits}: missing arrays {sorted(wanted.keys() - stored.keys())[:5]}, "
                               f"unexpected arrays {sorted(stored.keys() - wanted.keys())[:5]}")
     for key, shape in wanted.items():
+        if members[f"model/{key}"][2].kind not in "fiub":
+            raise CheckpointError(f"{fits}: 'model/{key}' holds {members[f'model/{key}'][2]}, not numbers")
         if tuple(stored[key]) != tuple(shape):
             raise CheckpointError(f"{fits}: 'model/{key}' declares shape {tuple(stored[key])}, the model's "
                                   f"is {tuple(shape)}")
