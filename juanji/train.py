@@ -201,7 +201,7 @@ class Trainer:
         self.history = state.meta.get("history", [])
         self.resumed = True
         threads = state.meta.get("threads")
-        if threads is not None and threads != get_num_threads():
+        if threads is not None and threads != get_num_threads() and self.start_epoch < self.config.epochs:
             self.notes.append(f"{self.out}: trained so far with {threads} thread(s), now {get_num_threads()}: "
                               f"the results will differ from an uninterrupted run in the last bits")
 
