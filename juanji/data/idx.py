@@ -11,6 +11,7 @@ import zlib
 
 import numpy as np
 
+from juanji.io import write_atomically
 from juanji.limits import memory_budget, mib
 
 # IDX type code -> (big-endian dtype as stored in the file, name used in messages)
@@ -112,7 +113,7 @@ def _parse(content: bytes, name: str, complete: bool = True) -> np.ndarray:
 def write_idx(path, array) -> None:
     """Write ``array`` (1 to 255 dimensions, uint8/int8/int16/int32/float32/float64) as an IDX file.
 
-    The file is gzip-compressed when ``path`` ends in ``.gz``.
+    The file is gzip-compressed when ``path`` ends in ``.gz``, and written atomically (``juanji.io``).
     """
     array = np.asarray(array)
     native_to_code = {dtype.newbyteorder("="): code for code, (dtype, _) in _TYPES.items()}
@@ -128,5 +129,4 @@ def write_idx(path, array) -> None:
     content = header + array.astype(_TYPES[code][0]).tobytes()
     if os.fspath(path).endswith(".gz"):
         content = gzip.compress(content, mtime=0)  # mtime=0: the same array always gives the same file
-    with open(path, "wb") as file:
-        file.write(content)
+    write_atomically(path, lambda file: file.write(content))
