@@ -836,6 +836,21 @@ def test_a_kill_after_the_last_checkpoint_is_repaired_by_resume(run_dir, tmp_pat
     assert after["best.npz"] == whole["best.npz"] and after["metrics.jsonl"] == whole["metrics.jsonl"]
 
 
+def test_a_stale_best_npz_is_repaired_by_resume(tmp_path, capsys):
+    """Killed after epoch 2's checkpoint but before its best.npz: best.npz still holds the other epoch."""
+    data = idx_folder(tmp_path / "data", count=32)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--epochs", "2", "--batch-size", "8",
+                 "--no-progress"]) == 0
+    best = ckpt.load(run / "best.npz").meta["epoch"]
+    (run / "best.npz").write_bytes((run / "checkpoints" / f"epoch-{3 - best:03d}.npz").read_bytes())
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert f"best.npz rewritten from epoch {best}'s checkpoint" in capsys.readouterr().out
+    assert ckpt.load(run / "best.npz").meta["epoch"] == best
+    assert main(["eval", str(run)]) == 0
+
+
 @pytest.mark.parametrize("target", ["fifo", "folder", "/dev/null"])
 def test_output_onto_something_that_is_not_a_regular_file_refuses(run_dir, tmp_path, capsys, target):
     run = copy_run(run_dir, tmp_path / "run")
