@@ -264,7 +264,7 @@ def load_test_set(state, data=None):
     return test_set
 
 
-def test_loader(test_set, normalization=None) -> DataLoader:
+def eval_loader(test_set, normalization=None) -> DataLoader:
     """Batches of ``EVAL_BATCH_SIZE`` of ``test_set``, normalised with the training set's (mean, std)."""
     transform = Normalize(*normalization) if normalization else None
     return DataLoader(test_set, EVAL_BATCH_SIZE, transform=transform)
@@ -272,7 +272,7 @@ def test_loader(test_set, normalization=None) -> DataLoader:
 
 def predict_test_set(model, state, test_set) -> dict:
     """``juanji.metrics.evaluate`` of the model on the test set, normalised as in training (with predictions)."""
-    return evaluate(model, test_loader(test_set, state.meta.get("data", {}).get("normalization")),
+    return evaluate(model, eval_loader(test_set, state.meta.get("data", {}).get("normalization")),
                     return_predictions=True)
 
 

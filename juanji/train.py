@@ -24,7 +24,7 @@ from .init import initialize
 from .metrics import evaluate
 from .model_memory import check_model_memory
 from .models import did_you_mean
-from .runs import Run, test_loader
+from .runs import Run, eval_loader
 from .schema import MAX_IMAGE_SIZE, TrainConfig
 
 
@@ -141,7 +141,7 @@ class Trainer:
             raise ValueError(f"--epochs must be at least 1, got {config.epochs}")
         self.train_loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed,
                                        transform=train_transform)
-        self.test_loader = test_loader(self.test_set, self.normalization)
+        self.test_loader = eval_loader(self.test_set, self.normalization)
 
         jrandom.seed(config.seed)
         model_kwargs["num_classes"] = len(self.train_set.classes)
