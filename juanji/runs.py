@@ -147,6 +147,27 @@ class Run:
         write_atomically(self.file(CURVES), lambda f: plot_curves(runs, f))
 
     # -- ownership and repair ----------------------------------------------------------------------
+    def claim(self, resume: bool = False) -> str | None:
+        """Check that a new training (or, with ``resume``, a continued one) may write here, before anything
+        is loaded: the run is not locked by a live process, the folder holds nothing that is not juanji's,
+        ``resume`` finds a run and a new training none that completed an epoch.  Returns a note when a run
+        that never completed an epoch is started afresh."""
+        self.check_unlocked()
+        foreign = self.foreign_entries()
+        if foreign:
+            raise ValueError(f"{self.path} is not a juanji run (it holds {', '.join(foreign[:3])}"
+                             f"{' ...' if len(foreign) > 3 else ''} and no config.json); choose another --out")
+        if resume:
+            if not self.exists():
+                raise FileNotFoundError(f"--resume: {self.config_path} does not exist")
+            return None
+        if not self.exists():
+            return None
+        if self.latest_checkpoint() is not None:
+            raise ValueError(f"{self.path} already holds a run; add --resume to continue it, or choose another --out")
+        self.config         # started afresh only if its config.json is juanji's
+        return f"{self.path}: no epoch of the run there had completed; starting it afresh"
+
     @contextlib.contextmanager
     def lock(self):
         """Hold the run's lock file for the ``with`` block: RunLocked if another live process holds it.

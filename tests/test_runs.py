@@ -108,3 +108,19 @@ def test_repair_rewrites_what_a_kill_after_the_checkpoint_left_stale(trained, tm
     assert len(notes) == 2 and "best.npz rewritten from epoch" in notes[0]
     assert ckpt.load(run.best).meta["epoch"] == best and run.metrics() == history
     assert run.repair(history) == []
+
+
+def test_claim_says_who_may_write_into_a_folder(trained, tmp_path):
+    assert Run(tmp_path / "new").claim() is None                          # nothing there yet
+    with pytest.raises(ValueError, match="already holds a run; add --resume"):
+        Run(trained.path).claim()
+    assert Run(trained.path).claim(resume=True) is None
+    with pytest.raises(FileNotFoundError, match="--resume: .*config.json does not exist"):
+        Run(tmp_path / "new").claim(resume=True)
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "config.json").write_text("{}")
+    assert "starting it afresh" in Run(tmp_path / "unfinished").claim()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "photo.jpg").write_text("")
+    with pytest.raises(ValueError, match="mine is not a juanji run \\(it holds photo.jpg and no config.json\\)"):
+        Run(tmp_path / "mine").claim()

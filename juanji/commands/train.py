@@ -66,25 +66,16 @@ def _resolve_train_config(args) -> TrainConfig:
     if args.resume and "out" not in given:
         raise ValueError("--resume needs --out RUN_DIR: the run to continue")
     run = Run(given["out"]) if "out" in given else Run.free(TrainConfig(**given).model)
-    run.check_unlocked()
-    foreign = run.foreign_entries()
-    if foreign:
-        raise ValueError(f"{run.path} is not a juanji run (it holds {', '.join(foreign[:3])}"
-                         f"{' ...' if len(foreign) > 3 else ''} and no config.json); choose another --out")
+    note = run.claim(args.resume)
+    if note:
+        print(note)
     if args.resume:
-        if not run.exists():
-            raise FileNotFoundError(f"--resume: {run.config_path} does not exist")
         saved = dataclasses.asdict(run.config)
         changed = {k: v for k, v in given.items() if k not in ("out", "epochs") and saved.get(k) != v}
         if changed:
             raise ValueError(f"--resume continues a run as it was configured; these options differ from "
                              f"{run.config_path}: {sorted(changed)}")
         return TrainConfig(**{**saved, **given})
-    if run.exists():
-        if run.latest_checkpoint() is not None:
-            raise ValueError(f"{run.path} already holds a run; add --resume to continue it, or choose another --out")
-        run.config      # a run that never completed an epoch is started afresh, if its config.json is juanji's
-        print(f"{run.path}: no epoch of the run there had completed; starting it afresh")
     return TrainConfig(**{**given, "out": run.path})
 
 
