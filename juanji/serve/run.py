@@ -7,11 +7,10 @@ import threading
 
 import numpy as np
 
-from ..commands.train import class_names, load_test_set, load_trained, predict_test_set
 from ..data.transforms import Normalize
 from ..metrics import confusion_matrix
 from ..nn import Sequential
-from ..train import read_metrics
+from ..runs import Run, class_names, is_text_run, load_test_set, load_trained, predict_test_set
 from ..viz.chain import layer_chain
 
 
@@ -22,7 +21,7 @@ class ServedRun:
         self.name, self.path = name, path
         self.model, self.state = load_trained(path)
         data = self.state.meta.get("data", {})
-        if "alphabet" in data:
+        if is_text_run(self.state):
             raise ValueError(f"{path}: a text run; the page shows image models only")
         self.classes = class_names(self.state)
         self.input_shape = tuple(data.get("input_shape") or getattr(self.model, "input_shape", (1, 28, 28)))
@@ -45,7 +44,7 @@ class ServedRun:
         return layer_chain(self.model) if isinstance(self.model, Sequential) else []
 
     def metrics(self) -> list[dict]:
-        return read_metrics(self.run_dir)
+        return Run(self.run_dir).metrics()
 
     def describe(self) -> dict:
         config = self.state.meta.get("config", {})
