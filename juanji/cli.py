@@ -1,8 +1,9 @@
 """The ``juanji`` command line.
 
-Errors a user can cause (bad files, bad options, bad input) print one line ``juanji: error: ...`` and exit
-with status 2; ``--debug`` shows the Python traceback instead.  Under ``mpirun``/``srun`` the line names the
-failing rank and the whole job ends (``MPI_Abort``), so that no process waits for it forever.
+Errors a user can cause (bad files, bad options, bad input, not enough memory) print one line
+``juanji: error: ...`` and exit with status 2; ``--debug`` shows the Python traceback instead.  Under
+``mpirun``/``srun`` the line names the failing rank and the whole job ends (``MPI_Abort``), so that no
+process waits for it forever.
 """
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import argparse
 import sys
 
 from . import distributed
-from .commands import export, show, train, zoo
+from .commands import export, serve, show, train, zoo
 from .runtime.allocator import keep_freed_memory
 from .runtime.threads import set_num_threads
 
-COMMAND_MODULES = [train, zoo, show, export]
+COMMAND_MODULES = [train, zoo, show, export, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,11 +40,14 @@ def main(argv=None) -> int:
         return args.run(args)
     except distributed.StoppedElsewhere:
         return 2                    # the process that failed says why
-    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError, MemoryError) as error:
         if args.debug:
             raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        return distributed.report_and_abort(str(message), 2)   # under MPI: names the rank, ends every process
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        if isinstance(error, MemoryError) and not message:      # NumPy's own, from an allocation that failed
+            message = "out of memory; try a smaller --batch-size or --image-size, or fewer --threads"
+        # always one line; under MPI it names the rank and ends every process
+        return distributed.report_and_abort(" ".join(str(message).split()), 2)
     except KeyboardInterrupt:
         if distributed.is_main_process():
             print("juanji: interrupted; checkpoints of completed epochs are kept", file=sys.stderr)

@@ -15,13 +15,17 @@ import pytest
 from juanji import checkpoint as ckpt
 from juanji.data import load_mnist
 from juanji.data.idx import write_idx
-from juanji.train import read_metrics
+from juanji.runs import Run
 
 from mpi import ROOT, environment, juanji_command, mpirun, needs_mpi
 
 pytestmark = [needs_mpi, pytest.mark.slow]
 
 IMAGE = os.path.join(ROOT, "docs", "images", "ankle-boot.png")
+
+
+def metrics_of(run_dir) -> list[dict]:
+    return Run(run_dir).metrics()
 
 
 def train_args(out, epochs, limit):
@@ -40,7 +44,7 @@ def test_two_ranks_reach_the_accuracy_of_one_process_and_write_a_complete_run(tm
     run = mpirun(2, "-m", "juanji.cli", *train_args(tmp_path / "two", 2, 3000), timeout=180)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("final test accuracy") == 1 and "in 2 processes" in run.stdout   # rank 0 only
-    one, two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    one, two = metrics_of(tmp_path / "one"), metrics_of(tmp_path / "two")
     assert [m["epoch"] for m in two] == [1, 2]
     assert abs(one[-1]["test_accuracy"] - two[-1]["test_accuracy"]) <= 0.005, (one[-1], two[-1])
     assert abs(one[-1]["train_loss"] - two[-1]["train_loss"]) <= 1e-3
@@ -97,10 +101,10 @@ def test_a_killed_rank_ends_the_job_and_the_run_resumes_on_one_or_two_ranks(tmp_
     together = mpirun(2, "-m", "juanji.cli", "train", "--resume", "--out", str(tmp_path / "two"), "--no-progress",
                       timeout=180)
     assert together.returncode == 0, together.stderr
-    assert [m["epoch"] for m in read_metrics(tmp_path / "two")] == [1, 2, 3]
+    assert [m["epoch"] for m in metrics_of(tmp_path / "two")] == [1, 2, 3]
     # the same trajectory up to float32 summation order, which LeNet-5 at lr 0.05 amplifies (one process on
     # 1 and on 2 threads ends apart as much): compare where they arrive
-    one, two = read_metrics(out)[-1], read_metrics(tmp_path / "two")[-1]
+    one, two = metrics_of(out)[-1], metrics_of(tmp_path / "two")[-1]
     assert abs(one["test_accuracy"] - two["test_accuracy"]) <= 0.01, (one, two)
 
 
