@@ -8,6 +8,8 @@ PYTHON ?= python3
 
 # Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task.
 DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian
+# Chromium for the browser test of the tutorial site (tests/docs/test_site.py).
+TEST_PACKAGES := chromium
 
 data:
 	@dpkg -s $(DATA_PACKAGES) >/dev/null 2>&1 || \
@@ -19,6 +21,7 @@ train: data
 	juanji train
 
 test: data
-	$(PYTHON) -m pip install -q -e ".[test]"
+	@dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || $(SUDO) apt-get install -y $(TEST_PACKAGES)
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PYTHON) -m pip install -q -e ".[test]"
 	$(PYTHON) -m pytest
 
