@@ -21,7 +21,9 @@ train: data
 	juanji train
 
 test: data
-	@dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || $(SUDO) apt-get install -y $(TEST_PACKAGES)
+	@dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y $(TEST_PACKAGES) || \
+	  ($(SUDO) apt-get update && $(SUDO) apt-get install -y $(TEST_PACKAGES))
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PYTHON) -m pip install -q -e ".[test]"
 	$(PYTHON) -m pytest
 
