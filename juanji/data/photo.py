@@ -73,13 +73,14 @@ def prepare_photo(image, size: int = 28, invert: bool | None = None, center: boo
 
 
 def _centred_square(pixels: np.ndarray) -> np.ndarray:
-    """The object's bounding box in the middle of a black square as wide as its longer side."""
+    """The object's bounding box in the middle of a black square as wide as its longer side (an odd spare
+    row or column above and left of it, as Fashion-MNIST has it)."""
     rows, cols = np.nonzero(pixels > OBJECT)
     if rows.size == 0:                      # no object stands out: keep the whole picture
         return pixels
     box = pixels[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     side = max(box.shape)
     square = np.zeros((side, side), dtype=np.float32)
-    top, left = (side - box.shape[0]) // 2, (side - box.shape[1]) // 2
+    top, left = (side - box.shape[0] + 1) // 2, (side - box.shape[1] + 1) // 2
     square[top:top + box.shape[0], left:left + box.shape[1]] = box
     return square

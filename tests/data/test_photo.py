@@ -47,9 +47,11 @@ def test_a_dark_object_on_white_comes_back_like_the_original(test_images):
 
 
 def test_an_image_already_like_fashion_mnist_stays_close(test_images):
-    image = test_images.images[0]
-    assert not is_light_background(image)
-    assert np.abs(prepare_photo(image) - image).mean() < 0.08
+    images = test_images.images
+    assert not any(is_light_background(image) for image in images)
+    again = np.stack([prepare_photo(image) for image in images])
+    assert np.abs(again - images).mean() < 0.04          # measured 0.023: faint edge rows may be cut
+    image = images[0]
     forced = prepare_photo(image, invert=True, center=False)      # forced: its negative, light background
     np.testing.assert_allclose(forced, prepare_photo(1 - image, invert=False, center=False))
     assert is_light_background(forced)
