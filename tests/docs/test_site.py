@@ -53,7 +53,8 @@ def test_code_lines_fit_a_laptop_screen(page):
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_formulas_are_math_not_indented_code(page):
     """Formulas go in $...$ / $$...$$; an indented block would show them as code, unchecked by any test."""
-    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S)
+    text = re.sub(r"^ *```.*?^ *```", lambda m: "\n" * m.group(0).count("\n"), page.read_text(encoding="utf-8"),
+                  flags=re.M | re.S)
     indented, previous = [], ""
     for number, line in enumerate(text.splitlines(), 1):
         # an indented line after a blank line, outside lists and admonitions, is a code block
