@@ -55,12 +55,15 @@ def test_formulas_are_math_not_indented_code(page):
     """Formulas go in $...$ / $$...$$; an indented block would show them as code, unchecked by any test."""
     text = re.sub(r"^ *```.*?^ *```", lambda m: "\n" * m.group(0).count("\n"), page.read_text(encoding="utf-8"),
                   flags=re.M | re.S)
-    indented, previous = [], ""
+    indented, last, blank = [], "", False
     for number, line in enumerate(text.splitlines(), 1):
-        # an indented line after a blank line, outside lists and admonitions, is a code block
-        if line.startswith("    ") and not previous.strip() and line.strip() and not re.match(r"\s*([-*]|\d+\.) ", line):
+        # an indented line after a blank line is a code block, unless it continues a list item, an
+        # admonition or an indented line before it (a list item's own wrapped lines are indented too)
+        if line.strip() and line.startswith("    ") and blank and not (
+                last[:1].isspace() or re.match(r"\s*([-*+]|\d+\.) |\s*(!!!|\?\?\?)", last)):
             indented.append(number)
-        previous = line if line.strip() or not previous.startswith(("    ", "!!!", "???")) else previous
+        blank = not line.strip()
+        last = line if line.strip() else last
     assert not indented, f"{page_id(page)}: indented code blocks (use $$...$$ or a fenced block): {indented}"
 
 
@@ -219,6 +222,7 @@ def test_a_page_in_headless_chromium(server, tmp_path):
             assert not wide, f"code blocks or formulas that are cut off at 1280 px: {wide}"
 
             expected = _session_sources(DOCS / "concepts/conv-backprop.md")
+            page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")   # the solutions
             buttons = page.locator(".language-pycon button[data-md-type=copy]")
             assert buttons.count() == len(expected)
             copied = []
