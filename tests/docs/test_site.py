@@ -255,3 +255,40 @@ def test_a_page_in_headless_chromium(server, tmp_path):
             page.wait_for_selector(".md-search-result__link[href*='concepts/pooling']", timeout=15000)
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_every_page_typesets_its_formulas_and_cuts_nothing_off(server, site):
+    """Every tutorial page at 1280 px, its solutions open: each formula typeset by KaTeX without error, no
+    formula and no code block wider than its box."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no {CHROMIUM} (Debian's chromium package)")
+    folders = sorted({html.parent.relative_to(site).as_posix() for html in site.rglob("index.html")} -
+                     {"search"})
+    problems, typeset = [], 0
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            for folder in folders:
+                if "reference" in folder:           # generated from docstrings: no formulas, long signatures
+                    continue
+                page.goto(server + ("" if folder == "." else folder + "/"))
+                page.wait_for_load_state("load")
+                found = page.evaluate("""() => {
+                    document.querySelectorAll('details').forEach(d => d.open = true);
+                    const math = [...document.querySelectorAll('.arithmatex')];
+                    const bad = e => !e.querySelector('.katex') || e.querySelector('.katex-error');
+                    return {typeset: document.querySelectorAll('.arithmatex .katex').length,
+                            untypeset: math.filter(bad).map(e => e.textContent.slice(0, 60)),
+                            cut: [...document.querySelectorAll('.highlight pre > code, div.arithmatex')]
+                                 .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 60))};
+                }""")
+                typeset += found.pop("typeset")
+                if found["untypeset"] or found["cut"]:
+                    problems.append(f"{folder}: {found}")
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)
+    assert typeset > 100, f"only {typeset} formulas typeset in all pages"
