@@ -7,10 +7,9 @@ PYTHON ?= python3
 .PHONY: train test data
 
 # Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task; a CJK font
-# for the Chinese labels of the docs' figures (docs/figures/make_figures.py).
-DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian fonts-wqy-zenhei
-# Chromium for the browser test of the tutorial site (tests/docs/test_site.py).
-TEST_PACKAGES := chromium
+# for the Chinese labels of the docs' figures (docs/figures/make_figures.py); chromium for the browser tests of
+# `juanji serve` and of the tutorial site (Playwright drives it; no browser is downloaded).
+DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian fonts-wqy-zenhei chromium
 
 data:
 	@dpkg -s $(DATA_PACKAGES) >/dev/null 2>&1 || \
@@ -22,9 +21,6 @@ train: data
 	juanji train
 
 test: data
-	@dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || \
-	  $(SUDO) apt-get install -y $(TEST_PACKAGES) || \
-	  ($(SUDO) apt-get update && $(SUDO) apt-get install -y $(TEST_PACKAGES))
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PYTHON) -m pip install -q -e ".[test]"
-	$(PYTHON) -m pytest
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PYTHON) -m pytest
 
