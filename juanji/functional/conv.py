@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import kernels
 from ..runtime.threads import over_batch
 from .geometry import output_shape, pad2d, pair, resolve_padding, unpad2d, window_at, window_view
 
@@ -96,6 +97,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     n, c = x.shape[:2]
     k, cg, r, s = weight.shape
     pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation)
+    if kernels.compiled() and groups == c and cg == 1:
+        from .compiled import depthwise     # one-row GEMMs: the compiled loops, which keep x, not columns
+        y = depthwise.conv2d(x, weight, bias, stride, pads, dilation, out_size)
+        return y, (x.shape, x, weight, stride, dilation, pads, groups)
     padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
@@ -164,6 +169,10 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
     """
     x_shape, cols, weight, stride, dilation, pads, groups = cache
+    if cols.ndim == 4:              # the compiled depthwise forward kept the input itself
+        from .compiled import depthwise
+        dx, dw = depthwise.backward(dy, cols, weight, stride, pads, dilation, need_dx)
+        return dx, dw, dy.sum(axis=(0, 2, 3))
     dy = np.ascontiguousarray(dy)
     dy_kn = (channel_major(dy, _memory(scratch, "channel_major", (dy.shape[1], dy.size // dy.shape[1]), dy.dtype))
              if _needs_channel_major(dy.shape, groups) else None)
