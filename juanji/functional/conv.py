@@ -97,7 +97,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     n, c = x.shape[:2]
     k, cg, r, s = weight.shape
     pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation)
-    if kernels.compiled() and groups == c and cg == 1:
+    if kernels.compiled() and groups > 1 and groups == c and cg == 1:
         from .compiled import depthwise     # one-row GEMMs: the compiled loops, which keep x, not columns
         y = depthwise.conv2d(x, weight, bias, stride, pads, dilation, out_size)
         return y, (x.shape, x, weight, stride, dilation, pads, groups)

@@ -40,26 +40,28 @@ def depthwise_forward(x, weight, bias, y, stride, pads, dilation):
 
 @jit
 def depthwise_weight_grad(dy, x, dw, stride, pads, dilation):
-    """dW[k, 0, u, v] = Σ_{n, i, j} dY[n, k, i, j] · x[n, k // m, i·Sh + u·Dh − Pt, j·Sw + v·Dw − Pl]"""
+    """dW[k, 0, u, v] = Σ_{n, i, j} dY[n, k, i, j] · x[n, k // m, i·Sh + u·Dh − Pt, j·Sw + v·Dw − Pl]
+    (sample by sample, all offsets at once: the two planes stay in cache while the R·S sums run)."""
     n, c, h, w = x.shape
     k, _, r, s = dw.shape
     ho, wo = dy.shape[2], dy.shape[3]
     for filt in prange(k):
         channel = filt // (k // c)
-        for u in range(r):
-            first_i, stop_i = inside(u * dilation[0] - pads[0], stride[0], h, ho)
-            for v in range(s):
-                first_j, stop_j = inside(v * dilation[1] - pads[1], stride[1], w, wo)
-                col = first_j * stride[1] + v * dilation[1] - pads[1]
-                total = 0.0
-                for sample in range(n):
+        totals = np.zeros((r, s))
+        for sample in range(n):
+            for u in range(r):
+                first_i, stop_i = inside(u * dilation[0] - pads[0], stride[0], h, ho)
+                for v in range(s):
+                    first_j, stop_j = inside(v * dilation[1] - pads[1], stride[1], w, wo)
+                    col = first_j * stride[1] + v * dilation[1] - pads[1]
                     for i in range(first_i, stop_i):
                         row = i * stride[0] + u * dilation[0] - pads[0]
                         if stride[1] == 1:
-                            total += dot(dy[sample, filt, i, first_j:stop_j], x[sample, channel, row, col:])
+                            totals[u, v] += dot(dy[sample, filt, i, first_j:stop_j], x[sample, channel, row, col:])
                         else:
-                            total += dot(dy[sample, filt, i, first_j:stop_j], x[sample, channel, row, col::stride[1]])
-                dw[filt, 0, u, v] = total
+                            totals[u, v] += dot(dy[sample, filt, i, first_j:stop_j],
+                                                x[sample, channel, row, col::stride[1]])
+        dw[filt, 0] = totals
 
 
 @jit
