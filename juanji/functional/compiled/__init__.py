@@ -22,13 +22,16 @@ except ImportError:         # a plain install: the loops run as Python (tests on
 prange = range if numba is None else numba.prange
 
 
-def jit(function):
-    """The loop compiled with ``numba.njit(parallel=True, cache=True)`` (cached on disk beside the module,
-    so a later process loads it instead of compiling); the loop itself without Numba."""
-    if numba is None:
-        function.py_func = function
-        return function
-    return numba.njit(parallel=True, cache=True)(function)
+def jit(function=None, **options):
+    """The loop compiled with ``numba.njit(parallel=True, cache=True, **options)`` (cached on disk beside
+    the module, so a later process loads it instead of compiling); the loop itself without Numba.
+    ``fastmath={"reassoc"}`` lets a loop's sums run in SIMD lanes (their order then differs from the loop's)."""
+    def decorate(function):
+        if numba is None:
+            function.py_func = function
+            return function
+        return numba.njit(parallel=True, cache=True, **options)(function)
+    return decorate if function is None else decorate(function)
 
 
 def inline(function=None, **options):
