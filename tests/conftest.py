@@ -3,6 +3,7 @@ helper modules kept here, such as closeness.py."""
 
 import pytest
 
+from juanji.runtime import kernels as backend
 from juanji.runtime import threads
 
 
@@ -16,3 +17,12 @@ def batch_threads(request, monkeypatch):
     threads.set_num_threads(request.param)
     yield request.param
     threads.set_num_threads(before)
+
+
+@pytest.fixture(params=list(backend.BACKENDS))
+def kernels(request, monkeypatch):
+    """Run a test on NumPy's kernels, then on the compiled ones (skipped where Numba is not installed)."""
+    if request.param == "numba" and not backend.numba_available():
+        pytest.skip("Numba is not installed (pip install 'juanji[fast]')")
+    monkeypatch.setattr(backend, "_chosen", request.param)
+    yield request.param
