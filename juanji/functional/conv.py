@@ -159,6 +159,10 @@ def _needs_channel_major(dy_shape, groups) -> bool:
     return groups > 1 or dy_shape[1] > dy_shape[2] * dy_shape[3]
 
 
+def _channel_major_in(scratch, dy) -> np.ndarray:
+    return channel_major(dy, _memory(scratch, "channel_major", (dy.shape[1], dy.size // dy.shape[1]), dy.dtype))
+
+
 def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     """Gradients of conv2d.  Returns (dx or None, dW, db):
 
@@ -174,8 +178,7 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
         dx, dw = depthwise.backward(dy, cols, weight, stride, pads, dilation, need_dx)
         return dx, dw, dy.sum(axis=(0, 2, 3))
     dy = np.ascontiguousarray(dy)
-    dy_kn = (channel_major(dy, _memory(scratch, "channel_major", (dy.shape[1], dy.size // dy.shape[1]), dy.dtype))
-             if _needs_channel_major(dy.shape, groups) else None)
+    dy_kn = _channel_major_in(scratch, dy) if _needs_channel_major(dy.shape, groups) else None
     dw = conv2d_weight_grad(dy, cols, weight.shape, groups, dy_kn, scratch)
     db = dy.sum(axis=(0, 2, 3))
     dx = conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups, dy_kn, scratch) if need_dx else None
@@ -199,7 +202,7 @@ def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, 
     dy_samples = dy.reshape(n, k, p)
     dy_kn = dy_channel_major
     if dy_kn is None and _needs_channel_major(dy.shape, groups):
-        dy_kn = channel_major(dy, _memory(scratch, "channel_major", (k, n * p), dy.dtype))
+        dy_kn = _channel_major_in(scratch, dy)
     if k > p and not grouped:
         cols_cm = _memory(scratch, "columns_transposed", (rows, n * p), cols.dtype)
 
@@ -252,7 +255,7 @@ def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_
         return dx
     dy_kn = dy_channel_major
     if grouped and dy_kn is None:
-        dy_kn = channel_major(dy, _memory(scratch, "channel_major", (k, n * p), dy.dtype))
+        dy_kn = _channel_major_in(scratch, dy)
     padded_shape = (n, c, x_shape[2] + sum(pads[0]), x_shape[3] + sum(pads[1]))
     weights_t = weight.reshape(groups, k // groups, rows).transpose(0, 2, 1)
     dy_samples = dy.reshape(n, k, p)
