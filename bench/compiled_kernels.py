@@ -1,7 +1,8 @@
 """The compiled kernels against NumPy's and PyTorch's, in one process, interleaved (so that load from other
 processes hits all three alike): best of ``--repeats`` calls of each layer's forward and forward+backward.
 
-    python bench/compiled_kernels.py [--threads 1 2] [--repeats 30] [--rows depthwise maxpool ...] [--clock cpu]
+    python bench/compiled_kernels.py [--threads 1 2] [--repeats 30] [--rows depthwise maxpool ...]
+                                     [--clock wall|cpu]
     python bench/compiled_kernels.py --compile-cost     # first call in a fresh cache, then from the cache
 
 Prints one line per row and thread count: milliseconds for numpy, numba and torch, and the ratios

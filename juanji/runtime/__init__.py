@@ -5,5 +5,5 @@ from .kernels import get_kernels, set_kernels
 from .threads import map_batch, num_threads, over_batch, set_num_threads
 from .workspace import Workspace, scratch
 
-__all__ = ["is_grad_enabled", "no_grad", "get_kernels", "set_kernels", "map_batch", "num_threads", "over_batch", "set_num_threads",
-           "Workspace", "scratch"]
+__all__ = ["is_grad_enabled", "no_grad", "get_kernels", "set_kernels", "map_batch", "num_threads", "over_batch",
+           "set_num_threads", "Workspace", "scratch"]

@@ -42,8 +42,8 @@ def batch_norm_forward_loop(x, gamma, beta, mean, var, eps, training, centred, y
 
 @jit(fastmath={"reassoc"})
 def batch_norm_backward_loop(dy, centred, inv_std, gamma, training, dx, dgamma, dbeta):
-    """dβ = Σ dY, dγ = Σ dY · x̂ (x̂ = centred / σ); in training dX = γ/σ · (dY − mean(dY) − x̂ · mean(dY·x̂)),
-    in eval dX = γ/σ · dY."""
+    """dβ = Σ dY, dγ = Σ dY · x̂ (x̂ = centred / σ); in eval dX = γ/σ · dY, in training
+    dX = γ/σ · (dY − mean(dY) − x̂ · mean(dY·x̂))."""
     n, c, length = dy.shape
     count = n * length
     for channel in prange(c):
@@ -58,17 +58,18 @@ def batch_norm_backward_loop(dy, centred, inv_std, gamma, training, dx, dgamma, 
         slope = inv_std[channel] * dgamma[channel] / count if training else 0.0
         for sample in range(n):
             for i in range(length):
-                dx[sample, channel, i] = scale * (dy[sample, channel, i] - mean_dy - centred[sample, channel, i] * slope)
+                dx[sample, channel, i] = scale * (dy[sample, channel, i] - mean_dy
+                                                  - centred[sample, channel, i] * slope)
 
 
-def _channels_last_flat(array):
+def _as_ncl(array):
     """(N, C, …) → a contiguous (N, C, L) view or copy."""
     return np.ascontiguousarray(array).reshape(array.shape[0], array.shape[1], -1)
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
     """``juanji.functional.batch_norm`` on the compiled loops: returns (y, cache)."""
-    x3 = _channels_last_flat(x)
+    x3 = _as_ncl(x)
     c = x.shape[1]
     mean = np.zeros(c) if training else running_mean.astype(np.float64)
     var = np.zeros(c) if training else running_var.astype(np.float64)
@@ -85,10 +86,10 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
 def batch_norm_backward(dy, cache):
     """``juanji.functional.batch_norm_backward`` on the compiled loops: returns (dx, dγ, dβ)."""
     centred, inv_std, gamma, training = cache
-    dy3 = _channels_last_flat(dy)
+    dy3 = _as_ncl(dy)
     c = dy.shape[1]
     dx, dgamma, dbeta = np.empty_like(dy3), np.empty(c), np.empty(c)
     with compiled_call():
-        batch_norm_backward_loop(dy3, _channels_last_flat(centred), inv_std.astype(np.float64),
+        batch_norm_backward_loop(dy3, _as_ncl(centred), inv_std.astype(np.float64),
                             gamma.astype(np.float64), bool(training), dx, dgamma, dbeta)
     return dx.reshape(dy.shape), dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)

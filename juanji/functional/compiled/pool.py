@@ -25,7 +25,7 @@ def max_pool_backward(dy, argmax, dx, kernel, stride, pads, dilation):
         plane[:, :] = 0
         for i in range(ho):
             for j in range(wo):
-                u, v = divmod(argmax[sample, channel, i, j], kernel[1])
+                u, v = divmod(int(argmax[sample, channel, i, j]), kernel[1])     # not in uint8 arithmetic
                 row = i * stride[0] + u * dilation[0] - pads[0]
                 col = j * stride[1] + v * dilation[1] - pads[1]
                 if 0 <= row < h and 0 <= col < w:
