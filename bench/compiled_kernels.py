@@ -6,7 +6,7 @@ processes hits all three alike): best of ``--repeats`` calls of each layer's for
     python bench/compiled_kernels.py --compile-cost     # first call in a fresh cache, then from the cache
 
 Prints one line per row and thread count: milliseconds for numpy, numba and torch, and the ratios
-numba/numpy and numba/torch.  ``--clock cpu`` times the process's CPU time instead of the wall clock: on a
+numba/numpy and numba/torch; the train-step rows compare juanji's two backends only.  ``--clock cpu`` times the process's CPU time instead of the wall clock: on a
 loaded machine at one thread it leaves out the time other processes took the core (not their effect on the
 caches); at several threads it adds up every thread's time, spinning included.  Needs Numba (``pip install 'juanji[fast]'``) and PyTorch.
 """
@@ -28,6 +28,12 @@ ROWS = {
     "maxpool 3×3 s2": ("MaxPool2d(3, 2)", (64, 64, 32, 32)),
     "batchnorm2d": ("BatchNorm2d(64)", (64, 64, 32, 32)),
     "relu": ("ReLU()", (64, 64, 32, 32)),
+}
+# whole train steps (forward, backward, SGD) of zoo models, juanji only: name: (model, batch, C, H=W)
+MODEL_ROWS = {
+    "train step resnet20 b128": ("resnet20", 128, 3, 32),
+    "train step mobilenet_v1 b32": ("mobilenet_v1", 32, 3, 32),
+    "train step lenet5 b64": ("lenet5", 64, 1, 28),
 }
 
 
@@ -72,6 +78,36 @@ def row_functions(layer_source: str, shape, rng):
         return run
     return {f"{part} {side}": (backend(side, part == "fwd+bwd") if side != "torch" else torch_run(part == "fwd+bwd"))
             for part in ("fwd", "fwd+bwd") for side in ("numpy", "numba", "torch")}
+
+
+def model_functions(model_name, batch, channels, size, rng):
+    import juanji
+    import juanji.models
+    import juanji.nn as nn
+    import juanji.optim as optim
+    model = juanji.models.create(model_name, num_classes=10, in_channels=channels, input_size=size)
+    x, labels = rng.random((batch, channels, size, size), dtype=np.float32), rng.integers(0, 10, batch)
+    optimizer, loss_fn = optim.SGD(model.parameters(), lr=0.01, momentum=0.9), nn.CrossEntropyLoss()
+
+    def backend(name):
+        def step():
+            juanji.set_kernels(name)
+            loss_fn(model(x), labels)
+            model.backward(loss_fn.backward())
+            optimizer.step()
+        return step
+    return {"numpy": backend("numpy"), "numba": backend("numba")}
+
+
+def compare_models(rows, thread_counts, repeats, clock):
+    import juanji
+    rng = np.random.default_rng(0)
+    for threads in thread_counts:
+        juanji.set_num_threads(threads)
+        for row in rows:
+            best = best_of(model_functions(*MODEL_ROWS[row], rng), repeats, clock)
+            print(f"{threads} thr  {row:34s} numpy {best['numpy'] * 1e3:7.1f}  numba {best['numba'] * 1e3:7.1f} ms"
+                  f"{'':25s}numba/numpy {best['numba'] / best['numpy']:5.2f}", flush=True)
 
 
 def compare(rows, thread_counts, repeats, clock):
@@ -121,16 +157,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), help="row names (prefixes match)")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS) + list(MODEL_ROWS), help="row names (prefixes match)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--compile-cost", action="store_true")
     args = parser.parse_args()
     if args.compile_cost:
         compile_cost()
         return
-    rows = [row for row in ROWS if any(row.startswith(prefix) for prefix in args.rows)]
+    chosen = [row for row in (*ROWS, *MODEL_ROWS) if any(row.startswith(prefix) for prefix in args.rows)]
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     print(f"clock: {args.clock}")
-    compare(rows, args.threads, args.repeats, time.process_time if args.clock == "cpu" else time.perf_counter)
+    compare([row for row in chosen if row in ROWS], args.threads, args.repeats, clock)
+    compare_models([row for row in chosen if row in MODEL_ROWS], args.threads, max(3, args.repeats // 5), clock)
 
 
 if __name__ == "__main__":

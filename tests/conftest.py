@@ -3,6 +3,7 @@ helper modules kept here, such as closeness.py."""
 
 import pytest
 
+from juanji.functional import conv
 from juanji.runtime import kernels as backend
 from juanji.runtime import threads
 
@@ -21,8 +22,10 @@ def batch_threads(request, monkeypatch):
 
 @pytest.fixture(params=list(backend.BACKENDS))
 def kernels(request, monkeypatch):
-    """Run a test on NumPy's kernels, then on the compiled ones (skipped where Numba is not installed)."""
+    """Run a test on NumPy's kernels, then on the compiled ones (skipped where Numba is not installed), these
+    also on maps smaller than the size from which depthwise layers use them."""
     if request.param == "numba" and not backend.numba_available():
         pytest.skip("Numba is not installed (pip install 'juanji[fast]')")
     monkeypatch.setattr(backend, "_chosen", request.param)
+    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 0)
     yield request.param

@@ -37,6 +37,15 @@ def numba_kernels(monkeypatch):
     if not kernels.numba_available():
         pytest.skip("Numba is not installed")
     monkeypatch.setattr(kernels, "_chosen", "numba")
+    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 0)
+
+
+@pytest.mark.usefixtures("numba_kernels")
+def test_depthwise_layers_use_the_compiled_loops_from_32x32_maps_on(monkeypatch):
+    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 32 * 32)
+    w = np.ones((3, 1, 3, 3))
+    kept = {size: conv.conv2d(np.ones((2, 3, size, size)), w, padding=1, groups=3)[1][1] for size in (31, 32)}
+    assert kept[31].ndim == 2 and kept[32].ndim == 4          # NumPy's columns; the compiled loops keep x
 
 
 @pytest.mark.usefixtures("batch_threads")
