@@ -23,9 +23,10 @@ def batch_threads(request, monkeypatch):
 @pytest.fixture(params=list(backend.BACKENDS))
 def kernels(request, monkeypatch):
     """Run a test on NumPy's kernels, then on the compiled ones (skipped where Numba is not installed), these
-    also on maps smaller than the size from which depthwise layers use them."""
+    also on the small arrays and maps for which the library keeps NumPy's."""
     if request.param == "numba" and not backend.numba_available():
         pytest.skip("Numba is not installed (pip install 'juanji[fast]')")
     monkeypatch.setattr(backend, "_chosen", request.param)
+    monkeypatch.setattr(backend, "MIN_ELEMENTS", 0)
     monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 0)
     yield request.param

@@ -104,7 +104,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     k, cg, r, s = weight.shape
     pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation)
     depthwise_layer = groups > 1 and groups == c and cg == 1
-    if kernels.compiled() and depthwise_layer and x.shape[2] * x.shape[3] >= DEPTHWISE_MIN_PIXELS:
+    if kernels.compiled(x.size) and depthwise_layer and x.shape[2] * x.shape[3] >= DEPTHWISE_MIN_PIXELS:
         from .compiled import depthwise     # one-row GEMMs: the compiled loops, which keep x, not columns
         y = depthwise.conv2d(x, weight, bias, stride, pads, dilation, out_size)
         return y, (x.shape, x, weight, stride, dilation, pads, groups)

@@ -64,7 +64,7 @@ def max_pool2d_backward(dy, cache):
     """dX routes each dY to the arg-max of its window (one position per window, ties included);
     overlapping windows add up."""
     x_shape, padded, argmax, kernel_size, stride, dilation, pads, out = cache
-    if kernels.compiled():
+    if kernels.compiled(int(np.prod(x_shape))):
         from .compiled import pool as compiled
         return compiled.max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride, dilation, pads)
     # Windows that tile the input exactly (the usual 2×2, stride 2) touch each cell once: plain writes

@@ -37,6 +37,7 @@ def numba_kernels(monkeypatch):
     if not kernels.numba_available():
         pytest.skip("Numba is not installed")
     monkeypatch.setattr(kernels, "_chosen", "numba")
+    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
     monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 0)
 
 
@@ -215,6 +216,13 @@ def test_numba_uses_juanjis_threads_and_one_inside_a_batch_chunk(monkeypatch):
         threads.set_num_threads(before)
     assert seen == [1, min(2, numba.config.NUMBA_NUM_THREADS)]
     assert inside == [1, 1]
+
+
+def test_small_calls_keep_numpys_kernels(monkeypatch):
+    monkeypatch.setattr(kernels, "_chosen", "numba")
+    assert not kernels.compiled(kernels.MIN_ELEMENTS - 1) and kernels.compiled(kernels.MIN_ELEMENTS)
+    monkeypatch.setattr(kernels, "_chosen", "numpy")
+    assert not kernels.compiled(kernels.MIN_ELEMENTS)
 
 
 def test_set_kernels_validates_and_the_environment_chooses(monkeypatch):
