@@ -32,14 +32,15 @@ prange = range if numba is None else numba.prange
 
 
 def jit(function=None, **options):
-    """The loop compiled with ``numba.njit(parallel=True, cache=True, **options)`` (cached on disk beside
-    the module, so a later process loads it instead of compiling); the loop itself without Numba.
+    """The loop compiled with ``numba.njit(parallel=True, cache=True, nogil=True, **options)`` (cached on
+    disk beside the module, so a later process loads it instead of compiling; other Python threads run
+    meanwhile); the loop itself without Numba.
     ``fastmath={"reassoc"}`` lets a loop's sums run in SIMD lanes (their order then differs from the loop's)."""
     def decorate(function):
         if numba is None:
             function.py_func = function
             return function
-        return numba.njit(parallel=True, cache=True, **options)(function)
+        return numba.njit(parallel=True, cache=True, nogil=True, **options)(function)
     return decorate if function is None else decorate(function)
 
 
