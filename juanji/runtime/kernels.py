@@ -1,10 +1,10 @@
 """Which kernels run: NumPy's (the default) or compiled loops (Numba, the ``juanji[fast]`` extra).
 
 The compiled kernels are the textbook loops of ``juanji.functional.compiled`` compiled by Numba; they
-replace the NumPy kernels only where they were measured faster (depthwise convolution, max pooling, batch
-norm, ReLU).  The choice is made here and only here: ``set_kernels("numba")``, or ``JUANJI_KERNELS=numba``
-in the environment (read at the first kernel call).  Without Numba installed, ``"numba"`` is an error, and
-the default stays ``"numpy"``.
+replace the NumPy kernels only where they were measured faster (depthwise convolution, max pooling's
+backward, batch norm, ReLU).  The choice is made here and only here: ``set_kernels("numba")``, or
+``JUANJI_KERNELS=numba`` in the environment (read at the first kernel call).  Without Numba installed,
+``"numba"`` is an error, and the default stays ``"numpy"``.
 
 Numba runs its own thread pool.  A compiled kernel uses ``num_threads()`` of its threads (juanji's one
 setting) and a single one inside a chunk of ``over_batch`` (the batch split already took the other cores),

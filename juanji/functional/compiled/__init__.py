@@ -12,9 +12,9 @@ float64 whatever the dtype, as NumPy's pairwise sums keep float32 sums accurate.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import os
+
+import numpy as np
 
 try:
     import numba
