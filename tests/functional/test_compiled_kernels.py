@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import juanji
 from juanji.functional import activation, conv, norm, pool
@@ -70,6 +72,29 @@ def test_depthwise_matches_numpy_and_torch(shape, m, kwargs, bias, dtype):
     for name, got, numpy_, torch_ in (("y", y, y_numpy, y_t), ("dx", dx, dx_numpy, dx_t), ("dW", dw, dw_numpy, dw_t)):
         assert_close(got, torch_, f"{name} vs torch")
         assert_close(got, numpy_, f"{name} vs numpy", dtype=dtype)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       st.tuples(st.integers(1, 3), st.integers(1, 3)), st.tuples(st.integers(0, 3), st.integers(0, 3)),
+       st.tuples(st.integers(1, 2), st.integers(1, 2)), st.integers(0, 2**16))
+def test_depthwise_matches_the_slow_reference_on_random_geometry(n, c, m, kernel, stride, padding, dilation, seed):
+    """Any kernel size, stride, padding and dilation, including windows that only partly cover the input."""
+    reach = [d * (k - 1) + 1 - 2 * p for k, d, p in zip(kernel, dilation, padding)]
+    rng = np.random.default_rng(seed)
+    h, w = (max(1, size) + int(rng.integers(0, 5)) for size in reach)
+    x = rng.standard_normal((n, c, h, w))
+    w, b = rng.standard_normal((m * c, 1, *kernel)), rng.standard_normal(m * c)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=c)
+    expected = conv.conv2d_reference(x, w, b, **kwargs)
+    pads = ((padding[0],) * 2, (padding[1],) * 2)
+    y = compiled_depthwise.conv2d(x, w, b, stride, pads, dilation, expected.shape[2:])
+    assert_close(y, expected, "y vs conv2d_reference")
+    dy = rng.standard_normal(y.shape)
+    dx_ref, dw_ref, _ = conv.conv2d_backward_reference(dy, x, w, **kwargs)
+    dx, dw = compiled_depthwise.backward(dy, x, w, stride, pads, dilation)
+    assert_close(dx, dx_ref, "dx vs conv2d_backward_reference")
+    assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
 
 
 @pytest.mark.usefixtures("batch_threads")
