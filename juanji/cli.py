@@ -1,20 +1,24 @@
 """The ``juanji`` command line.
 
-Errors a user can cause (bad files, bad options, bad input) print one line ``juanji: error: ...`` and exit
-with status 2; ``--debug`` shows the Python traceback instead.
+Errors a user can cause (bad files, bad options, bad input, not enough memory) print one line
+``juanji: error: ...`` and exit with status 2; ``--debug`` shows the Python traceback instead.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
+<<<<<<< HEAD
 from . import __version__
 from .commands import export, show, train, zoo
+=======
+from .commands import export, serve, show, train, zoo
+>>>>>>> main
 from .runtime.allocator import keep_freed_memory
 from .runtime.kernels import BACKENDS, get_kernels, set_kernels
 from .runtime.threads import set_num_threads
 
-COMMAND_MODULES = [train, zoo, show, export]
+COMMAND_MODULES = [train, zoo, show, export, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,11 +56,13 @@ def main(argv=None) -> int:
             set_kernels(args.kernels)
         get_kernels()           # a bad JUANJI_KERNELS is an error before any work starts
         return args.run(args)
-    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError, MemoryError) as error:
         if args.debug:
             raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"juanji: error: {message}", file=sys.stderr)
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        if isinstance(error, MemoryError) and not message:      # NumPy's own, from an allocation that failed
+            message = "out of memory; try a smaller --batch-size or --image-size, or fewer --threads"
+        print(f"juanji: error: {' '.join(message.split())}", file=sys.stderr)     # always one line
         return 2
     except KeyboardInterrupt:
         print("juanji: interrupted; checkpoints of completed epochs are kept", file=sys.stderr)
