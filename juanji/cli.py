@@ -8,12 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-<<<<<<< HEAD
 from . import __version__
-from .commands import export, show, train, zoo
-=======
 from .commands import export, serve, show, train, zoo
->>>>>>> main
 from .runtime.allocator import keep_freed_memory
 from .runtime.kernels import BACKENDS, get_kernels, set_kernels
 from .runtime.threads import set_num_threads
