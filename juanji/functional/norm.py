@@ -1,6 +1,7 @@
 """Batch normalisation over every axis but the channel axis 1: (N, C) or (N, C, H, W)."""
 import numpy as np
 
+from ..runtime import kernels
 from ..runtime.threads import over_batch
 
 
@@ -13,33 +14,37 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     The cache keeps x − μ and 1/√(σ² + ε) (x̂ is their product, never stored: one pass less).
     Each pass runs over chunks of the batch (``parallel.over_batch``); the sums add the chunks' partial sums.
     ``reduce`` (synchronised batch norm): a function summing an array over every process's copy of it;
-    μ, σ² are then those of the union of all processes' batches.
+    μ, σ² are then those of the union of all processes' batches (always on the NumPy kernels: the compiled
+    sweep has no point between the sums and their use to exchange them at).
     """
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
     n = x.shape[0]
-    centred = np.empty_like(x)
 
     def centre(start, stop, mean):
         np.subtract(x[start:stop], mean.reshape(shape), out=centred[start:stop])
         return per_channel_dot(centred[start:stop], centred[start:stop])
 
+    if training and n == 0:     # an empty batch, as PyTorch: empty output, running statistics untouched
+        training = False
     if training:
         count = x.size // x.shape[1]
+        if reduce is None:
+            _check_count(count, x.shape)
+    if reduce is None and kernels.compiled(x.size):
+        from .compiled import norm as compiled
+        return compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+    centred = np.empty_like(x)
+    if training:
         total = sum(over_batch(n, lambda start, stop: x[start:stop].sum(axis=axes), x.size))
         if reduce is not None:          # the count travels with the sums: one message
             total = reduce(np.append(total, count))
             total, count = total[:-1], int(total[-1])
-        if count < 2:
-            raise ValueError(f"batch norm in training needs more than 1 value per channel, "
-                             f"got input of shape {x.shape}")
+            _check_count(count, x.shape)
         mean = total / count
         squares = sum(over_batch(n, lambda start, stop: centre(start, stop, mean), x.size))
         var = (squares if reduce is None else reduce(squares)) / count
-        running_mean *= 1 - momentum
-        running_mean += momentum * mean
-        running_var *= 1 - momentum
-        running_var += momentum * var * (count / (count - 1))
+        update_running_statistics(running_mean, running_var, mean, var, count, momentum)
     else:
         var = running_var
     inv_std = 1 / np.sqrt(var + eps)
@@ -56,11 +61,25 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     return y, (centred, inv_std, gamma, training, count if training else None)
 
 
+def _check_count(count, shape):
+    if count < 2:
+        raise ValueError(f"batch norm in training needs more than 1 value per channel, got input of shape {shape}")
+
+
+def update_running_statistics(running_mean, running_var, mean, var, count, momentum):
+    """r ← (1 − momentum)·r + momentum·batch, in place, with the unbiased variance var · count/(count − 1)."""
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += momentum * var * (count / (count - 1))
+
+
 def per_channel_dot(a, b):
     """Σ a·b over every axis but the channel axis 1, as one BLAS dot per (sample, channel) summed over
     the samples: no product temporary, and float32 sums accumulate in blocks rather than one long chain."""
     n, c = a.shape[:2]
-    return np.matmul(a.reshape(n, c, 1, -1), b.reshape(n, c, -1, 1)).reshape(n, c).sum(axis=0)
+    m = int(np.prod(a.shape[2:]))
+    return np.matmul(a.reshape(n, c, 1, m), b.reshape(n, c, m, 1)).reshape(n, c).sum(axis=0)
 
 
 def batch_norm_backward(dy, cache, reduce=None):
@@ -68,9 +87,12 @@ def batch_norm_backward(dy, cache, reduce=None):
     depend on x):
         dX = γ/σ · (dY − mean(dY) − x̂ · mean(dY · x̂))
     in eval simply dX = γ/σ · dY.
-    ``reduce`` (synchronised batch norm, training): the two means in dX are over every process's samples,
-    Σ over processes by ``reduce`` of this process's sums; dγ, dβ stay this process's own sums (data
-    parallelism adds them up with the other gradients)."""
+    ``reduce`` (synchronised batch norm, training): the two means in dX are over every process's samples
+    (``count`` of them, from the cache), Σ over processes by ``reduce`` of this process's sums; dγ, dβ stay
+    this process's own sums (data parallelism adds them up with the other gradients)."""
+    if reduce is None and kernels.compiled(dy.size):
+        from .compiled import norm as compiled
+        return compiled.batch_norm_backward(dy, cache)
     centred, inv_std, gamma, training, count = cache
     axes = (0,) + tuple(range(2, dy.ndim))
     shape = (1, -1) + (1,) * (dy.ndim - 2)
