@@ -20,3 +20,13 @@ def test_two_ranks_report_the_time_in_allreduce(monkeypatch):
     assert 0 < result["allreduce 61,706 float32 µs"] < 1e5
     table = bench.format_table({("juanji", 2, 1): result})
     assert "| juanji DDP MPI, 2 processes × 1 thread |" in table
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_pytorch_ddp_over_gloo_runs_on_the_same_global_batches(monkeypatch):
+    for name, value in environment().items():
+        monkeypatch.setenv(name, value)
+    result = bench._spawn("pytorch", 2, 1, limit=256, steps=1)
+    assert result["lenet5 images"] == 256 and result["resnet20 step ms"] > 0
+    assert "lenet5 allreduce ms/step" not in result     # not measured inside PyTorch
