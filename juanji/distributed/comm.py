@@ -9,7 +9,6 @@ import numpy as np
 
 from .launch import launched_rank, under_mpi
 
-
 SPIN_SECONDS, SLEEP_SECONDS = 1e-3, 5e-5     # Allreduce: poll hard this long, then nap this long between polls
 
 
@@ -36,7 +35,7 @@ class Communicator:
         node = self._comm.Split_type(MPI.COMM_TYPE_SHARED)
         self.local_size = node.Get_size()
         node.Free()
-        self.allreduce_seconds, self.allreduce_calls = 0.0, 0
+        self.allreduce_seconds = 0.0
 
     def allreduce_(self, array: np.ndarray) -> np.ndarray:
         """Replace ``array`` (contiguous) by its element-wise sum over all processes; returns it.
@@ -50,7 +49,6 @@ class Communicator:
             if time.perf_counter() - started > SPIN_SECONDS:
                 time.sleep(SLEEP_SECONDS)
         self.allreduce_seconds += time.perf_counter() - started
-        self.allreduce_calls += 1
         return array
 
     def sum(self, values) -> np.ndarray:
