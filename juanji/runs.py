@@ -200,19 +200,20 @@ class Run:
             os.close(fd)            # closing releases the flock
 
     def check_unlocked(self) -> None:
-        """RunLocked if a live process holds the lock now (an early, friendlier check than failing later)."""
+        """RunLocked if a live process holds the lock now (an early, friendlier check than failing later).
+        The check takes a shared lock for a moment: the processes of one data-parallel run check at once."""
         try:
             fd = os.open(self.file(LOCK), os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError):
             return
         try:
-            self._take(fd)
+            self._take(fd, fcntl.LOCK_SH)
         finally:
             os.close(fd)
 
-    def _take(self, fd) -> None:
+    def _take(self, fd, kind=fcntl.LOCK_EX) -> None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             raise RunLocked(f"{self.path} is in use by another juanji train (process {holder}); "
