@@ -13,7 +13,7 @@ import numpy as np
 from .rows import CONV_ROWS, conv_flops
 
 # The SIMD extensions BLAS kernels are chosen by: /proc/cpuinfo's "flags" (x86) or "Features" (ARM).
-VECTOR_EXTENSIONS = re.compile(r"sse4_2|avx\w*|fma|f16c|amx\w*|asimd\w*|sve\w*|sme\w*|i8mm|bf16")
+VECTOR_EXTENSIONS = re.compile(r"sse4_2|avx\w*|fma|f16c|amx\w*|asimd\w*|sve\w*|sme\d*|i8mm|bf16")
 
 
 def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> str:

@@ -21,7 +21,7 @@ def test_cpu_description_lists_this_machines_vector_extensions():
 def test_cpu_description_of_x86_and_arm_cpuinfo_files(tmp_path):
     x86 = tmp_path / "x86"
     x86.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9654\nflags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 "
-                   "avx f16c avx2 avx512f avx512bw avx512_vnni avx512_bf16 rdrand\n\nprocessor\t: 1\n")
+                   "avx f16c avx2 smep avx512f avx512bw avx512_vnni avx512_bf16 rdrand\n\nprocessor\t: 1\n")
     assert cpu_description(str(x86)) == ("AMD EPYC 9654 (vector extensions: fma sse4_2 avx f16c avx2 avx512f "
                                          "avx512bw avx512_vnni avx512_bf16)")
     arm = tmp_path / "arm"
