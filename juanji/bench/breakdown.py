@@ -9,16 +9,16 @@ import numpy as np
 
 from .. import nn, optim
 from .rows import MODEL_INPUTS, NUM_CLASSES
-from .workers import make_side
+from .juanji_side import JuanjiSide
 
 DEFAULT_BATCH = {"lenet5": 64, "resnet20": 128}
 
 
-def run_breakdown(name: str, batch: int, threads: int, steps: int = 10) -> dict:
-    """Seconds per step of each leaf layer type's forward and backward (containers' own work, such as
-    residual adds, is the remainder), the loss and the optimizer, averaged over ``steps`` steps after
-    warm-up: {"step": seconds, "parts": {label: seconds}}."""
-    model = make_side("juanji", threads).model(name)
+def run_breakdown(name: str, batch: int, steps: int = 10) -> dict:
+    """Seconds per step, at the caller's thread count, of each leaf layer type's forward and backward
+    (containers' own work, such as residual adds, is the remainder), the loss and the optimizer, averaged
+    over ``steps`` steps after warm-up: {"step": seconds, "parts": {label: seconds}}."""
+    model = JuanjiSide().model(name)
     totals: defaultdict[str, float] = defaultdict(float)
 
     def timing(label, method):

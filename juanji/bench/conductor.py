@@ -23,7 +23,7 @@ import time
 from .breakdown import DEFAULT_BATCH, format_breakdown, run_breakdown
 from .report import format_epoch, format_table, machine_description
 from .rows import MODEL_INPUTS
-from .workers import FRAMEWORKS, run_epoch, run_rows
+from .workers import FRAMEWORKS, run_epoch, run_rows, start_worker
 
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -72,7 +72,8 @@ def main(argv=None) -> int:
     if args.breakdown:
         batch = args.batch or DEFAULT_BATCH[args.breakdown]
         if args.worker:
-            print(json.dumps(run_breakdown(args.breakdown, batch, threads)))
+            start_worker("juanji", threads)
+            print(json.dumps(run_breakdown(args.breakdown, batch)))
         else:
             result = spawn("juanji", ["--breakdown", args.breakdown, "--batch", str(batch), "--threads", str(threads)])
             print(format_breakdown(args.breakdown, batch, threads, result))

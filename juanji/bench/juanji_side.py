@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import allocator, models, nn, optim
+from .. import models, nn, optim
 from ..train import skip_input_gradient
 from .rows import model_args
 
@@ -11,9 +11,6 @@ from .rows import model_args
 class JuanjiSide:
     """Layers, models, train steps and inference of juanji, on NumPy arrays."""
     name = "juanji"
-
-    def __init__(self):
-        allocator.keep_freed_memory()   # juanji as its command line runs it (see juanji.allocator)
 
     def conv(self, n, c, k, h, kernel, stride, padding, groups, rng):
         """(forward, forward+backward) closures of one Conv2d on a random batch."""

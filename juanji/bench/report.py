@@ -90,8 +90,8 @@ def format_epoch(epoch: dict, threads: int) -> str:
         f"One LeNet-5 Fashion-MNIST epoch (60,000 images, batch 64, {threads} threads, fresh process each):", "",
         "| | juanji | PyTorch | ratio |", "|---|---|---|---|",
         *rows, "",
-        "*RSS after import*: the worker process once it has imported NumPy, juanji's data loader and the "
-        "framework (PyTorch's worker: torch too), before loading data or building anything. *Peak RSS*: "
+        "*RSS after import*: the worker process once it has imported NumPy, juanji's data loader and its "
+        "framework (juanji's layers, or torch), before loading data or building anything. *Peak RSS*: "
         "the process's high-water mark (`ru_maxrss`) at the end of the epoch. *Above the import*: the "
         "difference, what the epoch itself added: the training set (60,000 images, 188 MB in float32, the "
         "same in both), the model, its activations and gradients, and what each allocator keeps."])

@@ -13,12 +13,17 @@ from .rows import CONV_ROWS, INFERENCE_BATCH, MODEL_INPUTS, NUM_CLASSES, POOL_RO
 FRAMEWORKS = ("juanji", "pytorch")
 
 
-def make_side(framework: str, threads: int):
-    """The framework's side, with BLAS (and PyTorch's own pool) limited to ``threads``. torch is imported
+def start_worker(framework: str, threads: int):
+    """Make this process a worker of ``framework`` and return its side: BLAS (and PyTorch's own pool)
+    limited to ``threads`` for the rest of the process; juanji's workers keep freed memory as its command
+    line does (``juanji.allocator``), PyTorch's leave malloc as PyTorch's users have it. torch is imported
     here, and only for "pytorch", so that juanji's workers run without it."""
     threadpool_limits(threads)
     if framework == "juanji":
+        from .. import allocator, set_num_threads
         from .juanji_side import JuanjiSide
+        set_num_threads(threads)
+        allocator.keep_freed_memory()
         return JuanjiSide()
     import torch
 
@@ -29,7 +34,7 @@ def make_side(framework: str, threads: int):
 
 def run_rows(framework: str, threads: int, quick: bool) -> dict:
     """{row: (min, median) seconds} of every layer, train-step and inference row."""
-    side = make_side(framework, threads)
+    side = start_worker(framework, threads)
     rng = np.random.default_rng(0)
     budget = 0.3 if quick else 1.0
     results = {}
@@ -66,7 +71,7 @@ def run_epoch(framework: str, threads: int, limit: int | None = None) -> dict:
     """One LeNet-5 Fashion-MNIST epoch (the 60,000 training images, or the first ``limit``; batch 64):
     wall seconds, and the process's RSS after its imports (the framework, NumPy, juanji's data loader:
     nothing loaded or built yet) and at its peak."""
-    side = make_side(framework, threads)
+    side = start_worker(framework, threads)
     from ..data import DataLoader, load_mnist
     import_mib = rss_mib()
     loader = DataLoader(load_mnist(train=True, limit=limit), 64, shuffle=True, seed=0)

@@ -4,11 +4,14 @@ import os
 import subprocess
 import sys
 
+from threadpoolctl import threadpool_limits
+
 from juanji.bench.breakdown import format_breakdown, run_breakdown
 
 
 def test_breakdown_accounts_for_every_leaf_layer_type_and_the_step():
-    result = run_breakdown("lenet5", batch=8, threads=1, steps=2)
+    with threadpool_limits(1):
+        result = run_breakdown("lenet5", batch=8, steps=2)
     parts = result["parts"]
     for label in ("Conv2d forward", "Conv2d backward", "MaxPool2d forward", "ReLU backward", "Linear forward",
                   "loss forward+backward", "SGD momentum step"):
