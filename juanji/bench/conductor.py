@@ -49,17 +49,24 @@ def best_of(runs: list[dict]) -> dict:
     return {row: min((run[row] for run in runs), key=lambda pair: pair[0]) for row in runs[0]}
 
 
+def positive_int(text: str) -> int:
+    value = int(text) if text.strip().isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m juanji.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--processes", type=int, default=3,
+    parser.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
+    parser.add_argument("--processes", type=positive_int, default=3,
                         help="fresh processes per framework and setting (the best is kept)")
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets, no full epoch")
     parser.add_argument("--out", default="bench/results.md")
     parser.add_argument("--breakdown", choices=sorted(MODEL_INPUTS), metavar="MODEL",
                         help="instead of the table: where juanji's train step of MODEL (lenet5, resnet20) goes, "
                              "layer type by layer type, at the first --threads count")
-    parser.add_argument("--batch", type=int, default=None,
+    parser.add_argument("--batch", type=positive_int, default=None,
                         help="batch size of --breakdown (64 for lenet5, 128 for resnet20)")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     parser.add_argument("--epoch", action="store_true", help=argparse.SUPPRESS)
