@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from juanji.bench.report import VECTOR_EXTENSIONS, cpu_description, format_epoch
+from juanji.bench.report import VECTOR_EXTENSIONS, cpu_description, format_epoch, format_table
+from juanji.bench.rows import CONV_ROWS, conv_flops
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="Linux only")
@@ -40,3 +41,22 @@ def test_epoch_table_reports_peak_and_above_import_rss_and_says_what_they_measur
     assert "| peak RSS above the import | 250 MiB | 200 MiB | **1.25×** |" in table
     assert "*RSS after import*" in table and "*Peak RSS*" in table and "*Above the import*" in table
     assert epoch["juanji"] == {"epoch seconds": 6.0, "import RSS MiB": 60.0, "peak RSS MiB": 310.0}
+
+
+def test_rows_table_gives_both_frameworks_their_ratio_and_the_conv_rate_against_sgemm():
+    row = next(iter(CONV_ROWS))
+    sgemm_seconds = 2 * 2048 ** 3 / 100e9                       # 100 GFLOP/s
+    forward_seconds = conv_flops(*CONV_ROWS[row]) / 50e9         # half of it
+    ours = {f"{name} {kind}": (forward_seconds, 2 * forward_seconds) for name in CONV_ROWS
+            for kind in ("fwd", "fwd+bwd")}
+    theirs = {key: (2 * best, 3 * best) for key, (best, _) in ours.items()}
+    results = {t: {"juanji": {**ours, "sgemm 2048³": (sgemm_seconds, sgemm_seconds)}, "pytorch": theirs}
+               for t in (1, 2)}
+    table = format_table(results)
+    assert table.splitlines()[0] == ("| row | juanji 1T ms (min/med) | PyTorch 1T ms (min/med) | ratio 1T | "
+                                     "juanji 2T ms (min/med) | PyTorch 2T ms (min/med) | ratio 2T |")
+    assert f"| {row} fwd | {forward_seconds * 1e3:.2f} / {2 * forward_seconds * 1e3:.2f} | " in table
+    assert "| **0.50×** |" in table
+    assert f"| sgemm 2048³ | {sgemm_seconds * 1e3:.2f} / {sgemm_seconds * 1e3:.2f} | — | — |" in table
+    assert "NumPy sgemm 2048³ at 2 threads: **100 GFLOP/s**" in table
+    assert f"| {row} | 50 | 50 % | 150 | 150 % |" in table
