@@ -9,7 +9,8 @@ import argparse
 import sys
 
 from .commands import export, show, train, zoo
-from .functional.parallel import set_num_threads
+from .runtime.allocator import keep_freed_memory
+from .runtime.threads import set_num_threads
 
 COMMAND_MODULES = [train, zoo, show, export]
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()         # a training process reuses its freed arrays (JUANJI_KEEP_FREED_MEMORY=0: not)
     try:
         if args.threads is not None:
             set_num_threads(args.threads)

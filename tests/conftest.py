@@ -3,16 +3,16 @@ helper modules kept here, such as closeness.py."""
 
 import pytest
 
-from juanji.functional import parallel
+from juanji.runtime import threads
 
 
 @pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
 def batch_threads(request, monkeypatch):
     """Run a test serially, then with the batch split over 2 threads however small the arrays
-    (``parallel.over_batch`` otherwise keeps small calls in one chunk)."""
-    before = parallel.num_threads()
+    (``threads.over_batch`` otherwise keeps small calls in one chunk)."""
+    before = threads.num_threads()
     if request.param > 1:
-        monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
-    parallel.set_num_threads(request.param)
+        monkeypatch.setattr(threads, "MIN_ELEMENTS", 0)
+    threads.set_num_threads(request.param)
     yield request.param
-    parallel.set_num_threads(before)
+    threads.set_num_threads(before)

@@ -4,8 +4,8 @@ Every figure is timed in worker processes whose environment has ``OPENBLAS_CORET
 ``OPENBLAS_L2_SIZE`` removed (they pin NumPy's OpenBLAS to slower kernels on some machines; a user's
 machine has neither). Timings vary 2–3× between processes on some machines (PyTorch's, and juanji's at 2
 threads), so each framework runs in several fresh processes and the best of each row is kept. juanji's
-workers keep freed memory as its command line does (``juanji.allocator``); PyTorch's leave malloc as it
-is (PyTorch measured the same either way). Each row reports min and median over repeats after warm-up,
+workers keep freed memory as its command line does (``juanji.runtime.allocator``); PyTorch's leave
+malloc as it is (PyTorch measured the same either way). Each row reports min and median over repeats after warm-up,
 and the ratio juanji/PyTorch of the minima (lower is better). Needs the test extra: ``pip install -e .[test]``.
 
     python -m juanji.bench [--threads 1 2] [--processes 3] [--quick] [--out bench/results.md]
@@ -28,17 +28,15 @@ from .workers import FRAMEWORKS, run_epoch, run_rows, start_worker
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def worker_environment(framework: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
-    if framework == "pytorch":      # PyTorch as its users run it: without juanji's malloc settings
-        env["JUANJI_KEEP_FREED_MEMORY"] = "0"
-    return env
+def worker_environment() -> dict:
+    """This process's environment without the variables that pin OpenBLAS's kernels."""
+    return {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
 
 
 def spawn(framework: str, arguments: list[str]) -> dict:
     """Run ``python -m juanji.bench --worker FRAMEWORK ARGUMENTS`` in a fresh process; its last line of JSON."""
     result = subprocess.run([sys.executable, "-m", "juanji.bench", "--worker", framework, *arguments],
-                            env=worker_environment(framework), capture_output=True, text=True)
+                            env=worker_environment(), capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"benchmark worker {framework} {arguments} failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -110,7 +108,7 @@ def main(argv=None) -> int:
                  for framework in FRAMEWORKS}
         tables.append(format_epoch(epoch, most))
     report = "\n\n".join([
-        "# juanji vs PyTorch CPU", f"Machine: {machine_description(worker_environment('juanji'))}.",
+        "# juanji vs PyTorch CPU", f"Machine: {machine_description(worker_environment())}.",
         f"Run: `python -m juanji.bench {' '.join(argv if argv is not None else sys.argv[1:])}` on "
         f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s. Ratios are juanji/PyTorch of the "
         f"minima (lower is better); each framework's figures are the best of {args.processes} fresh processes.",

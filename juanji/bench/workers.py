@@ -16,14 +16,15 @@ FRAMEWORKS = ("juanji", "pytorch")
 def start_worker(framework: str, threads: int):
     """Make this process a worker of ``framework`` and return its side: BLAS (and PyTorch's own pool)
     limited to ``threads`` for the rest of the process; juanji's workers keep freed memory as its command
-    line does (``juanji.allocator``), PyTorch's leave malloc as PyTorch's users have it. torch is imported
-    here, and only for "pytorch", so that juanji's workers run without it."""
+    line does (``juanji.runtime.allocator``), PyTorch's leave malloc as PyTorch's users have it. torch is
+    imported here, and only for "pytorch", so that juanji's workers run without it."""
     threadpool_limits(threads)
     if framework == "juanji":
-        from .. import allocator, set_num_threads
+        from .. import set_num_threads
+        from ..runtime.allocator import keep_freed_memory
         from .juanji_side import JuanjiSide
         set_num_threads(threads)
-        allocator.keep_freed_memory()
+        keep_freed_memory()
         return JuanjiSide()
     import torch
 

@@ -1,7 +1,7 @@
 """Elementwise activations and softmax, each with its backward; dtype in = dtype out."""
 import numpy as np
 
-from .parallel import map_batch
+from ..runtime.threads import map_batch
 
 
 def relu(x):

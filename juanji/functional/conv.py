@@ -8,75 +8,9 @@ Conv1d is the same computation with H = R = 1.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from . import parallel
-
-
-def _pair(value, name: str) -> tuple[int, int]:
-    try:
-        pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    except TypeError:       # not iterable (a float, None): reported below with the name
-        pair = ()
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
-                     dilation: int = 1) -> int:
-    """⌊(size + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1"""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
-    """(before, after) padding keeping the size at stride 1; the extra pixel of an even kernel goes
-    after, as PyTorch's padding='same'."""
-    total = dilation * (kernel - 1)
-    return total // 2, total - total // 2
-
-
-def resolve_padding(padding, kernel_size: tuple[int, int], dilation: tuple[int, int]):
-    """Turn a PyTorch-style ``padding`` (int, pair, 'same', 'valid') into ((top, bottom), (left, right))."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0), (0, 0)
-        if padding == "same":
-            return tuple(same_padding(k, d) for k, d in zip(kernel_size, dilation))
-        raise ValueError(f"padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
-    if isinstance(padding, tuple) and all(isinstance(side, tuple) for side in padding):
-        return padding      # already resolved: ((top, bottom), (left, right))
-    ph, pw = _pair(padding, "padding")
-    if ph < 0 or pw < 0:
-        raise ValueError(f"padding must be non-negative, got {padding!r}")
-    return (ph, ph), (pw, pw)
-
-
-def pad2d(x: np.ndarray, pads, value=0.0, out=None) -> np.ndarray:
-    """Pad the last two axes of x by pads = ((top, bottom), (left, right)); no copy when all zero.
-    ``out``: an array of the padded shape to write into instead of a new one."""
-    (top, bottom), (left, right) = pads
-    if top == bottom == left == right == 0:
-        return x
-    n, c, h, w = x.shape
-    if out is None:
-        out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
-    out[:, :, :top] = value
-    out[:, :, top + h:] = value
-    out[:, :, top:top + h, :left] = value
-    out[:, :, top:top + h, left + w:] = value
-    out[:, :, top:top + h, left:left + w] = x
-    return out
-
-
-def window_view(xp: np.ndarray, kernel_size, stride, dilation, out_size) -> np.ndarray:
-    """Read-only view (N, C, R, S, H', W') of a padded input: element [n, c, r, s, i, j] is
-    xp[n, c, i·stride + r·dilation, j·stride + s·dilation]. No data is copied."""
-    n, c, _, _ = xp.shape
-    (r, s), (sh, sw), (dh, dw), (ho, wo) = kernel_size, stride, dilation, out_size
-    sn, sc, sy, sx = xp.strides
-    return as_strided(xp, shape=(n, c, r, s, ho, wo),
-                      strides=(sn, sc, sy * dh, sx * dw, sy * sh, sx * sw), writeable=False)
+from ..runtime.threads import over_batch
+from .geometry import output_shape, pad2d, pair, resolve_padding, unpad2d, window_at, window_view
 
 
 def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None,
@@ -119,7 +53,7 @@ def col2im(cols: np.ndarray, padded_shape, kernel_size, stride, dilation, out_si
     (N, C, H', W') block, so overlapping windows accumulate correctly without np.add.at.
     """
     n, c, _, _ = padded_shape
-    (r, s), (sh, sw), (dh, dw), (ho, wo) = kernel_size, stride, dilation, out_size
+    (r, s), (ho, wo) = kernel_size, out_size
     if channel_major:
         blocks = cols.reshape(c, r, s, n, ho, wo).transpose(3, 0, 1, 2, 4, 5)
     else:
@@ -131,18 +65,14 @@ def col2im(cols: np.ndarray, padded_shape, kernel_size, stride, dilation, out_si
         dxp.fill(0)
     for i in range(r):
         for j in range(s):
-            dxp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                j * dw:j * dw + sw * (wo - 1) + 1:sw] += blocks[:, :, i, j]
+            window_at(dxp, (i, j), stride, dilation, out_size)[...] += blocks[:, :, i, j]
     return dxp
 
 
-def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
-    n, c, h, w = x_shape
-    k, cg, r, s = w_shape
-    pads = resolve_padding(padding, (r, s), dilation)
-    ho = (h + sum(pads[0]) - dilation[0] * (r - 1) - 1) // stride[0] + 1
-    wo = (w + sum(pads[1]) - dilation[1] * (s - 1) - 1) // stride[1] + 1
-    return pads, (ho, wo)
+def _geometry(x_shape, w_shape, stride, padding, dilation):
+    """((top, bottom), (left, right)) padding and (H', W') of a convolution."""
+    pads = resolve_padding(padding, w_shape[2:], dilation)
+    return pads, output_shape(x_shape[2:], w_shape[2:], stride, pads, dilation)
 
 
 def _memory(workspace, key, shape, dtype) -> np.ndarray:
@@ -156,16 +86,16 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     Without groups, one GEMM per sample writing NCHW directly: y[n] (K × H'·W') = W (K × C·R·S) ·
     cols[n] (C·R·S × H'·W'); with G groups, one GEMM per group over the samples of a chunk:
     Y[g] (K/G × N·H'·W') = W[g] (K/G × C/G·R·S) · cols[g] (C/G·R·S × N·H'·W').
-    The batch is cut into one chunk per thread (``parallel.over_batch``); each pads, copies and multiplies
+    The batch is cut into one chunk per thread (``over_batch``); each pads, copies and multiplies
     its own samples.
     ``workspace`` (a ``Workspace``, e.g. the layer's own): where the columns are kept and reused from
     call to call; the columns stay valid until the next call with the same workspace.  ``scratch``: a
     ``Workspace`` for the arrays used only during this call.  Without them every array is new.
     """
-    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     n, c = x.shape[:2]
     k, cg, r, s = weight.shape
-    pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation)
     padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
@@ -192,10 +122,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
         if bias is not None:
             y[start:stop] += bias.reshape(1, k, 1, 1)
 
-    parallel.over_batch(n, forward, elements=n * rows * groups * p)
+    over_batch(n, forward, elements=n * rows * groups * p)
     if pointwise:
         cols = (x if padded is None else padded).reshape(n, c, p)
-    cache = (x.shape, padded_shape, cols, weight, stride, dilation, pads, out_size, groups)
+    cache = (x.shape, cols, weight, stride, dilation, pads, groups)
     return y, cache
 
 
@@ -208,6 +138,80 @@ def _to_nchw(y_kn: np.ndarray, bias, out: np.ndarray) -> None:
         np.add(view, bias.reshape(1, -1, 1, 1), out=out)
 
 
+def channel_major(dy: np.ndarray, out=None) -> np.ndarray:
+    """dY (N, K, H', W') → (K, N·H'·W'), the layout of GEMMs over the whole batch (grouped layers, and
+    small maps where K > H'·W'); copied chunk by chunk, into ``out`` if given."""
+    n, k = dy.shape[:2]
+    p = dy.shape[2] * dy.shape[3]
+    out = np.empty((k, n * p), dtype=dy.dtype) if out is None else out
+    samples, blocks = dy.reshape(n, k, p), out.reshape(k, n, p)
+    over_batch(n, lambda start, stop: np.copyto(blocks[:, start:stop], samples[start:stop].transpose(1, 0, 2)),
+               elements=2 * dy.size)
+    return out
+
+
+def _needs_channel_major(dy_shape, groups) -> bool:
+    return groups > 1 or dy_shape[1] > dy_shape[2] * dy_shape[3]
+
+
+def _channel_major_in(scratch, dy) -> np.ndarray:
+    return channel_major(dy, _memory(scratch, "channel_major", (dy.shape[1], dy.size // dy.shape[1]), dy.dtype))
+
+
+def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
+    """Gradients of conv2d.  Returns (dx or None, dW, db):
+
+        dW = dY ⋆ X                  ``conv2d_weight_grad``
+        db = Σ_{n, i, j} dY
+        dX = dY ∗ rot180(W)          ``conv2d_input_grad``
+    dY in channel-major layout is made once here when either product wants it.
+    ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
+    """
+    x_shape, cols, weight, stride, dilation, pads, groups = cache
+    dy = np.ascontiguousarray(dy)
+    dy_kn = _channel_major_in(scratch, dy) if _needs_channel_major(dy.shape, groups) else None
+    dw = conv2d_weight_grad(dy, cols, weight.shape, groups, dy_kn, scratch)
+    db = dy.sum(axis=(0, 2, 3))
+    dx = conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups, dy_kn, scratch) if need_dx else None
+    return dx, dw, db
+
+
+def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, scratch=None) -> np.ndarray:
+    """dW = dY ⋆ X: each weight's gradient sums, over the batch and the output pixels, dY times the input
+    pixel it multiplied.  dy (N, K, H', W'), cols: conv2d's columns (from its cache) → dW (K, C/G, R, S).
+
+        dW[g] = dY[g] · cols[g]ᵀ     (K/G × C/G·R·S, contracted over N·H'·W')
+
+    computed as its transpose cols · dYᵀ, the shape OpenBLAS runs faster (C·R·S rows rather than K:
+    1.15–1.55× on ResNet-20's layers, 1.4× with 2 groups), one partial product per chunk of the batch
+    (one chunk per thread), summed.  ``dy_channel_major``: ``channel_major(dy)`` where the caller has it.
+    """
+    n, k = dy.shape[:2]
+    p = dy.shape[2] * dy.shape[3]
+    rows = int(np.prod(weight_shape[1:]))
+    grouped = groups > 1
+    dy_samples = dy.reshape(n, k, p)
+    dy_kn = dy_channel_major
+    if dy_kn is None and _needs_channel_major(dy.shape, groups):
+        dy_kn = _channel_major_in(scratch, dy)
+    if k > p and not grouped:
+        cols_cm = _memory(scratch, "columns_transposed", (rows, n * p), cols.dtype)
+
+    def weight_gradient(start, stop):
+        if grouped:                 # per group, over the chunk's samples: dW[g]ᵀ = cols[g] · dY[g]ᵀ
+            return np.matmul(cols[:, start * p:stop * p].reshape(groups, rows, -1),
+                             dy_kn[:, start * p:stop * p].reshape(groups, k // groups, -1).transpose(0, 2, 1)
+                             ).transpose(0, 2, 1)
+        if k <= p:                  # per sample, summed: dWᵀ = Σ_n cols[n] · dY[n]ᵀ (C·R·S × K each)
+            return np.matmul(cols[start:stop], dy_samples[start:stop].transpose(0, 2, 1)).sum(axis=0).T
+        # small maps (K > H'·W'): the per-sample products would outweigh the columns; lay the chunk's
+        # columns side by side instead and make one product: dWᵀ = cols · dYᵀ over the chunk's N·H'·W'
+        np.copyto(cols_cm.reshape(rows, n, p)[:, start:stop], cols[start:stop].transpose(1, 0, 2))
+        return (cols_cm[:, start * p:stop * p] @ dy_kn[:, start * p:stop * p].T).T
+
+    return sum(over_batch(n, weight_gradient, elements=n * rows * groups * p)).reshape(weight_shape)
+
+
 def _full_conv_padding(pads, kernel_size, dilation):
     """Padding of dY that turns dX into a stride-1 convolution of dY with the flipped kernel, or None
     where the forward padding exceeds the kernel's reach (then col2im is used)."""
@@ -216,87 +220,64 @@ def _full_conv_padding(pads, kernel_size, dilation):
     return full if min(min(side) for side in full) >= 0 else None
 
 
-def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
-    """Gradients of conv2d.  Returns (dx, dW, db).
+def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_channel_major=None,
+                      scratch=None) -> np.ndarray:
+    """dX = dY ∗ rot180(W): each input pixel's gradient sums dY over the outputs whose window read it,
+    times the weight that read it.  dy (N, K, H', W'), weight (K, C/G, R, S) → dX of shape ``x_shape``;
+    ``pads`` ((top, bottom), (left, right)) as resolved by conv2d.
 
-        dW[g] = dY[g] · cols[g]ᵀ                  (dW = dY ⋆ X, contracted over N·H'·W')
-        db    = Σ_{n, i, j} dY
-        dX    = dY ∗ rot180(W)                    stride 1, K ≤ C: the full convolution, through conv2d
-              = col2im(Wᵀ · dY)                   otherwise: scatter the columns' gradients back
-    dW is summed from one partial product per chunk of the batch (one chunk per thread).
-    ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
+    The full convolution reads K·R·S columns per input pixel, col2im writes C·R·S per output pixel: the
+    first is cheaper when the layer does not widen (K ≤ C), measured on LeNet/ResNet shapes.
+        stride 1, K ≤ C:  dX = conv2d(dY padded by the kernel's reach less the forward padding, rot180(W))
+        otherwise:        dX = col2im(Wᵀ · dY), each column's gradient summed back to the pixels it read
+    ``dy_channel_major``: ``channel_major(dy)`` where the caller has it (read by grouped layers).
     """
-    x_shape, xp_shape, cols, weight, stride, dilation, pads, out_size, groups = cache
     n, c = x_shape[:2]
     k, cg, r, s = weight.shape
+    out_size = dy.shape[2:]
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
-    dy = np.ascontiguousarray(dy)
-    dy_samples = dy.reshape(n, k, p)
-    if grouped or k > p:            # channel-major dY (K, N·P) for GEMMs over the batch, filled chunk by
-        dy_kn = _memory(scratch, "channel_major", (k, n * p), dy.dtype)   # chunk in weight_gradient
-    if k > p and not grouped:       # the columns transposed: per-sample partials would outweigh them
-        cols_cm = _memory(scratch, "columns_transposed", (rows, n * p), cols.dtype)
-
-    def weight_gradient(start, stop):
-        """This chunk's share of dW: Σ over its samples and pixels of dY · colsᵀ, computed as its transpose
-        cols · dYᵀ, the shape OpenBLAS runs faster (C·R·S rows rather than K: 1.15–1.55× on ResNet-20's
-        layers, 1.4× with 2 groups)."""
-        if grouped or k > p:
-            np.copyto(dy_kn.reshape(k, n, p)[:, start:stop], dy_samples[start:stop].transpose(1, 0, 2))
-            dy_chunk = dy_kn[:, start * p:stop * p]
-        if grouped:
-            return np.matmul(cols[:, start * p:stop * p].reshape(groups, rows, -1),
-                             dy_chunk.reshape(groups, k // groups, -1).transpose(0, 2, 1)).transpose(0, 2, 1)
-        if k <= p:                  # (stop − start) partial products of C·R·S × K, summed
-            return np.matmul(cols[start:stop], dy_samples[start:stop].transpose(0, 2, 1)).sum(axis=0).T
-        np.copyto(cols_cm.reshape(rows, n, p)[:, start:stop], cols[start:stop].transpose(1, 0, 2))
-        return (cols_cm[:, start * p:stop * p] @ dy_chunk.T).T
-
-    dw = sum(parallel.over_batch(n, weight_gradient, elements=n * rows * groups * p)).reshape(weight.shape)
-    db = dy.sum(axis=(0, 2, 3))
-    if not need_dx:
-        return None, dw, db
-    # The full convolution reads K·R·S columns per input pixel, col2im writes C·R·S per output pixel:
-    # the first is cheaper when the layer does not widen (K ≤ C), measured on LeNet/ResNet shapes.
-    full_pads = _full_conv_padding(pads, (r, s), dilation) if stride == (1, 1) and k <= c else None
+    full_pads = _full_conv_padding(pads, (r, s), dilation) if tuple(stride) == (1, 1) and k <= c else None
     if full_pads is not None:
         # rot180(W) with input and output channels swapped within each group: (C, K/G, R, S)
         flipped = (weight.reshape(groups, k // groups, cg, r, s)[..., ::-1, ::-1]
                    .transpose(0, 2, 1, 3, 4).reshape(c, k // groups, r, s))
         dx, _ = conv2d(dy, np.ascontiguousarray(flipped), None, 1, full_pads, dilation, groups, scratch, scratch)
-        return dx, dw, db
+        return dx
+    dy_kn = dy_channel_major
+    if grouped and dy_kn is None:
+        dy_kn = _channel_major_in(scratch, dy)
+    padded_shape = (n, c, x_shape[2] + sum(pads[0]), x_shape[3] + sum(pads[1]))
     weights_t = weight.reshape(groups, k // groups, rows).transpose(0, 2, 1)
+    dy_samples = dy.reshape(n, k, p)
     dcols = _memory(scratch, "dcols", (groups, rows, n * p) if grouped else (n, rows, p), dy.dtype)
-    dxp = _memory(scratch, "dpadded", xp_shape, dy.dtype) if tuple(xp_shape) != tuple(x_shape) else None
+    dxp = _memory(scratch, "dpadded", padded_shape, dy.dtype) if padded_shape != tuple(x_shape) else None
     dx = np.empty(x_shape, dtype=dy.dtype)
-    (top, _), (left, _) = pads
 
     def input_gradient(start, stop):
-        if grouped:                 # dy_kn was filled by weight_gradient, which has run on every chunk
+        if grouped:                 # per group, over the chunk's samples: dcols[g] = W[g]ᵀ · dY[g]
             chunk = dcols[:, :, start * p:stop * p]
             np.matmul(weights_t, dy_kn.reshape(groups, k // groups, -1)[:, :, start * p:stop * p], out=chunk)
             chunk = chunk.reshape(groups * rows, -1)
-        else:
+        else:                       # per sample: dcols[n] = Wᵀ · dY[n]
             chunk = np.matmul(weights_t[0], dy_samples[start:stop], out=dcols[start:stop])
-        padded_chunk = col2im(chunk, (stop - start, *xp_shape[1:]), (r, s), stride, dilation, out_size,
+        padded_chunk = col2im(chunk, (stop - start, *padded_shape[1:]), (r, s), stride, dilation, out_size,
                               out=dx[start:stop] if dxp is None else dxp[start:stop], channel_major=grouped)
         if dxp is not None:
-            np.copyto(dx[start:stop], padded_chunk[:, :, top:top + x_shape[2], left:left + x_shape[3]])
+            np.copyto(dx[start:stop], unpad2d(padded_chunk, pads))
 
-    parallel.over_batch(n, input_gradient, elements=n * rows * groups * p)
-    return dx, dw, db
+    over_batch(n, input_gradient, elements=n * rows * groups * p)
+    return dx
 
 
 def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Slow, obviously correct conv2d with explicit loops over outputs; for tests only."""
-    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-    n, c, h, w = x.shape
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     k, cg, r, s = weight.shape
-    pads, (ho, wo) = _geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    pads, (ho, wo) = _geometry(x.shape, weight.shape, stride, padding, dilation)
     xp = pad2d(x, pads)
     kg = k // groups
-    y = np.zeros((n, k, ho, wo), dtype=x.dtype)
+    y = np.zeros((x.shape[0], k, ho, wo), dtype=x.dtype)
     for out_channel in range(k):
         g = out_channel // kg
         for i in range(ho):
@@ -308,3 +289,29 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
         if bias is not None:
             y[:, out_channel] += bias[out_channel]
     return y
+
+
+def conv2d_backward_reference(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
+    """Slow, obviously correct gradients of conv2d with explicit loops over groups and kernel offsets;
+    for tests only.  Returns (dx, dW, db).  Offset (r, s) multiplies W[:, :, r, s] with the input pixels
+    Xp[n, c, i·S + r·D, j·S + s·D] of every output (i, j), so, within each group:
+        dW[k, c, r, s] = Σ_{n, i, j} dY[n, k, i, j] · Xp[n, c, i·S + r·D, j·S + s·D]
+        dXp[n, c, i·S + r·D, j·S + s·D] += Σ_k W[k, c, r, s] · dY[n, k, i, j]
+        db[k] = Σ_{n, i, j} dY[n, k, i, j]
+    """
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    k, cg, r, s = weight.shape
+    pads, (ho, wo) = _geometry(x.shape, weight.shape, stride, padding, dilation)
+    xp = pad2d(x, pads)
+    dxp, dw = np.zeros(xp.shape, dtype=dy.dtype), np.zeros(weight.shape, dtype=dy.dtype)
+    kg = k // groups
+    for g in range(groups):
+        outs, ins = slice(g * kg, (g + 1) * kg), slice(g * cg, (g + 1) * cg)
+        for i in range(r):
+            for j in range(s):
+                rows = (i * dilation[0] + stride[0] * np.arange(ho))[:, None]
+                cols = j * dilation[1] + stride[1] * np.arange(wo)
+                read = xp[:, ins, rows, cols]                               # (N, C/G, H', W')
+                dw[outs, :, i, j] = np.einsum("nkhw,nchw->kc", dy[:, outs], read)
+                dxp[:, ins, rows, cols] += np.einsum("kc,nkhw->nchw", weight[outs, :, i, j], dy[:, outs])
+    return unpad2d(dxp, pads).copy(), dw, dy.sum(axis=(0, 2, 3))

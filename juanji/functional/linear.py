@@ -1,4 +1,4 @@
-"""Fully connected kernels: y = x Wᵀ + b and its backward, split over the batch (``parallel.over_batch``).
+"""Fully connected kernels: y = x Wᵀ + b and its backward, split over the batch (``over_batch``).
 
 x (N, in), weight (out, in), bias (out,) → y (N, out).
 """
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import parallel
+from ..runtime.threads import over_batch
 
 
 def linear(x, weight, bias=None):
@@ -18,7 +18,7 @@ def linear(x, weight, bias=None):
         if bias is not None:
             y[start:stop] += bias
 
-    parallel.over_batch(x.shape[0], forward, elements=x.size + y.size + weight.size)
+    over_batch(x.shape[0], forward, elements=x.size + y.size + weight.size)
     return y
 
 
@@ -33,5 +33,5 @@ def linear_backward(dy, x, weight, need_dx: bool = True):
             np.matmul(dy[start:stop], weight, out=dx[start:stop])
         return dy[start:stop].T @ x[start:stop]
 
-    dw = sum(parallel.over_batch(n, backward, elements=x.size + dy.size + weight.size))
+    dw = sum(over_batch(n, backward, elements=x.size + dy.size + weight.size))
     return dx, dw, dy.sum(axis=0)

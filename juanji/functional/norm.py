@@ -1,7 +1,7 @@
 """Batch normalisation over every axis but the channel axis 1: (N, C) or (N, C, H, W)."""
 import numpy as np
 
-from .parallel import over_batch
+from ..runtime.threads import over_batch
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):

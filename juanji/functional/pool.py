@@ -1,43 +1,26 @@
 """Pooling kernels: max, average and adaptive average pooling, with their backward.
 
 x (N, C, H, W) → y (N, C, H', W'),  H' = ⌊(H + 2P − D(k − 1) − 1) / s⌋ + 1  (⌈…⌉ with ceil_mode, where
-the last window must still start inside the input or its left padding, as PyTorch).
+the last window must still start inside the input or its left padding, as PyTorch: ``geometry.output_size``).
 Loops run over the k×k window offsets, never over pixels; each step handles whole arrays.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from numpy.lib.stride_tricks import as_strided
-
-from .conv import _pair, pad2d
-from .parallel import over_batch
-
-
-def pool_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False) -> int:
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
+from ..runtime.threads import over_batch
+from .geometry import adaptive_bins, output_shape, pad2d, pair, unpad2d, window_at, window_view
 
 
 def _pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
-    kernel_size = _pair(kernel_size, "kernel_size")
-    stride = kernel_size if stride is None else _pair(stride, "stride")
-    padding, dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
-    out = tuple(pool_output_size(shape[2 + a], kernel_size[a], stride[a], padding[a], dilation[a],
-                                 ceil_mode) for a in range(2))
+    kernel_size = pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else pair(stride, "stride")
+    padding, dilation = pair(padding, "padding"), pair(dilation, "dilation")
+    out = output_shape(shape[2:], kernel_size, stride, ((padding[0],) * 2, (padding[1],) * 2), dilation, ceil_mode)
     # ceil_mode may let the last window run past the right padding: pad further, to cover it.
     pads = tuple((padding[a], max(padding[a], (out[a] - 1) * stride[a] + dilation[a] * (kernel_size[a] - 1)
                                   + 1 - shape[2 + a] - padding[a])) for a in range(2))
     return kernel_size, stride, dilation, pads, out
-
-
-def _window(xp, offset, stride, dilation, out):
-    """The (N, C, H', W') slice of xp read by window offset (i, j)."""
-    (i, j), (sh, sw), (dh, dw), (ho, wo) = offset, stride, dilation, out
-    return xp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
 
 
 def _window_planes(xp, kernel_size, stride, dilation, out):
@@ -45,17 +28,13 @@ def _window_planes(xp, kernel_size, stride, dilation, out):
 
     One strided copy; after it every comparison runs on contiguous memory, which is several times
     faster than working on the strided views."""
-    n, c = xp.shape[:2]
-    (r, s), (sh, sw), (dh, dw), (ho, wo) = kernel_size, stride, dilation, out
-    sn, sc, sy, sx = xp.strides
-    view = as_strided(xp, shape=(r, s, n, c, ho, wo), strides=(sy * dh, sx * dw, sn, sc, sy * sh, sx * sw),
-                      writeable=False)
-    return np.ascontiguousarray(view).reshape(r * s, n, c, ho, wo)
+    planes = window_view(xp, kernel_size, stride, dilation, out).transpose(2, 3, 0, 1, 4, 5)
+    return np.ascontiguousarray(planes).reshape(-1, *planes.shape[2:])
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """y = max over each window.  Returns (y, cache); padding counts as −∞ (never the max).
-    Chunks of the batch run on their own threads (``parallel.over_batch``)."""
+    Chunks of the batch run on their own threads (``over_batch``)."""
     kernel_size, stride, dilation, pads, out = _pool_geometry(x.shape, kernel_size, stride, padding,
                                                               dilation, ceil_mode)
     n, c = x.shape[:2]
@@ -97,28 +76,22 @@ def max_pool2d_backward(dy, cache):
         for i in range(kernel_size[0]):
             for j in range(kernel_size[1]):
                 routed = dy[start:stop] * (argmax[start:stop] == i * kernel_size[1] + j)
-                window = _window(chunk, (i, j), stride, dilation, out)
+                window = window_at(chunk, (i, j), stride, dilation, out)
                 if tiles:
                     window[...] = routed
                 else:
                     window += routed
 
     over_batch(dy.shape[0], route, elements=dxp.size * 2)
-    return _unpad(dxp, x_shape, pads)
-
-
-def _unpad(dxp, x_shape, pads):
-    (top, _), (left, _) = pads
-    dx = dxp[:, :, top:top + x_shape[2], left:left + x_shape[3]]
-    return dx if dx.shape == dxp.shape else np.ascontiguousarray(dx)
+    return np.ascontiguousarray(unpad2d(dxp, pads))
 
 
 def _window_sum(xp, kernel_size, stride, out):
-    total = _window(xp, (0, 0), stride, (1, 1), out).copy()
+    total = window_at(xp, (0, 0), stride, (1, 1), out).copy()
     for i in range(kernel_size[0]):
         for j in range(kernel_size[1]):
             if i or j:
-                total += _window(xp, (i, j), stride, (1, 1), out)
+                total += window_at(xp, (i, j), stride, (1, 1), out)
     return total
 
 
@@ -135,7 +108,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     counted = np.zeros((1, 1) + xp.shape[2:], dtype=x.dtype)
     (top, _), (left, _) = pads
     h, w = x.shape[2:]
-    pad_h, pad_w = (_pair(padding, "padding") if count_include_pad else (0, 0))
+    pad_h, pad_w = pair(padding, "padding") if count_include_pad else (0, 0)
     counted[:, :, top - pad_h:top + h + pad_h, left - pad_w:left + w + pad_w] = 1
     divisor = _window_sum(counted, kernel_size, stride, out)
     y = _window_sum(xp, kernel_size, stride, out) / divisor
@@ -149,18 +122,13 @@ def avg_pool2d_backward(dy, cache):
     dxp = np.zeros(xp_shape, dtype=dy.dtype)
     for i in range(kernel_size[0]):
         for j in range(kernel_size[1]):
-            _window(dxp, (i, j), stride, (1, 1), out)[...] += share
-    return _unpad(dxp, x_shape, pads)
-
-
-def adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
-    """PyTorch's adaptive bins: bin i covers [⌊i·size/out⌋, ⌈(i+1)·size/out⌉)."""
-    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+            window_at(dxp, (i, j), stride, (1, 1), out)[...] += share
+    return np.ascontiguousarray(unpad2d(dxp, pads))
 
 
 def adaptive_avg_pool2d(x, output_size):
     """Average over PyTorch's adaptive bins; loops over output cells (few), not pixels."""
-    oh, ow = _pair(output_size, "output_size")
+    oh, ow = pair(output_size, "output_size")
     n, c, h, w = x.shape
     if (oh, ow) == (1, 1):
         return x.mean(axis=(2, 3), keepdims=True), (x.shape, oh, ow)
@@ -196,3 +164,43 @@ def max_pool2d_reference(x, kernel_size, stride=None, padding=0, dilation=1, cei
             cols = j * stride[1] + dilation[1] * np.arange(kernel_size[1])
             y[:, :, i, j] = xp[:, :, rows][:, :, :, cols].max(axis=(2, 3))
     return y
+
+
+def max_pool2d_backward_reference(dy, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Slow dX of max pooling with explicit loops over output cells; for tests only.  dY[n, c, i, j] goes
+    to the first maximum (in row-major window order, as PyTorch) of the window of output (i, j)."""
+    kernel_size, stride, dilation, pads, (ho, wo) = _pool_geometry(x.shape, kernel_size, stride,
+                                                                   padding, dilation, ceil_mode)
+    xp = pad2d(x, pads, value=-np.inf)
+    dxp = np.zeros(xp.shape, dtype=dy.dtype)
+    samples, channels = np.indices(x.shape[:2])
+    for i in range(ho):
+        for j in range(wo):
+            rows = i * stride[0] + dilation[0] * np.arange(kernel_size[0])
+            cols = j * stride[1] + dilation[1] * np.arange(kernel_size[1])
+            first = xp[:, :, rows][:, :, :, cols].reshape(*x.shape[:2], -1).argmax(axis=2)
+            r, s = np.divmod(first, kernel_size[1])
+            np.add.at(dxp, (samples, channels, rows[r], cols[s]), dy[:, :, i, j])
+    return unpad2d(dxp, pads).copy()
+
+
+def avg_pool2d_backward_reference(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                                  count_include_pad=True):
+    """Slow dX of average pooling with explicit loops over output cells; for tests only.  dY[n, c, i, j]
+    divided by its window's count goes to every input cell of the window; the count is the window's cells
+    inside the input, or inside the input and its declared padding when ``count_include_pad`` (as PyTorch)."""
+    n, c, h, w = x_shape
+    kernel_size, stride, _, _, (ho, wo) = _pool_geometry(x_shape, kernel_size, stride, padding, 1, ceil_mode)
+    pad_h, pad_w = pair(padding, "padding")
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            top, left = i * stride[0] - pad_h, j * stride[1] - pad_w     # in input coordinates
+            bottom, right = top + kernel_size[0], left + kernel_size[1]
+            inside = (slice(max(top, 0), min(bottom, h)), slice(max(left, 0), min(right, w)))
+            if count_include_pad:
+                count = (min(bottom, h + pad_h) - top) * (min(right, w + pad_w) - left)
+            else:
+                count = (inside[0].stop - inside[0].start) * (inside[1].stop - inside[1].start)
+            dx[:, :, inside[0], inside[1]] += dy[:, :, i, j, None, None] / count
+    return dx

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv import _pair
-from .pool import adaptive_bins
+from .geometry import adaptive_bins, pair
 
 
 def adaptive_max_pool2d(x, output_size):
@@ -20,7 +19,7 @@ def adaptive_max_pool2d(x, output_size):
     Returns (y, cache); the cache keeps, per bin, the flat index of the arg-max inside the bin (the
     first in row-major order on ties, as PyTorch).
     """
-    oh, ow = _pair(output_size, "output_size")
+    oh, ow = pair(output_size, "output_size")
     n, c, h, w = x.shape
     if min(oh, ow, h, w) <= 0:
         raise ValueError(f"adaptive_max_pool2d: cannot pool a {h}×{w} input into {oh}×{ow} bins")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import __version__, nn
-from ..functional.pool import adaptive_bins, pool_output_size
+from ..functional.geometry import adaptive_bins, pool_output_size
 from ..models.densenet import DenseLayer
 from ..models.googlenet import GoogLeNet
 from ..models.resnet import PadShortcut, ResidualBlock

@@ -4,7 +4,6 @@ from .container import Concat, Residual, Sequential
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .embedding import Embedding
-from .grad_mode import is_grad_enabled, no_grad
 from .linear import Flatten, Identity, Linear
 from .loss import CrossEntropyLoss
 from .module import Module
@@ -12,6 +11,7 @@ from .normalization import BatchNorm1d, BatchNorm2d
 from .permute import Permute
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .pooling1d import GlobalMaxPool1d
+from ..runtime.grad_mode import is_grad_enabled, no_grad
 from .spp import AdaptiveMaxPool2d, SpatialPyramidPool2d
 
 __all__ = ["Module", "Sequential", "Residual", "Concat", "Conv1d", "Conv2d", "Linear", "Flatten", "Identity",

@@ -5,27 +5,19 @@ from ..functional import activation as F
 from .module import Module
 
 
-class _Activation(Module):
-    def _saved(self):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        return self._cache
-
-    _cache = None
-
-
-class ReLU(_Activation):
+class ReLU(Module):
     """y = max(x, 0);  dX = dY · [x > 0]"""
 
     def forward(self, x):
-        self._cache = x
+        self.save_for_backward(x)
         return F.relu(x)
 
     def backward(self, dy):
-        return F.relu_backward(dy, self._saved())
+        x, = self.saved_for_backward()
+        return F.relu_backward(dy, x)
 
 
-class LeakyReLU(_Activation):
+class LeakyReLU(Module):
     """y = x if x > 0 else slope · x;  dX = dY · (1 or slope)"""
 
     def __init__(self, negative_slope: float = 0.01):
@@ -33,39 +25,44 @@ class LeakyReLU(_Activation):
         self.negative_slope = negative_slope
 
     def forward(self, x):
-        self._cache = x
+        self.save_for_backward(x)
         return F.leaky_relu(x, self.negative_slope)
 
     def backward(self, dy):
-        return F.leaky_relu_backward(dy, self._saved(), self.negative_slope)
+        x, = self.saved_for_backward()
+        return F.leaky_relu_backward(dy, x, self.negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
 
 
-class Sigmoid(_Activation):
+class Sigmoid(Module):
     """y = σ(x);  dX = dY · y (1 − y)"""
 
     def forward(self, x):
-        self._cache = F.sigmoid(x)
-        return self._cache
+        y = F.sigmoid(x)
+        self.save_for_backward(y)
+        return y
 
     def backward(self, dy):
-        return F.sigmoid_backward(dy, self._saved())
+        y, = self.saved_for_backward()
+        return F.sigmoid_backward(dy, y)
 
 
-class Tanh(_Activation):
+class Tanh(Module):
     """y = tanh x;  dX = dY · (1 − y²)"""
 
     def forward(self, x):
-        self._cache = F.tanh(x)
-        return self._cache
+        y = F.tanh(x)
+        self.save_for_backward(y)
+        return y
 
     def backward(self, dy):
-        return F.tanh_backward(dy, self._saved())
+        y, = self.saved_for_backward()
+        return F.tanh_backward(dy, y)
 
 
-class Softmax(_Activation):
+class Softmax(Module):
     """y = e^x / Σ e^x along ``dim`` (stable);  dX = y ⊙ (dY − Σ dY ⊙ y).  For probabilities; train with
     CrossEntropyLoss on the logits instead."""
 
@@ -74,11 +71,13 @@ class Softmax(_Activation):
         self.dim = dim
 
     def forward(self, x):
-        self._cache = F.softmax(x, axis=self.dim)
-        return self._cache
+        y = F.softmax(x, axis=self.dim)
+        self.save_for_backward(y)
+        return y
 
     def backward(self, dy):
-        return F.softmax_backward(dy, self._saved(), axis=self.dim)
+        y, = self.saved_for_backward()
+        return F.softmax_backward(dy, y, axis=self.dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"

@@ -90,20 +90,18 @@ class Concat(Module):
             raise ValueError("Concat needs at least one branch")
         _add_children(self, branches)
         self.dim = dim
-        self._sizes = None
 
     def forward(self, x):
         outputs = [branch(x) for branch in self._modules.values()]
         shapes = [tuple(np.delete(o.shape, self.dim)) for o in outputs]
         if len(set(shapes)) > 1:
             raise ValueError(f"Concat: branch outputs {[o.shape for o in outputs]} differ outside dim {self.dim}")
-        self._sizes = [o.shape[self.dim] for o in outputs]
+        self.save_for_backward([o.shape[self.dim] for o in outputs])
         return np.concatenate(outputs, axis=self.dim)
 
     def backward(self, dy):
-        if self._sizes is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        pieces = np.split(dy, np.cumsum(self._sizes)[:-1], axis=self.dim)
+        sizes, = self.saved_for_backward()
+        pieces = np.split(dy, np.cumsum(sizes)[:-1], axis=self.dim)
         dx = None
         for branch, piece in zip(self._modules.values(), pieces):
             grad = branch.backward(piece)

@@ -5,14 +5,11 @@ import numpy as np
 
 from .. import random as jrandom
 from ..functional import conv as F
+from ..functional import geometry
 from ..functional.init import torch_default
-from ..functional.workspace import Workspace
-from .grad_mode import is_grad_enabled
+from ..runtime.grad_mode import is_grad_enabled
+from ..runtime.workspace import Workspace, scratch
 from .module import Module
-
-# Arrays used only during one conv kernel call, shared by every conv layer (and the columns of forward
-# passes under no_grad, which no backward reads): one layer runs at a time.
-SCRATCH = Workspace()
 
 
 class Conv2d(Module):
@@ -47,7 +44,7 @@ class Conv2d(Module):
         self.padding = padding
         padding = self._padding_pair(padding)
         try:
-            self.pads = F.resolve_padding(padding, self.kernel_size, self.dilation)
+            self.pads = geometry.resolve_padding(padding, self.kernel_size, self.dilation)
         except (TypeError, ValueError) as error:
             raise type(error)(f"{type(self).__name__}: {error}") from None
         rng = rng or jrandom.generator()
@@ -57,12 +54,11 @@ class Conv2d(Module):
         if bias:
             self.params["bias"] = bias_value
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self._cache = None
         self._workspace = Workspace()     # the columns, reused from step to step
 
     def _as_pair(self, value, name):
         try:
-            pair = F._pair(value, name)
+            pair = geometry.pair(value, name)
         except TypeError as error:
             raise TypeError(f"{type(self).__name__}: {error}") from None
         if min(pair) <= 0:
@@ -74,11 +70,8 @@ class Conv2d(Module):
 
     def output_shape(self, input_shape):
         """(N, K, H', W') for an input of shape (N, C, H, W)."""
-        n, _, h, w = input_shape
-        (top, bottom), (left, right) = self.pads
-        return (n, self.out_channels,
-                F.conv_output_size(h + top + bottom, self.kernel_size[0], self.stride[0], 0, self.dilation[0]),
-                F.conv_output_size(w + left + right, self.kernel_size[1], self.stride[1], 0, self.dilation[1]))
+        return (input_shape[0], self.out_channels,
+                *geometry.output_shape(input_shape[2:], self.kernel_size, self.stride, self.pads, self.dilation))
 
     def forward(self, x):
         self._check_input(x, f"(N, {self.in_channels}, H, W)", 4, self.in_channels)
@@ -87,32 +80,28 @@ class Conv2d(Module):
 
     def _forward_4d(self, x):
         """The convolution of an (N, C, H, W) array; the columns go to the layer's own memory, kept for
-        backward, or under no_grad to scratch memory with no cache kept."""
+        backward, or under no_grad to the thread's scratch memory (no cache is kept then)."""
         weight = self.params["weight"].reshape(self.out_channels, -1, *self.kernel_size)
-        keep = is_grad_enabled()
+        memory = scratch()
         y, cache = F.conv2d(x, weight, self.params.get("bias"), self.stride, self.pads, self.dilation,
-                            self.groups, self._workspace if keep else SCRATCH, SCRATCH)
-        self._cache = cache if keep else None
+                            self.groups, self._workspace if is_grad_enabled() else memory, memory)
+        self.save_for_backward(cache)
         return y
 
     def _backward_4d(self, dy):
         """dX (N, C, H, W) or None for dY (N, K, H', W'); dW and db go into ``grads``."""
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward (or after a forward under no_grad)")
-        dx, dw, db = F.conv2d_backward(dy, self._cache, need_dx=self.input_grad, scratch=SCRATCH)
+        cache, = self.saved_for_backward()
+        dx, dw, db = F.conv2d_backward(dy, cache, need_dx=self.input_grad, scratch=scratch())
         np.copyto(self.grads["weight"], dw.reshape(self.grads["weight"].shape))
         if "bias" in self.grads:
             np.copyto(self.grads["bias"], db)
         return dx
 
     def _check_fits(self, spatial):
-        (top, bottom), (left, right) = self.pads
-        padded = (spatial[0] + top + bottom, spatial[1] + left + right)
-        reach = tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size))
-        if padded[0] < reach[0] or padded[1] < reach[1]:
-            raise ValueError(f"{self!r}: input of spatial size {tuple(spatial)} (padded to {padded}) is "
-                             f"smaller than the {'dilated ' if self.dilation != (1, 1) else ''}kernel "
-                             f"{reach}")
+        try:
+            geometry.check_window_fits(spatial, self.kernel_size, self.pads, self.dilation)
+        except ValueError as error:
+            raise ValueError(f"{self!r}: {error}") from None
 
     def backward(self, dy):
         return self._backward_4d(dy)

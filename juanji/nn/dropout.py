@@ -14,23 +14,20 @@ class Dropout(Module):
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p, self.rng = p, rng
-        self._scale = None          # m / (1 − p) of the last forward; None when it was the identity
-        self._ran = False
 
     def forward(self, x):
-        self._ran = True
         if not self.training or self.p == 0:
-            self._scale = None
+            self.save_for_backward(None)        # the identity: no scale
             return x
         rng = self.rng or jrandom.generator()
         keep = rng.random(x.shape, dtype=x.dtype) >= self.p
-        self._scale = keep * x.dtype.type(1 / (1 - self.p))
-        return x * self._scale
+        scale = keep * x.dtype.type(1 / (1 - self.p))      # m / (1 − p)
+        self.save_for_backward(scale)
+        return x * scale
 
     def backward(self, dy):
-        if not self._ran:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        return dy if self._scale is None else dy * self._scale
+        scale, = self.saved_for_backward()
+        return dy if scale is None else dy * scale
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -24,7 +24,6 @@ class Embedding(Module):
         rng = rng or jrandom.generator()
         self.params["weight"] = rng.standard_normal((num_embeddings, embedding_dim)).astype(dtype)
         self.grads["weight"] = np.zeros_like(self.params["weight"])
-        self._indices = None
 
     def forward(self, x):
         if not isinstance(x, np.ndarray) or x.dtype.kind not in "iu":
@@ -34,13 +33,12 @@ class Embedding(Module):
             bad = x.min() if x.min() < 0 else x.max()
             raise ValueError(f"{self!r}: token id {bad} out of range: the table has ids "
                              f"0..{self.num_embeddings - 1}")
-        self._indices = x
+        self.save_for_backward(x)
         return F.embedding(x, self.params["weight"])
 
     def backward(self, dy):
-        if self._indices is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        np.copyto(self.grads["weight"], F.embedding_backward(dy, self._indices, self.num_embeddings))
+        indices, = self.saved_for_backward()
+        np.copyto(self.grads["weight"], F.embedding_backward(dy, indices, self.num_embeddings))
         return None
 
     def extra_repr(self):

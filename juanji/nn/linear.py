@@ -27,18 +27,16 @@ class Linear(Module):
         if bias:
             self.params["bias"] = bias_value
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self._x = None
 
     def forward(self, x):
         self._check_input(x, f"(N, {self.in_features})", 2, self.in_features, channel_axis=-1)
-        self._x = x
+        self.save_for_backward(x)
         return F.linear(x, self.params["weight"], self.params.get("bias"))
 
     def backward(self, dy):
         """dW = dYᵀ X,  db = Σ_n dY,  dX = dY W"""
-        if self._x is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        dx, dw, db = F.linear_backward(dy, self._x, self.params["weight"], self.input_grad)
+        x, = self.saved_for_backward()
+        dx, dw, db = F.linear_backward(dy, x, self.params["weight"], self.input_grad)
         np.copyto(self.grads["weight"], dw)
         if "bias" in self.grads:
             np.copyto(self.grads["bias"], db)
@@ -55,24 +53,24 @@ class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
-        self._shape = None
 
     def forward(self, x):
-        self._shape = x.shape
+        self.save_for_backward(x.shape)
         end = self.end_dim % x.ndim
         return x.reshape(x.shape[:self.start_dim] + (-1,) + x.shape[end + 1:])
 
     def backward(self, dy):
-        if self._shape is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        return dy.reshape(self._shape)
+        shape, = self.saved_for_backward()
+        return dy.reshape(shape)
 
 
 class Identity(Module):
     """y = x; the shortcut of a residual block whose shapes already match."""
 
     def forward(self, x):
+        self.save_for_backward()        # nothing to keep, but backward still needs a forward before it
         return x
 
     def backward(self, dy):
+        self.saved_for_backward()
         return dy

@@ -17,7 +17,6 @@ class CrossEntropyLoss(Module):
         if not 0 <= label_smoothing <= 1:
             raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = label_smoothing
-        self._cache = None
 
     def __call__(self, logits, labels):
         return self.forward(logits, labels)
@@ -34,14 +33,14 @@ class CrossEntropyLoss(Module):
             bad = labels[(labels < 0) | (labels >= logits.shape[1])][0]
             raise ValueError(f"{self!r}: label {bad} is out of range for {logits.shape[1]} classes "
                              f"(expected 0..{logits.shape[1] - 1})")
-        loss, self._cache = F.cross_entropy(logits, labels, self.label_smoothing)
+        loss, cache = F.cross_entropy(logits, labels, self.label_smoothing)
+        self.save_for_backward(cache)
         return loss
 
     def backward(self, dy=None):
         """d loss/d logits; ``dy`` scales it (default 1, as when the loss is the final output)."""
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        dlogits = F.cross_entropy_backward(self._cache)
+        cache, = self.saved_for_backward()
+        dlogits = F.cross_entropy_backward(cache)
         return dlogits if dy is None else dlogits * dy
 
     def extra_repr(self):

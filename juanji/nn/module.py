@@ -8,6 +8,10 @@ A layer owns three dicts with fixed arrays:
 
 Because arrays are never replaced, a reference taken once (by an optimizer, say) stays valid for the
 life of the layer; nothing has to be re-wired after loading a checkpoint.
+
+What forward keeps for backward goes through one mechanism: ``save_for_backward(...)`` in forward keeps it
+only while grad is enabled (``no_grad`` keeps nothing), ``saved_for_backward()`` in backward takes it —
+or raises the one error every layer gives — and lets it go unless ``retain_cache()`` asked to keep it.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from collections import OrderedDict
 from typing import Iterator
 
 import numpy as np
+
+from ..runtime.grad_mode import is_grad_enabled
 
 
 class Module:
@@ -25,6 +31,8 @@ class Module:
     """
 
     training: bool
+    _saved: tuple | None = None     # what the last forward kept for backward
+    retains_cache = False           # keep it after backward too (``retain_cache``)
 
     def __init__(self):
         object.__setattr__(self, "_modules", OrderedDict())
@@ -49,6 +57,28 @@ class Module:
 
     def __call__(self, x):
         return self.forward(x)
+
+    # -- the cache from forward to backward --------------------------------------------------------
+    def save_for_backward(self, *values) -> None:
+        """Keep ``values`` for this layer's backward; under ``no_grad`` keep nothing (and drop an older
+        cache), so that memory lives only while the layer runs."""
+        self._saved = values if is_grad_enabled() else None
+
+    def saved_for_backward(self) -> tuple:
+        """The values the last forward saved, released here unless the layer retains its cache."""
+        saved = self._saved
+        if saved is None:
+            raise RuntimeError(f"{self!r}: backward called before forward (or after a forward under no_grad)")
+        if not self.retains_cache:
+            self._saved = None
+        return saved
+
+    def retain_cache(self, mode: bool = True) -> "Module":
+        """Keep every layer's cache after backward, so that backward may run again on the same forward
+        (as ``retain_graph=True`` in PyTorch); ``retain_cache(False)`` releases caches after backward again."""
+        for module in self.modules():
+            module.retains_cache = mode
+        return self
 
     # -- structure -----------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, "Module"]]:

@@ -22,7 +22,6 @@ class _BatchNorm(Module):
             self.params = {"weight": ones.copy(), "bias": zeros.copy()}
             self.grads = {"weight": zeros.copy(), "bias": zeros.copy()}
         self.buffers = {"running_mean": zeros.copy(), "running_var": ones.copy()}
-        self._cache = None
 
     def forward(self, x):
         self._check_input(x, self._shape_desc.format(C=self.num_features), self._ndims, self.num_features)
@@ -31,13 +30,13 @@ class _BatchNorm(Module):
             gamma, beta = self.params["weight"], self.params["bias"]
         else:       # γ = 1, β = 0 in the buffers' dtype, which follows .to()
             gamma, beta = np.ones_like(mean), np.zeros_like(mean)
-        y, self._cache = F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps)
+        y, cache = F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps)
+        self.save_for_backward(cache)
         return y
 
     def backward(self, dy):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        dx, dgamma, dbeta = F.batch_norm_backward(dy, self._cache)
+        cache, = self.saved_for_backward()
+        dx, dgamma, dbeta = F.batch_norm_backward(dy, cache)
         if self.affine:
             np.copyto(self.grads["weight"], dgamma)
             np.copyto(self.grads["bias"], dbeta)

@@ -20,9 +20,11 @@ class Permute(Module):
         if not isinstance(x, np.ndarray) or x.ndim != len(self.dims):
             got = f"{x.ndim}-D input of shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
             raise ValueError(f"{self!r}: expected a {len(self.dims)}-D array, got {got}")
+        self.save_for_backward()        # nothing to keep, but backward still needs a forward before it
         return np.ascontiguousarray(x.transpose(self.dims))
 
     def backward(self, dy):
+        self.saved_for_backward()
         return np.ascontiguousarray(dy.transpose(self._inverse))
 
     def extra_repr(self):

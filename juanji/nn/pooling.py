@@ -1,7 +1,7 @@
 """Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and GlobalAvgPool2d (no parameters)."""
 from __future__ import annotations
 
-from ..functional import conv as Fconv
+from ..functional import geometry
 from ..functional import pool as F
 from .module import Module
 
@@ -10,10 +10,10 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
         try:
-            self.kernel_size = Fconv._pair(kernel_size, "kernel_size")
-            self.stride = self.kernel_size if stride is None else Fconv._pair(stride, "stride")
-            self.padding = Fconv._pair(padding, "padding")
-            self.dilation = Fconv._pair(dilation, "dilation")
+            self.kernel_size = geometry.pair(kernel_size, "kernel_size")
+            self.stride = self.kernel_size if stride is None else geometry.pair(stride, "stride")
+            self.padding = geometry.pair(padding, "padding")
+            self.dilation = geometry.pair(dilation, "dilation")
         except TypeError as error:
             raise TypeError(f"{type(self).__name__}: {error}") from None
         if min(self.kernel_size + self.stride + self.dilation) <= 0 or min(self.padding) < 0:
@@ -24,20 +24,20 @@ class _Pool2d(Module):
             raise ValueError(f"{type(self).__name__}: padding {self.padding} must be at most half of the "
                              f"(dilated) kernel size {tuple(reach)}")
         self.ceil_mode = ceil_mode
-        self._cache = None
 
     def _check(self, x):
         self._check_input(x, "(N, C, H, W)", 4)
-        reach = [d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size)]
-        padded = [s + 2 * p for s, p in zip(x.shape[2:], self.padding)]
-        if padded[0] < reach[0] or padded[1] < reach[1]:
-            raise ValueError(f"{self!r}: input of spatial size {x.shape[2:]} (padded to {tuple(padded)}) "
-                             f"is smaller than the kernel {tuple(reach)}")
+        try:
+            geometry.check_window_fits(x.shape[2:], self.kernel_size, [(p, p) for p in self.padding],
+                                       self.dilation)
+        except ValueError as error:
+            raise ValueError(f"{self!r}: {error}") from None
 
-    def _require_cache(self):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        return self._cache
+    def output_shape(self, input_shape):
+        """(N, C, H', W') for an input of shape (N, C, H, W)."""
+        return (*input_shape[:2], *geometry.output_shape(input_shape[2:], self.kernel_size, self.stride,
+                                                         [(p, p) for p in self.padding], self.dilation,
+                                                         self.ceil_mode))
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -53,12 +53,13 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x):
         self._check(x)
-        y, self._cache = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                                      self.ceil_mode)
+        y, cache = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        self.save_for_backward(cache)
         return y
 
     def backward(self, dy):
-        return F.max_pool2d_backward(dy, self._require_cache())
+        cache, = self.saved_for_backward()
+        return F.max_pool2d_backward(dy, cache)
 
 
 class AvgPool2d(_Pool2d):
@@ -73,12 +74,14 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x):
         self._check(x)
-        y, self._cache = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                                      self.count_include_pad)
+        y, cache = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                self.count_include_pad)
+        self.save_for_backward(cache)
         return y
 
     def backward(self, dy):
-        return F.avg_pool2d_backward(dy, self._require_cache())
+        cache, = self.saved_for_backward()
+        return F.avg_pool2d_backward(dy, cache)
 
 
 class AdaptivePool2d(Module):
@@ -89,18 +92,17 @@ class AdaptivePool2d(Module):
 
     def __init__(self, output_size):
         super().__init__()
-        self.output_size = Fconv._pair(output_size, "output_size")
-        self._cache = None
+        self.output_size = geometry.pair(output_size, "output_size")
 
     def forward(self, x):
         self._check_input(x, "(N, C, H, W)", 4)
-        y, self._cache = type(self).pool(x, self.output_size)
+        y, cache = type(self).pool(x, self.output_size)
+        self.save_for_backward(cache)
         return y
 
     def backward(self, dy):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        return type(self).pool_backward(dy, self._cache)
+        cache, = self.saved_for_backward()
+        return type(self).pool_backward(dy, cache)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
@@ -117,15 +119,11 @@ class GlobalAvgPool2d(Module):
 
     dX = dY / (H·W) at every pixel."""
 
-    _shape = None
-
     def forward(self, x):
         self._check_input(x, "(N, C, H, W)", 4)
-        self._shape = x.shape
+        self.save_for_backward(x.shape)
         return x.mean(axis=(2, 3))
 
     def backward(self, dy):
-        if self._shape is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        n, c, h, w = self._shape
+        (n, c, h, w), = self.saved_for_backward()
         return (dy / (h * w))[:, :, None, None].repeat(h, axis=2).repeat(w, axis=3)

@@ -10,18 +10,14 @@ class GlobalMaxPool1d(Module):
 
     dX = dY at each channel's arg-max position (the first, on ties), 0 elsewhere."""
 
-    def __init__(self):
-        super().__init__()
-        self._cache = None
-
     def forward(self, x):
         self._check_input(x, "(N, C, L)", 3)
         if x.shape[2] == 0:
             raise ValueError(f"{self!r}: cannot take the maximum of an empty sequence (L = 0)")
-        y, self._cache = F.global_max_pool1d(x)
+        y, cache = F.global_max_pool1d(x)
+        self.save_for_backward(cache)
         return y
 
     def backward(self, dy):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        return F.global_max_pool1d_backward(dy, self._cache)
+        cache, = self.saved_for_backward()
+        return F.global_max_pool1d_backward(dy, cache)

@@ -27,7 +27,6 @@ class SpatialPyramidPool2d(Module):
         if not levels or not all(isinstance(l, int) and l > 0 for l in levels):
             raise ValueError(f"SpatialPyramidPool2d: levels must be positive ints, got {levels!r}")
         self.levels = levels
-        self._cache = None
 
     def output_features(self, channels: int) -> int:
         """C · Σ l²: the length of each output row for an input with ``channels`` channels."""
@@ -35,13 +34,13 @@ class SpatialPyramidPool2d(Module):
 
     def forward(self, x):
         self._check_input(x, "(N, C, H, W)", 4)
-        y, self._cache = F.spatial_pyramid_pool2d(x, self.levels)
+        y, cache = F.spatial_pyramid_pool2d(x, self.levels)
+        self.save_for_backward(cache)
         return y
 
     def backward(self, dy):
-        if self._cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        return F.spatial_pyramid_pool2d_backward(dy, self._cache)
+        cache, = self.saved_for_backward()
+        return F.spatial_pyramid_pool2d_backward(dy, cache)
 
     def extra_repr(self):
         return f"levels={self.levels}"

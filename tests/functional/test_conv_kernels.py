@@ -1,5 +1,5 @@
-"""conv2d / conv2d_backward against torch.nn.functional.conv2d, against the slow loop reference, and
-im2col/col2im adjointness."""
+"""conv2d / conv2d_backward against torch.nn.functional.conv2d, against the slow loop references (forward and
+backward), and im2col/col2im adjointness."""
 import numpy as np
 import pytest
 import torch
@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from juanji.functional import conv as F
+from juanji.functional import geometry as G
 from kernel_check import DTYPES, assert_close, torch_vjp
 
 # Every test runs serially and with the batch split over two threads (``batch_threads``).
@@ -94,30 +95,6 @@ def test_conv2d_does_not_modify_its_inputs(groups, k, padding, stride):
         np.testing.assert_array_equal(original, copy)
 
 
-@pytest.mark.parametrize("size, kernel, stride, padding, dilation, expected", [
-    (8, 3, 2, 1, 1, 4), (9, 3, 3, 1, 1, 3), (7, 3, 1, 0, 2, 3), (5, 7, 1, 1, 1, 1), (28, 5, 1, 2, 1, 28)])
-def test_conv_output_size(size, kernel, stride, padding, dilation, expected):
-    assert F.conv_output_size(size, kernel, stride, padding, dilation) == expected
-    x = torch.zeros(1, 1, size, size)
-    w = torch.zeros(1, 1, kernel, kernel)
-    assert TF.conv2d(x, w, stride=stride, padding=padding, dilation=dilation).shape[-1] == expected
-
-
-@pytest.mark.parametrize("kernel, dilation, expected", [
-    ((3, 3), (1, 1), ((1, 1), (1, 1))), ((4, 2), (1, 1), ((1, 2), (0, 1))),
-    ((4, 3), (2, 3), ((3, 3), (3, 3))), ((2, 5), (3, 1), ((1, 2), (2, 2)))])
-def test_resolve_same_padding_puts_the_extra_pixel_after(kernel, dilation, expected):
-    assert F.resolve_padding("same", kernel, dilation) == expected
-    assert F.resolve_padding("valid", kernel, dilation) == ((0, 0), (0, 0))
-    assert F.resolve_padding((2, 1), kernel, dilation) == ((2, 2), (1, 1))
-
-
-@pytest.mark.parametrize("padding", ["full", "SAME", -1, (1, -2), (1, 2, 3), 1.5])
-def test_resolve_padding_rejects_bad_values(padding):
-    with pytest.raises((ValueError, TypeError), match="padding"):
-        F.resolve_padding(padding, (3, 3), (1, 1))
-
-
 # -- the slow reference and im2col/col2im ---------------------------------------------------------
 
 @st.composite
@@ -133,7 +110,7 @@ def conv_configs(draw):
         padding = draw(st.sampled_from(["same", "valid"]))
     else:
         padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    pads = F.resolve_padding(padding, (r, s), (dh, dw))
+    pads = G.resolve_padding(padding, (r, s), (dh, dw))
     low_h, low_w = max(1, dh * (r - 1) + 1 - sum(pads[0])), max(1, dw * (s - 1) + 1 - sum(pads[1]))
     h, w = draw(st.integers(low_h, low_h + 6)), draw(st.integers(low_w, low_w + 6))
     return dict(shape=(draw(st.integers(1, 3)), c, h, w), weight=(k, c // groups, r, s),
@@ -153,13 +130,37 @@ def test_conv2d_matches_slow_reference(config):
     assert_close(y, expected, "conv2d vs conv2d_reference")
 
 
-def test_conv2d_reference_matches_torch():
-    """The reference is itself checked once against torch, so the property test above means something."""
+@settings(max_examples=60, deadline=None)
+@given(conv_configs())
+def test_conv2d_backward_matches_slow_reference(config):
+    """The fast dX, dW, db (every path: per-sample or channel-major dW, full convolution or col2im dX)
+    against the loops over kernel offsets; the weight- and input-gradient functions also on their own,
+    making the channel-major dY themselves."""
+    rng = np.random.default_rng(config["seed"])
+    x, w = rng.standard_normal(config["shape"]), rng.standard_normal(config["weight"])
+    y, cache = F.conv2d(x, w, **config["kwargs"])
+    dy = rng.standard_normal(y.shape)
+    expected = F.conv2d_backward_reference(dy, x, w, **config["kwargs"])
+    for name, got, want in zip(["dx", "dW", "db"], F.conv2d_backward(dy, cache), expected):
+        assert got.shape == want.shape
+        assert_close(got, want, f"{name} vs conv2d_backward_reference")
+    x_shape, cols, weight, stride, dilation, pads, groups = cache
+    assert_close(F.conv2d_weight_grad(dy, cols, w.shape, groups), expected[1], "conv2d_weight_grad")
+    assert_close(F.conv2d_input_grad(dy, w, x.shape, stride, pads, dilation, groups), expected[0],
+                 "conv2d_input_grad")
+
+
+def test_conv2d_references_match_torch():
+    """The references are themselves checked against torch, so the property tests above mean something."""
     rng = np.random.default_rng(3)
     x, w, b = rng.standard_normal((2, 4, 7, 8)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
     kwargs = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
     expected = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **kwargs)
     assert_close(F.conv2d_reference(x, w, b, **kwargs), expected, "conv2d_reference vs torch")
+    dy = rng.standard_normal(expected.shape)
+    _, torch_grads = torch_vjp(lambda *t: TF.conv2d(*t, **kwargs), dy, x, w, b)
+    for name, got, want in zip(["dx", "dW", "db"], F.conv2d_backward_reference(dy, x, w, **kwargs), torch_grads):
+        assert_close(got, want, f"conv2d_backward_reference {name} vs torch")
 
 
 @settings(max_examples=60, deadline=None)
@@ -171,9 +172,9 @@ def test_im2col_col2im_are_adjoint(config):
     k, _, r, s = config["weight"]
     n, c, h, w = config["shape"]
     stride, dilation = config["kwargs"]["stride"], config["kwargs"]["dilation"]
-    pads = F.resolve_padding(config["kwargs"]["padding"], (r, s), dilation)
+    pads = G.resolve_padding(config["kwargs"]["padding"], (r, s), dilation)
     padded = (n, c, h + sum(pads[0]), w + sum(pads[1]))
-    out = tuple(F.conv_output_size(padded[2 + a], (r, s)[a], stride[a], 0, dilation[a]) for a in range(2))
+    out = G.output_shape((h, w), (r, s), stride, pads, dilation)
     xp = rng.standard_normal(padded)
     for channel_major, shape in ((False, (n, c * r * s, out[0] * out[1])),
                                  (True, (c * r * s, n * out[0] * out[1]))):

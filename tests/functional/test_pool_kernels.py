@@ -1,5 +1,5 @@
-"""Max, average and adaptive average pooling kernels against torch.nn.functional, the loop reference
-for max pooling, and max pooling's tie rule."""
+"""Max, average and adaptive average pooling kernels against torch.nn.functional, the loop references
+(max pooling's forward, both poolings' backward), and max pooling's tie rule."""
 import numpy as np
 import pytest
 import torch
@@ -161,17 +161,48 @@ def test_max_pool2d_matches_slow_reference(config):
     np.testing.assert_array_equal(y, expected)
 
 
-def test_max_pool2d_reference_matches_torch():
-    x = np.random.default_rng(4).standard_normal((2, 2, 9, 8))
+@settings(max_examples=60, deadline=None)
+@given(pool_configs(), st.booleans())
+def test_max_pool2d_backward_matches_slow_reference(config, ties):
+    """Also on inputs rounded to a few values, where windows hold ties (the first maximum wins)."""
+    shape, kwargs, seed = config
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    if ties:
+        x = np.round(x)
+    y, cache = F.max_pool2d(x, **kwargs)
+    dy = rng.standard_normal(y.shape)
+    assert_close(F.max_pool2d_backward(dy, cache), F.max_pool2d_backward_reference(dy, x, **kwargs),
+                 "max_pool2d_backward vs reference")
+
+
+@settings(max_examples=60, deadline=None)
+@given(pool_configs(), st.booleans())
+def test_avg_pool2d_backward_matches_slow_reference(config, count_include_pad):
+    shape, kwargs, seed = config
+    del kwargs["dilation"]
+    kwargs["count_include_pad"] = count_include_pad
+    rng = np.random.default_rng(seed)
+    y, cache = F.avg_pool2d(rng.standard_normal(shape), **kwargs)
+    dy = rng.standard_normal(y.shape)
+    assert_close(F.avg_pool2d_backward(dy, cache), F.avg_pool2d_backward_reference(dy, shape, **kwargs),
+                 "avg_pool2d_backward vs reference")
+
+
+def test_pool_references_match_torch():
+    """The references are themselves checked against torch, so the property tests above mean something."""
+    rng = np.random.default_rng(4)
+    x = np.round(rng.standard_normal((2, 2, 9, 8)) * 2)          # ties, too
     kwargs = dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 1), dilation=(2, 1), ceil_mode=True)
     expected = TF.max_pool2d(torch.from_numpy(x), **kwargs)
     np.testing.assert_array_equal(F.max_pool2d_reference(x, **kwargs), expected.numpy())
-
-
-@pytest.mark.parametrize("size, kernel, stride, padding, dilation, ceil_mode", [
-    (8, 3, 2, 0, 1, False), (8, 3, 2, 0, 1, True), (5, 2, 3, 1, 1, True), (7, 3, 2, 1, 1, True),
-    (9, 2, 2, 0, 2, True), (6, 2, 2, 0, 1, True), (10, 4, 3, 2, 1, True)])
-def test_pool_output_size_matches_torch(size, kernel, stride, padding, dilation, ceil_mode):
-    expected = TF.max_pool2d(torch.zeros(1, 1, size, size), kernel, stride, padding, dilation,
-                             ceil_mode=ceil_mode).shape[-1]
-    assert F.pool_output_size(size, kernel, stride, padding, dilation, ceil_mode) == expected
+    dy = rng.standard_normal(expected.shape)
+    _, (dx,) = torch_vjp(lambda t: TF.max_pool2d(t, **kwargs), dy, x)
+    assert_close(F.max_pool2d_backward_reference(dy, x, **kwargs), dx, "max_pool2d_backward_reference vs torch")
+    for count_include_pad in (True, False):
+        kwargs = dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1), ceil_mode=True,
+                      count_include_pad=count_include_pad)
+        dy = rng.standard_normal(TF.avg_pool2d(torch.zeros(2, 2, 8, 5), **kwargs).shape)
+        _, (dx,) = torch_vjp(lambda t: TF.avg_pool2d(t, **kwargs), dy, x[:, :, :8, :5])
+        assert_close(F.avg_pool2d_backward_reference(dy, (2, 2, 8, 5), **kwargs), dx,
+                     "avg_pool2d_backward_reference vs torch")

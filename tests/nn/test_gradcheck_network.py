@@ -84,9 +84,9 @@ def analytic_gradients(model, criterion, x, labels):
 def kink_margins(model):
     """(smallest |ReLU input|, smallest top-1 − top-2 gap over pooling windows with a positive max),
     read from the layers' caches after a forward pass."""
-    relu_inputs = [m._cache for m in model.modules() if isinstance(m, nn.ReLU)]
+    relu_inputs = [m._saved[0] for m in model.modules() if isinstance(m, nn.ReLU)]
     smallest_preactivation = min(np.abs(a).min() for a in relu_inputs)
-    pooled = np.maximum(model[2]._cache, 0)                                  # the max pool's input
+    pooled = np.maximum(model[2]._saved[0], 0)                                  # the max pool's input
     padded = np.pad(pooled, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
     windows = sliding_window_view(padded, (3, 3), axis=(2, 3))[:, :, ::2, ::2].reshape(-1, 9)
     top2 = -np.sort(-windows, axis=1)[:, :2]

@@ -8,7 +8,8 @@ import juanji
 from juanji import nn
 from layer_check import DTYPES, assert_close, compare_with_torch, randomise_state
 
-# Every test runs serially and with the batch split over two threads (``batch_threads``).
+# Every test runs serially and with the batch split over two threads (``batch_threads``); the batch3 cases
+# split unevenly (1 + 2 samples).
 pytestmark = [pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning"),
               pytest.mark.usefixtures("batch_threads")]
 
@@ -29,6 +30,8 @@ def check(layer_cls, torch_cls, args, kwargs, shape, dtype, steps=1, train=True,
 # (N, C, H, W), (K, kernel), keyword arguments
 CONV2D_CASES = [
     pytest.param((1, 3, 7, 7), (4, 3), dict(padding=1), id="batch1"),
+    pytest.param((3, 3, 7, 7), (4, 3), dict(padding=1), id="batch3-uneven-split"),
+    pytest.param((3, 4, 7, 7), (8, 3), dict(stride=2, padding=1, groups=2), id="batch3-groups2-stride2"),
     pytest.param((2, 3, 9, 11), (5, 3), dict(), id="odd-sizes"),
     pytest.param((2, 3, 8, 8), (4, 3), dict(stride=2, padding=1), id="stride2-remainder"),
     pytest.param((2, 2, 9, 10), (3, 3), dict(stride=3, padding=1), id="stride3-remainder"),
@@ -54,6 +57,7 @@ def test_conv2d(shape, args, kwargs, dtype):
 
 CONV1D_CASES = [
     pytest.param((1, 3, 9), (4, 3), dict(padding=1), id="batch1"),
+    pytest.param((3, 3, 9), (4, 3), dict(padding=1), id="batch3-uneven-split"),
     pytest.param((2, 3, 10), (4, 3), dict(stride=2, padding=1), id="stride2-remainder"),
     pytest.param((2, 3, 11), (4, 3), dict(stride=3), id="stride3-remainder"),
     pytest.param((2, 3, 11), (4, 3), dict(dilation=2, padding=2), id="dilation2"),
@@ -100,7 +104,7 @@ ACTIVATIONS = [
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(4, 6), (2, 3, 4, 5)])
+@pytest.mark.parametrize("shape", [(4, 6), (2, 3, 4, 5), (3, 2, 3, 4)])
 @pytest.mark.parametrize("layer_cls, torch_cls, args", ACTIVATIONS)
 def test_activation(layer_cls, torch_cls, args, shape, dtype):
     check(layer_cls, torch_cls, args, {}, shape, dtype, dtype_kwarg=False)
@@ -108,6 +112,7 @@ def test_activation(layer_cls, torch_cls, args, shape, dtype):
 
 POOL_CASES = [
     pytest.param((2, 3, 8, 8), dict(kernel_size=2), id="2x2"),
+    pytest.param((3, 2, 7, 7), dict(kernel_size=3, stride=2, padding=1), id="batch3-uneven-split"),
     pytest.param((1, 2, 7, 9), dict(kernel_size=2, stride=2), id="batch1-odd-sizes"),
     pytest.param((2, 3, 9, 9), dict(kernel_size=3, stride=2), id="overlapping-3x3-stride2"),
     pytest.param((2, 2, 8, 8), dict(kernel_size=3, stride=2, padding=1), id="padding"),
@@ -161,6 +166,7 @@ BATCH_NORMS = [
     pytest.param(nn.BatchNorm1d, torch.nn.BatchNorm1d, (4, 3, 5), id="BatchNorm1d-NCL"),
     pytest.param(nn.BatchNorm2d, torch.nn.BatchNorm2d, (2, 3, 4, 5), id="BatchNorm2d"),
     pytest.param(nn.BatchNorm2d, torch.nn.BatchNorm2d, (1, 3, 3, 3), id="BatchNorm2d-batch1"),
+    pytest.param(nn.BatchNorm2d, torch.nn.BatchNorm2d, (3, 2, 4, 3), id="BatchNorm2d-batch3-uneven-split"),
 ]
 
 
@@ -189,7 +195,7 @@ def test_cross_entropy_loss(n, c, smoothing, dtype):
     rng = np.random.default_rng(n * c)
     logits = (rng.standard_normal((n, c)) * 3).astype(dtype)
     labels = rng.integers(0, c, n)
-    criterion = nn.CrossEntropyLoss(label_smoothing=smoothing)
+    criterion = nn.CrossEntropyLoss(label_smoothing=smoothing).retain_cache()     # two backward passes
     loss = criterion(logits, labels)
     dlogits = criterion.backward()
     logits_t = torch.from_numpy(logits.copy()).requires_grad_(True)

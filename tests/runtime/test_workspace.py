@@ -3,7 +3,7 @@ layer's columns survive other layers' forward passes until its own backward."""
 import numpy as np
 
 from juanji import nn
-from juanji.functional.workspace import Workspace
+from juanji.runtime.workspace import Workspace
 
 
 def test_get_reuses_memory_that_is_large_enough_and_of_the_same_dtype():
@@ -52,3 +52,14 @@ def test_columns_survive_other_layers_using_the_scratch_memory():
         b.backward(np.ones_like(b(other)))
         np.testing.assert_array_equal(a.backward(dy), expected_dx)
         np.testing.assert_array_equal(a.grads["weight"], expected_dw)
+
+
+def test_each_thread_has_its_own_scratch_workspace():
+    import threading
+    from juanji.runtime.workspace import scratch
+    mine, theirs = scratch(), []
+    assert scratch() is mine
+    other = threading.Thread(target=lambda: theirs.append(scratch()))
+    other.start()
+    other.join()
+    assert isinstance(theirs[0], Workspace) and theirs[0] is not mine

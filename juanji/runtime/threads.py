@@ -2,19 +2,23 @@
 
 NumPy runs every copy and elementwise pass on one core, and OpenBLAS splits each GEMM over its threads,
 which pays only for large GEMMs: a convolution's per-sample GEMMs are small (LeNet-5's train step took as
-long on 2 BLAS threads as on 1). So a kernel here writes its work for a slice of the batch,
+long on 2 BLAS threads as on 1). So a kernel writes its work for a slice of the batch,
 ``work(start, stop)``, and ``over_batch`` runs one slice per thread, each slice's copies and GEMMs in its own
 Python thread (NumPy and BLAS release the GIL), with BLAS on one thread meanwhile. Chunks write disjoint
 slices of arrays allocated before the split, so no locks are needed.
 
 The thread count is BLAS's own setting (``threadpoolctl.threadpool_limits``, ``OPENBLAS_NUM_THREADS``,
-``juanji.set_num_threads``): one knob, as ``torch.set_num_threads``.  Without threadpoolctl, or with BLAS
-on one thread, everything runs serially in the caller's thread.
+``juanji.set_num_threads``): one knob, as ``torch.set_num_threads``.  BLAS's setting is process-wide while
+splits may run in several calling threads at once: the first split to start sets BLAS to one thread, the
+last one to end sets it back (a counted section), and meanwhile ``num_threads`` reports the setting being
+kept, not the 1 in force.  Where threadpoolctl finds no BLAS it can set, ``set_num_threads`` warns and
+sets the split alone.
 """
 from __future__ import annotations
 
 import os
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -27,17 +31,24 @@ _state = threading.local()          # .inside: this thread runs a chunk already 
 _blas = None                        # threadpoolctl's controller of NumPy's BLAS, looked up once
 _pool: ThreadPoolExecutor | None = None
 _pool_workers = 0
-_lock = threading.Lock()
+_lock = threading.Lock()            # guards the pool and the counted section below
+_splits = 0                         # splits running now, in any calling thread
+_kept = 1                           # the thread setting while BLAS is held at one thread by the splits
+_without_blas = 1                   # the thread setting where no BLAS can be controlled
 
 
-def _forget_pool():
-    """In a forked child the pool's threads do not exist: start a new pool on the next split."""
-    global _pool, _pool_workers, _lock
+def _after_fork_in_child():
+    """A forked child has only the forking thread: no pool threads and no other thread's split, whose
+    lock and one-thread BLAS setting would otherwise stay as the fork left them."""
+    global _pool, _pool_workers, _lock, _splits
     _pool, _pool_workers, _lock = None, 0, threading.Lock()
+    if _splits and _blas:
+        _blas.set_num_threads(_kept)
+    _splits = 0
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _blas_controller():
@@ -53,18 +64,54 @@ def _blas_controller():
 
 
 def num_threads() -> int:
-    """Threads a batch is split over: NumPy's BLAS setting, 1 without threadpoolctl."""
+    """Threads a batch is split over: NumPy's BLAS setting (the one kept while a split holds BLAS at one
+    thread), or the last ``set_num_threads`` where no BLAS can be controlled (1 by default)."""
     blas = _blas_controller()
-    return max(1, blas.get_num_threads()) if blas else 1
+    if not blas:
+        return _without_blas
+    with _lock:
+        return _kept if _splits else max(1, blas.get_num_threads())
 
 
 def set_num_threads(threads: int) -> None:
-    """Use ``threads`` threads for BLAS and for juanji's batch-parallel kernels (process-wide)."""
+    """Use ``threads`` threads for BLAS and for juanji's batch-parallel kernels (process-wide).
+
+    Warns (``RuntimeWarning``) where threadpoolctl is missing or finds no BLAS it can set: the kernels
+    then split over ``threads`` threads while BLAS keeps its own setting."""
+    global _kept, _without_blas
     if int(threads) < 1:
         raise ValueError(f"set_num_threads needs a positive number of threads, got {threads!r}")
     blas = _blas_controller()
-    if blas:
-        blas.set_num_threads(int(threads))
+    if not blas:
+        _without_blas = int(threads)
+        warnings.warn("juanji.set_num_threads: cannot set the BLAS's threads (threadpoolctl is not installed "
+                      "or finds no BLAS library it can control); only juanji's batch split uses "
+                      f"{int(threads)} thread(s)", RuntimeWarning, stacklevel=2)
+        return
+    with _lock:
+        if _splits:
+            _kept = int(threads)        # applied when the running splits end
+        else:
+            blas.set_num_threads(int(threads))
+
+
+def _enter_split(threads: int) -> None:
+    global _splits, _kept
+    blas = _blas_controller()
+    with _lock:
+        if blas and not _splits:
+            _kept = threads
+            blas.set_num_threads(1)
+        _splits += 1
+
+
+def _leave_split() -> None:
+    global _splits
+    blas = _blas_controller()
+    with _lock:
+        _splits -= 1
+        if blas and not _splits:
+            blas.set_num_threads(_kept)
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
@@ -91,7 +138,7 @@ def over_batch(n: int, work, elements: int) -> list:
     more than one thread BLAS is set to one thread during the call, even for a single chunk: OpenBLAS's
     threads spin for a while after each multi-threaded GEMM and would take the cores from the chunks.
     A batch of one sample (nothing to split) and nested calls run ``work(0, n)`` directly, BLAS untouched.
-    Results come back in chunk order (for partial sums).
+    Results come back in chunk order (for partial sums).  Any number of threads may call it at once.
     """
     threads = num_threads()
     if threads < 2 or n < 2 or getattr(_state, "inside", False):
@@ -99,8 +146,7 @@ def over_batch(n: int, work, elements: int) -> list:
     # at least half of MIN_ELEMENTS per chunk: many cores get fewer, larger chunks of a small call
     chunks = min(threads, n, max(1, elements // max(1, MIN_ELEMENTS // 2))) if elements >= MIN_ELEMENTS else 1
     bounds = [n * i // chunks for i in range(chunks + 1)]
-    blas = _blas_controller()
-    blas.set_num_threads(1)
+    _enter_split(threads)
     try:
         futures = [_executor(threads - 1).submit(_run_chunk, work, bounds[i], bounds[i + 1])
                    for i in range(1, chunks)]
@@ -118,7 +164,7 @@ def over_batch(n: int, work, elements: int) -> list:
             raise error
         return results
     finally:
-        blas.set_num_threads(threads)
+        _leave_split()
 
 
 def map_batch(function, *arrays) -> np.ndarray:

@@ -6,8 +6,10 @@ next step page-faults the same memory in again, 4 KiB at a time: LeNet-5 at batc
 faults per step, 9.4 ms a step instead of 7.4 ms. Raising the mmap threshold to 32 MiB and the trim
 threshold to 128 MiB keeps those blocks for reuse (at most 128 MiB of freed memory stays mapped).
 
-``import juanji`` calls ``keep_freed_memory()`` once; set ``JUANJI_KEEP_FREED_MEMORY=0`` in the environment
-to leave malloc as it is. Elsewhere than glibc (macOS, Windows, musl) it does nothing.
+This is a choice for the whole process, so a library import does not make it: the ``juanji`` command line
+and the benchmark call ``keep_freed_memory()`` at start; a program that trains with juanji may call it too.
+``JUANJI_KEEP_FREED_MEMORY=0`` in the environment leaves malloc as it is even then. Elsewhere than glibc
+(macOS, Windows, musl) it does nothing.
 """
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ TRIM_THRESHOLD = 128 << 20
 
 def keep_freed_memory() -> bool:
     """Set glibc's mmap and trim thresholds (``mallopt``) so that freed arrays are reused, not unmapped.
-    Returns True where they were set, False where the C library is not glibc or refused them."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    Returns True where they were set; False where ``JUANJI_KEEP_FREED_MEMORY=0`` opts out, the C library
+    is not glibc, or it refused them."""
+    if not enabled_by_environment() or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD,

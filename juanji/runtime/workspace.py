@@ -5,13 +5,15 @@ page fault plus zeroing by the kernel, which doubles the cost of a copy such as 
 into a new 58 MB array, 5.0 ms into one reused).  A ``Workspace`` hands out the same memory again when
 the size allows.  The kernels take workspaces as arguments (``conv2d(..., workspace, scratch)``) and
 keep no memory of their own; ``juanji.nn`` decides which to pass: a layer's own workspace for arrays that
-live from its forward to its backward (conv's columns), one shared scratch workspace for arrays used only
-inside a single call.  Nothing handed out by a workspace is ever returned to the caller of a layer:
-outputs are always fresh arrays.
+live from its forward to its backward (conv's columns), the calling thread's ``scratch()`` workspace for
+arrays used only inside a single call (one layer runs at a time in a thread; two models in two threads
+use two scratch workspaces).  Nothing handed out by a workspace is ever returned to the caller of a
+layer: outputs are always fresh arrays.
 """
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -40,3 +42,14 @@ class Workspace:
 
     def nbytes(self) -> int:
         return sum(memory.nbytes for memory in self._arrays.values())
+
+
+_local = threading.local()
+
+
+def scratch() -> Workspace:
+    """The calling thread's scratch workspace (created on first use, freed with the thread)."""
+    workspace = getattr(_local, "scratch", None)
+    if workspace is None:
+        workspace = _local.scratch = Workspace()
+    return workspace

@@ -1,0 +1,180 @@
+"""threads.over_batch: chunks that cover the batch in order, BLAS on one thread meanwhile (and back to its
+setting only when the last of several callers' splits ends), errors raised only after every chunk has
+finished, no nested splits; set_num_threads says when it cannot set the BLAS."""
+import threading
+import time
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import threadpoolctl
+
+from juanji.runtime import threads as parallel
+
+
+def blas_threads() -> int:
+    """The thread count NumPy's BLAS has in force now, read by threadpoolctl."""
+    return [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"][0]["num_threads"]
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    before = parallel.num_threads()
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
+    parallel.set_num_threads(2)
+    yield
+    parallel.set_num_threads(before)
+
+
+def test_chunks_cover_the_batch_in_order_on_different_threads(two_threads):
+    seen = []
+
+    def work(start, stop):
+        seen.append(threading.get_ident())
+        return (start, stop, blas_threads(), parallel.num_threads())
+
+    # BLAS on 1 thread inside, while the setting kept (and reported) is 2
+    assert parallel.over_batch(7, work, elements=10 ** 6) == [(0, 3, 1, 2), (3, 7, 1, 2)]
+    assert len(set(seen)) == 2
+    assert blas_threads() == parallel.num_threads() == 2                             # and restored after
+
+
+def test_small_calls_and_single_samples_stay_in_one_chunk(two_threads, monkeypatch):
+    # one sample: nothing to split, so its GEMMs keep BLAS's own 2 threads (a big image's conv: 14 → 8 ms)
+    assert parallel.over_batch(1, lambda a, b: (a, b, blas_threads()), elements=10 ** 6) == [(0, 1, 2)]
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1000)
+    # a small batch: one chunk, BLAS on one thread (OpenBLAS's spinning threads would slow the next split)
+    assert parallel.over_batch(8, lambda a, b: (a, b, blas_threads()), elements=999) == [(0, 8, 1)]
+
+
+def test_nested_calls_run_serially(two_threads):
+    inner = parallel.over_batch(4, lambda a, b: parallel.over_batch(b - a, lambda c, d: (c, d), elements=10 ** 6),
+                                elements=10 ** 6)
+    assert inner == [[(0, 2)], [(0, 2)]]
+
+
+def test_one_thread_runs_in_the_caller():
+    before = parallel.num_threads()
+    parallel.set_num_threads(1)
+    try:
+        assert parallel.over_batch(8, lambda a, b: threading.get_ident(), elements=10 ** 9) == [threading.get_ident()]
+    finally:
+        parallel.set_num_threads(before)
+
+
+def test_an_error_is_raised_after_every_chunk_has_finished(two_threads):
+    out = np.zeros(4)
+
+    def work(start, stop):
+        if start == 0:
+            raise ValueError("first chunk failed")
+        time.sleep(0.05)                    # the other chunk is still writing when the first one fails
+        out[start:stop] = 1
+
+    with pytest.raises(ValueError, match="first chunk failed"):
+        parallel.over_batch(4, work, elements=10 ** 6)
+    assert out.tolist() == [0, 0, 1, 1]
+    assert parallel.num_threads() == 2
+
+
+def test_set_num_threads_rejects_nonsense():
+    with pytest.raises(ValueError, match="positive"):
+        parallel.set_num_threads(0)
+
+
+def test_the_package_exposes_the_thread_setting():
+    import juanji
+    before = juanji.get_num_threads()
+    try:
+        juanji.set_num_threads(1)
+        assert juanji.get_num_threads() == 1 == parallel.num_threads()
+    finally:
+        juanji.set_num_threads(before)
+
+
+def test_a_forked_child_splits_batches_with_a_pool_of_its_own(two_threads):
+    """The parent's pool threads do not exist in a forked child: the child must not wait on them."""
+    import multiprocessing
+    parallel.over_batch(4, lambda a, b: None, elements=10 ** 6)          # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        assert pool.apply_async(_split_in_child).get(timeout=30) == [(0, 2), (2, 4)]
+
+
+def _split_in_child():
+    parallel.MIN_ELEMENTS = 0
+    return parallel.over_batch(4, lambda a, b: (a, b), elements=10 ** 6)
+
+
+def test_many_threads_get_no_smaller_chunks_than_half_the_threshold(monkeypatch):
+    before = parallel.num_threads()
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1000)
+    parallel.set_num_threads(4)
+    try:
+        bounds = lambda elements: parallel.over_batch(8, lambda a, b: (a, b), elements=elements)
+        assert bounds(1000) == [(0, 4), (4, 8)]                  # 2 chunks of at least 500 elements
+        assert bounds(4000) == [(0, 2), (2, 4), (4, 6), (6, 8)]  # all 4 threads
+    finally:
+        parallel.set_num_threads(before)
+
+
+def test_two_callers_splitting_at_once_leave_blas_on_one_thread_until_the_last_split_ends(two_threads):
+    """Each split holds BLAS at one thread; when one caller's split ends while another's runs, BLAS must
+    stay at one thread (a caller restoring it then would hand the running chunks BLAS's spinning threads),
+    and go back to its setting when the last split ends."""
+    first_inside, second_done = threading.Event(), threading.Event()
+    seen = {}
+
+    def long_work(start, stop):
+        if start == 0:
+            first_inside.set()
+            assert second_done.wait(10)
+            seen["after the other split ended"] = blas_threads()
+        return start
+
+    def short_call():
+        assert first_inside.wait(10)
+        parallel.over_batch(4, lambda a, b: a, elements=10 ** 6)
+        seen["reported meanwhile"] = parallel.num_threads()
+        second_done.set()
+
+    other = threading.Thread(target=short_call)
+    other.start()
+    parallel.over_batch(4, long_work, elements=10 ** 6)
+    other.join()
+    assert seen == {"after the other split ended": 1, "reported meanwhile": 2}
+    assert blas_threads() == parallel.num_threads() == 2
+
+
+def test_set_num_threads_during_a_split_applies_when_it_ends(two_threads):
+    def work(start, stop):
+        if start == 0:
+            parallel.set_num_threads(1)
+        return blas_threads()
+
+    assert parallel.over_batch(4, work, elements=10 ** 6) == [1, 1]
+    assert blas_threads() == parallel.num_threads() == 1
+
+
+NO_THREADPOOLCTL = """
+import sys, warnings
+sys.modules["threadpoolctl"] = None          # as if it were not installed: importing it raises ImportError
+import juanji
+from juanji.runtime import threads
+threads.MIN_ELEMENTS = 0
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    juanji.set_num_threads(2)
+print(juanji.get_num_threads(), len(threads.over_batch(4, lambda a, b: (a, b), elements=10 ** 6)))
+print(caught[0].category.__name__, caught[0].message)
+"""
+
+
+def test_set_num_threads_warns_when_it_cannot_set_the_blas():
+    out = subprocess.run([sys.executable, "-c", NO_THREADPOOLCTL], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONWARNINGS": "default"}).stdout.splitlines()
+    assert out[0] == "2 2"                       # juanji's own split still follows the setting
+    assert out[1].startswith("RuntimeWarning") and "cannot set the BLAS's threads" in out[1]
