@@ -6,8 +6,9 @@ PYTHON ?= python3
 
 .PHONY: train test data
 
-# Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task.
-DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian
+# Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task; a CJK font
+# for the Chinese labels of the docs' figures (docs/figures/make_figures.py).
+DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian fonts-wqy-zenhei
 
 data:
 	@dpkg -s $(DATA_PACKAGES) >/dev/null 2>&1 || \

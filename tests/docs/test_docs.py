@@ -27,7 +27,8 @@ from juanji.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "images" not in p.relative_to(DOCS).parts)
-FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
+# A fence may be indented, as inside a collapsible ``??? note "Solution"`` block: its body is dedented.
+FENCE = re.compile(r"^( *)```(\w*)[^\n]*\n(.*?)^\1```[ \t]*$", re.M | re.S)
 KINDS = {"pycon", "sh", "text"}
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
@@ -40,7 +41,9 @@ def blocks(path: Path):
     """(kind, first line number of the body (0-based), body) of every fenced block of a page."""
     text = path.read_text(encoding="utf-8")
     for match in FENCE.finditer(text):
-        yield match.group(1), text.count("\n", 0, match.start(2)), match.group(2)
+        indent = len(match.group(1))
+        body = "".join(line[indent:] for line in match.group(3).splitlines(keepends=True))
+        yield match.group(2), text.count("\n", 0, match.start(3)), body
 
 
 def examples(path: Path) -> list[doctest.Example]:
