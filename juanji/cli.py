@@ -1,7 +1,7 @@
 """The ``juanji`` command line.
 
-Errors a user can cause (bad files, bad options, bad input) print one line ``juanji: error: ...`` and exit
-with status 2; ``--debug`` shows the Python traceback instead.
+Errors a user can cause (bad files, bad options, bad input, not enough memory) print one line
+``juanji: error: ...`` and exit with status 2; ``--debug`` shows the Python traceback instead.
 """
 from __future__ import annotations
 
@@ -35,11 +35,13 @@ def main(argv=None) -> int:
         if args.threads is not None:
             set_num_threads(args.threads)
         return args.run(args)
-    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError, MemoryError) as error:
         if args.debug:
             raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"juanji: error: {message}", file=sys.stderr)
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        if isinstance(error, MemoryError) and not message:      # NumPy's own, from an allocation that failed
+            message = "out of memory; try a smaller --batch-size or --image-size, or fewer --threads"
+        print(f"juanji: error: {' '.join(message.split())}", file=sys.stderr)     # always one line
         return 2
     except KeyboardInterrupt:
         print("juanji: interrupted; checkpoints of completed epochs are kept", file=sys.stderr)

@@ -1,55 +1,32 @@
 """The training loop behind ``juanji train``: mini-batches, metrics, checkpoints per epoch, bit-exact resume.
 
-A run directory holds ``config.json``, ``metrics.jsonl`` (one line per epoch), ``curves.png``,
-``checkpoints/epoch-NNN.npz`` and ``best.npz`` (highest test accuracy).  Everything random — weight
+It writes a run directory (``juanji.runs.Run``: config, per-epoch checkpoints, best.npz, metrics, curves),
+holding its lock while it trains.  Everything random — weight
 init and dropout (``juanji.random``), shuffling and augmentation (``DataLoader``, a function of seed and
 epoch) — is restored from the checkpoint, so a resumed run reaches the same weights bit for bit.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import glob
-import json
 import os
 import time
-from dataclasses import dataclass, field
+import warnings
 
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import models, nn, optim
+from . import get_num_threads, models, nn, optim
 from . import random as jrandom
 from .data import DataLoader, sequences
 from .data.folder import load_datasets
 from .data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 from .init import initialize
+from .metrics import evaluate
+from .model_memory import check_model_memory
+from .models import did_you_mean
+from .runs import Run, eval_loader
+from .schema import MAX_IMAGE_SIZE, TrainConfig
 
-
-@dataclass
-class TrainConfig:
-    """Every choice of a run; saved as config.json.  The defaults are those of a bare ``juanji train``
-    (the README explains each)."""
-    model: str = "lenet5"
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    warmup_epochs: int = 0
-    init: str = "kaiming_uniform"
-    normalize: bool = True
-    augment: list = field(default_factory=list)
-    label_smoothing: float = 0.0
-    data: str | None = None
-    limit: int | None = None
-    image_size: int | None = None
-    channels: int | None = None
-    skip_bad: bool = False
-    out: str = "runs/lenet5"
-    seed: int = 0
 
 
 class TrainingDiverged(RuntimeError):
@@ -58,11 +35,6 @@ class TrainingDiverged(RuntimeError):
 
 OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "exponential", "plateau")
-
-
-def did_you_mean(name: str, known) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def make_optimizer(config: TrainConfig, parameters):
@@ -106,27 +78,6 @@ def make_augmentation(names, image_size):
     return [known[n]() for n in names]
 
 
-def evaluate(model, loader, loss_fn=None, return_predictions=False):
-    """Mean loss and accuracy of ``model`` (in eval mode) over ``loader``."""
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    was_training = model.training
-    model.eval()
-    total_loss, correct, count, predictions = 0.0, 0, 0, []
-    for x, y in loader:
-        with nn.no_grad():
-            logits = model(x)
-        total_loss += float(loss_fn(logits, y)) * len(y)
-        predicted = logits.argmax(axis=1)
-        correct += int((predicted == y).sum())
-        count += len(y)
-        predictions.append(predicted)
-    model.train(was_training)
-    result = {"loss": total_loss / count, "accuracy": correct / count}
-    if return_predictions:
-        result["predictions"] = np.concatenate(predictions)
-    return result
-
-
 def skip_input_gradient(model) -> None:
     """Training images need no gradient: let the layer that first sees them skip computing it (as
     PyTorch does for inputs without requires_grad), which saves a col2im per step."""
@@ -153,18 +104,27 @@ def first_non_finite_layer(model, x) -> str:
 
 
 class Trainer:
-    """Owns a run: model, optimizer, schedule, data, run directory.  ``fit()`` trains the remaining epochs."""
+    """Owns a run: model, optimizer, schedule, data, run directory.  ``fit()`` trains the remaining epochs.
+
+    ``resume`` continues from the run's last checkpoint, or starts afresh when no epoch had completed;
+    ``notes`` collects what the user should be told (a restart, a different thread count, repaired files)."""
 
     def __init__(self, config: TrainConfig, progress: bool = True, resume: bool = False):
         self.config, self.progress = config, progress
         self.out = config.out
+        self.run = Run(config.out)
+        self.run.check_unlocked()
         self.start_epoch = 0
         self.best_accuracy = -1.0
         self.history: list[dict] = []
+        self.notes: list[str] = []
+        self.resumed = False
+        if config.image_size is not None and not 1 <= config.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE}, got {config.image_size}")
         if sequences.is_task(config.data):      # token sequences for text models: juanji/data/sequences.py
             self.train_set, self.test_set = sequences.load_task(config.data, config.limit)
             self.skipped, self.normalization, self.input_shape = [], None, self.train_set.input_shape
-            model_kwargs, train_transform, test_transform = self.train_set.model_kwargs(), None, None
+            model_kwargs, train_transform = self.train_set.model_kwargs(), None
         else:
             self.train_set, self.test_set, self.skipped = load_datasets(
                 config.data, config.limit, config.image_size, config.channels, config.skip_bad)
@@ -175,16 +135,19 @@ class Trainer:
             self.normalization = self._normalization()
             normalize = [Normalize(*self.normalization)] if self.normalization else []
             augmentation = make_augmentation(config.augment, image_shape[1])
-            train_transform, test_transform = Compose(augmentation + normalize), Compose(normalize)
+            train_transform = Compose(augmentation + normalize)
             model_kwargs = {"in_channels": image_shape[0], "input_size": image_shape[1]}
         if config.epochs < 1:
             raise ValueError(f"--epochs must be at least 1, got {config.epochs}")
         self.train_loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed,
                                        transform=train_transform)
-        self.test_loader = DataLoader(self.test_set, 1000, transform=test_transform)
+        self.test_loader = eval_loader(self.test_set, self.normalization)
 
         jrandom.seed(config.seed)
-        self.model = models.create(config.model, num_classes=len(self.train_set.classes), **model_kwargs)
+        model_kwargs["num_classes"] = len(self.train_set.classes)
+        check_model_memory(config.model, batch_size=min(config.batch_size, len(self.train_set)),
+                            source="juanji train", **model_kwargs)
+        self.model = models.create(config.model, **model_kwargs)
         initialize(self.model, config.init, jrandom.generator())
         skip_input_gradient(self.model)
         self.optimizer = make_optimizer(config, self.model.parameters())
@@ -201,37 +164,46 @@ class Trainer:
         return (images.mean(axis=(0, 2, 3)).tolist(), images.std(axis=(0, 2, 3)).tolist())
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def checkpoint_path(self, epoch: int) -> str:
-        return os.path.join(self.out, "checkpoints", f"epoch-{epoch:03d}.npz")
-
     def _save(self, epoch: int, history: list[dict], is_best: bool) -> None:
         """The epoch's checkpoint (with the whole metrics history, so a resume never depends on
         metrics.jsonl having been written), and best.npz when this epoch is the best so far."""
         meta = {"epoch": epoch, "config": dataclasses.asdict(self.config), "metrics": history[-1],
                 "history": history, "best_accuracy": self.best_accuracy,
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "rng": jrandom.get_state(),
+                "rng": jrandom.get_state(), "threads": get_num_threads(),
                 "data": {"classes": self.train_set.classes, "normalization": self.normalization,
                          "input_shape": list(self.input_shape)}}
         if sequences.is_task(self.config.data):     # what `juanji predict` needs to encode a word
             meta["data"]["alphabet"] = self.train_set.alphabet
-        ckpt.save(self.checkpoint_path(epoch), self.model, self.optimizer, **meta)
+        ckpt.save(self.run.checkpoint_path(epoch), self.model, self.optimizer, **meta)
         if is_best:
-            ckpt.save(os.path.join(self.out, "best.npz"), self.model, **meta)
+            ckpt.save(self.run.best, self.model, **meta)
 
     def _resume(self) -> None:
-        paths = sorted(glob.glob(os.path.join(self.out, "checkpoints", "epoch-*.npz")))
-        if not paths:
-            raise FileNotFoundError(f"--resume: no checkpoint in {os.path.join(self.out, 'checkpoints')}")
-        state = ckpt.load(paths[-1])
-        ckpt.restore_model(state, self.model, paths[-1])
-        ckpt.restore_optimizer(state, self.optimizer, paths[-1])
+        path = self.run.latest_checkpoint()
+        if path is None:
+            self.notes.append(f"{self.out}: no epoch had completed (no checkpoint yet), so the run starts "
+                              f"from the beginning")
+            return
+        state = ckpt.load(path, self.model)
+        ckpt.restore_model(state, self.model, path)
+        ckpt.restore_optimizer(state, self.optimizer, path)
         if self.scheduler and state.meta.get("scheduler"):
             self.scheduler.load_state_dict(state.meta["scheduler"])
-        jrandom.set_state(state.meta["rng"])
+        if not isinstance(state.meta.get("rng"), dict) or not isinstance(state.meta.get("epoch"), int):
+            raise ckpt.CheckpointError(f"{path}: not a training checkpoint (no epoch or RNG state to resume from)")
+        try:
+            jrandom.set_state(state.meta["rng"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ckpt.CheckpointError(f"{path}: header field 'rng' is not a generator state ({error})") from None
         self.start_epoch = state.meta["epoch"]
         self.best_accuracy = state.meta.get("best_accuracy", -1.0)
         self.history = state.meta.get("history", [])
+        self.resumed = True
+        threads = state.meta.get("threads")
+        if threads is not None and threads != get_num_threads() and self.start_epoch < self.config.epochs:
+            self.notes.append(f"{self.out}: trained so far with {threads} thread(s), now {get_num_threads()}: "
+                              f"the results will differ from an uninterrupted run in the last bits")
 
     # -- the loop ---------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict:
@@ -241,14 +213,11 @@ class Trainer:
         started = time.perf_counter()
         batches = self._progress_bar(self.train_loader, epoch)
         for step, (x, y) in enumerate(batches):
-            with np.errstate(over="ignore", invalid="ignore"):    # a non-finite loss is reported below
-                logits = self.model(x)
-                loss = self.loss_fn(logits, y)
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y)
             if not np.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss} at epoch {epoch + 1}, step {step + 1}: first non-finite output in "
-                    f"{first_non_finite_layer(self.model, x)}; try a smaller --lr. The last good checkpoint "
-                    f"is kept in {os.path.join(self.out, 'checkpoints')}")
+                raise TrainingDiverged(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}: first non-finite "
+                                       f"output in {first_non_finite_layer(self.model, x)}; {self._after_divergence()}")
             self.model.backward(self.loss_fn.backward())
             self.optimizer.step()
             total_loss += float(loss) * len(y)
@@ -267,16 +236,38 @@ class Trainer:
         from tqdm import tqdm  # an optional extra: only the command line needs it
         return tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False)
 
-    def fit(self, on_epoch_end=None) -> list[dict]:
-        os.makedirs(os.path.join(self.out, "checkpoints"), exist_ok=True)
-        config_path = os.path.join(self.out, "config.json")
-        ckpt.write_atomically(config_path, lambda f: f.write(
-            json.dumps(dataclasses.asdict(self.config), indent=2).encode()))
+    def _after_divergence(self) -> str:
+        last = self.run.latest_checkpoint()
+        if last is None:
+            return (f"try a smaller --lr. No epoch completed, so there is no checkpoint; a new 'juanji train "
+                    f"--out {self.out}' starts the run afresh")
+        return f"try a smaller --lr. The last good checkpoint, {last}, is kept"
+
+    def fit(self, on_epoch_end=None, on_note=None) -> list[dict]:
+        """Train the remaining epochs while holding the run's lock; ``on_note(text)`` hears of repaired files."""
+        os.makedirs(self.run.checkpoint_dir, exist_ok=True)
+        with self.run.lock(), warnings.catch_warnings():
+            # floating-point trouble shows as a non-finite loss, reported with its layer, not as NumPy's
+            # warnings (a filter, not np.errstate: the batch's worker threads do not share the errstate)
+            warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
+            self.run.remove_stale_temporaries()
+            self.run.write_config(self.config)
+            if self.resumed:
+                for note in self.run.repair(self.history):
+                    self.notes.append(note)
+                    if on_note:
+                        on_note(note)
+            return self._epochs(on_epoch_end)
+
+    def _epochs(self, on_epoch_end) -> list[dict]:
         history = self.history
         for epoch in range(self.start_epoch, self.config.epochs):
             lr = self.optimizer.lr
             metrics = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
             test = evaluate(self.model, self.test_loader, self.loss_fn)
+            if not np.isfinite(test["loss"]):
+                raise TrainingDiverged(f"test loss became {test['loss']} after epoch {epoch + 1}: the weights are "
+                                       f"no longer finite; {self._after_divergence()}")
             metrics.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
             metrics["images_per_second"] = len(self.train_set) / metrics["train_seconds"]
             if self.scheduler is not None:
@@ -288,24 +279,7 @@ class Trainer:
             is_best = metrics["test_accuracy"] > self.best_accuracy
             self.best_accuracy = max(self.best_accuracy, metrics["test_accuracy"])
             self._save(epoch + 1, history, is_best)
-            write_metrics(self.out, history)
+            self.run.write_metrics(history)
             if on_epoch_end:
                 on_epoch_end(metrics)
         return history
-
-
-def read_metrics(run_dir) -> list[dict]:
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def write_metrics(run_dir, history) -> None:
-    """metrics.jsonl and curves.png, both rewritten whole (atomically) after each epoch."""
-    text = "".join(json.dumps(m) + "\n" for m in history)
-    ckpt.write_atomically(os.path.join(run_dir, "metrics.jsonl"), lambda f: f.write(text.encode()))
-    from .viz.curves import plot_curves  # matplotlib is an optional extra
-    runs = {os.path.basename(os.path.normpath(run_dir)): history}
-    ckpt.write_atomically(os.path.join(run_dir, "curves.png"), lambda f: plot_curves(runs, f))

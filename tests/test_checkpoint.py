@@ -9,6 +9,7 @@ import pytest
 
 from juanji import checkpoint as ckpt
 from juanji import models, optim
+from juanji.io import write_atomically
 
 
 def trained_pair(seed=0):
@@ -60,7 +61,7 @@ def test_failed_save_leaves_previous_checkpoint_intact(tmp_path):
         raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError, match="No space left"):
-        ckpt.write_atomically(path, disk_full)
+        write_atomically(path, disk_full)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["a.npz"]          # no temporary file left behind
     assert ckpt.load(path).meta["epoch"] == 1

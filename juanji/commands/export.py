@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from .train import load_trained
+from ..runs import load_trained
 
 
 def register(sub):

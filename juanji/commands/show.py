@@ -8,7 +8,8 @@ import re
 import numpy as np
 
 from ..viz.kernels import SCALES
-from .train import class_names, load_test_set, load_trained, predict_test_set, read_input
+from ..io import write_atomically
+from ..runs import Run, class_names, is_text_run, load_test_set, load_trained, predict_test_set, read_input
 
 
 def register(sub):
@@ -156,12 +157,10 @@ def cmd_class_model(args):
 
 
 def cmd_curves(args):
-    from ..checkpoint import write_atomically
-    from ..train import read_metrics
     from ..viz.curves import plot_curves
     runs = {}
     for run in args.runs:
-        history = read_metrics(run)
+        history = Run(run).metrics()
         if not history:
             raise ValueError(f"{run}: no metrics.jsonl with any epoch, not a juanji run directory")
         runs[os.path.normpath(run)] = history
@@ -173,6 +172,8 @@ def cmd_curves(args):
 def _test_predictions(args):
     """(classes, test set, predictions (N,), accuracy) of ``args.checkpoint`` on the test set it was trained with."""
     model, state = load_trained(args.checkpoint)
+    if is_text_run(state) and args.picture == "misclassified":
+        raise ValueError(f"{args.checkpoint}: a text run; 'show misclassified' draws images (see 'juanji eval')")
     test_set = load_test_set(state)
     result = predict_test_set(model, state, test_set)
     return class_names(state), test_set, result["predictions"], result["accuracy"]

@@ -1,24 +1,19 @@
 """``juanji train``, ``juanji eval``, ``juanji predict``: the training run and what uses its checkpoints."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import os
 
 import numpy as np
 
-from .. import checkpoint as ckpt
-from ..data import DataLoader, sequences
-from ..data.folder import load_datasets
-from ..data.images import load_image
-from ..data.transforms import Normalize
+from ..data import sequences
 from ..metrics import confusion_matrix
+from ..runs import Run, class_names, is_text_run, load_test_set, load_trained, predict_test_set, read_input
+from ..schema import TrainConfig
 
 
 def register(sub):
     """Add train, eval and predict to the ``juanji`` argument parser."""
-    defaults = _config_class()()
+    defaults = TrainConfig()
     p = sub.add_parser("train", help="train a model (default: LeNet-5 on Fashion-MNIST)",
                        description="Train a model; every option defaults to the README's recommended run.")
     p.add_argument("--model", help=f"model name (default {defaults.model}); see 'juanji models'")
@@ -62,52 +57,36 @@ def register(sub):
     p.set_defaults(run=cmd_predict)
 
 
-def _config_class():
-    from ..train import TrainConfig
-    return TrainConfig
-
-
-def _free_run_dir(model: str) -> str:
-    base = os.path.join("runs", model)
-    candidate, index = base, 1
-    while os.path.exists(os.path.join(candidate, "config.json")):
-        index += 1
-        candidate = f"{base}-{index}"
-    return candidate
-
-
-def _resolve_train_config(args):
-    TrainConfig = _config_class()
+def _resolve_train_config(args) -> TrainConfig:
+    """The run's configuration: the options given, on top of the saved config.json with --resume."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
     if isinstance(given.get("augment"), str):
         given["augment"] = [a for a in given["augment"].split(",") if a]
+    if args.resume and "out" not in given:
+        raise ValueError("--resume needs --out RUN_DIR: the run to continue")
+    run = Run(given["out"]) if "out" in given else Run.free(TrainConfig(**given).model)
+    note = run.claim(args.resume)
+    if note:
+        print(note)
     if args.resume:
-        if "out" not in given:
-            raise ValueError("--resume needs --out RUN_DIR: the run to continue")
-        config_path = os.path.join(given["out"], "config.json")
-        if not os.path.exists(config_path):
-            raise FileNotFoundError(f"--resume: {config_path} does not exist")
-        with open(config_path) as f:
-            saved = json.load(f)
+        saved = dataclasses.asdict(run.config)
         changed = {k: v for k, v in given.items() if k not in ("out", "epochs") and saved.get(k) != v}
         if changed:
             raise ValueError(f"--resume continues a run as it was configured; these options differ from "
-                             f"{config_path}: {sorted(changed)}")
+                             f"{run.config_path}: {sorted(changed)}")
         return TrainConfig(**{**saved, **given})
-    config = TrainConfig(**given)
-    if "out" not in given:
-        config.out = _free_run_dir(config.model)
-    elif os.path.exists(os.path.join(config.out, "config.json")):
-        raise ValueError(f"{config.out} already holds a run; add --resume to continue it, or choose another --out")
-    return config
+    return TrainConfig(**{**given, "out": run.path})
 
 
 def cmd_train(args):
     from ..train import Trainer
     config = _resolve_train_config(args)
     trainer = Trainer(config, progress=args.progress, resume=args.resume)
+    for note in trainer.notes:
+        print(note)
     if trainer.start_epoch >= config.epochs:
+        trainer.fit(on_note=print)          # repairs best.npz, metrics.jsonl, curves.png if a kill left them stale
         print(f"{config.out}: already trained for {trainer.start_epoch} epochs; pass a larger --epochs to go on")
         return 0
     for path, problem in trainer.skipped:
@@ -120,56 +99,18 @@ def cmd_train(args):
               f"acc {m['train_accuracy']:.4f}  test loss {m['test_loss']:.4f} acc {m['test_accuracy']:.4f}  "
               f"{m['train_seconds']:.1f} s ({m['images_per_second']:.0f} img/s)", flush=True)
 
-    history = trainer.fit(on_epoch_end=report)
+    history = trainer.fit(on_epoch_end=report, on_note=print)
     best = max(history, key=lambda m: m["test_accuracy"])
     print(f"final test accuracy {history[-1]['test_accuracy']:.4f} (best {best['test_accuracy']:.4f} at epoch "
           f"{best['epoch']}); checkpoints, metrics.jsonl and curves.png in {config.out}")
     return 0
 
 
-def _checkpoint_path(run_or_checkpoint: str) -> str:
-    if os.path.isdir(run_or_checkpoint):
-        path = os.path.join(run_or_checkpoint, "best.npz")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{run_or_checkpoint}: a folder without best.npz, not a juanji run")
-        return path
-    return run_or_checkpoint
-
-
-def load_trained(run_or_checkpoint: str):
-    """(model in eval mode, checkpoint) from a run directory or a checkpoint file."""
-    path = _checkpoint_path(run_or_checkpoint)
-    state = ckpt.load(path)
-    model = ckpt.restore_model(state, source=path)
-    model.eval()
-    return model, state
-
-
-def load_test_set(state, data=None):
-    """The test set of the data a checkpoint was trained on (or of ``data``), prepared as in training."""
-    config = state.meta.get("config", {})
-    data = data or config.get("data")
-    if sequences.is_task(data):
-        return sequences.load_task(data)[1]
-    channels, size, _ = state.meta.get("data", {}).get("input_shape", (None, None, None))
-    _, test_set, _ = load_datasets(data, image_size=size, channels=channels,
-                                   skip_bad=config.get("skip_bad", False))
-    return test_set
-
-
-def predict_test_set(model, state, test_set) -> dict:
-    """``juanji.train.evaluate`` of the model on the test set, normalised as in training (with predictions)."""
-    from ..train import evaluate
-    normalization = state.meta.get("data", {}).get("normalization")
-    transform = (lambda x, rng: Normalize(*normalization)(x, rng)) if normalization else None
-    return evaluate(model, DataLoader(test_set, 1000, transform=transform), return_predictions=True)
-
-
 def cmd_eval(args):
     model, state = load_trained(args.checkpoint)
     test_set = load_test_set(state, args.data)
     result = predict_test_set(model, state, test_set)
-    classes = state.meta.get("data", {}).get("classes") or test_set.classes
+    classes = class_names(state)
     matrix = confusion_matrix(test_set.labels, result["predictions"], len(classes))
     kind = "sequences" if isinstance(test_set, sequences.SequenceDataset) else "images"
     print(f"test accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  ({len(test_set)} {kind})")
@@ -181,30 +122,13 @@ def cmd_eval(args):
     return 0
 
 
-def class_names(state) -> list[str]:
-    return state.meta.get("data", {}).get("classes") or [str(i) for i in range(10)]
-
-
-def read_input(path, model, state) -> tuple[np.ndarray, np.ndarray]:
-    """An image file as the checkpoint's model takes it: (pixels (C, H, W) in [0, 1], model input (C, H, W)).
-
-    The shorter side is scaled to the model's input size and the centre cut out (as for image-folder
-    training), then the pixels are normalised with the training set's mean and std.
-    """
-    data = state.meta.get("data", {})
-    channels, height, width = data.get("input_shape", getattr(model, "input_shape", (1, 28, 28)))
-    pixels = load_image(path, channels=channels, size=(height, width), crop=True)
-    normalization = data.get("normalization")
-    return pixels, Normalize(*normalization)(pixels[None])[0] if normalization else pixels
-
-
 def cmd_predict(args):
     from ..functional.activation import softmax
     model, state = load_trained(args.checkpoint)
     classes = class_names(state)
     data = state.meta.get("data", {})
     for item in args.images:
-        if "alphabet" in data:          # a text run: the arguments are words
+        if is_text_run(state):          # a text run: the arguments are words
             x = sequences.encode([item.lower()], data["alphabet"], data["input_shape"][0])
         else:
             x = read_input(item, model, state)[1][None]

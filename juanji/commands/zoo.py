@@ -1,5 +1,6 @@
 """``juanji models`` (the model zoo) and ``juanji summary MODEL`` (its layer table)."""
 from .. import models
+from ..model_memory import check_model_memory
 from ..models.summary import format_summary, summarize
 
 
@@ -37,6 +38,8 @@ def cmd_summary(args):
     if args.input:
         shape = parse_shape(args.input)
         kwargs.update(in_channels=shape[0], input_size=shape[1])
+    side = max(parse_shape(args.input)[1:]) if args.input else None
+    check_model_memory(args.model, source="juanji summary", **{**kwargs, **({"input_size": side} if side else {})})
     model = models.create(args.model, **kwargs)
     shape = parse_shape(args.input) if args.input else model.input_shape
     print(f"{model.name}: {type(model).__name__} ({', '.join(f'{k}={v}' for k, v in kwargs.items()) or 'defaults'})")

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from juanji.data.idx import read_idx
+from juanji.limits import memory_budget
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -59,7 +60,8 @@ def load_mnist(root=None, train=True, limit=None, classes=None) -> ArrayDataset:
     split = "train" if train else "t10k"
     images_path, labels_path = _find_files(root, [f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"])
 
-    images, labels = read_idx(images_path), read_idx(labels_path)
+    # uint8 pixels become float32: the file's pixels may take a fifth of the memory budget
+    images, labels = read_idx(images_path, memory_budget() // 5), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(f"{images_path}: expected uint8 images of shape (N, rows, cols), "
                          f"got {images.dtype} {images.shape}")
@@ -86,12 +88,12 @@ def _find_files(root, base_names):
         else:
             tried.extend(candidates)
     if tried:
-        where = root if os.path.isdir(root) else f"{root} (directory does not exist)"
+        where = (f"{root}, which is a file, not a folder" if os.path.isfile(root) else root if os.path.isdir(root)
+                 else f"{root}, which does not exist")
         raise FileNotFoundError(
-            f"MNIST-format data not found in {where}. Looked for:\n"
-            + "".join(f"  {path}\n" for path in tried)
-            + "To get Fashion-MNIST: sudo apt-get install dataset-fashion-mnist, "
-              "or pass --data DIR containing MNIST-format IDX files.")
+            f"no MNIST-format data in {where}: looked for {', '.join(os.path.basename(p) for p in tried)}; "
+            f"pass --data a folder of IDX files or of class sub-folders of images, or install Fashion-MNIST "
+            f"(apt-get install dataset-fashion-mnist)")
     return found
 
 

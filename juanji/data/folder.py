@@ -13,6 +13,8 @@ import numpy as np
 
 from juanji.data.datasets import ArrayDataset, load_mnist
 from juanji.data.images import ImageError, load_image
+from juanji.limits import memory_budget, mib
+from juanji.schema import MAX_IMAGE_SIZE
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 DEFAULT_IMAGE_SIZE = 32
@@ -51,6 +53,13 @@ def read_images(paths, image_size: int, channels: int | None, skip_bad: bool = F
     ``channels`` None means 1 when every image is gray (R = G = B), else 3.  A file that cannot be read
     raises ValueError naming it, unless ``skip_bad``: then it is left out and listed in ``skipped``.
     """
+    if not isinstance(image_size, int) or not 1 <= image_size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"image_size must be an integer in 1..{MAX_IMAGE_SIZE}, got {image_size!r}")
+    needed = 4 * len(paths) * (channels or 3) * image_size ** 2
+    if needed > memory_budget():
+        raise MemoryError(f"{len(paths):,} images of {channels or 3}×{image_size}×{image_size} float32 would take "
+                          f"{mib(needed)}, more than the {mib(memory_budget())} this process may use; "
+                          f"choose a smaller --image-size")
     images, kept, skipped = [], [], []
     for index, path in enumerate(paths):
         try:
@@ -128,11 +137,7 @@ def load_datasets(data=None, limit: int | None = None, image_size: int | None = 
 
 
 def _load_idx(data, limit, image_size, channels):
-    try:
-        train = load_mnist(data, train=True, limit=limit)
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"{error}\nOr pass --data a folder with one sub-folder of images per class.") \
-            from None
+    train = load_mnist(data, train=True, limit=limit)
     channels_found, size = train.images.shape[1:3]
     if image_size not in (None, size) or channels not in (None, channels_found):
         raise ValueError(f"{data or 'the default data'} holds {size}×{size} IDX images with {channels_found} "

@@ -2,12 +2,17 @@
 
 Every problem with a file raises ``IDXError``, whose message names the file and says what is wrong.
 """
+from __future__ import annotations
+
 import gzip
 import math
 import os
 import zlib
 
 import numpy as np
+
+from juanji.io import write_atomically
+from juanji.limits import memory_budget, mib
 
 # IDX type code -> (big-endian dtype as stored in the file, name used in messages)
 _TYPES = {
@@ -25,24 +30,55 @@ class IDXError(ValueError):
     """A file is not a valid IDX file (the message names the file and the problem)."""
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path, max_bytes: int | None = None) -> np.ndarray:
     """Read an IDX file (raw or gzip, told apart by the first two bytes) into a native-endian array.
 
     The array has the shape given by the header, e.g. (60000, 28, 28) uint8 for MNIST training images.
+    Nothing beyond what the header declares is read or decompressed, and the declared size must be at most
+    ``max_bytes`` (default ``juanji.limits.memory_budget()``): a small .gz that inflates to gigabytes costs
+    no more than its header.
     """
     name = os.path.basename(os.fspath(path))
     with open(path, "rb") as file:
-        content = file.read()
-    if content[:2] == _GZIP_MAGIC:
+        compressed = file.read(2) == _GZIP_MAGIC
+        file.seek(0)
+        stream = gzip.GzipFile(fileobj=file, mode="rb") if compressed else file
         try:
-            content = gzip.decompress(content)
+            content = _read_declared(stream, name, memory_budget() if max_bytes is None else max_bytes)
         except (OSError, EOFError, zlib.error) as error:  # gzip reports damage in all three ways
+            if not compressed:
+                raise
             raise IDXError(f"{name}: corrupt gzip stream: {error}") from error
-    return _parse(content, name)
+        complete = not compressed or len(content) <= _declared_size(content)
+        if not compressed:
+            content += file.read(1 << 16)       # to say how much trailing garbage a raw file has
+            complete = not file.read(1)
+    return _parse(content, name, complete)
 
 
-def _parse(content: bytes, name: str) -> np.ndarray:
-    """Check the header and data length of uncompressed IDX bytes and return the data."""
+def _declared_size(content: bytes) -> int:
+    """Header plus data bytes that ``content``'s header declares (0 while the header is incomplete)."""
+    if len(content) < 4 or content[2] not in _TYPES or len(content) < 4 + 4 * content[3]:
+        return 0
+    shape = np.frombuffer(content, dtype=">u4", count=content[3], offset=4)
+    return 4 + 4 * content[3] + math.prod(int(size) for size in shape) * _TYPES[content[2]][0].itemsize
+
+
+def _read_declared(stream, name, budget: int) -> bytes:
+    """The header, then at most one byte more than the data it declares (to tell trailing garbage)."""
+    content = stream.read(4)
+    if len(content) == 4 and content[:2] == b"\x00\x00" and content[2] in _TYPES:
+        content += stream.read(4 * content[3])
+    size = _declared_size(content)
+    if size > budget:
+        raise IDXError(f"{name}: header declares {size:,} bytes of data, more than the {mib(budget)} this "
+                       f"process may use; refusing to read it")
+    return content + stream.read(size - len(content) + 1) if size else content
+
+
+def _parse(content: bytes, name: str, complete: bool = True) -> np.ndarray:
+    """Check the header and data length of uncompressed IDX bytes and return the data; ``complete`` False
+    means the file holds more than ``content``."""
     if len(content) == 0:
         raise IDXError(f"{name}: empty file (0 bytes), expected an IDX header")
     if len(content) < 4:
@@ -68,7 +104,8 @@ def _parse(content: bytes, name: str) -> np.ndarray:
         problem = "truncated" if actual < expected else "trailing garbage"
         dims = "×".join(map(str, shape))
         values = dims if dtype.itemsize == 1 else f"{dims} {type_name} values × {dtype.itemsize} bytes"
-        raise IDXError(f"{name}: {problem}: header promises {values} = {expected} bytes of data, file has {actual}")
+        holds = actual if complete else f"more than {actual - 1}"
+        raise IDXError(f"{name}: {problem}: header promises {values} = {expected} bytes of data, file has {holds}")
     data = np.frombuffer(content, dtype=dtype, offset=header_size).reshape(shape)
     return data.astype(dtype.newbyteorder("="))  # a writable copy in the machine's byte order
 
@@ -76,7 +113,7 @@ def _parse(content: bytes, name: str) -> np.ndarray:
 def write_idx(path, array) -> None:
     """Write ``array`` (1 to 255 dimensions, uint8/int8/int16/int32/float32/float64) as an IDX file.
 
-    The file is gzip-compressed when ``path`` ends in ``.gz``.
+    The file is gzip-compressed when ``path`` ends in ``.gz``, and written atomically (``juanji.io``).
     """
     array = np.asarray(array)
     native_to_code = {dtype.newbyteorder("="): code for code, (dtype, _) in _TYPES.items()}
@@ -92,5 +129,4 @@ def write_idx(path, array) -> None:
     content = header + array.astype(_TYPES[code][0]).tobytes()
     if os.fspath(path).endswith(".gz"):
         content = gzip.compress(content, mtime=0)  # mtime=0: the same array always gives the same file
-    with open(path, "wb") as file:
-        file.write(content)
+    write_atomically(path, lambda file: file.write(content))

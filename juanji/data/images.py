@@ -1,15 +1,21 @@
-"""Image files (PNG, JPG, BMP, GIF's first frame ...) into float32 arrays the way a model expects them.
+"""Image files (PNG, JPEG, BMP, GIF's first frame, TIFF, WebP) into float32 arrays the way a model expects them.
 
-Pillow reads the file; the pixels come back as (C, H, W) float32 in [0, 1], optionally resized and
-normalised per channel.  Every problem with a file raises ``ImageError`` naming it.
+Pillow reads the file, restricted to ``FORMATS``: it identifies a file by its content, and a PostScript
+or EPS file named ``x.png`` would otherwise be handed to Ghostscript.  Images larger than Pillow's
+decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, 89 million pixels) are refused.  The pixels come back
+as (C, H, W) float32 in [0, 1], optionally resized and normalised per channel.  Every problem with a file
+raises ``ImageError`` naming it.
 """
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
 from juanji.data.transforms import Normalize
+
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")     # decoded by Pillow itself, never by a program
 
 
 class ImageError(ValueError):
@@ -40,7 +46,10 @@ def load_image(path, channels: int = 1, size=None, crop: bool = False, mean=None
         raise ImageError(path, "empty file, not an image")
     height, width = (size, size) if isinstance(size, int) else (size or (None, None))
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)    # above the limit: an error
+            image = Image.open(path, formats=FORMATS)
+        with image:
             image.seek(0)
             image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
             if size is not None and crop:
@@ -49,8 +58,8 @@ def load_image(path, channels: int = 1, size=None, crop: bool = False, mean=None
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32) / 255
     except UnidentifiedImageError:
-        raise ImageError(path, "not an image file Pillow can read (PNG, JPG, BMP, GIF ...)") from None
-    except Image.DecompressionBombError as error:
+        raise ImageError(path, f"not an image file of a format juanji reads ({', '.join(FORMATS)})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageError(path, f"too large to read safely ({error})") from None
     except (OSError, SyntaxError) as error:
         raise ImageError(path, f"truncated or corrupt image ({error})") from None

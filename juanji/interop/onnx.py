@@ -392,7 +392,7 @@ def export(model: nn.Module, path, input_shape=None, input_dtype=None, opset: in
     as ``juanji predict`` does.  The batch axis is symbolic (``N``); the output is float32 (N, classes).
     Returns the checked ``onnx.ModelProto``.
     """
-    from ..checkpoint import write_atomically
+    from ..io import write_atomically
     proto = to_onnx(model, input_shape, input_dtype, opset, normalization)
     buffer = io.BytesIO(proto.SerializeToString())
     write_atomically(os.fspath(path), lambda f: f.write(buffer.getvalue()))

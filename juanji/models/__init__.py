@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import inspect
 
+
 from .alexnet import alexnet, zfnet
 from .densenet import densenet121, densenet_bc_40, densenet_bc_100
 from .googlenet import googlenet
@@ -39,6 +40,12 @@ _REGISTRY = {
     "text_cnn": text_cnn,
 }
 
+def did_you_mean(name: str, known) -> str:
+    """``"; did you mean 'resnet20'?"`` for the closest of ``known`` to ``name``, or ``""`` when none is close:
+    the hint of every error about an unknown name (model here; optimizer, schedule ... in juanji.train)."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
 
 def names() -> list[str]:
     return sorted(_REGISTRY)
@@ -49,9 +56,7 @@ def _lookup(name: str) -> str:
     spellings = {key.replace("-", "_"): key for key in _REGISTRY}
     key = spellings.get(name.replace("-", "_"))
     if key is None:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown model '{name}'{hint} (known: {', '.join(names())})")
+        raise ValueError(f"unknown model '{name}'{did_you_mean(name, _REGISTRY)} (known: {', '.join(names())})")
     return key
 
 
@@ -70,6 +75,11 @@ def create(name: str, **kwargs):
     model = builder(**kwargs)
     model.name, model.config = name, dict(kwargs)
     return model
+
+
+def builder(name: str):
+    """The registered function that builds ``name`` (its signature gives the arguments and defaults)."""
+    return _REGISTRY[_lookup(name)]
 
 
 def describe(name: str) -> str:

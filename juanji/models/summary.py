@@ -7,6 +7,8 @@ out·in for a Linear; biases, BN, activations and pooling are not counted.  1 MA
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -95,3 +97,78 @@ def format_summary(rows: list[Row], input_shape) -> str:
     memory = f"Layer outputs: {activations:,} values per sample ({activations * 4 / 2 ** 20:.1f} MiB in float32)"
     return "\n".join([fmt(header), rule, *map(fmt, lines), rule, f"Input: {'×'.join(map(str, input_shape))}",
                       f"Total params: {total_params:,}", macs, memory])
+
+
+WEIGHT_ONLY = ("num_classes", "in_channels", "vocab_size")    # they size weight matrices, not layer outputs
+
+# (parameters, activation values per sample) of each zoo builder at its defaults, as ``measure`` counts
+# them (tests/models/test_memory_estimate.py checks every entry).
+AT_DEFAULTS = {
+    "alexnet": (61100840, 1107432),
+    "densenet121": (7978856, 38613480),
+    "densenet_bc_100": (769210, 10104118),
+    "densenet_bc_40": (176170, 2659858),
+    "googlenet": (6624904, 11100024),
+    "lenet5": (61706, 15002),
+    "lenet5_classic": (61706, 15002),
+    "mobilenet_v1": (4231976, 15131112),
+    "resnet18": (11689512, 8055272),
+    "resnet20": (269722, 651402),
+    "resnet34": (21797672, 12445672),
+    "resnet50": (25557032, 36056552),
+    "resnet56": (853018, 1855626),
+    "spp_net": (42559690, 413834),
+    "text_cnn": (32261, 8453),
+    "vgg11": (132863336, 16458216),
+    "vgg11_bn": (132868840, 23884264),
+    "vgg13": (133047848, 26092008),
+    "vgg13_bn": (133053736, 38334952),
+    "vgg16": (138357544, 28701160),
+    "vgg16_bn": (138365992, 42248680),
+    "vgg19": (143667240, 31310312),
+    "vgg19_bn": (143678248, 46162408),
+    "vgg_small": (388714, 275786),
+    "zfnet": (62357608, 3407432),
+}
+
+
+def estimate_memory(builder, batch_size: int = 1, measured: bool = False, **kwargs) -> tuple[int, int, int]:
+    """(parameters, activation values per sample, bytes to train on batches of ``batch_size``) of
+    ``builder(**kwargs)``, without building it at that size.
+
+    The counts at a reference are scaled up by the ratio of every numeric argument above its default
+    (squared for ``input_size`` and ``width_mult``, which grow both image sides or both channel counts,
+    and twice that for ``input_size`` and ``seq_len``, whose valid convolutions cut a constant off; for
+    ``WEIGHT_ONLY`` arguments, each of which sizes one layer no larger than the whole, the parameters
+    only, by 1 + Σ (ratio − 1)): an upper bound, as layers grow with their arguments.  The reference is
+    the builder's defaults (``AT_DEFAULTS``: free), or with ``measured`` the model built with every
+    argument cut to at most its default (``measure``: exact when none was cut).
+    Bytes, float32: parameters ×4 (weights, gradients, two optimizer slots), activations ×3 per sample
+    (outputs, cached inputs, gradients)."""
+    defaults = {k: p.default for k, p in inspect.signature(builder).parameters.items()}
+    probe, factor, param_factor = {}, 1.0, 1.0     # param_factor: 1 + Σ (ratio − 1), as each sizes one layer
+    for key, value in kwargs.items():
+        default = defaults.get(key)
+        big = max(value) if isinstance(value, (tuple, list)) and value else value
+        small = max(default) if isinstance(default, (tuple, list)) and default else default
+        if (isinstance(big, (int, float)) and not isinstance(big, bool) and isinstance(small, (int, float))
+                and 0 < small < big):
+            ratio = (big / small) ** (2 if key in ("input_size", "width_mult") or big is not value else 1)
+            if key in ("input_size", "seq_len"):    # valid convolutions: (s − 4)/(s₀ − 4) > s/s₀
+                ratio *= 2
+            if key in WEIGHT_ONLY:
+                param_factor += ratio - 1
+            else:
+                factor *= ratio
+            value = default
+        probe[key] = tuple(value) if isinstance(value, list) else value
+    params, activations = measure(builder, tuple(sorted(probe.items()))) if measured else AT_DEFAULTS[builder.__name__]
+    params, activations = math.ceil(params * factor * param_factor), math.ceil(activations * factor)
+    return params, activations, 4 * (4 * params + 3 * activations * batch_size)
+
+
+@functools.lru_cache(maxsize=32)
+def measure(builder, kwargs: tuple) -> tuple[int, int]:
+    """(parameters, activation values per sample) of ``builder(**dict(kwargs))``, built and run once."""
+    rows = summarize(builder(**dict(kwargs)))
+    return sum(r.params for r in rows), sum(math.prod(r.output_shape) for r in rows if r.output_shape is not None)

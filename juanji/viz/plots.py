@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 from matplotlib.colors import to_rgb  # noqa: E402
 
-from ..checkpoint import write_atomically  # noqa: E402
+from ..io import write_atomically  # noqa: E402
 from .grid import picture, to_unit  # noqa: E402
 
 

@@ -73,15 +73,21 @@ def test_environment_variable_sets_default_root(tmp_path, monkeypatch):
     assert len(load_mnist()) == 3
 
 
-def test_missing_directory_lists_paths_and_remedy(tmp_path):
+@pytest.mark.parametrize("kind", ["missing", "file", "empty folder"])
+def test_missing_data_is_one_line_naming_the_files_and_the_remedy(tmp_path, kind):
     root = tmp_path / "nowhere"
+    if kind == "file":
+        root.write_text("not a folder")
+    elif kind == "empty folder":
+        root.mkdir()
     with pytest.raises(FileNotFoundError) as caught:
         load_mnist(root)
     message = str(caught.value)
-    for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]:
-        assert os.path.join(root, name) in message and os.path.join(root, name + ".gz") in message
-    assert "directory does not exist" in message
-    assert "sudo apt-get install dataset-fashion-mnist" in message and "--data DIR" in message
+    assert "\n" not in message and message.startswith(f"no MNIST-format data in {root}")
+    assert {"missing": ", which does not exist:", "file": ", which is a file, not a folder:",
+            "empty folder": f"{root}: looked for"}[kind] in message
+    assert "train-images-idx3-ubyte, train-images-idx3-ubyte.gz, train-labels-idx1-ubyte" in message
+    assert "apt-get install dataset-fashion-mnist" in message and "class sub-folders of images" in message
 
 
 def test_missing_labels_lists_only_label_paths(tmp_path):
@@ -90,7 +96,7 @@ def test_missing_labels_lists_only_label_paths(tmp_path):
     with pytest.raises(FileNotFoundError) as caught:
         load_mnist(root)
     message = str(caught.value)
-    assert str(root / "train-labels-idx1-ubyte.gz") in message and "train-images" not in message
+    assert "train-labels-idx1-ubyte.gz" in message and "train-images" not in message
 
 
 def test_image_label_count_mismatch_names_both_files(tmp_path):

@@ -5,7 +5,7 @@ from png_check import read_png
 
 import juanji.nn as nn
 from juanji.cli import main
-from juanji.commands.train import load_trained
+from juanji.runs import load_trained
 from juanji.models import create
 from juanji.viz.features import feature_maps, map_grid
 from juanji.viz.grid import to_unit

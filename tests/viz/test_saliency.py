@@ -7,7 +7,7 @@ from png_check import read_png
 
 import juanji.nn as nn
 from juanji.cli import main
-from juanji.commands.train import load_trained
+from juanji.runs import load_trained
 from juanji.viz.class_model import class_model
 from juanji.viz.saliency import class_score_gradient, saliency_map
 

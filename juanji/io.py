@@ -1,0 +1,83 @@
+"""Writing files so that a crash, a kill or a full disk never leaves a half-written one: the one atomic writer.
+
+``write_atomically`` writes a temporary file beside the target (``.<name>.<random>.tmp``), fsyncs it and
+renames it over the target with ``os.replace``.  A writer killed mid-way leaves only such a temporary
+file, which ``remove_stale_temporaries`` deletes the next time a run uses the folder.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def check_writable_target(path) -> None:
+    """Refuse to replace what is not a regular file: a folder, a FIFO, a device, a socket (the message names it)."""
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file")
+        raise OSError(f"cannot write {path}: it is {kind}, not a regular file; refusing to replace it")
+
+
+def write_atomically(path, write) -> None:
+    """Call ``write(file)`` on a temporary file in ``path``'s folder, then move it over ``path``.
+
+    ``path`` must be a regular file or not exist yet (see ``check_writable_target``); on any error the
+    temporary file is removed and ``path`` is as it was."""
+    path = os.fspath(path)
+    check_writable_target(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMPORARY_SUFFIX, dir=folder)
+    except OSError as error:        # name the file asked for, not the temporary one
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_text(path, text: str) -> None:
+    """``write_atomically`` of UTF-8 text."""
+    write_atomically(path, lambda f: f.write(text.encode()))
+
+
+def remove_stale_temporaries(folder) -> list[str]:
+    """Delete the temporary files that killed ``write_atomically`` calls left in ``folder``; their paths."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for entry in os.scandir(folder):
+        ours = entry.name.startswith(".") and entry.name.endswith(TEMPORARY_SUFFIX)
+        if ours and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
+            removed.append(entry.path)
+    return removed
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

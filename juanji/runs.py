@@ -1,0 +1,316 @@
+"""A run directory as a type: ``Run(path)`` is the one place that knows its layout, names a free run, owns
+its lock, repairs what a kill left behind, and loads what was trained in it.
+
+    runs/lenet5/                    (Run("runs/lenet5"))
+        config.json                 the TrainConfig (juanji.schema)              Run.config
+        checkpoints/epoch-001.npz   one checkpoint per epoch, with the whole     Run.checkpoints(),
+                                    metrics history                              Run.latest_checkpoint()
+        best.npz                    the epoch with the highest test accuracy     Run.best
+        metrics.jsonl               one JSON object per epoch                    Run.metrics()
+        curves.png                  loss and accuracy per epoch
+        .lock                       held (flock) by the training that owns the run, while it runs
+
+``load_trained(run_or_checkpoint)`` gives (model in eval mode, checkpoint); ``load_test_set`` and
+``predict_test_set`` evaluate it on the data it was trained on; ``read_input`` turns an image file into what
+the model takes.  ``juanji eval/predict/show/export``, the web server and data-parallel training use these.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import re
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from .data import DataLoader, sequences
+from .data.folder import load_datasets
+from .data.images import load_image
+from .data.transforms import Normalize
+from .io import check_writable_target, remove_stale_temporaries, write_atomically, write_text
+from .metrics import evaluate
+from .schema import SchemaError, TrainConfig, validate_config
+
+EVAL_BATCH_SIZE = 1000          # images per forward pass when evaluating: no gradients, so memory is small
+CONFIG, CHECKPOINTS, BEST, METRICS, CURVES, LOCK = (
+    "config.json", "checkpoints", "best.npz", "metrics.jsonl", "curves.png", ".lock")
+_CHECKPOINT_NAME = re.compile(r"epoch-(\d{3,})\.npz")
+
+
+class RunLocked(RuntimeError):
+    """Another live process is training in the run directory."""
+
+
+class Run:
+    """The run directory at ``path`` (which need not exist yet)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def __repr__(self):
+        return f"Run({self.path!r})"
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    @property
+    def config_path(self) -> str:
+        return self.file(CONFIG)
+
+    @property
+    def best(self) -> str:
+        """Path of best.npz (which may not exist yet)."""
+        return self.file(BEST)
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.file(CHECKPOINTS)
+
+    def checkpoint_path(self, epoch: int) -> str:
+        return os.path.join(self.checkpoint_dir, f"epoch-{epoch:03d}.npz")
+
+    @classmethod
+    def free(cls, model: str, root: str = "runs") -> "Run":
+        """``root/model``, or the first of ``root/model-2``, ``root/model-3`` ... that holds no run."""
+        base = os.path.join(root, model)
+        candidate, index = base, 1
+        while os.path.exists(os.path.join(candidate, CONFIG)):
+            index += 1
+            candidate = f"{base}-{index}"
+        return cls(candidate)
+
+    # -- what is in it -----------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """True when the folder holds a run (its config.json)."""
+        return os.path.isfile(self.config_path)
+
+    def foreign_entries(self) -> list[str]:
+        """Entries of an existing folder that a juanji run does not write: a folder holding any, or holding
+        juanji's file names without a config.json, is not a run and must not be written into."""
+        if not os.path.isdir(self.path):
+            return []
+        names = sorted(os.listdir(self.path))
+        ours = {CONFIG, CHECKPOINTS, LOCK} if not self.exists() else {CONFIG, CHECKPOINTS, LOCK, BEST, METRICS, CURVES}
+        return [n for n in names if n not in ours and not (n.startswith(".") and n.endswith(".tmp"))]
+
+    @property
+    def config(self) -> TrainConfig:
+        """The run's TrainConfig, read from config.json and validated (SchemaError names the field)."""
+        try:
+            with open(self.config_path, encoding="utf-8") as f:
+                return validate_config(json.load(f), self.config_path)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise SchemaError(f"{self.config_path}: not a JSON file ({error})") from None
+
+    def write_config(self, config: TrainConfig) -> None:
+        write_text(self.config_path, json.dumps(dataclasses.asdict(config), indent=2))
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        """[(epoch, path)] of the per-epoch checkpoints, in epoch order."""
+        if not os.path.isdir(self.checkpoint_dir):
+            return []
+        found = [(int(m.group(1)), os.path.join(self.checkpoint_dir, name)) for name in os.listdir(self.checkpoint_dir)
+                 if (m := _CHECKPOINT_NAME.fullmatch(name))]
+        return sorted(found)
+
+    def latest_checkpoint(self) -> str | None:
+        """Path of the last epoch's checkpoint, or None before the first epoch has completed."""
+        found = self.checkpoints()
+        return found[-1][1] if found else None
+
+    def metrics(self) -> list[dict]:
+        """The per-epoch metrics of metrics.jsonl ([] when there is none yet)."""
+        path = self.file(METRICS)
+        if not os.path.exists(path):
+            return []
+        history = []
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    history.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise SchemaError(f"{path}: line {number} is not JSON ({error})") from None
+                if not isinstance(history[-1], dict) or not isinstance(history[-1].get("epoch"), int):
+                    raise SchemaError(f"{path}: line {number} is not an epoch's metrics object")
+        return history
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """metrics.jsonl and curves.png, both rewritten whole (atomically)."""
+        write_text(self.file(METRICS), "".join(json.dumps(m) + "\n" for m in history))
+        from .viz.curves import plot_curves  # matplotlib is an optional extra
+        runs = {os.path.basename(os.path.normpath(self.path)): history}
+        write_atomically(self.file(CURVES), lambda f: plot_curves(runs, f))
+
+    # -- ownership and repair ----------------------------------------------------------------------
+    def claim(self, resume: bool = False) -> str | None:
+        """Check that a new training (or, with ``resume``, a continued one) may write here, before anything
+        is loaded: the run is not locked by a live process, the folder holds nothing that is not juanji's,
+        ``resume`` finds a run and a new training none that completed an epoch.  Returns a note when a run
+        that never completed an epoch is started afresh."""
+        self.check_unlocked()
+        foreign = self.foreign_entries()
+        if foreign:
+            raise ValueError(f"{self.path} is not a juanji run (it holds {', '.join(foreign[:3])}"
+                             f"{' ...' if len(foreign) > 3 else ''} and no config.json); choose another --out")
+        if resume:
+            if not self.exists():
+                raise FileNotFoundError(f"--resume: {self.config_path} does not exist")
+            return None
+        if not self.exists():
+            return None
+        if self.latest_checkpoint() is not None:
+            raise ValueError(f"{self.path} already holds a run; add --resume to continue it, or choose another --out")
+        self.config         # started afresh only if its config.json is juanji's
+        return f"{self.path}: no epoch of the run there had completed; starting it afresh"
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run's lock file for the ``with`` block: RunLocked if another live process holds it.
+
+        The lock is an ``flock`` on ``.lock``: the kernel drops it when its process dies, however it dies,
+        so a lock left by a killed run is never in the way; the file holds the process id for the message
+        and is removed when the block ends."""
+        path = self.file(LOCK)
+        check_writable_target(path)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self._take(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break                   # else its holder removed it after we opened it: lock the new one
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield self
+        finally:
+            os.unlink(path)         # while still holding it, so no one locks a file that is going away
+            os.close(fd)            # closing releases the flock
+
+    def check_unlocked(self) -> None:
+        """RunLocked if a live process holds the lock now (an early, friendlier check than failing later)."""
+        try:
+            fd = os.open(self.file(LOCK), os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            self._take(fd)
+        finally:
+            os.close(fd)
+
+    def _take(self, fd) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunLocked(f"{self.path} is in use by another juanji train (process {holder}); "
+                            f"wait for it to finish or choose another --out") from None
+
+    def remove_stale_temporaries(self) -> list[str]:
+        """Delete the temporary files that killed writes left in the run and its checkpoints folder."""
+        return remove_stale_temporaries(self.path) + remove_stale_temporaries(self.checkpoint_dir)
+
+    def repair(self, history: list[dict]) -> list[str]:
+        """Bring best.npz, metrics.jsonl and curves.png in line with ``history`` (the last checkpoint's),
+        after a kill or a full disk between the checkpoint and them; one note per file rewritten."""
+        notes = []
+        if history:
+            best_epoch = max(history, key=lambda m: m["test_accuracy"])["epoch"]    # the first of equals
+            try:
+                best_now = ckpt.load(self.best).meta.get("epoch")
+            except (OSError, ValueError):
+                best_now = None
+            if best_now != best_epoch:
+                state = ckpt.load(self.checkpoint_path(best_epoch))
+                meta = {k: v for k, v in state.meta.items() if k not in ("format", "version", "model", "optimizer")}
+                ckpt.save(self.best, ckpt.restore_model(state, source=self.checkpoint_path(best_epoch)), **meta)
+                notes.append(f"{self.best} rewritten from epoch {best_epoch}'s checkpoint")
+        try:
+            stale = self.metrics() != history
+        except SchemaError:
+            stale = True
+        if stale or not os.path.isfile(self.file(CURVES)):
+            self.write_metrics(history)
+            notes.append(f"{self.file(METRICS)} and {CURVES} rewritten from the last checkpoint")
+        return notes
+
+
+# -- a trained model and its data -------------------------------------------------------------------
+def checkpoint_file(run_or_checkpoint) -> str:
+    """The checkpoint a command reads: a run directory's best.npz, or the file given."""
+    path = os.fspath(run_or_checkpoint)
+    if os.path.isdir(path):
+        run = Run(path)
+        if not os.path.exists(run.best):
+            raise FileNotFoundError(f"{path}: a folder without best.npz, not a juanji run")
+        return run.best
+    return path
+
+
+def load_trained(run_or_checkpoint):
+    """(model in eval mode, checkpoint) from a run directory (its best.npz) or a checkpoint file."""
+    path = checkpoint_file(run_or_checkpoint)
+    model = ckpt.build_model(ckpt.read_meta(path), source=path)     # its size checked before it is built
+    state = ckpt.load(path, model)                                  # the arrays' before they are read
+    ckpt.restore_model(state, model, source=path)
+    model.eval()
+    return model, state
+
+
+def class_names(state) -> list[str]:
+    """The class names a checkpoint was trained with (0 ... K−1 when it names none)."""
+    classes = state.meta.get("data", {}).get("classes")
+    return classes or [str(i) for i in range(state.meta.get("model", {}).get("config", {}).get("num_classes", 10))]
+
+
+def load_test_set(state, data=None):
+    """The test set of the data a checkpoint was trained on (or of ``data``), prepared as in training."""
+    config = state.meta.get("config") or {}
+    data = data or config.get("data")
+    if sequences.is_task(data):
+        return sequences.load_task(data)[1]
+    channels, size, _ = state.meta.get("data", {}).get("input_shape", (None, None, None))
+    _, test_set, _ = load_datasets(data, image_size=size, channels=channels, skip_bad=config.get("skip_bad", False))
+    return test_set
+
+
+def eval_loader(test_set, normalization=None) -> DataLoader:
+    """Batches of ``EVAL_BATCH_SIZE`` of ``test_set``, normalised with the training set's (mean, std)."""
+    transform = Normalize(*normalization) if normalization else None
+    return DataLoader(test_set, EVAL_BATCH_SIZE, transform=transform)
+
+
+def predict_test_set(model, state, test_set) -> dict:
+    """``juanji.metrics.evaluate`` of the model on the test set, normalised as in training (with predictions)."""
+    return evaluate(model, eval_loader(test_set, state.meta.get("data", {}).get("normalization")),
+                    return_predictions=True)
+
+
+def is_text_run(state) -> bool:
+    """True for a checkpoint trained on token sequences (its inputs are words, not images)."""
+    return "alphabet" in state.meta.get("data", {})
+
+
+def read_input(path, model, state) -> tuple[np.ndarray, np.ndarray]:
+    """An image file as the checkpoint's model takes it: (pixels (C, H, W) in [0, 1], model input (C, H, W)).
+
+    The shorter side is scaled to the model's input size and the centre cut out (as for image-folder
+    training), then the pixels are normalised with the training set's mean and std."""
+    if is_text_run(state):
+        raise ValueError(f"{path}: the model reads words (a text run), not images")
+    data = state.meta.get("data", {})
+    channels, height, width = data.get("input_shape", getattr(model, "input_shape", (1, 28, 28)))
+    pixels = load_image(path, channels=channels, size=(height, width), crop=True)
+    normalization = data.get("normalization")
+    return pixels, Normalize(*normalization)(pixels[None])[0] if normalization else pixels

@@ -1,0 +1,151 @@
+"""What a run's files may contain: ``TrainConfig`` (``config.json``) and the checkpoint header, validated in
+this one place.  Every problem raises ``SchemaError`` naming the file and the field, e.g.
+``best.npz: header field 'data.classes': 3 class names for a model with 10 outputs``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+MAX_CLASSES = 100_000
+MAX_IMAGE_SIZE = 4096           # pixels per side: 4096² × 3 float32 is 200 MB per image
+
+
+class SchemaError(ValueError):
+    """A config file or header that does not have the form juanji writes; the message names file and field."""
+
+
+@dataclass
+class TrainConfig:
+    """Every choice of a run; saved as config.json.  The defaults are those of a bare ``juanji train``
+    (the README explains each)."""
+    model: str = "lenet5"
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    init: str = "kaiming_uniform"
+    normalize: bool = True
+    augment: list = field(default_factory=list)
+    label_smoothing: float = 0.0
+    data: str | None = None
+    limit: int | None = None
+    image_size: int | None = None
+    channels: int | None = None
+    skip_bad: bool = False
+    out: str = "runs/lenet5"
+    seed: int = 0
+
+
+# field → (type, lowest, highest); None: no bound.  A config file is checked against these; the command
+# line's own checks (with the option's name in the message) are in juanji.train.
+_CONFIG_RANGES = {"epochs": (1, None), "batch_size": (1, None), "lr": (0, None), "momentum": (0, None),
+                  "weight_decay": (0, None), "warmup_epochs": (0, None), "label_smoothing": (0, 1),
+                  "limit": (0, None), "image_size": (1, MAX_IMAGE_SIZE), "channels": (1, 3)}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list}
+
+
+def _fail(source, name, problem):
+    raise SchemaError(f"{source}: field '{name}': {problem}")
+
+
+def check_value(value, kind, source, name, low=None, high=None, optional=False):
+    """``value`` is of ``kind`` (int, float, str, bool, list, dict; an int counts as a float, a bool as
+    neither), finite, and within [low, high]; returns it."""
+    if value is None and optional:
+        return value
+    ok = (type(value) is bool if kind is bool else
+          isinstance(value, (int, float)) and type(value) is not bool if kind is float else
+          isinstance(value, int) and type(value) is not bool if kind is int else isinstance(value, kind))
+    if not ok:
+        _fail(source, name, f"expected {'null or ' if optional else ''}{kind.__name__}, got {value!r:.60}")
+    if kind in (int, float):
+        if not math.isfinite(value):
+            _fail(source, name, f"must be finite, got {value}")
+        if low is not None and value < low or high is not None and value > high:
+            _fail(source, name, f"must lie in [{low}, {'∞' if high is None else high}], got {value}")
+    return value
+
+
+def validate_config(config, source: str = "config.json", prefix: str = "") -> TrainConfig:
+    """A ``TrainConfig`` from the parsed JSON ``config``; SchemaError names ``source`` and the field."""
+    if not isinstance(config, dict):
+        raise SchemaError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a JSON object of options, "
+                          f"got {type(config).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(config) - set(fields))
+    if unknown:
+        _fail(source, prefix + unknown[0], f"not an option of juanji train (options: {', '.join(fields)})")
+    for name, value in config.items():
+        kind, optional = fields[name].type.split(" | ")[0], fields[name].type.endswith("None")
+        check_value(value, _TYPES[kind], source, prefix + name, *_CONFIG_RANGES.get(name, (None, None)), optional)
+        if name == "augment" and not all(isinstance(a, str) for a in value):
+            _fail(source, prefix + name, f"expected a list of names, got {value!r:.60}")
+    return TrainConfig(**config)
+
+
+def validate_header(meta: dict, source: str) -> None:
+    """Types, ranges and consistency of the fields juanji writes into a checkpoint header (others pass)."""
+    def check(name, kind, low=None, high=None, optional=True):
+        value = meta
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return check_value(value, kind, source, f"header.{name}", low, high, optional)
+
+    model = check("model", dict)
+    if model is not None:
+        check("model.name", str, optional=False)
+        check("model.config", dict)
+    check("epoch", int, 0)
+    check("best_accuracy", float)
+    for name in ("metrics", "optimizer", "scheduler", "rng"):
+        check(name, dict)
+    history = check("history", list)
+    if history is not None and not all(isinstance(m, dict) for m in history):
+        _fail(source, "header.history", "expected a list of per-epoch objects")
+    if meta.get("config") is not None:
+        validate_config(meta["config"], source, "header.config.")
+    if check("data", dict) is not None:
+        _validate_data(meta, source)
+
+
+def _validate_data(meta, source):
+    data, model_config = meta["data"], (meta.get("model") or {}).get("config") or {}
+    classes = check_value(data.get("classes"), list, source, "header.data.classes", optional=True)
+    if classes is not None:
+        if not classes or len(classes) > MAX_CLASSES or not all(isinstance(c, str) for c in classes):
+            _fail(source, "header.data.classes", f"expected 1 to {MAX_CLASSES:,} class names, got {classes!r:.60}")
+        outputs = model_config.get("num_classes")
+        if outputs is not None and outputs != len(classes):
+            _fail(source, "header.data.classes", f"{len(classes)} class names for a model with {outputs!r} outputs")
+    shape = check_value(data.get("input_shape"), list, source, "header.data.input_shape", optional=True)
+    if shape is not None:
+        for i, size in enumerate(shape):
+            check_value(size, int, source, f"header.data.input_shape[{i}]", 1, MAX_IMAGE_SIZE)
+        if len(shape) not in (1, 3):
+            _fail(source, "header.data.input_shape", f"expected (C, H, W) or (L,), got {shape}")
+        expected = {"in_channels": shape[0], "input_size": shape[-1]} if len(shape) == 3 else {"seq_len": shape[0]}
+        for key, value in expected.items():
+            if key in model_config and model_config[key] != value:
+                _fail(source, "header.data.input_shape",
+                      f"{shape} does not match the model's {key}={model_config[key]!r}")
+    normalization = data.get("normalization")
+    if normalization is not None:
+        channels = shape[0] if shape and len(shape) == 3 else None
+        if (not isinstance(normalization, list) or len(normalization) != 2
+                or not all(isinstance(v, list) and len(v) == (channels or len(v)) for v in normalization)):
+            _fail(source, "header.data.normalization", f"expected [mean per channel, std per channel], "
+                                                       f"got {normalization!r:.60}")
+        for value in normalization[0] + normalization[1]:
+            check_value(value, float, source, "header.data.normalization")
+        if min(normalization[1], default=1) <= 0:
+            _fail(source, "header.data.normalization", f"a standard deviation must be positive, got {normalization[1]}")
+    alphabet = check_value(data.get("alphabet"), str, source, "header.data.alphabet", optional=True)
+    if alphabet is not None and "vocab_size" in model_config and model_config["vocab_size"] != len(alphabet) + 1:
+        _fail(source, "header.data.alphabet", f"{len(alphabet)} characters for a model with vocab_size "
+                                              f"{model_config['vocab_size']!r}")
