@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import export, show, train, zoo
+from .commands import export, serve, show, train, zoo
 from .runtime.allocator import keep_freed_memory
 from .runtime.threads import set_num_threads
 
-COMMAND_MODULES = [train, zoo, show, export]
+COMMAND_MODULES = [train, zoo, show, export, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

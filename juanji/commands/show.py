@@ -1,5 +1,6 @@
-"""``juanji show ...``: pictures of a trained network — kernels, feature maps, saliency, class models, training
-curves, confusion matrix, misclassified test images.  Each writes one PNG and prints its path."""
+"""``juanji show ...``: pictures of a trained network — kernels, feature maps, saliency, Grad-CAM, occlusion,
+deconvnet, class models, training curves, confusion matrix, misclassified test images.  Each writes one PNG and
+prints its path."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import re
 
 import numpy as np
 
+from ..nn import no_grad
 from ..viz.kernels import SCALES
 from ..io import write_atomically
 from ..runs import Run, class_names, is_text_run, load_test_set, load_trained, predict_test_set, read_input
@@ -14,8 +16,9 @@ from ..runs import Run, class_names, is_text_run, load_test_set, load_trained, p
 
 def register(sub):
     """Add ``show`` and its sub-commands to the ``juanji`` argument parser."""
-    show = sub.add_parser("show", help="pictures: kernels, features, saliency, class-model, curves, confusion, "
-                                       "misclassified", description="Draw what a trained network does as a PNG.")
+    show = sub.add_parser("show", help="pictures: kernels, features, saliency, gradcam, occlusion, deconv, "
+                                       "class-model, curves, confusion, misclassified",
+                          description="Draw what a trained network does as a PNG.")
     kinds = show.add_subparsers(dest="picture", required=True, metavar="PICTURE")
 
     def add(name, handler, summary, checkpoint=True, image=False):
@@ -36,6 +39,19 @@ def register(sub):
     p.add_argument("--layers", help="comma-separated top-level layer names (default: every layer that outputs maps)")
     p = add("saliency", cmd_saliency, "which pixels of an image the class score is most sensitive to", image=True)
     p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
+    p = add("gradcam", cmd_gradcam, "Grad-CAM: where in a layer's maps the evidence for a class lies", image=True)
+    p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
+    p.add_argument("--layer", help="layer name, nested Sequentials opened: features.3 (default: the last one with "
+                                   "maps, poolings left out)")
+    p = add("occlusion", cmd_occlusion, "how much the class probability drops with a gray square over each place",
+            image=True)
+    p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
+    p.add_argument("--size", type=int, default=6, help="side of the gray square in pixels (default 6)")
+    p.add_argument("--stride", type=int, default=2, help="step between squares in pixels (default 2)")
+    p = add("deconv", cmd_deconv, "deconvnet: each map's strongest activation projected back to the pixels",
+            image=True)
+    p.add_argument("--layer", help="layer name, nested Sequentials opened: features.3 (default: the last one with "
+                                   "maps, poolings left out)")
     p = add("class-model", cmd_class_model, "the image the network scores highest for a class (gradient ascent)")
     p.add_argument("--class", dest="class_name", help="class name or index (default: every class)")
     p.add_argument("--steps", type=int, default=200, help="gradient ascent steps (default 200)")
@@ -130,6 +146,78 @@ def cmd_saliency(args):
              f"predicted '{classes[int(scores.argmax())]}') for {os.path.basename(args.image)}")
     path = _out_path(args, f"saliency-{os.path.splitext(os.path.basename(args.image))[0]}.png")
     plot_saliency(pixels, saliency_map(model, x, c), path, title)
+    return _done(path)
+
+
+def _explained(args):
+    """(model, classes, pixels, model input, scores, chosen class) for the heat-map pictures of one image."""
+    model, state = load_trained(args.checkpoint)
+    classes = class_names(state)
+    pixels, x = read_input(args.image, model, state)
+    with no_grad():
+        scores = model(x[None])[0]
+    c = _class_index(args.class_name, classes) if args.class_name else int(scores.argmax())
+    return model, classes, pixels, x, scores, c
+
+
+def cmd_gradcam(args):
+    from ..viz.gradcam import cell_centres, grad_cam, upsample
+    from ..viz.plots import plot_saliency
+    model, classes, pixels, x, scores, c = _explained(args)
+    cam, maps, _, layer = grad_cam(model, x, c, args.layer)
+    centres = cell_centres(model, layer)
+    placed = "each cell on its receptive field's centre" if centres else "stretched over the image"
+    title = (f"Grad-CAM of class '{classes[c]}' at layer {layer} ({maps.shape[0]} maps of "
+             f"{maps.shape[1]}×{maps.shape[2]}, {placed}); predicted '{classes[int(scores.argmax())]}'")
+    path = _out_path(args, f"gradcam-{os.path.splitext(os.path.basename(args.image))[0]}.png")
+    plot_saliency(pixels, upsample(cam, pixels.shape[1:], centres), path, title, "ReLU(Σ_k α_k A_k)")
+    return _done(path)
+
+
+def cmd_occlusion(args):
+    from ..functional.activation import softmax
+    from ..viz.occlusion import occlusion_map, pixel_map
+    from ..viz.plots import plot_saliency
+    model, classes, pixels, x, scores, c = _explained(args)
+    probability = softmax(scores[None], axis=1)[0, c]
+    result = occlusion_map(model, x, c, args.size, args.stride)
+    drop = np.maximum(probability - pixel_map(result, x.shape, args.size, args.stride), 0)
+    title = (f"occlusion of class '{classes[c]}' (p = {probability:.3f}, lowest {result.min():.3f} occluded): "
+             f"{args.size}×{args.size} squares of the mean pixel every {args.stride} pixels")
+    path = _out_path(args, f"occlusion-{os.path.splitext(os.path.basename(args.image))[0]}.png")
+    plot_saliency(pixels, drop, path, title, "drop of p when occluded")
+    return _done(path)
+
+
+def cmd_deconv(args):
+    from ..viz.chain import layer_chain
+    from ..viz.deconvnet import deconvnet
+    from ..viz.gradcam import last_map_layer
+    from ..viz.grid import picture
+    from ..viz.plots import plot_panels, rgb
+    model, state = load_trained(args.checkpoint)
+    pixels, x = read_input(args.image, model, state)
+    chain, outputs, y = layer_chain(model), [], x[None]
+    with no_grad():
+        for _, child in chain:
+            y = child(y)
+            outputs.append(y)
+    layer = args.layer or last_map_layer(chain, outputs)
+    names = [name for name, _ in chain]
+    if layer not in names:
+        raise ValueError(f"no layer named '{layer}'; the layers are {', '.join(names)}")
+    y = outputs[names.index(layer)]
+    panels = [("input", rgb(pixels))]
+    for k in range(y.shape[1] if y.ndim == 4 else 0):
+        projection, (i, j) = deconvnet(model, x, layer, k)
+        m = np.abs(projection).max() or 1
+        panels.append((f"map {k} at ({i}, {j})", picture(np.clip(0.5 + projection / (2 * m), 0, 1))))
+    if len(panels) == 1:
+        raise ValueError(f"layer {layer} outputs shape {y.shape[1:]}, not feature maps (C, H, W)")
+    title = (f"deconvnet (Zeiler & Fergus 2014): the strongest activation of each map of layer {layer} projected "
+             f"to the pixels of {os.path.basename(args.image)}\n(gray 0, each panel on its own scale)")
+    path = _out_path(args, f"deconv-{layer}-{os.path.splitext(os.path.basename(args.image))[0]}.png")
+    plot_panels(panels, path, title, panel_size=(1.8, 2.0))
     return _done(path)
 
 

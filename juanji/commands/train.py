@@ -45,6 +45,8 @@ def register(sub):
     p.add_argument("--seed", type=int, help=f"(default {defaults.seed})")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files into DIR (scalars, "
+                                                        "weight/gradient histograms, kernels; the [tensorboard] extra)")
     p.set_defaults(run=cmd_train)
     p = sub.add_parser("eval", help="test accuracy and confusion matrix of a run or checkpoint")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
@@ -94,12 +96,23 @@ def cmd_train(args):
     print(f"training {config.model} ({trainer.model.num_parameters():,} parameters) on "
           f"{len(trainer.train_set):,} images, testing on {len(trainer.test_set):,}; run directory {config.out}")
 
+    board = None
+    if args.tensorboard:
+        from ..tensorboard import TensorBoardWriter
+        board = TensorBoardWriter(args.tensorboard)
+
     def report(m):
         print(f"epoch {m['epoch']:>2}/{config.epochs}  lr {m['lr']:.4g}  train loss {m['train_loss']:.4f} "
               f"acc {m['train_accuracy']:.4f}  test loss {m['test_loss']:.4f} acc {m['test_accuracy']:.4f}  "
               f"{m['train_seconds']:.1f} s ({m['images_per_second']:.0f} img/s)", flush=True)
+        if board:
+            board.write_epoch(m, trainer.model)
 
-    history = trainer.fit(on_epoch_end=report, on_note=print)
+    try:
+        history = trainer.fit(on_epoch_end=report, on_note=print)
+    finally:
+        if board:
+            board.close()
     best = max(history, key=lambda m: m["test_accuracy"])
     print(f"final test accuracy {history[-1]['test_accuracy']:.4f} (best {best['test_accuracy']:.4f} at epoch "
           f"{best['epoch']}); checkpoints, metrics.jsonl and curves.png in {config.out}")

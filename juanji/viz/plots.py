@@ -54,13 +54,13 @@ def rgb(image) -> np.ndarray:
     return np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array
 
 
-def plot_saliency(pixels, saliency, path, title: str) -> None:
-    """The image (C, H, W) in [0, 1], its saliency map (H, W) in the ``hot`` colour map, and the map laid over
-    the image with opacity = saliency (scaled to [0, 1])."""
+def plot_saliency(pixels, saliency, path, title: str, label: str = "saliency max |∂S_c/∂I|") -> None:
+    """The image (C, H, W) in [0, 1], a heat map (H, W) of it (saliency, Grad-CAM, occlusion) in the ``hot``
+    colour map, and the map laid over the image with opacity = heat (scaled to [0, 1])."""
     strength = to_unit(saliency)[..., None]
     heat = plt.get_cmap("hot")(strength[..., 0])[..., :3]
     image = rgb(pixels)
-    panels = [("image", image), ("saliency max |∂S_c/∂I|", heat),
+    panels = [("image", image), (label, heat),
               ("overlay", (1 - strength) * image + strength * heat)]
     plot_panels(panels, path, title, panel_size=(3, 3))
 

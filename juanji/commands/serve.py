@@ -1,0 +1,68 @@
+"""``juanji serve RUN [RUN …]``: a local web page showing trained runs (needs the ``[serve]`` extra)."""
+from __future__ import annotations
+
+import os
+import socket
+
+
+def register(sub):
+    """Add ``serve`` to the ``juanji`` argument parser."""
+    p = sub.add_parser("serve", help="a live page in the browser: draw, predict, look inside, curves",
+                       description="Serve a page (and a JSON API under /api/) that shows trained runs: "
+                                   "predictions as you draw, feature maps, kernels, saliency, Grad-CAM, "
+                                   "training curves (live), confusion matrix.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or checkpoint files)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="(default 8000; 0: any free port, printed at start)")
+    p.set_defaults(run=cmd_serve)
+
+
+def run_names(paths) -> list[str]:
+    """A short, distinct name per run for the URLs: the folder's name, with -2, -3 … where two are alike."""
+    names = []
+    for path in paths:
+        base = os.path.basename(os.path.normpath(path)) or "run"
+        base = os.path.splitext(base)[0] if os.path.isfile(path) else base
+        name, index = base, 1
+        while name in names:
+            index += 1
+            name = f"{base}-{index}"
+        names.append(name)
+    return names
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port) before the runs load: a taken port fails at once, in one line."""
+    if not 0 <= port < 65536:
+        raise ValueError(f"--port must be between 0 and 65535, got {port}")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)            # connections wait in the backlog until the server runs
+    except OSError as error:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return sock
+
+
+def cmd_serve(args):
+    try:
+        import uvicorn
+        from ..serve.app import create_app
+    except ImportError as error:
+        raise RuntimeError(f"juanji serve needs the [serve] extra: pip install 'juanji[serve]' ({error})") from None
+    from ..serve.run import ServedRun
+    sock = listening_socket(args.host, args.port)
+    try:
+        runs = [ServedRun(name, path) for name, path in zip(run_names(args.runs), args.runs)]
+    except BaseException:
+        sock.close()
+        raise
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"serving {', '.join(r.name for r in runs)} on http://{host}:{sock.getsockname()[1]}/  "
+          f"(Ctrl-C stops)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: --host {args.host} lets other machines open the page and send it images", flush=True)
+    uvicorn.Server(uvicorn.Config(create_app(runs), log_level="warning")).run(sockets=[sock])
+    return 0

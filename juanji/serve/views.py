@@ -1,0 +1,210 @@
+"""What each API route answers, computed from a ``ServedRun`` as plain dicts and lists (no web framework here).
+Arrays go out as nested lists rounded to 6 decimals: exact enough to redo the arithmetic by hand."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ..functional.activation import softmax
+from ..nn import no_grad
+from ..viz.deconvnet import deconvnet
+from ..viz.features import map_grid
+from ..viz.gradcam import cell_centres, grad_cam, upsample
+from ..viz.grid import picture
+from ..viz.kernels import conv_layers
+from ..viz.occlusion import occlusion_map, pixel_map
+from ..viz.saliency import saliency_map
+
+
+class NotFound(LookupError):
+    """A layer, class or test image that the run does not have (HTTP 404)."""
+
+
+def array(x) -> list:
+    """An array as nested lists of floats rounded to 6 decimals, for JSON."""
+    return np.asarray(x, dtype=np.float64).round(6).tolist()
+
+
+def png(image) -> bytes:
+    """A picture (H, W) or (H, W, 3) in [0, 1], NaN borders (``viz.grid.tile``) white, as PNG bytes."""
+    from PIL import Image
+    pixels = np.where(np.isnan(image), 1.0, image)
+    buffer = io.BytesIO()
+    Image.fromarray((pixels * 255).round().astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _outputs(run, x):
+    """[(name, layer, output (C', H', W') or (F,))] of every layer of the chain for one model input x (C, H, W)."""
+    outputs = []
+    with run.lock, no_grad():
+        for name, layer in run.layers():
+            x = layer(x[None])[0]
+            outputs.append((name, layer, x))
+    return outputs
+
+
+def predict(run, pixels) -> dict:
+    """Every class with its probability (highest first), and the image as the network receives it."""
+    x = run.normalize(pixels)
+    with run.lock, no_grad():
+        scores = run.model(x[None])[0]
+    probabilities = softmax(scores.astype(np.float64))
+    order = np.argsort(-probabilities, kind="stable")
+    return {"classes": [{"index": int(i), "name": run.classes[i], "probability": float(probabilities[i]),
+                         "score": float(scores[i])} for i in order],
+            "pixels": array(pixels), "input": array(x)}
+
+
+def window(layer) -> dict | None:
+    """The sliding window of a convolution or pooling layer (kernel, stride, dilation, padding top/left),
+    with which output (i, j) reads input rows i·stride − top + u·dilation (and columns alike); else None."""
+    if not isinstance(getattr(layer, "kernel_size", None), tuple):
+        return None
+    padding = [pads[0] for pads in layer.pads] if hasattr(layer, "pads") else list(layer.padding)
+    return {"kernel": list(layer.kernel_size), "stride": list(layer.stride),
+            "dilation": list(getattr(layer, "dilation", (1, 1))), "padding": padding}
+
+
+def layer_list(run) -> list[dict]:
+    """Name, type, output shape and window of every layer of the chain (``ServedRun.layers``)."""
+    x = np.zeros(run.input_shape, dtype=run.model.dtype)
+    return [{"name": name, "type": type(layer).__name__, "shape": list(y.shape), "window": window(layer)}
+            for name, layer, y in _outputs(run, x)]
+
+
+def features(run, pixels, layer: str | None = None) -> dict:
+    """The maps (C', H', W') after every layer of the chain that outputs maps (or after ``layer`` only)."""
+    if not run.layers():
+        raise ValueError(f"{run.name}: feature maps follow the layers of a Sequential model, "
+                         f"not a {type(run.model).__name__}")
+    outputs = _outputs(run, run.normalize(pixels))
+    if layer is not None:
+        outputs = [o for o in outputs if o[0] == layer]
+        if not outputs:
+            raise NotFound(f"no layer named '{layer}'; the layers are "
+                           f"{', '.join(name for name, _ in run.layers())}")
+        if outputs[0][2].ndim != 3:
+            raise ValueError(f"layer {layer} outputs shape {outputs[0][2].shape}, not feature maps")
+    return {"input": array(run.normalize(pixels)),
+            "layers": [{"name": name, "type": type(l).__name__, "shape": list(y.shape), "maps": array(y)}
+                       for name, l, y in outputs if y.ndim == 3]}
+
+
+def feature_png(run, pixels, layer: str) -> bytes:
+    """One layer's maps tiled into a PNG (``viz.features.map_grid``: one scale for the whole layer)."""
+    maps = features(run, pixels, layer)["layers"][0]["maps"]
+    return png(map_grid(np.asarray(maps)))
+
+
+def kernel_list(run) -> list[dict]:
+    """Every 2-D convolution: its dotted name, weight shape, and the layer of the chain whose output it reads
+    ("input" for the image; null when the layer sits inside a block)."""
+    chain = [name for name, _ in run.layers()]
+    listing = []
+    for name, layer in conv_layers(run.model):
+        reads = None
+        if name in chain:
+            position = chain.index(name)
+            reads = chain[position - 1] if position else "input"
+        listing.append({"name": name, "shape": list(layer.params["weight"].shape), "reads": reads})
+    return listing
+
+
+def kernels(run, layer: str) -> dict:
+    """One convolution's weight (K, C/groups, kh, kw), bias, groups and window: y = b + Σ w · x_window."""
+    found = dict(conv_layers(run.model)).get(layer)
+    if found is None:
+        raise NotFound(f"no convolution layer named '{layer}'; the convolution layers are "
+                       f"{', '.join(name for name, _ in conv_layers(run.model))}")
+    bias = found.params.get("bias")
+    return {"name": layer, "weight": array(found.params["weight"]), "groups": found.groups,
+            "bias": array(bias) if bias is not None else None, "window": window(found)}
+
+
+def class_index(run, value: str | None, scores) -> int:
+    """The class a request names (by number or by name), else the predicted one (highest score)."""
+    if value is None or value == "":
+        return int(np.argmax(scores))
+    if value.isdigit() and int(value) < len(run.classes):
+        return int(value)
+    if value in run.classes:
+        return run.classes.index(value)
+    raise NotFound(f"unknown class '{value}' (classes: {', '.join(run.classes)})")
+
+
+def explain(run, pixels, class_value: str | None = None, layer: str | None = None) -> dict:
+    """Saliency (H, W), divided by its maximum, and Grad-CAM of a class (default: the predicted one): at the
+    layer's resolution (H', W'), and resampled to the image (H, W) with each cell on its receptive field's
+    centre where the layers allow (``gradcam_centred``; else stretched)."""
+    x = run.normalize(pixels)
+    with run.lock:
+        with no_grad():
+            scores = run.model(x[None])[0]
+        c = class_index(run, class_value, scores)
+        saliency = saliency_map(run.model, x, c)
+        answer = {"class": c, "name": run.classes[c], "saliency": array(saliency / (saliency.max() or 1)),
+                  "gradcam": None, "gradcam_layer": None, "gradcam_centred": False, "gradcam_pixels": None}
+        if run.layers():
+            if layer is not None and layer not in dict(run.layers()):
+                raise NotFound(f"no layer named '{layer}'")
+            cam, _, _, used = grad_cam(run.model, x, c, layer)
+            centres = cell_centres(run.model, used)
+            answer.update(gradcam=array(cam), gradcam_layer=used, gradcam_centred=centres is not None,
+                          gradcam_pixels=array(upsample(cam, pixels.shape[1:], centres)))
+    return answer
+
+
+def occlusion(run, pixels, class_value: str | None = None, size: str | None = None, stride: str | None = None) -> dict:
+    """Zeiler & Fergus's occlusion map of a class: p(class) with a square of the mean pixel at each place
+    (H', W'), and the drop of p at the image's pixels (H, W), each pixel the mean over the squares on it."""
+    size, stride = _count(size, "size", 6), _count(stride, "stride", 2)
+    x = run.normalize(pixels)
+    with run.lock:
+        with no_grad():
+            scores = run.model(x[None])[0]
+        c = class_index(run, class_value, scores)
+        result = occlusion_map(run.model, x, c, size, stride)
+    probability = float(softmax(scores.astype(np.float64))[c])
+    drop = np.maximum(probability - pixel_map(result, x.shape, size, stride), 0)
+    return {"class": c, "name": run.classes[c], "probability": probability, "size": size, "stride": stride,
+            "map": array(result), "drop": array(drop)}
+
+
+def _count(value: str | None, name: str, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number of pixels, got '{value}'")
+    return int(value)
+
+
+def deconv(run, pixels, layer: str | None, channel: str | None) -> dict:
+    """ZFNet's deconvnet projection (C, H, W) of the strongest activation of map ``channel`` of ``layer``."""
+    if layer not in dict(run.layers()):
+        raise NotFound(f"no layer named '{layer}'; the layers are {', '.join(name for name, _ in run.layers())}")
+    if channel is None or not channel.isdigit():
+        raise ValueError(f"map must be a map number 0, 1, 2 …, got '{channel}'")
+    with run.lock:
+        projection, position = deconvnet(run.model, run.normalize(pixels), layer, int(channel))
+    return {"layer": layer, "map": int(channel), "position": list(position), "projection": array(projection)}
+
+
+def confusion(run, limit: int = 200) -> dict:
+    """Confusion matrix of the run's best checkpoint on its test set, and the first misclassified images."""
+    test = run.test_results()
+    labels, predictions = test["set"].labels, test["predictions"]
+    wrong = np.flatnonzero(predictions != labels)[:limit]
+    return {"classes": run.classes, "accuracy": test["accuracy"], "count": len(labels),
+            "matrix": test["matrix"].tolist(),
+            "misclassified": [{"index": int(i), "true": int(labels[i]), "predicted": int(predictions[i])}
+                              for i in wrong]}
+
+
+def test_image(run, index: int) -> bytes:
+    """Test image ``index`` as a PNG (gray or RGB), at the size the model takes."""
+    images = run.test_results()["set"].images
+    if not 0 <= index < len(images):
+        raise NotFound(f"no test image {index}: the test set has {len(images)} images (0…{len(images) - 1})")
+    return png(picture(images[index]))

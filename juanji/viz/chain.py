@@ -1,0 +1,19 @@
+"""The layers a ``Sequential`` model runs one after the other, nested ``Sequential`` containers opened up
+(VGG's ``features.0``, ``features.1`` …), so that pictures can stop after any of them."""
+from __future__ import annotations
+
+from ..nn import Sequential
+
+
+def layer_chain(model) -> list[tuple[str, object]]:
+    """[(dotted name, layer)] in the order a ``Sequential`` runs them; other blocks (residual, concat) stay whole.
+    Running them one by one on x gives model(x)."""
+    if not isinstance(model, Sequential):
+        raise ValueError(f"pictures layer by layer follow a Sequential model, not a {type(model).__name__}")
+    chain = []
+    for name, child in model.named_children():
+        if isinstance(child, Sequential):
+            chain += [(f"{name}.{inner}", layer) for inner, layer in layer_chain(child)]
+        else:
+            chain.append((name, child))
+    return chain
