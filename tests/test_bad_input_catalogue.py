@@ -12,7 +12,7 @@ The second half holds issue 15's classes, each fixed at its root and crafted her
 2. checkpoint headers, config.json and metrics.jsonl against one schema (juanji.schema);
 3. images decoded only in the documented formats, decompression bombs refused, ``--skip-bad`` skipping them;
 4. run directories owned (foreign folders refused), locked (a real second process), restartable, repaired;
-5. one-line messages naming the file, field or argument.
+5. one-line messages naming the file, field, argument or layer (a wrong dy shape); a batch of 0 images works.
 """
 import errno
 import gzip
@@ -941,3 +941,30 @@ def test_no_images_is_an_error_naming_the_call():
     from juanji.data.images import load_images
     with pytest.raises(ValueError, match="^load_images: no image files given$"):
         load_images([])
+
+
+def test_a_wrong_dy_shape_names_the_layer_and_both_shapes():
+    """Checked once for every layer by Module (tests/nn/test_backward_checks.py runs every layer class)."""
+    model = models.create("lenet5")
+    x = np.zeros((2, 1, 28, 28), np.float32)
+    for dy in (np.ones((2, 9), np.float32), np.ones(10, np.float32), np.ones((2, 10, 1), np.float32)):
+        model(x)
+        with pytest.raises(ValueError) as caught:
+            model.backward(dy)
+        assert str(caught.value) == (f"Sequential: backward expected dy of shape (2, 10) (the shape of its "
+                                     f"forward's output), got {dy.shape}")
+    model[0](x)
+    with pytest.raises(ValueError, match=r"^Conv2d\(1, 6, kernel_size=\(5, 5\).*: backward expected dy of shape "
+                                         r"\(2, 6, 28, 28\) \(the shape of its forward's output\), got \(2, 6, 24, 24\)$"):
+        model[0].backward(np.ones((2, 6, 24, 24), np.float32))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet20"])
+def test_a_batch_of_zero_images_gives_zero_outputs_as_in_pytorch(name):
+    model = models.create(name, num_classes=10)
+    x = np.zeros((0,) + tuple(model.input_shape), np.float32)
+    assert model.eval()(x).shape == (0, 10)
+    logits = model.train()(x)
+    loss = nn.CrossEntropyLoss()
+    assert np.isnan(loss(logits, np.zeros(0, np.int64)))      # PyTorch's mean over no samples
+    assert model.backward(loss.backward()).shape == x.shape

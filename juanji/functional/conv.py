@@ -29,7 +29,7 @@ def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None,
     """
     n, c = xp.shape[:2]
     if _is_pointwise(kernel_size, stride) and not channel_major:
-        return xp.reshape(n, c, -1)
+        return xp.reshape(n, c, xp.shape[2] * xp.shape[3])
     view = window_view(xp, kernel_size, stride, dilation, out_size)
     if channel_major:
         view = view.transpose(1, 2, 3, 0, 4, 5)

@@ -14,7 +14,7 @@ def cross_entropy(logits, labels, label_smoothing=0.0):
     logp = log_softmax(logits, axis=1)
     target = np.full((n, c), label_smoothing / c, dtype=logits.dtype)
     target[np.arange(n), labels] += 1 - label_smoothing
-    loss = -(target * logp).sum() / n
+    loss = -(target * logp).sum() / n if n else np.nan    # PyTorch's mean over no samples
     return logits.dtype.type(loss), (logp, target)
 
 

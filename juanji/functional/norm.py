@@ -22,6 +22,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         np.subtract(x[start:stop], mean.reshape(shape), out=centred[start:stop])
         return per_channel_dot(centred[start:stop], centred[start:stop])
 
+    if training and n == 0:     # an empty batch, as PyTorch: empty output, running statistics untouched
+        training = False
     if training:
         count = x.size // x.shape[1]
         if count < 2:
@@ -53,7 +55,8 @@ def per_channel_dot(a, b):
     """Σ a·b over every axis but the channel axis 1, as one BLAS dot per (sample, channel) summed over
     the samples: no product temporary, and float32 sums accumulate in blocks rather than one long chain."""
     n, c = a.shape[:2]
-    return np.matmul(a.reshape(n, c, 1, -1), b.reshape(n, c, -1, 1)).reshape(n, c).sum(axis=0)
+    m = int(np.prod(a.shape[2:]))
+    return np.matmul(a.reshape(n, c, 1, m), b.reshape(n, c, m, 1)).reshape(n, c).sum(axis=0)
 
 
 def batch_norm_backward(dy, cache):

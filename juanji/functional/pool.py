@@ -29,7 +29,7 @@ def _window_planes(xp, kernel_size, stride, dilation, out):
     One strided copy; after it every comparison runs on contiguous memory, which is several times
     faster than working on the strided views."""
     planes = window_view(xp, kernel_size, stride, dilation, out).transpose(2, 3, 0, 1, 4, 5)
-    return np.ascontiguousarray(planes).reshape(-1, *planes.shape[2:])
+    return np.ascontiguousarray(planes).reshape(planes.shape[0] * planes.shape[1], *planes.shape[2:])
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):

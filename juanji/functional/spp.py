@@ -28,7 +28,7 @@ def adaptive_max_pool2d(x, output_size):
     argmax = np.empty((n, c, oh, ow), dtype=np.int64)
     for i, (h0, h1) in enumerate(rows):
         for j, (w0, w1) in enumerate(cols):
-            region = x[:, :, h0:h1, w0:w1].reshape(n, c, -1)
+            region = x[:, :, h0:h1, w0:w1].reshape(n, c, (h1 - h0) * (w1 - w0))
             argmax[:, :, i, j] = region.argmax(axis=2)
             y[:, :, i, j] = np.take_along_axis(region, argmax[:, :, i, j, None], axis=2)[:, :, 0]
     return y, (x.shape, rows, cols, argmax)
@@ -55,7 +55,7 @@ def spatial_pyramid_pool2d(x, levels=(1, 2, 4)):
     outputs, caches = [], []
     for level in levels:
         pooled, cache = adaptive_max_pool2d(x, level)
-        outputs.append(pooled.reshape(x.shape[0], -1))
+        outputs.append(pooled.reshape(x.shape[0], int(np.prod(pooled.shape[1:]))))    # not -1: N may be 0
         caches.append(cache)
     return np.concatenate(outputs, axis=1), (x.shape, tuple(levels), caches)
 

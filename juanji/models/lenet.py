@@ -6,12 +6,17 @@ from .. import nn
 
 
 def _lenet(activation, pool, num_classes: int, in_channels: int, input_size: int) -> nn.Sequential:
-    side = ((input_size // 2) - 4) // 2         # after pool, the valid 5×5 conv, and pool again
+    features = [nn.Conv2d(in_channels, 6, 5, padding=2), activation(), pool(2),
+                nn.Conv2d(6, 16, 5), activation(), pool(2)]
+    shape = (1, in_channels, input_size, input_size)
+    for layer in features:
+        if hasattr(layer, "output_shape"):      # the convolutions and poolings; activations keep the shape
+            shape = layer.output_shape(shape)
+    side = shape[-1]
     if side < 1:
         raise ValueError(f"LeNet-5 needs inputs of at least 12×12 pixels, got {input_size}")
     model = nn.Sequential(
-        nn.Conv2d(in_channels, 6, 5, padding=2), activation(), pool(2),
-        nn.Conv2d(6, 16, 5), activation(), pool(2),
+        *features,
         nn.Flatten(),
         nn.Linear(16 * side * side, 120), activation(),
         nn.Linear(120, 84), activation(),

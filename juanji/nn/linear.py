@@ -57,7 +57,8 @@ class Flatten(Module):
     def forward(self, x):
         self.save_for_backward(x.shape)
         end = self.end_dim % x.ndim
-        return x.reshape(x.shape[:self.start_dim] + (-1,) + x.shape[end + 1:])
+        merged = int(np.prod(x.shape[self.start_dim:end + 1]))     # not -1: reshape cannot infer it when N = 0
+        return x.reshape(x.shape[:self.start_dim] + (merged,) + x.shape[end + 1:])
 
     def backward(self, dy):
         shape, = self.saved_for_backward()

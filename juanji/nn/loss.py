@@ -18,9 +18,6 @@ class CrossEntropyLoss(Module):
             raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = label_smoothing
 
-    def __call__(self, logits, labels):
-        return self.forward(logits, labels)
-
     def forward(self, logits, labels):
         self._check_input(logits, "(N, C) logits", 2)
         labels = np.asarray(labels)

@@ -12,9 +12,12 @@ life of the layer; nothing has to be re-wired after loading a checkpoint.
 What forward keeps for backward goes through one mechanism: ``save_for_backward(...)`` in forward keeps it
 only while grad is enabled (``no_grad`` keeps nothing), ``saved_for_backward()`` in backward takes it —
 or raises the one error every layer gives — and lets it go unless ``retain_cache()`` asked to keep it.
+Beside it, calling a layer records its output's shape, and every subclass's ``backward`` is wrapped once
+(``__init_subclass__``) to refuse an output gradient ``dy`` of any other shape, naming the layer.
 """
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from typing import Iterator
 
@@ -33,6 +36,12 @@ class Module:
     training: bool
     _saved: tuple | None = None     # what the last forward kept for backward
     retains_cache = False           # keep it after backward too (``retain_cache``)
+    _out_shape: tuple | None = None  # the shape of the last output computed with grad enabled
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__:
+            cls.backward = _checks_dy(cls.__dict__["backward"])
 
     def __init__(self):
         object.__setattr__(self, "_modules", OrderedDict())
@@ -55,8 +64,12 @@ class Module:
     def backward(self, dy):
         raise NotImplementedError(f"{type(self).__name__} has no backward")
 
-    def __call__(self, x):
-        return self.forward(x)
+    def __call__(self, *inputs):
+        self._out_shape = None              # a forward that raises leaves no stale shape
+        y = self.forward(*inputs)
+        if is_grad_enabled():
+            self._out_shape = getattr(y, "shape", None)     # None for a non-array output: unchecked
+        return y
 
     # -- the cache from forward to backward --------------------------------------------------------
     def save_for_backward(self, *values) -> None:
@@ -79,6 +92,10 @@ class Module:
         for module in self.modules():
             module.retains_cache = mode
         return self
+
+    def _name(self) -> str:
+        """The layer as one line: its repr, or a container's class name (whose repr spans lines)."""
+        return type(self).__name__ if self._modules else repr(self)
 
     # -- structure -----------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
@@ -201,3 +218,19 @@ class Module:
         if expected is not None and x.dtype != expected:
             raise TypeError(f"{self!r}: parameters are {expected} but the input is {x.dtype}; "
                             f"convert the input or call .to({x.dtype}) on the model")
+
+
+def _checks_dy(backward):
+    """``backward`` refusing a ``dy`` whose shape is not that of the output it is the gradient of.  Only the
+    instance's own class's backward checks: a subclass's backward calling ``super().backward`` on part of
+    ``dy`` (DenseLayer) is not checked again against the whole output.  A loss's ``backward()`` takes no dy."""
+    @functools.wraps(backward)
+    def checked(self, *args, **kwargs):
+        dy = args[0] if args else kwargs.get("dy")
+        expected = self._out_shape
+        if (expected is not None and dy is not None and type(self).backward is checked
+                and np.shape(dy) != expected):
+            raise ValueError(f"{self._name()}: backward expected dy of shape {expected} (the shape of its "
+                             f"forward's output), got {np.shape(dy)}")
+        return backward(self, *args, **kwargs)
+    return checked
