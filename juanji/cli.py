@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import __version__
 from .commands import export, serve, show, train, zoo
 from .runtime.allocator import keep_freed_memory
+from .runtime.kernels import BACKENDS, get_kernels, set_kernels
 from .runtime.threads import set_num_threads
 
 COMMAND_MODULES = [train, zoo, show, export, serve]
@@ -18,6 +20,7 @@ COMMAND_MODULES = [train, zoo, show, export, serve]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="juanji", description="Convolutional networks in plain NumPy.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"juanji {__version__} (kernels: {kernels_in_use()})")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -25,7 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--threads", type=int, metavar="N",
                              help="threads for BLAS and juanji's batch-parallel kernels (default: BLAS's own "
                                   "setting, usually one per core)")
+        command.add_argument("--kernels", choices=BACKENDS,
+                             help="NumPy's kernels or the compiled ones (numba: pip install 'juanji[fast]'); "
+                                  "default: JUANJI_KERNELS, else numpy")
     return parser
+
+
+def kernels_in_use() -> str:
+    """``get_kernels()``, or why JUANJI_KERNELS cannot be used."""
+    try:
+        return get_kernels()
+    except ValueError as error:
+        return str(error)
 
 
 def main(argv=None) -> int:
@@ -34,6 +48,9 @@ def main(argv=None) -> int:
     try:
         if args.threads is not None:
             set_num_threads(args.threads)
+        if args.kernels is not None:
+            set_kernels(args.kernels)
+        get_kernels()           # a bad JUANJI_KERNELS is an error before any work starts
         return args.run(args)
     except (ValueError, TypeError, KeyError, OSError, RuntimeError, MemoryError) as error:
         if args.debug:

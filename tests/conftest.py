@@ -3,6 +3,8 @@ helper modules kept here, such as closeness.py."""
 
 import pytest
 
+from juanji.functional import conv
+from juanji.runtime import kernels as backend
 from juanji.runtime import threads
 
 
@@ -16,3 +18,15 @@ def batch_threads(request, monkeypatch):
     threads.set_num_threads(request.param)
     yield request.param
     threads.set_num_threads(before)
+
+
+@pytest.fixture(params=list(backend.BACKENDS))
+def kernels(request, monkeypatch):
+    """Run a test on NumPy's kernels, then on the compiled ones (skipped where Numba is not installed), these
+    also on the small arrays and maps for which the library keeps NumPy's."""
+    if request.param == "numba" and not backend.numba_available():
+        pytest.skip("Numba is not installed (pip install 'juanji[fast]')")
+    monkeypatch.setattr(backend, "_chosen", request.param)
+    monkeypatch.setattr(backend, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 0)
+    yield request.param

@@ -67,4 +67,6 @@ def test_the_reader_sees_relative_imports():
     assert juanji_imports(ROOT / "nn" / "conv.py") >= {"juanji.functional.conv", "juanji.random",
                                                        "juanji.runtime.workspace", "juanji.nn.module"}
     assert "juanji.nn" in juanji_imports(ROOT / "models" / "resnet.py")
-    assert juanji_imports(ROOT / "functional" / "pool.py") == {"juanji.runtime.threads", "juanji.functional.geometry"}
+    assert juanji_imports(ROOT / "functional" / "pool.py") == {"juanji.runtime.threads", "juanji.runtime.kernels",
+                                                               "juanji.functional.geometry",
+                                                               "juanji.functional.compiled.pool"}

@@ -1,6 +1,7 @@
 """Batch normalisation over every axis but the channel axis 1: (N, C) or (N, C, H, W)."""
 import numpy as np
 
+from ..runtime import kernels
 from ..runtime.threads import over_batch
 
 
@@ -16,7 +17,6 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
     n = x.shape[0]
-    centred = np.empty_like(x)
 
     def centre(start, stop, mean):
         np.subtract(x[start:stop], mean.reshape(shape), out=centred[start:stop])
@@ -29,12 +29,14 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         if count < 2:
             raise ValueError(f"batch norm in training needs more than 1 value per channel, "
                              f"got input of shape {x.shape}")
+    if kernels.compiled(x.size):
+        from .compiled import norm as compiled
+        return compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+    centred = np.empty_like(x)
+    if training:
         mean = sum(over_batch(n, lambda start, stop: x[start:stop].sum(axis=axes), x.size)) / count
         var = sum(over_batch(n, lambda start, stop: centre(start, stop, mean), x.size)) / count
-        running_mean *= 1 - momentum
-        running_mean += momentum * mean
-        running_var *= 1 - momentum
-        running_var += momentum * var * (count / (count - 1))
+        update_running_statistics(running_mean, running_var, mean, var, count, momentum)
     else:
         var = running_var
     inv_std = 1 / np.sqrt(var + eps)
@@ -51,6 +53,14 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     return y, (centred, inv_std, gamma, training)
 
 
+def update_running_statistics(running_mean, running_var, mean, var, count, momentum):
+    """r ← (1 − momentum)·r + momentum·batch, in place, with the unbiased variance var · count/(count − 1)."""
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += momentum * var * (count / (count - 1))
+
+
 def per_channel_dot(a, b):
     """Σ a·b over every axis but the channel axis 1, as one BLAS dot per (sample, channel) summed over
     the samples: no product temporary, and float32 sums accumulate in blocks rather than one long chain."""
@@ -64,6 +74,9 @@ def batch_norm_backward(dy, cache):
     depend on x):
         dX = γ/σ · (dY − mean(dY) − x̂ · mean(dY · x̂))
     in eval simply dX = γ/σ · dY."""
+    if kernels.compiled(dy.size):
+        from .compiled import norm as compiled
+        return compiled.batch_norm_backward(dy, cache)
     centred, inv_std, gamma, training = cache
     axes = (0,) + tuple(range(2, dy.ndim))
     shape = (1, -1) + (1,) * (dy.ndim - 2)

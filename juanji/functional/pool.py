@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import kernels
 from ..runtime.threads import over_batch
 from .geometry import adaptive_bins, output_shape, pad2d, pair, unpad2d, window_at, window_view
 
@@ -63,6 +64,9 @@ def max_pool2d_backward(dy, cache):
     """dX routes each dY to the arg-max of its window (one position per window, ties included);
     overlapping windows add up."""
     x_shape, padded, argmax, kernel_size, stride, dilation, pads, out = cache
+    if kernels.compiled(int(np.prod(x_shape))):
+        from .compiled import pool as compiled
+        return compiled.max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride, dilation, pads)
     # Windows that tile the input exactly (the usual 2×2, stride 2) touch each cell once: plain writes
     # into an uninitialised buffer suffice. Otherwise windows overlap or leave gaps: accumulate into zeros.
     tiles = (stride == kernel_size and dilation == (1, 1)

@@ -59,6 +59,9 @@ def _blas_controller():
             controllers = ThreadpoolController().select(user_api="blas").lib_controllers
         except ImportError:
             controllers = []
+        # NumPy's own BLAS first: once SciPy or Numba has loaded another OpenBLAS, it may be listed first
+        numpy_folder = os.path.dirname(np.__file__)        # wheels keep theirs in numpy.libs beside it
+        controllers.sort(key=lambda controller: not os.path.realpath(controller.filepath).startswith(numpy_folder))
         _blas = controllers[0] if controllers else False
     return _blas
 

@@ -1,4 +1,5 @@
 """The juanji command: eval, predict, models, and its one-line errors (exit 2) on bad input."""
+import os
 import subprocess
 import sys
 
@@ -82,6 +83,23 @@ def test_threads_option_sets_blas_and_kernel_threads(capsys):
         assert "positive number of threads" in capsys.readouterr().err
     finally:
         set_num_threads(before)
+
+
+def test_kernels_option_and_environment_choose_the_backend_and_version_reports_it(capsys, monkeypatch):
+    from juanji.runtime import kernels
+    monkeypatch.setattr(kernels, "_chosen", None)
+    assert main(["models", "--kernels", "numpy"]) == 0 and kernels.get_kernels() == "numpy"
+    monkeypatch.setattr(kernels, "_chosen", None)
+    monkeypatch.setenv("JUANJI_KERNELS", "fortran")
+    capsys.readouterr()
+    assert main(["models"]) == 2
+    assert capsys.readouterr().err == ("juanji: error: JUANJI_KERNELS: kernels must be one of numpy, numba, "
+                                       "got 'fortran'\n")
+    for environment, shown in (("numpy", "numpy"), ("numba", "numba" if kernels.numba_available() else "need Numba")):
+        version = subprocess.run([sys.executable, "-m", "juanji.cli", "--version"], capture_output=True, text=True,
+                                 env={**os.environ, "JUANJI_KERNELS": environment})
+        assert version.returncode == 0 and version.stdout.startswith("juanji 0.1.0 (kernels: ")
+        assert shown in version.stdout
 
 
 @pytest.mark.parametrize("make_file, message", [

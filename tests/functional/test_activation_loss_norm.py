@@ -11,8 +11,9 @@ from juanji.functional import loss as L
 from juanji.functional import norm as N
 from kernel_check import DTYPES, assert_close, leaf, torch_vjp
 
-# Every test runs serially and with the batch split over two threads (``batch_threads``).
-pytestmark = pytest.mark.usefixtures("batch_threads")
+# Every test runs on NumPy's and on the compiled kernels (``kernels``), serially and with the batch split
+# over two threads (``batch_threads``).
+pytestmark = pytest.mark.usefixtures("kernels", "batch_threads")
 
 SHAPES = [(5, 7), (2, 3, 4, 5), (1, 6)]
 

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from juanji.functional import pool as F
 from kernel_check import DTYPES, assert_close, torch_vjp
 
-# Every test runs serially and with the batch split over two threads (``batch_threads``).
-pytestmark = pytest.mark.usefixtures("batch_threads")
+# Every test runs on NumPy's and on the compiled kernels (``kernels``), serially and with the batch split
+# over two threads (``batch_threads``).
+pytestmark = pytest.mark.usefixtures("kernels", "batch_threads")
 
 # (N, C, H, W), keyword arguments shared by max and average pooling
 POOL_CASES = [

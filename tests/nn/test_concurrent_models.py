@@ -8,7 +8,7 @@ import pytest
 
 from juanji import nn
 
-pytestmark = pytest.mark.usefixtures("batch_threads")
+pytestmark = pytest.mark.usefixtures("kernels", "batch_threads")     # both backends
 
 
 def conv_net(seed, widths):

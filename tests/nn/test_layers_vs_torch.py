@@ -8,10 +8,10 @@ import juanji
 from juanji import nn
 from layer_check import DTYPES, assert_close, compare_with_torch, randomise_state
 
-# Every test runs serially and with the batch split over two threads (``batch_threads``); the batch3 cases
-# split unevenly (1 + 2 samples).
+# Every test runs on NumPy's and on the compiled kernels (``kernels``), serially and with the batch split
+# over two threads (``batch_threads``); the batch3 cases split unevenly (1 + 2 samples).
 pytestmark = [pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning"),
-              pytest.mark.usefixtures("batch_threads")]
+              pytest.mark.usefixtures("kernels", "batch_threads")]
 
 
 def make_input(shape, dtype, seed=1):

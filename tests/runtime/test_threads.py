@@ -16,8 +16,10 @@ from juanji.runtime import threads as parallel
 
 
 def blas_threads() -> int:
-    """The thread count NumPy's BLAS has in force now, read by threadpoolctl."""
-    return [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"][0]["num_threads"]
+    """The thread count NumPy's BLAS has in force now, read by threadpoolctl.  NumPy's is the library juanji
+    controls, not the first listed: once Numba has compiled a kernel, SciPy's OpenBLAS is loaded too."""
+    numpy_blas = parallel._blas_controller().filepath
+    return [info for info in threadpoolctl.threadpool_info() if info["filepath"] == numpy_blas][0]["num_threads"]
 
 
 @pytest.fixture

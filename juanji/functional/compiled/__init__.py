@@ -1,0 +1,80 @@
+"""Textbook loops, compiled by Numba where it is installed (``pip install 'juanji[fast]'``).
+
+Each kernel here is one plain-Python loop written like the formula it computes: it is the slow, readable
+reference the tests run, and, decorated with ``jit``, the fast kernel ``juanji.set_kernels("numba")``
+selects (``prange`` spreads the outer loop over Numba's threads).  Without Numba ``jit`` leaves the loop
+as it is and ``prange`` is ``range``: the loops still run, slowly, and the library uses the NumPy kernels.
+``kernel.py_func`` is the uncompiled loop in both cases.
+
+The wrappers beside the loops allocate the outputs and return what the NumPy kernels return (the same
+caches too, so a forward on one backend and its backward on the other agree).  Loops accumulate sums in
+float64 whatever the dtype, as NumPy's pairwise sums keep float32 sums accurate.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:         # a plain install: the loops run as Python (tests only)
+    numba = None
+
+if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
+    # Numba's own pool, whose threads sleep between kernels.  Its default here, GNU OpenMP, keeps its threads
+    # spinning after each kernel, on the cores juanji's batch split needs next: ResNet-20's train step at
+    # 2 threads took 1.6× as long as on NumPy's kernels, 0.96× with this pool.  It must not be entered by
+    # two threads at once: ``runtime.kernels.compiled_call`` lets one in at a time.
+    numba.config.THREADING_LAYER = "workqueue"
+
+prange = range if numba is None else numba.prange
+
+
+def jit(function=None, **options):
+    """The loop compiled with ``numba.njit(parallel=True, cache=True, nogil=True, **options)`` (cached on
+    disk beside the module, so a later process loads it instead of compiling; other Python threads run
+    meanwhile); the loop itself without Numba.
+    ``fastmath={"reassoc"}`` lets a loop's sums run in SIMD lanes (their order then differs from the loop's)."""
+    def decorate(function):
+        if numba is None:
+            function.py_func = function
+            return function
+        return numba.njit(parallel=True, cache=True, nogil=True, **options)(function)
+    return decorate if function is None else decorate(function)
+
+
+def inline(function=None, **options):
+    """A small helper called from compiled loops (compiled without threads of its own); ``options`` go to
+    ``numba.njit`` (``fastmath`` for a sum that may be reordered into SIMD lanes)."""
+    def decorate(function):
+        if numba is None:
+            function.py_func = function
+            return function
+        return numba.njit(cache=True, **options)(function)
+    return decorate if function is None else decorate(function)
+
+
+@inline
+def inside(offset: int, stride: int, size: int, out: int):
+    """(first, stop): the outputs o in [first, stop) whose read position o·stride + offset lies in
+    [0, size) — the window positions that fall on the input rather than on its padding."""
+    first = max(0, (-offset + stride - 1) // stride)
+    stop = min(out, (size - 1 - offset) // stride + 1)
+    return first, max(first, stop)
+
+
+@inline
+def add_scaled(out, scale, values):
+    """out[j] += scale · values[j] for every j of ``out`` (SIMD where both rows are contiguous)."""
+    for j in range(out.shape[0]):
+        out[j] += scale * values[j]
+
+
+@inline(fastmath={"reassoc"})
+def dot(a, b):
+    """Σ_j a[j] · b[j] over the length of ``a``, summed in float64 (in SIMD lanes: order not kept)."""
+    total = 0.0
+    for j in range(a.shape[0]):
+        total += np.float64(a[j]) * np.float64(b[j])
+    return total

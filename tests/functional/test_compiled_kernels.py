@@ -1,0 +1,281 @@
+"""The compiled kernels (juanji.functional.compiled): each loop against NumPy's kernel and PyTorch (forward
+and backward, float64 and float32, uneven batches, 1 and 2 threads), the uncompiled loop against the
+compiled one, caches shared between the backends, and Numba's threads following juanji's.  The layer and
+kernel tests of tests/functional and tests/nn run on both backends too (the ``kernels`` fixture)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import juanji
+from juanji.functional import activation, conv, norm, pool
+from juanji.functional.compiled import activation as compiled_activation
+from juanji.functional.compiled import depthwise as compiled_depthwise
+from juanji.functional.compiled import norm as compiled_norm
+from juanji.functional.compiled import pool as compiled_pool
+from juanji.runtime import kernels, threads
+from kernel_check import DTYPES, assert_close, torch_vjp
+
+needs_numba = pytest.mark.skipif(not kernels.numba_available(), reason="Numba is not installed")
+
+# (N, C, H, W), filters per channel m, conv keyword arguments: odd batches split unevenly over 2 threads
+DEPTHWISE_CASES = [
+    pytest.param((3, 4, 9, 8), 1, dict(stride=1, padding=1), id="3x3-same"),
+    pytest.param((5, 3, 7, 7), 2, dict(stride=2, padding=1), id="multiplier2-stride2"),
+    pytest.param((2, 2, 8, 9), 1, dict(stride=(2, 1), padding=(0, 2), dilation=(2, 1)), id="dilation-asymmetric"),
+    pytest.param((1, 3, 6, 6), 3, dict(stride=(1, 3), padding=2, dilation=(1, 2)), id="stride3-wide-padding"),
+    pytest.param((3, 2, 5, 5), 1, dict(stride=1, padding=0), id="valid"),
+]
+
+
+@pytest.fixture
+def numba_kernels(monkeypatch):
+    if not kernels.numba_available():
+        pytest.skip("Numba is not installed")
+    monkeypatch.setattr(kernels, "_chosen", "numba")
+    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 0)
+
+
+@pytest.mark.usefixtures("numba_kernels")
+def test_depthwise_layers_use_the_compiled_loops_from_32x32_maps_on(monkeypatch):
+    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 32 * 32)
+    w = np.ones((3, 1, 3, 3))
+    kept = {size: conv.conv2d(np.ones((2, 3, size, size)), w, padding=1, groups=3)[1][1] for size in (31, 32)}
+    assert kept[31].ndim == 2 and kept[32].ndim == 4          # NumPy's columns; the compiled loops keep x
+
+
+@pytest.mark.usefixtures("batch_threads")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, m, kwargs", DEPTHWISE_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_depthwise_matches_numpy_and_torch(shape, m, kwargs, bias, dtype):
+    rng = np.random.default_rng(0)
+    c = shape[1]
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((m * c, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(m * c).astype(dtype) if bias else None
+    y_numpy, cache = conv.conv2d(x, w, b, groups=c, **kwargs)
+    dy = rng.standard_normal(y_numpy.shape).astype(dtype)
+    dx_numpy, dw_numpy, _ = conv.conv2d_backward(dy, cache)
+    stride, dilation = cache[3], cache[4]
+    y = compiled_depthwise.conv2d(x, w, b, stride, cache[5], dilation, y_numpy.shape[2:])
+    dx, dw = compiled_depthwise.backward(dy, x, w, stride, cache[5], dilation)
+    y_t, (dx_t, dw_t, _) = torch_vjp(lambda t, u, v: TF.conv2d(t, u, v, groups=c, **kwargs), dy, x, w, b)
+    assert y.dtype == dx.dtype == dw.dtype == dtype
+    for name, got, numpy_, torch_ in (("y", y, y_numpy, y_t), ("dx", dx, dx_numpy, dx_t), ("dW", dw, dw_numpy, dw_t)):
+        assert_close(got, torch_, f"{name} vs torch")
+        assert_close(got, numpy_, f"{name} vs numpy", dtype=dtype)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       st.tuples(st.integers(1, 3), st.integers(1, 3)), st.tuples(st.integers(0, 3), st.integers(0, 3)),
+       st.tuples(st.integers(1, 2), st.integers(1, 2)), st.integers(0, 2**16))
+def test_depthwise_matches_the_slow_reference_on_random_geometry(n, c, m, kernel, stride, padding, dilation, seed):
+    """Any kernel size, stride, padding and dilation, including windows that only partly cover the input."""
+    reach = [d * (k - 1) + 1 - 2 * p for k, d, p in zip(kernel, dilation, padding)]
+    rng = np.random.default_rng(seed)
+    h, w = (max(1, size) + int(rng.integers(0, 5)) for size in reach)
+    x = rng.standard_normal((n, c, h, w))
+    w, b = rng.standard_normal((m * c, 1, *kernel)), rng.standard_normal(m * c)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=c)
+    expected = conv.conv2d_reference(x, w, b, **kwargs)
+    pads = ((padding[0],) * 2, (padding[1],) * 2)
+    y = compiled_depthwise.conv2d(x, w, b, stride, pads, dilation, expected.shape[2:])
+    assert_close(y, expected, "y vs conv2d_reference")
+    dy = rng.standard_normal(y.shape)
+    dx_ref, dw_ref, _ = conv.conv2d_backward_reference(dy, x, w, **kwargs)
+    dx, dw = compiled_depthwise.backward(dy, x, w, stride, pads, dilation)
+    assert_close(dx, dx_ref, "dx vs conv2d_backward_reference")
+    assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
+
+
+@pytest.mark.usefixtures("batch_threads")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, kwargs", [
+    ((3, 2, 8, 8), dict(kernel_size=2)), ((5, 3, 9, 9), dict(kernel_size=3, stride=2)),
+    ((3, 2, 8, 7), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ((2, 2, 9, 10), dict(kernel_size=3, stride=2, padding=1, dilation=(2, 3))),
+    ((1, 2, 5, 5), dict(kernel_size=2, stride=3, padding=1, ceil_mode=True))])
+def test_max_pool_backward_matches_numpy_and_torch(shape, kwargs, dtype):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(dtype)
+    y, cache = pool.max_pool2d(x, **kwargs)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    x_shape, _, argmax, kernel_size, stride, dilation, pads, _ = cache
+    dx = compiled_pool.max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride, dilation, pads)
+    _, (dx_t,) = torch_vjp(lambda t: TF.max_pool2d(t, **kwargs), dy, x)
+    assert dx.dtype == dtype
+    assert_close(dx, dx_t, "dx vs torch")
+    assert_close(dx, pool.max_pool2d_backward(dy, cache), "dx vs numpy", dtype=dtype)
+
+
+@pytest.mark.usefixtures("batch_threads")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 3), (3, 4, 7), (5, 3, 4, 5), (2, 16, 8, 8)])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_matches_numpy_and_torch(shape, training, dtype):
+    rng = np.random.default_rng(2)
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    gamma, beta = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    mean, var = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    state_numpy, state = (mean.copy(), var.copy()), (mean.copy(), var.copy())
+    y_numpy, cache_numpy = norm.batch_norm(x, gamma, beta, *state_numpy, training, 0.2, 1e-3)
+    y, cache = compiled_norm.batch_norm(x, gamma, beta, *state, training, 0.2, 1e-3)
+    dy = rng.standard_normal(shape).astype(dtype)
+    grads, grads_numpy = compiled_norm.batch_norm_backward(dy, cache), norm.batch_norm_backward(dy, cache_numpy)
+    running = [torch.from_numpy(mean.copy()), torch.from_numpy(var.copy())]
+    y_t, (dx_t, dgamma_t, dbeta_t) = torch_vjp(
+        lambda t, g, b: TF.batch_norm(t, *running, g, b, training, 0.2, 1e-3), dy, x, gamma, beta)
+    assert y.dtype == dtype and all(g.dtype == dtype for g in grads)
+    for name, got, numpy_, torch_ in zip(["y", "dx", "dγ", "dβ", "running mean", "running var"],
+                                         (y, *grads, *state), (y_numpy, *grads_numpy, *state_numpy),
+                                         (y_t, dx_t, dgamma_t, dbeta_t, *running)):
+        assert_close(got, torch_, f"{name} vs torch")
+        assert_close(got, numpy_, f"{name} vs numpy", dtype=dtype)
+
+
+@pytest.mark.usefixtures("batch_threads")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 7), (3, 4, 5, 5), (1, 1, 1, 1)])
+def test_relu_matches_numpy_and_torch(shape, dtype):
+    rng = np.random.default_rng(3)
+    x, dy = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    x.reshape(-1)[0] = 0            # the kink: gradient 0, as PyTorch
+    y, dx = compiled_activation.relu(x), compiled_activation.relu_backward(dy, x)
+    y_t, (dx_t,) = torch_vjp(TF.relu, dy, x)
+    assert y.dtype == dx.dtype == dtype
+    assert_close(y, y_t, "y")
+    assert_close(dx, dx_t, "dx")
+    assert np.array_equal(y, activation.relu(x)) and np.array_equal(dx, activation.relu_backward(dy, x))
+    assert np.isnan(compiled_activation.relu(np.array([np.nan], dtype)))[0]
+
+
+@needs_numba
+def test_the_uncompiled_loops_agree_with_the_compiled_ones():
+    """``py_func`` is each kernel's plain-Python loop, the readable reference: the same numbers."""
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((3, 2, 6, 5)), rng.standard_normal((4, 1, 3, 3))
+    args = ((2, 1), (1, 0), (1, 2))
+    forward, weight_grad = compiled_depthwise.depthwise_forward, compiled_depthwise.depthwise_weight_grad
+    for loop, inputs, shape in ((forward, (x, w, rng.standard_normal(4)), (3, 4, 3, 3)),
+                                (weight_grad, (rng.standard_normal((3, 4, 3, 3)), x), w.shape)):
+        first, second = np.zeros(shape), np.zeros(shape)
+        loop(*inputs, first, *args)
+        loop.py_func(*inputs, second, *args)
+        assert np.allclose(first, second, rtol=1e-13, atol=1e-13), loop
+    dy = rng.standard_normal((3, 4, 3, 3))
+    first, second = np.empty(x.shape), np.empty(x.shape)
+    compiled_depthwise.depthwise_input_grad(dy, w, first, *args)
+    compiled_depthwise.depthwise_input_grad.py_func(dy, w, second, *args)
+    assert np.allclose(first, second, rtol=1e-13, atol=1e-13)
+    argmax = rng.integers(0, 9, (3, 2, 2, 2)).astype(np.uint8)
+    dy = rng.standard_normal(argmax.shape)
+    first, second = np.empty(x.shape), np.empty(x.shape)
+    compiled_pool.max_pool_backward(dy, argmax, first, (3, 3), (2, 2), (1, 1), (1, 1))
+    compiled_pool.max_pool_backward.py_func(dy, argmax, second, (3, 3), (2, 2), (1, 1), (1, 1))
+    assert np.array_equal(first, second)
+    x3 = rng.standard_normal((3, 2, 7))
+    results = []
+    for loop in (compiled_norm.batch_norm_forward_loop, compiled_norm.batch_norm_forward_loop.py_func):
+        mean, var, centred, y, inv_std = np.zeros(2), np.zeros(2), np.empty_like(x3), np.empty_like(x3), np.empty(2)
+        loop(x3, np.ones(2) * 2, np.ones(2), mean, var, 1e-5, True, centred, y, inv_std)
+        dx, dgamma, dbeta = np.empty_like(x3), np.empty(2), np.empty(2)
+        (compiled_norm.batch_norm_backward_loop if loop is compiled_norm.batch_norm_forward_loop else
+         compiled_norm.batch_norm_backward_loop.py_func)(x3 * 0.5, centred, inv_std, np.ones(2) * 2, True, dx,
+                                                          dgamma, dbeta)
+        results.append((mean, var, centred, y, dx, dgamma, dbeta))
+    for got, want in zip(*results):
+        assert np.allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.usefixtures("numba_kernels")
+def test_a_forward_on_one_backend_and_its_backward_on_the_other_agree(monkeypatch):
+    """The compiled kernels keep NumPy's caches (depthwise keeps x, which the backward recognises)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 8, 8))
+    dy_pool = rng.standard_normal((3, 4, 4, 4))
+    w = rng.standard_normal((4, 1, 3, 3))
+    gamma, beta = np.ones(4), np.zeros(4)
+    results = {}
+    for forward_backend, backward_backend in (("numpy", "numpy"), ("numpy", "numba"), ("numba", "numpy")):
+        monkeypatch.setattr(kernels, "_chosen", forward_backend)
+        _, pool_cache = pool.max_pool2d(x, 2)
+        y_conv, conv_cache = conv.conv2d(x, w, None, padding=1, groups=4)
+        _, norm_cache = norm.batch_norm(x, gamma, beta, np.zeros(4), np.ones(4), True)
+        monkeypatch.setattr(kernels, "_chosen", backward_backend)
+        results[forward_backend, backward_backend] = (pool.max_pool2d_backward(dy_pool, pool_cache),
+                                                      *conv.conv2d_backward(x, conv_cache),
+                                                      *norm.batch_norm_backward(x, norm_cache))
+    reference = results["numpy", "numpy"]
+    for key, values in results.items():
+        for got, want in zip(values, reference):
+            assert_close(got, want, str(key))
+
+
+@pytest.mark.usefixtures("numba_kernels")
+def test_numba_uses_juanjis_threads_and_one_inside_a_batch_chunk(monkeypatch):
+    import numba
+    before = threads.num_threads()
+    seen = []
+    try:
+        for count in (1, 2):
+            threads.set_num_threads(count)
+            with kernels.compiled_call():
+                seen.append(numba.get_num_threads())
+        monkeypatch.setattr(threads, "MIN_ELEMENTS", 0)
+
+        def chunk(start, stop):
+            with kernels.compiled_call():
+                return numba.get_num_threads()
+        inside = threads.over_batch(4, chunk, elements=100)
+    finally:
+        threads.set_num_threads(before)
+    assert seen == [1, min(2, numba.config.NUMBA_NUM_THREADS)]
+    assert inside == [1, 1]
+
+
+def test_small_calls_keep_numpys_kernels(monkeypatch):
+    monkeypatch.setattr(kernels, "_chosen", "numba")
+    assert not kernels.compiled(kernels.MIN_ELEMENTS - 1) and kernels.compiled(kernels.MIN_ELEMENTS)
+    monkeypatch.setattr(kernels, "_chosen", "numpy")
+    assert not kernels.compiled(kernels.MIN_ELEMENTS)
+
+
+def test_set_kernels_validates_and_the_environment_chooses(monkeypatch):
+    monkeypatch.setattr(kernels, "_chosen", None)
+    with pytest.raises(ValueError, match="kernels must be one of numpy, numba, got 'fortran'"):
+        juanji.set_kernels("fortran")
+    monkeypatch.setenv("JUANJI_KERNELS", "fortran")
+    with pytest.raises(ValueError, match="JUANJI_KERNELS: kernels must be one of"):
+        juanji.get_kernels()
+    monkeypatch.delenv("JUANJI_KERNELS")
+    assert juanji.get_kernels() == "numpy"
+    monkeypatch.setattr(kernels, "_chosen", None)
+    monkeypatch.setitem(sys.modules, "numba", None)       # as if Numba were not installed
+    with pytest.raises(ValueError, match=r"need Numba: pip install 'juanji\[fast\]'"):
+        juanji.set_kernels("numba")
+    monkeypatch.setenv("JUANJI_KERNELS", "numba")
+    with pytest.raises(ValueError, match="JUANJI_KERNELS: kernels 'numba' need Numba"):
+        juanji.get_kernels()
+
+
+@needs_numba
+@pytest.mark.slow
+def test_a_second_process_loads_the_compiled_kernel_from_the_cache(tmp_path):
+    """cache=True: the first process compiles and writes the cache, the next one only loads it."""
+    program = ("import numpy as np; from juanji.functional.compiled import activation as a; "
+               "a.relu_loop(np.ones(4), np.empty(4)); stats = a.relu_loop.stats; "
+               "print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))")
+    environment = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", program], env=environment, capture_output=True, text=True,
+                           check=True, timeout=300).stdout.split() for _ in range(2)]
+    assert runs == [["0", "1"], ["1", "0"]]      # (hits, misses): compiled, then loaded
