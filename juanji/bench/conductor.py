@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+from ..runtime.kernels import get_kernels
 from .breakdown import DEFAULT_BATCH, format_breakdown, run_breakdown
 from .report import format_epoch, format_table, machine_description
 from .rows import MODEL_INPUTS
@@ -54,7 +55,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def parse_args(argv):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m juanji.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
     parser.add_argument("--processes", type=positive_int, default=3,
@@ -68,12 +69,17 @@ def parse_args(argv):
                         help="batch size of --breakdown (64 for lenet5, 128 for resnet20)")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     parser.add_argument("--epoch", action="store_true", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     threads = args.threads[0]
+    try:
+        kernels = get_kernels()     # JUANJI_KERNELS, which the workers inherit
+    except ValueError as error:
+        parser.error(str(error))
     if args.breakdown:
         batch = args.batch or DEFAULT_BATCH[args.breakdown]
         if args.worker:
@@ -110,8 +116,9 @@ def main(argv=None) -> int:
     report = "\n\n".join([
         "# juanji vs PyTorch CPU", f"Machine: {machine_description(worker_environment())}.",
         f"Run: `python -m juanji.bench {' '.join(argv if argv is not None else sys.argv[1:])}` on "
-        f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s. Ratios are juanji/PyTorch of the "
-        f"minima (lower is better); each framework's figures are the best of {args.processes} fresh processes.",
+        f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s, juanji's {kernels} kernels. Ratios "
+        f"are juanji/PyTorch of the minima (lower is better); each framework's figures are the best of "
+        f"{args.processes} fresh processes.",
         *tables])
     print(report)
     if args.out:

@@ -1,4 +1,8 @@
-"""The benchmark's command line refuses counts it cannot run with one argparse line and exit status 2."""
+"""The benchmark's command line refuses counts and kernels it cannot run with one line and exit status 2."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from juanji.bench.conductor import main
@@ -12,3 +16,12 @@ def test_bad_arguments_exit_2_with_one_line(argv, capsys):
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("python -m juanji.bench: error: argument --")
+
+
+def test_unknown_kernels_in_the_environment_exit_2_with_one_line():
+    env = dict(os.environ, JUANJI_KERNELS="fortran")
+    result = subprocess.run([sys.executable, "-m", "juanji.bench", "--breakdown", "lenet5"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == ("python -m juanji.bench: error: JUANJI_KERNELS: kernels must be one "
+                                              "of numpy, numba, got 'fortran'")
