@@ -7,8 +7,8 @@ PYTHON ?= python3
 .PHONY: train test data
 
 # Fashion-MNIST for the image models; Debian's word lists for the text CNN's word-language task; a CJK font
-# for the Chinese labels of the docs' figures (docs/figures/make_figures.py); chromium for the browser test of
-# `juanji serve` (Playwright drives it; no browser is downloaded).
+# for the Chinese labels of the docs' figures (docs/figures/make_figures.py); chromium for the browser tests of
+# `juanji serve` and of the tutorial site (Playwright drives it; no browser is downloaded).
 DATA_PACKAGES := dataset-fashion-mnist wamerican wngerman wfrench wspanish witalian fonts-wqy-zenhei chromium
 
 data:

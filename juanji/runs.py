@@ -29,6 +29,7 @@ from . import checkpoint as ckpt
 from .data import DataLoader, sequences
 from .data.folder import load_datasets
 from .data.images import load_image
+from .data.photo import is_light_background, prepare_photo
 from .data.transforms import Normalize
 from .io import check_writable_target, remove_stale_temporaries, write_atomically, write_text
 from .metrics import evaluate
@@ -302,15 +303,49 @@ def is_text_run(state) -> bool:
     return "alphabet" in state.meta.get("data", {})
 
 
-def read_input(path, model, state) -> tuple[np.ndarray, np.ndarray]:
+INVERT = ("auto", "yes", "no")
+
+
+def add_photo_options(parser):
+    """``--invert`` and ``--center`` (read_input's ``invert`` and ``center``) for a command that reads images."""
+    parser.add_argument("--invert", choices=INVERT, default="auto",
+                        help="negative of the image, x → 1 − x: auto (default) for a light background when the "
+                             "run was trained on dark ones, as Fashion-MNIST; yes; no")
+    parser.add_argument("--center", action="store_true",
+                        help="cut a photo to its object and centre it on a square it fills, like Fashion-MNIST")
+
+
+def read_input(path, model, state, invert: str = "auto", center: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """An image file as the checkpoint's model takes it: (pixels (C, H, W) in [0, 1], model input (C, H, W)).
 
     The shorter side is scaled to the model's input size and the centre cut out (as for image-folder
-    training), then the pixels are normalised with the training set's mean and std."""
+    training), then the pixels are normalised with the training set's mean and std.
+
+    - ``invert`` "auto" turns a photo with a light background (its border, see ``juanji.data.photo``) into
+      its negative, x → 1 − x, when the training images were dark on average (their mean, stored in the
+      checkpoint, below 0.5: Fashion-MNIST's is 0.29); "yes" and "no" decide it whatever the photo.
+    - ``center`` (grayscale, square models) instead cuts the photo to its object and centres it on a black
+      square the object's longer side fills, as Fashion-MNIST's pictures are made (``prepare_photo``).
+    """
     if is_text_run(state):
         raise ValueError(f"{path}: the model reads words (a text run), not images")
+    if invert not in INVERT:
+        raise ValueError(f"invert must be one of {', '.join(INVERT)}, got {invert!r}")
     data = state.meta.get("data", {})
     channels, height, width = data.get("input_shape", getattr(model, "input_shape", (1, 28, 28)))
-    pixels = load_image(path, channels=channels, size=(height, width), crop=True)
     normalization = data.get("normalization")
+    trained_dark = normalization is not None and float(np.mean(normalization[0])) < 0.5
+
+    def inverts(photo) -> bool:
+        return invert == "yes" or (invert == "auto" and trained_dark and is_light_background(photo.mean(axis=0)))
+
+    if center:
+        if channels != 1 or height != width:
+            raise ValueError(f"{path}: centring prepares a photo for a grayscale model with square inputs; this "
+                             f"one takes {channels}×{height}×{width}")
+        photo = load_image(path, channels=1)
+        pixels = prepare_photo(photo, size=height, invert=inverts(photo), center=True)
+    else:
+        pixels = load_image(path, channels=channels, size=(height, width), crop=True)
+        pixels = 1 - pixels if inverts(pixels) else pixels
     return pixels, Normalize(*normalization)(pixels[None])[0] if normalization else pixels

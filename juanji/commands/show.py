@@ -11,7 +11,8 @@ import numpy as np
 from ..nn import no_grad
 from ..viz.kernels import SCALES
 from ..io import write_atomically
-from ..runs import Run, class_names, is_text_run, load_test_set, load_trained, predict_test_set, read_input
+from ..runs import (Run, add_photo_options, class_names, is_text_run, load_test_set, load_trained,
+                    predict_test_set, read_input)
 
 
 def register(sub):
@@ -27,6 +28,7 @@ def register(sub):
             p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
         if image:
             p.add_argument("image", metavar="IMAGE")
+            add_photo_options(p)
         p.add_argument("--out", help="PNG file to write (default: in the run directory if given one, else here)")
         p.set_defaults(run=handler)
         return p
@@ -65,11 +67,13 @@ def register(sub):
 
 
 def _out_path(args, name: str) -> str:
-    """``--out``, else ``name`` (made safe as a file name) in the run directory given, else in the current one."""
+    """``--out``, else ``name`` (made safe as a file name) in the run directory given (the one run of ``show
+    curves``), else in the current one."""
     if args.out:
         return args.out
     name = re.sub(r"[^\w.-]+", "_", name)
-    run = getattr(args, "checkpoint", None)
+    runs = getattr(args, "runs", [])            # show curves: one run's picture goes into that run
+    run = getattr(args, "checkpoint", None) or (runs[0] if len(runs) == 1 else None)
     return os.path.join(run, name) if run and os.path.isdir(run) else name
 
 
@@ -119,7 +123,7 @@ def cmd_features(args):
     from ..viz.features import feature_maps, map_grid
     from ..viz.plots import plot_panels, rgb
     model, state = load_trained(args.checkpoint)
-    pixels, x = read_input(args.image, model, state)
+    pixels, x = read_input(args.image, model, state, args.invert, args.center)
     layers = [name for name in args.layers.split(",") if name] if args.layers else None
     maps = feature_maps(model, x, layers)
     children = dict(model.named_children())
@@ -138,7 +142,7 @@ def cmd_saliency(args):
     from ..viz.saliency import saliency_map
     model, state = load_trained(args.checkpoint)
     classes = class_names(state)
-    pixels, x = read_input(args.image, model, state)
+    pixels, x = read_input(args.image, model, state, args.invert, args.center)
     scores = model(x[None])[0]
     c = _class_index(args.class_name, classes) if args.class_name else int(scores.argmax())
     probability = softmax(scores[None], axis=1)[0, c]
@@ -153,7 +157,7 @@ def _explained(args):
     """(model, classes, pixels, model input, scores, chosen class) for the heat-map pictures of one image."""
     model, state = load_trained(args.checkpoint)
     classes = class_names(state)
-    pixels, x = read_input(args.image, model, state)
+    pixels, x = read_input(args.image, model, state, args.invert, args.center)
     with no_grad():
         scores = model(x[None])[0]
     c = _class_index(args.class_name, classes) if args.class_name else int(scores.argmax())
@@ -196,7 +200,7 @@ def cmd_deconv(args):
     from ..viz.grid import picture
     from ..viz.plots import plot_panels, rgb
     model, state = load_trained(args.checkpoint)
-    pixels, x = read_input(args.image, model, state)
+    pixels, x = read_input(args.image, model, state, args.invert, args.center)
     chain, outputs, y = layer_chain(model), [], x[None]
     with no_grad():
         for _, child in chain:

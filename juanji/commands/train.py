@@ -7,7 +7,8 @@ import numpy as np
 
 from ..data import sequences
 from ..metrics import confusion_matrix
-from ..runs import Run, class_names, is_text_run, load_test_set, load_trained, predict_test_set, read_input
+from ..runs import (Run, add_photo_options, class_names, is_text_run, load_test_set, load_trained,
+                    predict_test_set, read_input)
 from ..schema import TrainConfig
 
 
@@ -56,6 +57,7 @@ def register(sub):
                                        "text run (--data words)")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="INPUT", help="image files, or words for a text run")
+    add_photo_options(p)
     p.set_defaults(run=cmd_predict)
 
 
@@ -144,7 +146,7 @@ def cmd_predict(args):
         if is_text_run(state):          # a text run: the arguments are words
             x = sequences.encode([item.lower()], data["alphabet"], data["input_shape"][0])
         else:
-            x = read_input(item, model, state)[1][None]
+            x = read_input(item, model, state, args.invert, args.center)[1][None]
         probabilities = softmax(model(x), axis=1)[0]
         top = np.argsort(probabilities)[::-1][:3]
         ranked = ", ".join(f"{classes[i]} {probabilities[i]:.3f}" for i in top)
