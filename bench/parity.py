@@ -14,7 +14,8 @@ import tempfile
 
 from threadpoolctl import threadpool_limits
 
-from juanji.train import Trainer, TrainConfig
+from juanji.schema import TrainConfig
+from juanji.train import Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

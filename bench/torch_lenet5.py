@@ -5,23 +5,18 @@
     python bench/torch_lenet5.py --epochs 5 --seed 0 [--limit 10000] [--threads 2]
 
 Prints one JSON line per epoch (test accuracy, seconds). Data comes through juanji.data, so both
-frameworks see identical images in identical batch order.
+frameworks see identical images in identical batch order; the network is the benchmark's
+(``juanji.bench.torch_models.lenet5``).
 """
 import argparse
 import json
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
+from juanji.bench.torch_models import lenet5
 from juanji.data import DataLoader, load_mnist
-
-
-def lenet5():
-    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
 
 
 def main():

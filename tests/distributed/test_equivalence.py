@@ -10,7 +10,7 @@ from juanji.distributed import shard
 from juanji.nn.normalization import _BatchNorm
 
 from equivalence import CASES, EPOCHS, build, data_loader, make_optimizer, state
-from mpi import mpirun, needs_mpi
+from mpi_run import mpirun, needs_mpi
 
 
 def one_process(case: str, ranks: int) -> dict:

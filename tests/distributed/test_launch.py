@@ -9,7 +9,7 @@ import pytest
 
 from juanji.distributed import check_shares, launched_rank, launched_size
 
-from mpi import ROOT, environment, mpirun, needs_mpi
+from mpi_run import ROOT, environment, mpirun, needs_mpi
 
 
 @pytest.mark.parametrize("variables, size, rank", [

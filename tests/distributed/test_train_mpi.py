@@ -17,7 +17,7 @@ from juanji.data import load_mnist
 from juanji.data.idx import write_idx
 from juanji.runs import Run
 
-from mpi import ROOT, environment, juanji_command, mpirun, needs_mpi
+from mpi_run import ROOT, environment, juanji_command, mpirun, needs_mpi
 
 pytestmark = [needs_mpi, pytest.mark.slow]
 

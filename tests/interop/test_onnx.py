@@ -1,5 +1,6 @@
 """ONNX export: every zoo model and every converter option runs in onnxruntime and gives juanji's output
-(float32, ≤ 1e-4); the graph passes onnx.checker; unsupported layers are named in the error."""
+(float32, max |difference| ≤ 1e-6, the README's claim; measured: ≤ 3.6e-7 for the zoo's logits, ≤ 2.4e-7
+for the layer options); the graph passes onnx.checker; unsupported layers are named in the error."""
 import subprocess
 import sys
 
@@ -19,7 +20,7 @@ from juanji.nn.permute import Permute  # noqa: E402
 from juanji.nn.pooling1d import GlobalMaxPool1d  # noqa: E402
 from juanji.nn.spp import AdaptiveMaxPool2d, SpatialPyramidPool2d  # noqa: E402
 
-TOLERANCE = 1e-4
+TOLERANCE = 1e-6        # absolute: the outputs here are of order one (at most 4), where float32 steps by 1.2e-7 at 1
 # Models whose construction and forward pass take several seconds on a small CPU.
 SLOW = {"alexnet", "zfnet", "spp_net", "densenet121", "resnet34", "resnet50", "vgg16", "vgg16_bn", "vgg19",
         "vgg19_bn"}
@@ -49,7 +50,7 @@ def assert_matches(model, x, opset=17, **kwargs):
     got = run_onnx(proto, x)
     expected = model(x)
     assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=TOLERANCE)
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
     return proto
 
 
@@ -210,7 +211,7 @@ def test_export_writes_a_checked_file_with_normalisation_inside(tmp_path):
     pixels = np.random.default_rng(5).random((3, 1, 28, 28), dtype=np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": pixels})[0]
-    np.testing.assert_allclose(got, model((pixels - 0.3) / 0.4), atol=TOLERANCE)
+    np.testing.assert_allclose(got, model((pixels - 0.3) / 0.4), atol=TOLERANCE, rtol=0)
 
 
 def test_failed_export_leaves_the_previous_file(tmp_path):
@@ -231,7 +232,7 @@ def test_cli_export_of_a_checkpoint(tmp_path, capsys):
     assert out.startswith(f"wrote {tmp_path / 'm.onnx'}: lenet5, opset 15") and "normalised inside" in out
     pixels = np.random.default_rng(6).random((2, 1, 28, 28), dtype=np.float32)
     got = run_onnx(onnx.load(str(tmp_path / "m.onnx")), pixels)
-    np.testing.assert_allclose(got, model.eval()((pixels - 0.5) / 0.25), atol=TOLERANCE)
+    np.testing.assert_allclose(got, model.eval()((pixels - 0.5) / 0.25), atol=TOLERANCE, rtol=0)
 
 
 def test_cli_export_errors_are_one_line(tmp_path, capsys):

@@ -1,37 +1,17 @@
 """juanji.runtime.allocator: an explicit choice — after ``keep_freed_memory()`` (which the command line
 makes) freed arrays are reused instead of page-faulted in again; a library import leaves malloc alone."""
-import os
 import platform
-import subprocess
-import sys
 
 import pytest
 
 from juanji.runtime import allocator
+from page_faults import run as _run
 
-# Run SETUP, then allocate, write and free a 4 MiB array 50 times; print the page faults of the last 40 rounds.
-FAULTS = """
-import contextlib, io, resource, numpy as np
-{setup}
-def rounds(k):
-    for _ in range(k):
-        a = np.empty(1 << 20, np.float32); a.fill(1); b = np.empty(1 << 20, np.float32); b.fill(2); del a, b
-rounds(10)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-rounds(40)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
 LIBRARY = "import juanji, juanji.nn, juanji.models, juanji.optim, juanji.train"
 EXPLICIT = "from juanji.runtime.allocator import keep_freed_memory; print(keep_freed_memory())"
 COMMAND_LINE = "from juanji.cli import main\nwith contextlib.redirect_stdout(io.StringIO()): main(['models'])"
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-
-
-def _run(setup: str, setting: str = "1") -> list[str]:
-    env = {**os.environ, "JUANJI_KEEP_FREED_MEMORY": setting}
-    return subprocess.run([sys.executable, "-c", FAULTS.format(setup=setup)], env=env, capture_output=True,
-                          text=True, check=True).stdout.split()
 
 
 @glibc

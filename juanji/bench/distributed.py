@@ -1,4 +1,4 @@
-"""``python -m juanji.distributed.bench``: data parallelism on this machine's cores, side by side in one run.
+"""``python -m juanji.bench --distributed``: data parallelism on this machine's cores, side by side in one run.
 
 Four ways to spend 2 cores on the Fashion-MNIST LeNet-5 epoch (global batch 64) and the ResNet-20 train
 step (global batch 128): juanji in 1 process × 2 threads and in 2 MPI ranks × 1 thread
@@ -8,7 +8,8 @@ the same way (``ShardedLoader``).  For juanji's ranks it also reports the time i
 and its share of the step (it includes waiting for the slower rank).  Needs Open MPI, mpi4py and PyTorch
 (``pip install -e .[test]``).
 
-    python -m juanji.distributed.bench [--limit 60000] [--steps 20] [--out bench/distributed.md]
+    python -m juanji.bench --distributed [--quick]
+    python -m juanji.bench.distributed [--limit 60000] [--steps 20] [--out bench/distributed.md]
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ EPOCH_BATCH, STEP_BATCH = 64, 128
 class Juanji:
     def __init__(self, comm):
         from .. import models, nn, optim
-        from .data_parallel import DistributedDataParallel
+        from ..distributed import DistributedDataParallel
         self.comm, self.models, self.nn, self.optim, self.ddp = comm, models, nn, optim, DistributedDataParallel
 
     def trainer(self, name, channels, size):
@@ -57,9 +58,9 @@ class Torch:
                                     init_method=f"tcp://127.0.0.1:{os.environ['JUANJI_BENCH_PORT']}")
 
     def trainer(self, name, channels, size):
-        from ..bench import TORCH_MODELS
+        from . import torch_models
         torch = self.torch
-        model = TORCH_MODELS[name](torch.nn)
+        model = getattr(torch_models, name)(10, channels, size)
         if self.comm is not None:
             model = torch.nn.parallel.DistributedDataParallel(model)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -75,8 +76,7 @@ class Torch:
 def run_worker(framework: str, threads: int, limit: int, steps: int) -> dict | None:
     """Time both tasks in this process (one of several under mpirun); rank 0 returns the figures."""
     from threadpoolctl import threadpool_limits
-    from .comm import init
-    from .loader import ShardedLoader, shard
+    from ..distributed import ShardedLoader, init, shard
     comm = init()
     rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
     threadpool_limits(threads)
@@ -131,7 +131,7 @@ def _barrier(comm):
 
 
 def _spawn(framework, processes, threads, limit, steps) -> dict:
-    command = [sys.executable, "-m", "juanji.distributed.bench", "--worker", framework, "--threads", str(threads),
+    command = [sys.executable, "-m", "juanji.bench.distributed", "--worker", framework, "--threads", str(threads),
                "--limit", str(limit), "--steps", str(steps)]
     if processes > 1:
         command = ["mpirun", "--oversubscribe", "--bind-to", "none", "-n", str(processes)] + command
@@ -161,7 +161,7 @@ def format_table(results: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m juanji.distributed.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m juanji.bench.distributed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=60000, help="training images of the LeNet-5 epoch")
     parser.add_argument("--steps", type=int, default=20, help="timed ResNet-20 steps (after 2 warm-up)")
     parser.add_argument("--out", help="also write the table to this Markdown file")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from juanji.distributed import bench
+from juanji.bench import distributed as bench
 
-from mpi import environment, needs_mpi
+from mpi_run import environment, needs_mpi
 
 
 @needs_mpi

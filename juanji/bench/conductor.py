@@ -1,0 +1,134 @@
+"""``python -m juanji.bench``: juanji against PyTorch CPU, side by side, in one run.
+
+Every figure is timed in worker processes whose environment has ``OPENBLAS_CORETYPE`` and
+``OPENBLAS_L2_SIZE`` removed (they pin NumPy's OpenBLAS to slower kernels on some machines; a user's
+machine has neither). Timings vary 2–3× between processes on some machines (PyTorch's, and juanji's at 2
+threads), so each framework runs in several fresh processes and the best of each row is kept. juanji's
+workers keep freed memory as its command line does (``juanji.runtime.allocator``); PyTorch's leave
+malloc as it is (PyTorch measured the same either way). Each row reports min and median over repeats after warm-up,
+and the ratio juanji/PyTorch of the minima (lower is better). Needs the test extra: ``pip install -e .[test]``.
+
+    python -m juanji.bench [--threads 1 2] [--processes 3] [--quick] [--out bench/results.md]
+    python -m juanji.bench --breakdown resnet20 --threads 2      # where one train step goes
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from ..runtime.kernels import get_kernels
+from .breakdown import DEFAULT_BATCH, format_breakdown, run_breakdown
+from .report import format_epoch, format_table, machine_description
+from .rows import MODEL_INPUTS
+from .workers import FRAMEWORKS, run_epoch, run_rows, start_worker
+
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def worker_environment() -> dict:
+    """This process's environment without the variables that pin OpenBLAS's kernels."""
+    return {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
+
+
+def spawn(framework: str, arguments: list[str]) -> dict:
+    """Run ``python -m juanji.bench --worker FRAMEWORK ARGUMENTS`` in a fresh process; its last line of JSON."""
+    result = subprocess.run([sys.executable, "-m", "juanji.bench", "--worker", framework, *arguments],
+                            env=worker_environment(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark worker {framework} {arguments} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def best_of(runs: list[dict]) -> dict:
+    """Per row, the (min, median) of the process whose min was best."""
+    return {row: min((run[row] for run in runs), key=lambda pair: pair[0]) for row in runs[0]}
+
+
+def positive_int(text: str) -> int:
+    value = int(text) if text.strip().isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m juanji.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
+    parser.add_argument("--processes", type=positive_int, default=3,
+                        help="fresh processes per framework and setting (the best is kept)")
+    parser.add_argument("--quick", action="store_true", help="shorter timing budgets, no full epoch")
+    parser.add_argument("--out", default="bench/results.md")
+    parser.add_argument("--breakdown", choices=sorted(MODEL_INPUTS), metavar="MODEL",
+                        help="instead of the table: where juanji's train step of MODEL (lenet5, resnet20) goes, "
+                             "layer type by layer type, at the first --threads count")
+    parser.add_argument("--batch", type=positive_int, default=None,
+                        help="batch size of --breakdown (64 for lenet5, 128 for resnet20)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="instead: juanji on 2 MPI ranks against 1 process × 2 threads and PyTorch's "
+                             "DistributedDataParallel (juanji.bench.distributed; needs Open MPI and mpi4py)")
+    parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    parser.add_argument("--epoch", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    threads = args.threads[0]
+    try:
+        kernels = get_kernels()     # JUANJI_KERNELS, which the workers inherit
+    except ValueError as error:
+        parser.error(str(error))
+    if args.distributed:
+        from .distributed import main as distributed_main
+        return distributed_main(["--limit", "6400", "--steps", "5"] if args.quick else [])
+    if args.breakdown:
+        batch = args.batch or DEFAULT_BATCH[args.breakdown]
+        if args.worker:
+            start_worker("juanji", threads)
+            print(json.dumps(run_breakdown(args.breakdown, batch)))
+        else:
+            result = spawn("juanji", ["--breakdown", args.breakdown, "--batch", str(batch), "--threads", str(threads)])
+            print(format_breakdown(args.breakdown, batch, threads, result))
+        return 0
+    if args.worker:
+        result = run_epoch(args.worker, threads) if args.epoch else run_rows(args.worker, threads, args.quick)
+        print(json.dumps(result))
+        return 0
+
+    from .correctness import check_correctness      # torch, here only: the breakdown runs without it
+    started = time.perf_counter()
+    check_correctness()
+    print("correctness of the timed conv paths against PyTorch: ok", flush=True)
+    quick = ["--quick"] if args.quick else []
+    results = {}
+    for count in args.threads:
+        print(f"timing at {count} thread(s) ...", flush=True)
+        results[count] = {framework: best_of([spawn(framework, ["--threads", str(count), *quick])
+                                              for _ in range(args.processes)])
+                          for framework in FRAMEWORKS}
+    tables = [format_table(results)]
+    if not args.quick:
+        print("timing one LeNet-5 epoch per framework ...", flush=True)
+        most = max(args.threads)
+        epoch = {framework: min((spawn(framework, ["--epoch", "--threads", str(most)])
+                                 for _ in range(args.processes)), key=lambda r: r["epoch seconds"])
+                 for framework in FRAMEWORKS}
+        tables.append(format_epoch(epoch, most))
+    report = "\n\n".join([
+        "# juanji vs PyTorch CPU", f"Machine: {machine_description(worker_environment())}.",
+        f"Run: `python -m juanji.bench {' '.join(argv if argv is not None else sys.argv[1:])}` on "
+        f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s, juanji's {kernels} kernels. Ratios "
+        f"are juanji/PyTorch of the minima (lower is better); each framework's figures are the best of "
+        f"{args.processes} fresh processes.",
+        *tables])
+    print(report)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(report + "\n")
+    return 0

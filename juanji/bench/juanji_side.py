@@ -1,0 +1,63 @@
+"""juanji behind the benchmark's framework interface (the same methods as ``torch_side.TorchSide``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import models, nn, optim
+from ..train import skip_input_gradient
+from .rows import model_args
+
+
+class JuanjiSide:
+    """Layers, models, train steps and inference of juanji, on NumPy arrays."""
+    name = "juanji"
+
+    def conv(self, n, c, k, h, kernel, stride, padding, groups, rng):
+        """(forward, forward+backward) closures of one Conv2d on a random batch."""
+        layer = nn.Conv2d(c, k, kernel, stride=stride, padding=padding, groups=groups)
+        x = rng.standard_normal((n, c, h, h), dtype=np.float32)
+        dy = rng.standard_normal(layer(x).shape, dtype=np.float32)
+        return (lambda: layer(x)), self.layer_pair(layer, x, dy)
+
+    def as_input(self, x: np.ndarray):
+        return x
+
+    def layer_pair(self, layer, x, dy):
+        return lambda: (layer(x), layer.backward(dy))
+
+    def output(self, layer, x) -> np.ndarray:
+        return layer(x)
+
+    def maxpool(self, kernel, stride):
+        return nn.MaxPool2d(kernel, stride)
+
+    def batchnorm(self, channels):
+        return nn.BatchNorm2d(channels)
+
+    def relu(self):
+        return nn.ReLU()
+
+    def model(self, name):
+        model = models.create(name, **model_args(name))
+        skip_input_gradient(model)      # as juanji's Trainer does, and as PyTorch skips it for the input
+        return model
+
+    def train_step(self, model):
+        """``step(x, y)``: one SGD-momentum step of ``model`` on a batch of NumPy arrays."""
+        optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        loss_fn = nn.CrossEntropyLoss()
+        model.train()
+
+        def step(x, y):
+            loss_fn(model(x), y)
+            model.backward(loss_fn.backward())
+            optimizer.step()
+        return step
+
+    def inference(self, model, x):
+        model.eval()
+
+        def run():
+            with nn.no_grad():
+                return model(x)
+        return run

@@ -1,0 +1,67 @@
+"""The PyTorch networks the benchmark and ``bench/parity.py`` compare with: the same layers, parameter
+count and ``state_dict`` names as juanji's ``lenet5`` and ``resnet20``, so that juanji's weights load
+unchanged (``juanji.interop.torch.to_torch``) and give the same logits."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+
+def lenet5(num_classes: int = 10, in_channels: int = 1, input_size: int = 28) -> nn.Sequential:
+    """juanji's ``lenet5``: conv 6@5×5 pad 2, ReLU, max-pool, conv 16@5×5, ReLU, max-pool, FC 120-84-classes."""
+    side = (input_size // 2 - 4) // 2
+    return nn.Sequential(nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(16 * side * side, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                         nn.Linear(84, num_classes))
+
+
+class PadShortcut(nn.Module):
+    """He et al.'s option A shortcut: subsample by ``stride``, append ``extra_channels`` zero channels
+    (after the kept ones, as juanji's ``PadShortcut``)."""
+
+    def __init__(self, stride: int, extra_channels: int):
+        super().__init__()
+        self.stride, self.extra_channels = stride, extra_channels
+
+    def forward(self, x):
+        kept = x[:, :, ::self.stride, ::self.stride]
+        return nn.functional.pad(kept, (0, 0, 0, 0, 0, self.extra_channels))
+
+
+class BasicBlock(nn.Module):
+    """y = ReLU(bn2(conv2(ReLU(bn1(conv1(x))))) + downsample(x)), juanji's names."""
+
+    def __init__(self, in_channels: int, channels: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.downsample = (nn.Identity() if stride == 1 and in_channels == channels
+                           else PadShortcut(stride, channels - in_channels))
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.relu(out + self.downsample(x))
+
+
+def resnet20(num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> nn.Sequential:
+    """juanji's ``resnet20`` (He et al. 2016 §4.2): 3×3 stem, 3 stages × 3 basic blocks of 16/32/64
+    channels with option A shortcuts, global average pool, fc. The CIFAR stem only: ``input_size`` < 64."""
+    if input_size >= 64:
+        raise ValueError(f"the benchmark's torch resnet20 has the CIFAR stem only (input_size < 64), got {input_size}")
+    layers, channels = [], 16
+    for stage, width in enumerate((16, 32, 64)):
+        blocks = []
+        for index in range(3):
+            blocks.append(BasicBlock(channels, width, 2 if stage > 0 and index == 0 else 1))
+            channels = width
+        layers.append((f"layer{stage + 1}", nn.Sequential(*blocks)))
+    return nn.Sequential(OrderedDict(
+        [("conv1", nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)), ("bn1", nn.BatchNorm2d(16)),
+         ("relu", nn.ReLU())] + layers +
+        [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(64, num_classes))]))

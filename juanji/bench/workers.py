@@ -1,0 +1,84 @@
+"""What one worker process measures: every row for one framework at one thread count, or one full
+LeNet-5 Fashion-MNIST epoch with its memory."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .measure import peak_rss_mib, rss_mib, timed
+from .rows import CONV_ROWS, INFERENCE_BATCH, MODEL_INPUTS, NUM_CLASSES, POOL_ROWS, POOL_SHAPE, TRAIN_BATCHES
+
+FRAMEWORKS = ("juanji", "pytorch")
+
+
+def start_worker(framework: str, threads: int):
+    """Make this process a worker of ``framework`` and return its side: BLAS (and PyTorch's own pool)
+    limited to ``threads`` for the rest of the process; juanji's workers keep freed memory as its command
+    line does (``juanji.runtime.allocator``), PyTorch's leave malloc as PyTorch's users have it. torch is
+    imported here, and only for "pytorch", so that juanji's workers run without it."""
+    threadpool_limits(threads)
+    if framework == "juanji":
+        from .. import set_num_threads
+        from ..runtime.allocator import keep_freed_memory
+        from .juanji_side import JuanjiSide
+        set_num_threads(threads)
+        keep_freed_memory()
+        return JuanjiSide()
+    import torch
+
+    from .torch_side import TorchSide
+    torch.set_num_threads(threads)
+    return TorchSide()
+
+
+def run_rows(framework: str, threads: int, quick: bool) -> dict:
+    """{row: (min, median) seconds} of every layer, train-step and inference row."""
+    side = start_worker(framework, threads)
+    rng = np.random.default_rng(0)
+    budget = 0.3 if quick else 1.0
+    results = {}
+    for row, config in CONV_ROWS.items():
+        forward, forward_backward = side.conv(*config, rng=rng)
+        results[f"{row} fwd"] = timed(forward, budget=budget)
+        results[f"{row} fwd+bwd"] = timed(forward_backward, budget=budget)
+    x = rng.standard_normal(POOL_SHAPE, dtype=np.float32)
+    for row, (kernel, stride) in POOL_ROWS.items():
+        layer = side.maxpool(kernel, stride)
+        dy = rng.standard_normal(side.output(layer, side.as_input(x)).shape, dtype=np.float32)
+        results[f"{row} fwd+bwd"] = timed(side.layer_pair(layer, side.as_input(x.copy()), side.as_input(dy)),
+                                          budget=budget)
+    for row, layer in (("batchnorm2d", side.batchnorm(POOL_SHAPE[1])), ("relu", side.relu())):
+        dy = rng.standard_normal(x.shape, dtype=np.float32)
+        results[f"{row} fwd+bwd"] = timed(side.layer_pair(layer, side.as_input(x.copy()), side.as_input(dy)),
+                                          budget=budget)
+    for name, (channels, size) in MODEL_INPUTS.items():
+        for batch in TRAIN_BATCHES[name]:
+            step = side.train_step(side.model(name))
+            xb = rng.random((batch, channels, size, size), dtype=np.float32)
+            yb = rng.integers(0, NUM_CLASSES, batch)
+            results[f"train step {name} b{batch}"] = timed(lambda: step(xb, yb), min_repeats=3, budget=budget * 2)
+        xb = rng.random((INFERENCE_BATCH, channels, size, size), dtype=np.float32)
+        results[f"inference {name} b{INFERENCE_BATCH}"] = timed(side.inference(side.model(name), xb), min_repeats=3,
+                                                                budget=budget * 2)
+    if framework == "juanji":
+        a = rng.standard_normal((2048, 2048), dtype=np.float32)
+        results["sgemm 2048³"] = timed(lambda: a @ a, budget=budget)
+    return results
+
+
+def run_epoch(framework: str, threads: int, limit: int | None = None) -> dict:
+    """One LeNet-5 Fashion-MNIST epoch (the 60,000 training images, or the first ``limit``; batch 64):
+    wall seconds, and the process's RSS after its imports (the framework, NumPy, juanji's data loader:
+    nothing loaded or built yet) and at its peak."""
+    side = start_worker(framework, threads)
+    from ..data import DataLoader, load_mnist
+    import_mib = rss_mib()
+    loader = DataLoader(load_mnist(train=True, limit=limit), 64, shuffle=True, seed=0)
+    step = side.train_step(side.model("lenet5"))
+    started = time.perf_counter()
+    for x, y in loader:
+        step(x, y)
+    return {"epoch seconds": time.perf_counter() - started, "import RSS MiB": import_mib,
+            "peak RSS MiB": peak_rss_mib()}

@@ -1,0 +1,62 @@
+"""The benchmark report's header names the CPU and its vector extensions; the epoch table gives each
+process's peak RSS, its RSS after import and the difference, and says what each measures."""
+import os
+
+import pytest
+
+from juanji.bench.report import VECTOR_EXTENSIONS, cpu_description, format_epoch, format_table
+from juanji.bench.rows import CONV_ROWS, conv_flops
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="Linux only")
+def test_cpu_description_lists_this_machines_vector_extensions():
+    with open("/proc/cpuinfo") as f:
+        lines = f.read().split("\n\n")[0].splitlines()
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith(("flags", "Features"))), [])
+    described = cpu_description()
+    listed = described.split("(vector extensions: ")[1].rstrip(")").split()
+    assert listed == [flag for flag in flags if VECTOR_EXTENSIONS.fullmatch(flag)]
+    assert "avx2" in listed or "avx2" not in flags
+
+
+def test_cpu_description_of_x86_and_arm_cpuinfo_files(tmp_path):
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9654\nflags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 "
+                   "avx f16c avx2 smep avx512f avx512bw avx512_vnni avx512_bf16 rdrand\n\nprocessor\t: 1\n")
+    assert cpu_description(str(x86)) == ("AMD EPYC 9654 (vector extensions: fma sse4_2 avx f16c avx2 avx512f "
+                                         "avx512bw avx512_vnni avx512_bf16)")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32 asimdhp sve i8mm bf16\n")
+    assert cpu_description(str(arm)).endswith("(vector extensions: asimd asimdhp sve i8mm bf16)")
+    assert cpu_description(str(tmp_path / "missing"))
+
+
+def test_epoch_table_reports_peak_and_above_import_rss_and_says_what_they_measure():
+    epoch = {"juanji": {"epoch seconds": 6.0, "import RSS MiB": 60.0, "peak RSS MiB": 310.0},
+             "pytorch": {"epoch seconds": 5.0, "import RSS MiB": 300.0, "peak RSS MiB": 500.0}}
+    table = format_epoch(epoch, 2)
+    assert "| wall time | 6.0 s | 5.0 s | **1.20×** |" in table
+    assert "| RSS after import | 60 MiB | 300 MiB | **0.20×** |" in table
+    assert "| peak RSS | 310 MiB | 500 MiB | **0.62×** |" in table
+    assert "| peak RSS above the import | 250 MiB | 200 MiB | **1.25×** |" in table
+    assert "*RSS after import*" in table and "*Peak RSS*" in table and "*Above the import*" in table
+    assert epoch["juanji"] == {"epoch seconds": 6.0, "import RSS MiB": 60.0, "peak RSS MiB": 310.0}
+
+
+def test_rows_table_gives_both_frameworks_their_ratio_and_the_conv_rate_against_sgemm():
+    row = next(iter(CONV_ROWS))
+    sgemm_seconds = 2 * 2048 ** 3 / 100e9                       # 100 GFLOP/s
+    forward_seconds = conv_flops(*CONV_ROWS[row]) / 50e9         # half of it
+    ours = {f"{name} {kind}": (forward_seconds, 2 * forward_seconds) for name in CONV_ROWS
+            for kind in ("fwd", "fwd+bwd")}
+    theirs = {key: (2 * best, 3 * best) for key, (best, _) in ours.items()}
+    results = {t: {"juanji": {**ours, "sgemm 2048³": (sgemm_seconds, sgemm_seconds)}, "pytorch": theirs}
+               for t in (1, 2)}
+    table = format_table(results)
+    assert table.splitlines()[0] == ("| row | juanji 1T ms (min/med) | PyTorch 1T ms (min/med) | ratio 1T | "
+                                     "juanji 2T ms (min/med) | PyTorch 2T ms (min/med) | ratio 2T |")
+    assert f"| {row} fwd | {forward_seconds * 1e3:.2f} / {2 * forward_seconds * 1e3:.2f} | " in table
+    assert "| **0.50×** |" in table
+    assert f"| sgemm 2048³ | {sgemm_seconds * 1e3:.2f} / {sgemm_seconds * 1e3:.2f} | — | — |" in table
+    assert "NumPy sgemm 2048³ at 2 threads: **100 GFLOP/s**" in table
+    assert f"| {row} | 50 | 50 % | 150 | 150 % |" in table
