@@ -81,6 +81,8 @@ def depthwise_input_grad(dy, weight, dx, stride, pads, dilation):
                 first_i, stop_i = inside(u * dilation[0] - pads[0], stride[0], h, ho)
                 for v in range(s):
                     first_j, stop_j = inside(v * dilation[1] - pads[1], stride[1], w, wo)
+                    if first_j == stop_j:       # every read of this offset falls on padding; and stop_col
+                        continue                # below would be negative, a slice from the row's end
                     col = first_j * stride[1] + v * dilation[1] - pads[1]
                     stop_col = col + (stop_j - first_j - 1) * stride[1] + 1
                     for i in range(first_i, stop_i):
