@@ -64,18 +64,20 @@ class Module:
     def backward(self, dy):
         raise NotImplementedError(f"{type(self).__name__} has no backward")
 
+    # The bookkeeping below runs for every layer on every step and never holds a module: it is set with
+    # object.__setattr__, past the child registry of __setattr__ (LeNet-5: ~50 calls a step).
     def __call__(self, *inputs):
-        self._out_shape = None              # a forward that raises leaves no stale shape
+        object.__setattr__(self, "_out_shape", None)      # a forward that raises leaves no stale shape
         y = self.forward(*inputs)
-        if is_grad_enabled():
-            self._out_shape = getattr(y, "shape", None)     # None for a non-array output: unchecked
+        if is_grad_enabled():                               # None for a non-array output: unchecked
+            object.__setattr__(self, "_out_shape", getattr(y, "shape", None))
         return y
 
     # -- the cache from forward to backward --------------------------------------------------------
     def save_for_backward(self, *values) -> None:
         """Keep ``values`` for this layer's backward; under ``no_grad`` keep nothing (and drop an older
         cache), so that memory lives only while the layer runs."""
-        self._saved = values if is_grad_enabled() else None
+        object.__setattr__(self, "_saved", values if is_grad_enabled() else None)
 
     def saved_for_backward(self) -> tuple:
         """The values the last forward saved, released here unless the layer retains its cache."""
@@ -83,7 +85,7 @@ class Module:
         if saved is None:
             raise RuntimeError(f"{self!r}: backward called before forward (or after a forward under no_grad)")
         if not self.retains_cache:
-            self._saved = None
+            object.__setattr__(self, "_saved", None)
         return saved
 
     def retain_cache(self, mode: bool = True) -> "Module":
