@@ -448,21 +448,22 @@ async function showExplanation() {
   showOcclusion(chosen);
   paint($("saliency"), result.saliency, hot);
   if (result.gradcam) {
-    // Grad-CAM laid over the image: the image first, then the heat map at the image's pixels, 60 % opaque
-    const canvas = $("gradcam");
-    paintImage(canvas, state.pixels);
-    const overlay = document.createElement("canvas");
-    overlay.width = canvas.width; overlay.height = canvas.height;
-    const [, high] = minMax(result.gradcam);
-    paint(overlay, result.gradcam_pixels, (v) => hot(high > 0 ? v / high : 0));
-    const ctx = canvas.getContext("2d");
-    ctx.globalAlpha = 0.6; ctx.drawImage(overlay, 0, 0); ctx.globalAlpha = 1;
+    overlayHeat($("gradcam"), result.gradcam_pixels, minMax(result.gradcam)[1]);
     $("gradcam-note").textContent = `Grad-CAM of “${result.name}” at layer ${result.gradcam_layer}: ReLU(Σ_k α_k A_k), ${
       result.gradcam.length}×${result.gradcam[0].length} cells ${result.gradcam_centred
         ? "placed on their receptive fields' centres" : "stretched over the image"}`;
   } else {
     $("gradcam-note").textContent = "Grad-CAM needs a Sequential model";
   }
+}
+// A heat map laid over the image: the image first, then the map scaled by ``high``, 60 % opaque.
+function overlayHeat(canvas, values, high) {
+  paintImage(canvas, state.pixels);
+  const overlay = document.createElement("canvas");
+  overlay.width = canvas.width; overlay.height = canvas.height;
+  paint(overlay, values, (v) => hot(high > 0 ? v / high : 0));
+  const ctx = canvas.getContext("2d");
+  ctx.globalAlpha = 0.6; ctx.drawImage(overlay, 0, 0); ctx.globalAlpha = 1;
 }
 $("explain-class").addEventListener("change", showExplanation);
 $("gradcam-layer").addEventListener("change", showExplanation);
@@ -473,14 +474,7 @@ async function showOcclusion(chosen) {
   try { result = await postPixels(`occlusion?class=${chosen}`); } catch (error) {
     showError($("occlusion-note"), error); return;
   }
-  const canvas = $("occlusion");
-  paintImage(canvas, state.pixels);
-  const overlay = document.createElement("canvas");
-  overlay.width = canvas.width; overlay.height = canvas.height;
-  const [, high] = minMax(result.drop);
-  paint(overlay, result.drop, (v) => hot(high > 0 ? v / high : 0));
-  const ctx = canvas.getContext("2d");
-  ctx.globalAlpha = 0.6; ctx.drawImage(overlay, 0, 0); ctx.globalAlpha = 1;
+  overlayHeat($("occlusion"), result.drop, minMax(result.drop)[1]);
   const lowest = Math.min(...result.map.flat());
   $("occlusion-note").textContent = `occlusion of “${result.name}”: p = ${result.probability.toFixed(3)}, down to ${
     lowest.toFixed(3)} with a ${result.size}×${result.size} square of the mean pixel (every ${result.stride} pixels)`;
