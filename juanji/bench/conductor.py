@@ -8,6 +8,8 @@ workers keep freed memory as its command line does (``juanji.runtime.allocator``
 malloc as it is (PyTorch measured the same either way). Each row reports min and median over repeats after warm-up,
 and the ratio juanji/PyTorch of the minima (lower is better). Needs the test extra: ``pip install -e .[test]``.
 
+Where Numba is installed, juanji is timed on both its kernels, NumPy's and the compiled ones, side by side.
+
     python -m juanji.bench [--threads 1 2] [--processes 3] [--quick] [--out bench/results.md]
     python -m juanji.bench --breakdown resnet20 --threads 2      # where one train step goes
 """
@@ -20,10 +22,11 @@ import subprocess
 import sys
 import time
 
-from ..runtime.kernels import get_kernels
+from ..runtime.kernels import get_kernels, numba_available
 from .breakdown import DEFAULT_BATCH, format_breakdown, run_breakdown
-from .report import format_epoch, format_table, machine_description
+from .report import PYTORCH, format_epoch, format_table, machine_description
 from .rows import MODEL_INPUTS
+from .startup import format_startup, run_startup
 from .workers import FRAMEWORKS, run_epoch, run_rows, start_worker
 
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -34,10 +37,27 @@ def worker_environment() -> dict:
     return {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
 
 
-def spawn(framework: str, arguments: list[str]) -> dict:
-    """Run ``python -m juanji.bench --worker FRAMEWORK ARGUMENTS`` in a fresh process; its last line of JSON."""
+EPOCHS_PER_PROCESS = 3
+
+
+def sides() -> dict:
+    """The table's columns, {side: (framework, kernels)}: juanji on NumPy's kernels, juanji on the compiled
+    ones where Numba is installed (so that a plain install's figures stay in view beside them), PyTorch."""
+    columns = {"juanji numpy": ("juanji", "numpy")}
+    if numba_available():
+        columns["juanji numba"] = ("juanji", "numba")
+    columns[PYTORCH] = ("pytorch", None)
+    return columns
+
+
+def spawn(framework: str, arguments: list[str], kernels: str | None = None) -> dict:
+    """Run ``python -m juanji.bench --worker FRAMEWORK ARGUMENTS`` in a fresh process (juanji's on
+    ``kernels``); its last line of JSON."""
+    env = worker_environment()
+    if kernels:
+        env["JUANJI_KERNELS"] = kernels
     result = subprocess.run([sys.executable, "-m", "juanji.bench", "--worker", framework, *arguments],
-                            env=worker_environment(), capture_output=True, text=True)
+                            env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"benchmark worker {framework} {arguments} failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -71,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="instead: juanji on 2 MPI ranks against 1 process × 2 threads and PyTorch's "
                              "DistributedDataParallel (juanji.bench.distributed; needs Open MPI and mpi4py)")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
-    parser.add_argument("--epoch", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=positive_int, help=argparse.SUPPRESS)
     return parser
 
 
@@ -80,7 +100,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     threads = args.threads[0]
     try:
-        kernels = get_kernels()     # JUANJI_KERNELS, which the workers inherit
+        get_kernels()       # JUANJI_KERNELS checked here: the breakdown's worker inherits it
     except ValueError as error:
         parser.error(str(error))
     if args.distributed:
@@ -96,7 +116,8 @@ def main(argv=None) -> int:
             print(format_breakdown(args.breakdown, batch, threads, result))
         return 0
     if args.worker:
-        result = run_epoch(args.worker, threads) if args.epoch else run_rows(args.worker, threads, args.quick)
+        result = (run_epoch(args.worker, threads, epochs=args.epochs) if args.epochs
+                  else run_rows(args.worker, threads, args.quick))
         print(json.dumps(result))
         return 0
 
@@ -105,25 +126,31 @@ def main(argv=None) -> int:
     check_correctness()
     print("correctness of the timed conv paths against PyTorch: ok", flush=True)
     quick = ["--quick"] if args.quick else []
+    columns = sides()
     results = {}
     for count in args.threads:
         print(f"timing at {count} thread(s) ...", flush=True)
-        results[count] = {framework: best_of([spawn(framework, ["--threads", str(count), *quick])
-                                              for _ in range(args.processes)])
-                          for framework in FRAMEWORKS}
+        results[count] = {side: best_of([spawn(framework, ["--threads", str(count), *quick], kernels)
+                                         for _ in range(args.processes)])
+                          for side, (framework, kernels) in columns.items()}
     tables = [format_table(results)]
     if not args.quick:
-        print("timing one LeNet-5 epoch per framework ...", flush=True)
         most = max(args.threads)
-        epoch = {framework: min((spawn(framework, ["--epoch", "--threads", str(most)])
-                                 for _ in range(args.processes)), key=lambda r: r["epoch seconds"])
-                 for framework in FRAMEWORKS}
-        tables.append(format_epoch(epoch, most))
+        print(f"timing LeNet-5 epochs, {EPOCHS_PER_PROCESS} per process ...", flush=True)
+        epochs = {side: [spawn(framework, ["--epochs", str(EPOCHS_PER_PROCESS), "--threads", str(most)], kernels)
+                         for _ in range(args.processes)]
+                  for side, (framework, kernels) in columns.items()}
+        tables.append(format_epoch(epochs, most, args.processes))
+        if "juanji numba" in columns:
+            print("timing start-up with and without compiling ...", flush=True)
+            tables.append(format_startup(run_startup(most, worker_environment()), most))
+    backends = " and ".join(side.removeprefix("juanji ") for side in columns if side != PYTORCH)
     report = "\n\n".join([
         "# juanji vs PyTorch CPU", f"Machine: {machine_description(worker_environment())}.",
         f"Run: `python -m juanji.bench {' '.join(argv if argv is not None else sys.argv[1:])}` on "
-        f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s, juanji's {kernels} kernels. Ratios "
-        f"are juanji/PyTorch of the minima (lower is better); each framework's figures are the best of "
+        f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s. juanji runs on {backends} kernels "
+        "(`juanji numpy` is a plain install's, `juanji numba` the compiled ones of the `fast` extra). Ratios "
+        f"are juanji/PyTorch of the minima (lower is better); each side's figures are the best of "
         f"{args.processes} fresh processes.",
         *tables])
     print(report)

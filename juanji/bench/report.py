@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -44,54 +45,79 @@ def machine_description(env: dict) -> str:
             f"{np.__version__} (BLAS in the timing processes: {blas}), PyTorch {torch_version}")
 
 
+PYTORCH = "PyTorch"
+
+
+def _ms(pair) -> str:
+    return f"{pair[0] * 1e3:.2f} / {pair[1] * 1e3:.2f}"
+
+
 def format_table(threads_results: dict) -> str:
-    """The rows table (ms min/median of both frameworks and their ratio per thread count), then the
-    GFLOP/s of juanji's conv rows at the largest thread count against NumPy's sgemm."""
+    """One table per thread count: each side's ms (min/median) per row, then each juanji side's ratio to
+    PyTorch of the minima; then the GFLOP/s of juanji's conv rows (on NumPy's kernels) at the largest thread
+    count against NumPy's sgemm.  ``threads_results``: {threads: {side: {row: (min, median) seconds}}}, the
+    sides in column order, PyTorch's under ``PYTORCH``, juanji's named "juanji <kernels>"."""
     thread_counts = sorted(threads_results)
-    header = "| row | " + " | ".join(
-        f"juanji {t}T ms (min/med) | PyTorch {t}T ms (min/med) | ratio {t}T" for t in thread_counts) + " |"
-    lines = [header, "|" + "---|" * (1 + 3 * len(thread_counts))]
-    for row in threads_results[thread_counts[0]]["juanji"]:
-        cells = [row]
-        for t in thread_counts:
-            mine = threads_results[t]["juanji"][row]
-            theirs = threads_results[t]["pytorch"].get(row)
-            cells.append(f"{mine[0] * 1e3:.2f} / {mine[1] * 1e3:.2f}")
-            if theirs is None:
-                cells += ["—", "—"]
-            else:
-                cells += [f"{theirs[0] * 1e3:.2f} / {theirs[1] * 1e3:.2f}", f"**{mine[0] / theirs[0]:.2f}×**"]
-        lines.append("| " + " | ".join(cells) + " |")
+    tables = []
+    for t in thread_counts:
+        sides = list(threads_results[t])
+        ours = [side for side in sides if side != PYTORCH]
+        first = threads_results[t][ours[0]]
+        header = ("| row | " + " | ".join(f"{side} ms (min/med)" for side in sides) + " | "
+                  + " | ".join(f"{side.removeprefix('juanji ')}/PyTorch" for side in ours) + " |")
+        lines = [f"{t} thread{'s' if t > 1 else ''}:", "", header, "|" + "---|" * (1 + len(sides) + len(ours))]
+        for row in first:
+            figures = [threads_results[t][side].get(row) for side in sides]
+            theirs = threads_results[t].get(PYTORCH, {}).get(row)
+            cells = [row, *(_ms(pair) if pair else "—" for pair in figures)]
+            cells += [f"**{threads_results[t][side][row][0] / theirs[0]:.2f}×**" if theirs else "—" for side in ours]
+            lines.append("| " + " | ".join(cells) + " |")
+        tables.append("\n".join(lines))
     last = thread_counts[-1]
-    sgemm = threads_results[last]["juanji"]["sgemm 2048³"][0]
+    numpy_side = next(side for side in threads_results[last] if side != PYTORCH)
+    ours = threads_results[last][numpy_side]
+    sgemm = ours["sgemm 2048³"][0]
     peak = 2 * 2048 ** 3 / sgemm / 1e9
     gflops = [f"NumPy sgemm 2048³ at {last} threads: **{peak:.0f} GFLOP/s** (the ceiling of an im2col design).",
-              "", "| conv row | juanji fwd GFLOP/s | % of sgemm | juanji fwd+bwd GFLOP/s | % of sgemm |",
+              "", f"| conv row | {numpy_side} fwd GFLOP/s | % of sgemm | fwd+bwd GFLOP/s | % of sgemm |",
               "|---|---|---|---|---|"]
     for row, config in CONV_ROWS.items():
         flops = conv_flops(*config)
-        fwd = flops / threads_results[last]["juanji"][f"{row} fwd"][0] / 1e9
-        both = 3 * flops / threads_results[last]["juanji"][f"{row} fwd+bwd"][0] / 1e9
+        fwd = flops / ours[f"{row} fwd"][0] / 1e9
+        both = 3 * flops / ours[f"{row} fwd+bwd"][0] / 1e9
         gflops.append(f"| {row} | {fwd:.0f} | {100 * fwd / peak:.0f} % | {both:.0f} | {100 * both / peak:.0f} % |")
-    return "\n".join(lines) + "\n\n" + "\n".join(gflops)
+    return "\n\n".join(tables) + "\n\n" + "\n".join(gflops)
 
 
-def format_epoch(epoch: dict, threads: int) -> str:
-    """The LeNet-5 epoch of both frameworks: wall time and the three memory figures, each explained."""
-    mine, theirs = epoch["juanji"], epoch["pytorch"]
-    figures = [("wall time", "s", 1, mine["epoch seconds"], theirs["epoch seconds"]),
-               ("RSS after import", "MiB", 0, mine["import RSS MiB"], theirs["import RSS MiB"]),
-               ("peak RSS", "MiB", 0, mine["peak RSS MiB"], theirs["peak RSS MiB"]),
-               ("peak RSS above the import", "MiB", 0, mine["peak RSS MiB"] - mine["import RSS MiB"],
-                theirs["peak RSS MiB"] - theirs["import RSS MiB"])]
-    rows = [f"| {label} | {a:.{digits}f} {unit} | {b:.{digits}f} {unit} | **{a / b:.2f}×** |"
-            for label, unit, digits, a, b in figures]
+def format_epoch(epochs: dict, threads: int, processes: int) -> str:
+    """LeNet-5 epochs of every side: the best and the median wall time over all epochs of all processes,
+    and the three memory figures of the process with the lowest peak, each explained.
+    ``epochs``: {side: [one worker's ``run_epoch`` result per process]}, PyTorch's under ``PYTORCH``."""
+    sides = list(epochs)
+    ours = [side for side in sides if side != PYTORCH]
+    per_epoch = {side: [s for run in runs for s in run["epoch seconds"]] for side, runs in epochs.items()}
+    lean = {side: min(runs, key=lambda run: run["peak RSS MiB"]) for side, runs in epochs.items()}
+    figures = [("wall time, best", "s", 1, {side: min(times) for side, times in per_epoch.items()}),
+               ("wall time, median", "s", 1, {side: statistics.median(times) for side, times in per_epoch.items()}),
+               ("RSS after import", "MiB", 0, {side: run["import RSS MiB"] for side, run in lean.items()}),
+               ("peak RSS", "MiB", 0, {side: run["peak RSS MiB"] for side, run in lean.items()}),
+               ("peak RSS above the import", "MiB", 0,
+                {side: run["peak RSS MiB"] - run["import RSS MiB"] for side, run in lean.items()})]
+    rows = []
+    for label, unit, digits, values in figures:
+        cells = [label, *(f"{values[side]:.{digits}f} {unit}" for side in sides)]
+        cells += [f"**{values[side] / values[PYTORCH]:.2f}×**" for side in ours]
+        rows.append("| " + " | ".join(cells) + " |")
+    count = len(next(iter(per_epoch.values())))
     return "\n".join([
-        f"One LeNet-5 Fashion-MNIST epoch (60,000 images, batch 64, {threads} threads, fresh process each):", "",
-        "| | juanji | PyTorch | ratio |", "|---|---|---|---|",
+        f"LeNet-5 Fashion-MNIST epochs (60,000 images, batch 64, {threads} threads): {count} epochs per side, "
+        f"{count // processes} in each of {processes} fresh processes:", "",
+        "| | " + " | ".join(sides) + " | " + " | ".join(f"{side.removeprefix('juanji ')}/PyTorch" for side in ours)
+        + " |", "|" + "---|" * (1 + len(sides) + len(ours)),
         *rows, "",
         "*RSS after import*: the worker process once it has imported NumPy, juanji's data loader and its "
-        "framework (juanji's layers, or torch), before loading data or building anything. *Peak RSS*: "
-        "the process's high-water mark (`ru_maxrss`) at the end of the epoch. *Above the import*: the "
-        "difference, what the epoch itself added: the training set (60,000 images, 188 MB in float32, the "
+        "framework (juanji's layers, or torch), before loading data or building anything; of each side's process "
+        "with the lowest peak. *Peak RSS*: "
+        "the process's high-water mark (`ru_maxrss`) at the end of its epochs. *Above the import*: the "
+        "difference, what the epochs themselves added: the training set (60,000 images, 188 MB in float32, the "
         "same in both), the model, its activations and gradients, and what each allocator keeps."])

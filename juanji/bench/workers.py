@@ -68,17 +68,21 @@ def run_rows(framework: str, threads: int, quick: bool) -> dict:
     return results
 
 
-def run_epoch(framework: str, threads: int, limit: int | None = None) -> dict:
-    """One LeNet-5 Fashion-MNIST epoch (the 60,000 training images, or the first ``limit``; batch 64):
-    wall seconds, and the process's RSS after its imports (the framework, NumPy, juanji's data loader:
-    nothing loaded or built yet) and at its peak."""
+def run_epoch(framework: str, threads: int, limit: int | None = None, epochs: int = 1) -> dict:
+    """``epochs`` LeNet-5 Fashion-MNIST epochs in this process (the 60,000 training images, or the first
+    ``limit``; batch 64): the wall seconds of each (a single epoch varied 8–12 s between processes on one
+    machine, so the report takes the best and the median of several per process), and the process's RSS
+    after its imports (the framework, NumPy, juanji's data loader: nothing loaded or built yet) and at its
+    peak."""
     side = start_worker(framework, threads)
     from ..data import DataLoader, load_mnist
     import_mib = rss_mib()
     loader = DataLoader(load_mnist(train=True, limit=limit), 64, shuffle=True, seed=0)
     step = side.train_step(side.model("lenet5"))
-    started = time.perf_counter()
-    for x, y in loader:
-        step(x, y)
-    return {"epoch seconds": time.perf_counter() - started, "import RSS MiB": import_mib,
-            "peak RSS MiB": peak_rss_mib()}
+    seconds = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        for x, y in loader:
+            step(x, y)
+        seconds.append(time.perf_counter() - started)
+    return {"epoch seconds": seconds, "import RSS MiB": import_mib, "peak RSS MiB": peak_rss_mib()}
