@@ -82,6 +82,13 @@ def _geometry(x_shape, w_shape, stride, padding, dilation):
     return pads, output_shape(x_shape[2:], w_shape[2:], stride, pads, dilation)
 
 
+def _winograd_applies(weight_shape, stride, dilation, groups, pads) -> bool:
+    """The compiled Winograd F(2×2, 3×3) kernels' layers (``compiled.winograd``, whose import loads Numba):
+    3×3, stride 1, undilated, ungrouped, each side padded by 0 to 2."""
+    return (tuple(weight_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and groups == 1 and all(0 <= side <= 2 for pair in pads for side in pair))
+
+
 def _memory(workspace, key, shape, dtype) -> np.ndarray:
     return np.empty(shape, dtype) if workspace is None else workspace.get(key, shape, dtype)
 
@@ -108,6 +115,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
         from .compiled import depthwise     # one-row GEMMs: the compiled loops, which keep x, not columns
         y = depthwise.conv2d(x, weight, bias, stride, pads, dilation, out_size)
         return y, (x.shape, x, weight, stride, dilation, pads, groups)
+    if kernels.compiled(x.size) and _winograd_applies(weight.shape, stride, dilation, groups, pads):
+        from .compiled import winograd
+        y, tiles = winograd.conv2d(x, weight, bias, pads, out_size, workspace, scratch)
+        return y, (x.shape, tiles, weight, stride, dilation, pads, groups)
     padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
@@ -180,6 +191,10 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
     """
     x_shape, cols, weight, stride, dilation, pads, groups = cache
+    if isinstance(cols, tuple):     # the compiled Winograd forward kept its transformed tiles
+        from .compiled import winograd
+        dx = winograd.input_grad(dy, weight, x_shape, pads, scratch) if need_dx else None
+        return dx, winograd.weight_grad(np.ascontiguousarray(dy), cols, scratch), dy.sum(axis=(0, 2, 3))
     if cols.ndim == 4:              # the compiled depthwise forward kept the input itself
         from .compiled import depthwise
         dx, dw = depthwise.backward(dy, cols, weight, stride, pads, dilation, need_dx)

@@ -44,6 +44,16 @@ def jit(function=None, **options):
     return decorate if function is None else decorate(function)
 
 
+def serial(function):
+    """A loop compiled without threads of its own and run without the GIL (``numba.njit(cache=True,
+    nogil=True)``): ``over_batch`` calls it from its threads, one slice of the batch each, beside NumPy's
+    BLAS; Numba's pool (and ``compiled_call``'s turn-taking) stays out of it.  The loop itself without Numba."""
+    if numba is None:
+        function.py_func = function
+        return function
+    return numba.njit(cache=True, nogil=True)(function)
+
+
 def inline(function=None, **options):
     """A small helper called from compiled loops (compiled without threads of its own); ``options`` go to
     ``numba.njit`` (``fastmath`` for a sum that may be reordered into SIMD lanes)."""

@@ -1,0 +1,210 @@
+"""3×3 convolutions at stride 1 by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray, "Fast
+Algorithms for Convolutional Neural Networks", 2015): 16 multiplications per 2×2 output tile and channel
+pair instead of 36.
+
+The input is cut into 4×4 tiles d at stride 2 (neighbours overlap by 2), tile t = (n·TH + i)·TW + j with
+its top-left pixel at (2i − P_top, 2j − P_left) (zero outside the input), TH × TW = ⌈H'/2⌉ × ⌈W'/2⌉ tiles per
+sample.  Each tile gives the 2×2 outputs at (2i, 2j):
+
+    Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A          Bᵀ = [1  0 −1  0]    G = [ 1   0   0]    Aᵀ = [1  1  1  0]
+                                                  [0  1  1  0]        [ ½   ½   ½]         [0  1 −1 −1]
+                                                  [0 −1  1  0]        [ ½  −½   ½]
+                                                  [0  1  0 −1]        [ 0   0   1]
+
+Summed over the input channels, the 16 products ξ = (a, b) of the 4×4 ⊙ are 16 GEMMs over all tiles:
+
+    V[ξ, t, c] = (Bᵀ d_{t,c} B)[ξ]       U[ξ, c, k] = (G g_{k,c} Gᵀ)[ξ]       M[ξ] = V[ξ] · U[ξ]   (T × K)
+
+and Y_{t,k} = Aᵀ M[:, t, k] A.  Backward (dY's tiles beyond H' × W' are zero):
+
+    dX = the same convolution of dY with rot180(W), input and output channels swapped, padded by 2 − P
+    dW:  dM[:, t, k] = A dY_{t,k} Aᵀ  (the output transform's adjoint),  dU[ξ] = V[ξ]ᵀ · dM[ξ],
+         dW[k, c] = Gᵀ dU[:, c, k] G   (the weight transform's adjoint)
+
+The transforms are plain loops over tiles, compiled without threads of their own (``serial``): the batch
+split (``over_batch``) runs one slice of samples per thread, its transforms and its GEMMs (NumPy's BLAS)
+side by side.  F(2×2, 3×3)'s float32 error stays within a few units of the direct method's (measured in
+the tests against float64).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ...runtime.threads import over_batch
+from ..geometry import pad2d
+from . import inline, serial
+
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+
+
+class Tiles(NamedTuple):
+    """What a Winograd forward keeps for backward: V (16, T, C), and the tile grid (TH, TW)."""
+    transformed: np.ndarray
+    grid: tuple
+
+
+@inline
+def b_transposed(x0, x1, x2, x3):
+    """Bᵀ · (x0, x1, x2, x3)"""
+    return x0 - x2, x1 + x2, x2 - x1, x1 - x3
+
+
+@inline
+def a_transposed(m0, m1, m2, m3):
+    """Aᵀ · (m0, m1, m2, m3)"""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@inline
+def a_times(g0, g1):
+    """A · (g0, g1), the adjoint of ``a_transposed``"""
+    return g0, g0 + g1, g0 - g1, -g1
+
+
+@serial
+def input_transform(xp, th, tw, v):
+    """v[ξ, t, c] = (Bᵀ d B)[ξ] for the 4×4 tile d = xp[n, c, 2i : 2i + 4, 2j : 2j + 4] of tile
+    t = (n·th + i)·tw + j; ``xp`` the input padded so that every tile lies inside it."""
+    for n in range(xp.shape[0]):
+        for i in range(th):
+            for j in range(tw):
+                t = (n * th + i) * tw + j
+                for c in range(xp.shape[1]):
+                    d = xp[n, c]
+                    r, q = 2 * i, 2 * j       # columns of Bᵀ d, then its rows times B
+                    c0 = b_transposed(d[r, q], d[r + 1, q], d[r + 2, q], d[r + 3, q])
+                    c1 = b_transposed(d[r, q + 1], d[r + 1, q + 1], d[r + 2, q + 1], d[r + 3, q + 1])
+                    c2 = b_transposed(d[r, q + 2], d[r + 1, q + 2], d[r + 2, q + 2], d[r + 3, q + 2])
+                    c3 = b_transposed(d[r, q + 3], d[r + 1, q + 3], d[r + 2, q + 3], d[r + 3, q + 3])
+                    for a in range(4):
+                        v[4 * a, t, c], v[4 * a + 1, t, c], v[4 * a + 2, t, c], v[4 * a + 3, t, c] = \
+                            b_transposed(c0[a], c1[a], c2[a], c3[a])
+
+
+@serial
+def output_transform(m, th, tw, bias, y):
+    """y[n, k, 2i + u, 2j + w] = (Aᵀ m[:, t, k] A)[u, w] + bias[k] for the outputs of tile t inside y."""
+    height, width = y.shape[2], y.shape[3]
+    for n in range(y.shape[0]):
+        for i in range(th):
+            for j in range(tw):
+                t = (n * th + i) * tw + j
+                for k in range(y.shape[1]):
+                    c0 = a_transposed(m[0, t, k], m[4, t, k], m[8, t, k], m[12, t, k])      # columns of Aᵀ m
+                    c1 = a_transposed(m[1, t, k], m[5, t, k], m[9, t, k], m[13, t, k])
+                    c2 = a_transposed(m[2, t, k], m[6, t, k], m[10, t, k], m[14, t, k])
+                    c3 = a_transposed(m[3, t, k], m[7, t, k], m[11, t, k], m[15, t, k])
+                    for u in range(2):
+                        if 2 * i + u < height:
+                            left, right = a_transposed(c0[u], c1[u], c2[u], c3[u])
+                            y[n, k, 2 * i + u, 2 * j] = left + bias[k]
+                            if 2 * j + 1 < width:
+                                y[n, k, 2 * i + u, 2 * j + 1] = right + bias[k]
+
+
+@serial
+def output_adjoint(dy, th, tw, dm):
+    """dm[:, t, k] = A dY_{t,k} Aᵀ, dY_{t,k} the 2×2 outputs of tile t (zero where past dY's edge)."""
+    height, width = dy.shape[2], dy.shape[3]
+    zero = dy.dtype.type(0)
+    for n in range(dy.shape[0]):
+        for i in range(th):
+            for j in range(tw):
+                t = (n * th + i) * tw + j
+                bottom, right = 2 * i + 1 < height, 2 * j + 1 < width
+                for k in range(dy.shape[1]):
+                    g = dy[n, k]
+                    g00 = g[2 * i, 2 * j]
+                    g01 = g[2 * i, 2 * j + 1] if right else zero
+                    g10 = g[2 * i + 1, 2 * j] if bottom else zero
+                    g11 = g[2 * i + 1, 2 * j + 1] if bottom and right else zero
+                    e0, e1 = a_times(g00, g10), a_times(g01, g11)      # columns of A g
+                    for a in range(4):
+                        dm[4 * a, t, k], dm[4 * a + 1, t, k], dm[4 * a + 2, t, k], dm[4 * a + 3, t, k] = \
+                            a_times(e0[a], e1[a])
+
+
+def weight_transform(weight: np.ndarray) -> np.ndarray:
+    """U (16, C, K): U[(a, b), c, k] = Σ_{r, s} G[a, r] · W[k, c, r, s] · G[b, s]."""
+    k, c = weight.shape[:2]
+    g = G.astype(weight.dtype)
+    return np.ascontiguousarray(np.einsum("ar,kcrs,bs->abck", g, weight, g).reshape(16, c, k))
+
+
+def weight_adjoint(du: np.ndarray) -> np.ndarray:
+    """dW (K, C, 3, 3) from dU (16, C, K): dW[k, c, r, s] = Σ_{a, b} G[a, r] · dU[(a, b), c, k] · G[b, s]."""
+    c, k = du.shape[1:]
+    g = G.astype(du.dtype)
+    return np.einsum("ar,abck,bs->kcrs", g, du.reshape(4, 4, c, k), g)
+
+
+def _grid(out_size):
+    return (out_size[0] + 1) // 2, (out_size[1] + 1) // 2
+
+
+def _memory(workspace, key, shape, dtype) -> np.ndarray:
+    return np.empty(shape, dtype) if workspace is None else workspace.get(key, shape, dtype)
+
+
+def _planes(workspace, key, tiles, channels, dtype) -> np.ndarray:
+    """16 planes (16, tiles, channels) whose starts lie 64 bytes further apart than the planes' size: the
+    transforms store to all 16 planes in turn, and planes a power of two apart (ResNet-20's: 2 MiB) share
+    the same cache sets (the input transform then took 3.4× as long)."""
+    size = tiles * channels
+    skew = 64 // np.dtype(dtype).itemsize
+    return _memory(workspace, key, (16, size + skew), dtype)[:, :size].reshape(16, tiles, channels)
+
+
+def conv2d(x, weight, bias, pads, out_size, workspace=None, scratch=None, key="winograd"):
+    """y (N, K, H', W') of a 3×3 stride-1 convolution of x (N, C, H, W) padded by ``pads``
+    ((top, bottom), (left, right)), and the ``Tiles`` kept for ``weight_grad``.  ``workspace`` keeps the
+    tiles V (as conv2d's columns), ``scratch`` holds the products M.  One slice of the batch per thread:
+    its transforms and its 16 GEMMs."""
+    n, c = x.shape[:2]
+    k = weight.shape[0]
+    th, tw = _grid(out_size)
+    tiles = th * tw
+    # padded on the bottom and right as far as the last tile reaches: no bounds to check in the loop
+    padding = ((pads[0][0], 2 * th + 2 - x.shape[2] - pads[0][0]), (pads[1][0], 2 * tw + 2 - x.shape[3] - pads[1][0]))
+    dtype = np.result_type(x, weight)
+    u = weight_transform(weight.astype(dtype, copy=False))
+    v = _planes(workspace, key + " tiles", n * tiles, c, dtype)
+    m = _planes(scratch, key + " products", n * tiles, k, dtype)
+    padded = _memory(scratch, key + " padded", (n, c, 2 * th + 2, 2 * tw + 2), dtype)
+    b = np.zeros(k, dtype) if bias is None else bias.astype(dtype, copy=False)
+    y = np.empty((n, k, *out_size), dtype)
+
+    def forward(start, stop):
+        chunk = slice(start * tiles, stop * tiles)
+        input_transform(pad2d(x[start:stop], padding, out=padded[start:stop]), th, tw, v[:, chunk])
+        np.matmul(v[:, chunk], u, out=m[:, chunk])
+        output_transform(m[:, chunk], th, tw, b, y[start:stop])
+
+    over_batch(n, forward, elements=n * tiles * 16 * (c + k))
+    return y, Tiles(v, (th, tw))
+
+
+def weight_grad(dy, tiles: Tiles, scratch=None) -> np.ndarray:
+    """dW (K, C, 3, 3) from dY (N, K, H', W') and the forward's tiles: per slice of the batch, its tiles'
+    share of dU; the shares summed, then transformed back."""
+    n, k = dy.shape[:2]
+    v, (th, tw) = tiles
+    count = th * tw
+    dm = _planes(scratch, "winograd output adjoint", n * count, k, v.dtype)
+
+    def share(start, stop):
+        chunk = slice(start * count, stop * count)
+        output_adjoint(dy[start:stop], th, tw, dm[:, chunk])
+        return np.matmul(v[:, chunk].transpose(0, 2, 1), dm[:, chunk])        # (16, C, K)
+
+    return weight_adjoint(sum(over_batch(n, share, elements=n * count * 16 * (v.shape[2] + k))))
+
+
+def input_grad(dy, weight, x_shape, pads, scratch=None) -> np.ndarray:
+    """dX of shape ``x_shape``: dY convolved with rot180(W), channels swapped, padded by 2 − P."""
+    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    full = tuple((2 - before, 2 - after) for before, after in pads)
+    dx, _ = conv2d(dy, flipped, None, full, tuple(x_shape[2:]), scratch, scratch, key="winograd dx")
+    return dx

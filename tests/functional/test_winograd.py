@@ -1,0 +1,138 @@
+"""The compiled Winograd F(2×2, 3×3) convolution (juanji.functional.compiled.winograd): which layers take it,
+forward and both gradients against PyTorch (float64 and float32, odd sizes, asymmetric padding, uneven batch
+splits) and against the slow loop references on random geometry, its float32 error against the direct
+method's, and the uncompiled loops against the compiled ones."""
+import numpy as np
+import pytest
+import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from juanji.functional import conv
+from juanji.functional.compiled import winograd
+from juanji.runtime import kernels
+from kernel_check import DTYPES, assert_close, torch_vjp
+
+
+@pytest.fixture
+def numba_kernels(monkeypatch):
+    if not kernels.numba_available():
+        pytest.skip("Numba is not installed")
+    monkeypatch.setattr(kernels, "_chosen", "numba")
+    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
+
+
+@pytest.mark.usefixtures("numba_kernels")
+@pytest.mark.parametrize("kernel, kwargs, takes", [
+    (3, dict(padding=1), True), (3, dict(padding=0), True), (3, dict(padding=2), True),
+    (3, dict(padding=((0, 2), (1, 0))), True),
+    (3, dict(padding=3), False), (3, dict(stride=2, padding=1), False), (3, dict(dilation=2, padding=2), False),
+    (3, dict(groups=2, padding=1), False), (5, dict(padding=2), False), (1, dict(), False)])
+def test_winograd_takes_the_3x3_stride_1_layers_only(kernel, kwargs, takes):
+    x, w = np.ones((2, 4, 9, 9)), np.ones((4, 4 // kwargs.get("groups", 1), kernel, kernel))
+    kept = conv.conv2d(x, w, **kwargs)[1][1]
+    assert isinstance(kept, winograd.Tiles) == takes
+
+
+def explicitly_padded(pads):
+    """torch's conv2d of the input padded by ((top, bottom), (left, right)), for asymmetric padding."""
+    (top, bottom), (left, right) = pads
+    return lambda x, w, b: TF.conv2d(TF.pad(x, (left, right, top, bottom)), w, b)
+
+
+@pytest.mark.usefixtures("numba_kernels", "batch_threads")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, pads, bias", [
+    pytest.param((3, 4, 8, 8), 5, ((1, 1), (1, 1)), True, id="same-even"),
+    pytest.param((3, 3, 9, 7), 4, ((1, 1), (1, 1)), True, id="same-odd-sizes"),
+    pytest.param((2, 5, 7, 10), 2, ((0, 0), (0, 0)), False, id="valid"),
+    pytest.param((3, 2, 6, 5), 3, ((2, 2), (2, 2)), True, id="pad2"),
+    pytest.param((2, 3, 5, 6), 4, ((0, 2), (1, 0)), True, id="asymmetric"),
+    pytest.param((1, 2, 3, 3), 2, ((0, 0), (0, 0)), True, id="one-output"),
+    pytest.param((3, 16, 8, 8), 16, ((1, 1), (1, 1)), False, id="resnet-like"),
+])
+def test_winograd_matches_torch_and_numpy(shape, k, pads, bias, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = (rng.standard_normal((k, shape[1], 3, 3)) / np.sqrt(9 * shape[1])).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype) if bias else None
+    y, cache = conv.conv2d(x, w, b, padding=pads)
+    assert isinstance(cache[1], winograd.Tiles)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, dw, db = conv.conv2d_backward(dy, cache)
+    y_t, (dx_t, dw_t, db_t) = torch_vjp(explicitly_padded(pads), dy, x, w, b)
+    assert y.dtype == dx.dtype == dw.dtype == dtype
+    for name, got, expected in (("y", y, y_t), ("dx", dx, dx_t), ("dW", dw, dw_t)):
+        assert_close(got, expected, f"{name} vs torch")
+    if bias:
+        assert_close(db, db_t, "db vs torch")
+
+
+@pytest.mark.usefixtures("numba_kernels")
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4),
+       st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
+       st.tuples(st.integers(0, 6), st.integers(0, 6)), st.integers(0, 2**16))
+def test_winograd_matches_the_slow_references_on_random_geometry(n, c, k, pads, extra, seed):
+    """Any padding from 0 to 2 on each side and any map size that leaves at least one output."""
+    top, bottom, left, right = pads
+    h, w = 3 - top - bottom + extra[0], 3 - left - right + extra[1]
+    if h < 1 or w < 1:
+        h, w = max(h, 1) + 2, max(w, 1) + 2
+    rng = np.random.default_rng(seed)
+    x, weight, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((k, c, 3, 3)), rng.standard_normal(k)
+    padding = ((top, bottom), (left, right))
+    y, cache = conv.conv2d(x, weight, b, padding=padding)
+    assert_close(y, conv.conv2d_reference(x, weight, b, padding=padding), "y vs conv2d_reference")
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = conv.conv2d_backward(dy, cache)
+    dx_ref, dw_ref, db_ref = conv.conv2d_backward_reference(dy, x, weight, padding=padding)
+    assert_close(dx, dx_ref, "dx vs conv2d_backward_reference")
+    assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
+
+
+@pytest.mark.parametrize("channels, size", [(16, 16), (64, 8), (3, 12)])
+def test_winograd_float32_error_stays_near_the_direct_methods(monkeypatch, channels, size):
+    """Measured against the float64 result: F(2×2, 3×3)'s transforms add a few roundings per output, so its
+    float32 error may exceed the direct method's (dW by up to 3.2× here) but stays within 16 float32
+    epsilons of the largest value (measured: at most 6.7·10⁻⁷, 5.6 epsilons)."""
+    if not kernels.numba_available():
+        pytest.skip("Numba is not installed")
+    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, channels, size, size))
+    w = rng.standard_normal((16, channels, 3, 3)) * np.sqrt(2 / (9 * channels))
+    b = rng.standard_normal(16)
+    monkeypatch.setattr(kernels, "_chosen", "numpy")
+    y, cache = conv.conv2d(x, w, b, padding=1)
+    dy = rng.standard_normal(y.shape)
+    truth = (y, *conv.conv2d_backward(dy, cache))
+    errors = {}
+    for backend in ("numpy", "numba"):
+        monkeypatch.setattr(kernels, "_chosen", backend)
+        y32, cache32 = conv.conv2d(*(a.astype(np.float32) for a in (x, w, b)), padding=1)
+        assert isinstance(cache32[1], winograd.Tiles) == (backend == "numba")
+        got = (y32, *conv.conv2d_backward(dy.astype(np.float32), cache32))
+        errors[backend] = [np.abs(g - t).max() / np.abs(t).max() for g, t in zip(got, truth)]
+    epsilon = np.finfo(np.float32).eps
+    for name, direct, fast in zip(("y", "dx", "dW", "db"), errors["numpy"], errors["numba"]):
+        assert fast <= 16 * epsilon, f"{name}: Winograd's float32 error {fast:.2e}"
+        assert fast <= 4 * max(direct, epsilon), f"{name}: Winograd {fast:.2e} against direct {direct:.2e}"
+
+
+def test_the_uncompiled_loops_compute_what_the_compiled_ones_do():
+    if not kernels.numba_available():
+        pytest.skip("Numba is not installed")
+    rng = np.random.default_rng(3)
+    th, tw = 2, 3
+    xp = rng.standard_normal((2, 3, 2 * th + 2, 2 * tw + 2))
+    for loop, args, out_shape in (
+            (winograd.input_transform, (xp, th, tw), (16, 2 * th * tw, 3)),
+            (winograd.output_transform, (rng.standard_normal((16, 2 * th * tw, 4)), th, tw, rng.standard_normal(4)),
+             (2, 4, 2 * th - 1, 2 * tw)),
+            (winograd.output_adjoint, (rng.standard_normal((2, 4, 2 * th - 1, 2 * tw - 1)), th, tw),
+             (16, 2 * th * tw, 4))):
+        compiled, uncompiled = np.zeros(out_shape), np.zeros(out_shape)
+        loop(*args, compiled)
+        loop.py_func(*args, uncompiled)
+        np.testing.assert_array_equal(compiled, uncompiled)
