@@ -66,9 +66,9 @@ def study(batch, channels, size):
 
     th = tw = size // 2
     tiles = batch * th * tw
-    skewed = winograd._planes(None, "", tiles, channels, np.float32)
+    skewed = winograd.tile_planes(None, "", tiles, channels, np.float32)
     aligned = np.empty((16, tiles, channels), np.float32)
-    products = winograd._planes(None, "", tiles, channels, np.float32)
+    products = winograd.tile_planes(None, "", tiles, channels, np.float32)
     u = winograd.weight_transform(w)
     bias = np.zeros(channels, np.float32)
     out = np.empty_like(x)

@@ -34,6 +34,16 @@ def kernels(request, monkeypatch):
     yield request.param
 
 
+@pytest.fixture
+def numba_kernels(monkeypatch):
+    """The compiled kernels alone (skipped where Numba is not installed), on every array and map size."""
+    if not backend.numba_available():
+        pytest.skip("Numba is not installed (pip install 'juanji[fast]')")
+    monkeypatch.setattr(backend, "_chosen", "numba")
+    monkeypatch.setattr(backend, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 0)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI (``CI`` set, as ``.ci/run`` does) a skip is a failure: ``make test`` installs everything the tests

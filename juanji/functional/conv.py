@@ -11,6 +11,7 @@ import numpy as np
 
 from ..runtime import kernels
 from ..runtime.threads import over_batch
+from ..runtime.workspace import array_in
 from .geometry import output_shape, pad2d, pair, resolve_padding, unpad2d, window_at, window_view
 
 
@@ -89,10 +90,6 @@ def _winograd_applies(weight_shape, stride, dilation, groups, pads) -> bool:
             and groups == 1 and all(0 <= side <= 2 for pair in pads for side in pair))
 
 
-def _memory(workspace, key, shape, dtype) -> np.ndarray:
-    return np.empty(shape, dtype) if workspace is None else workspace.get(key, shape, dtype)
-
-
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, workspace=None, scratch=None):
     """y = W ⋆ x + b.  x (N, C, H, W), weight (K, C/G, R, S) → y (N, K, H', W').
 
@@ -125,13 +122,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     # A pointwise layer's columns are its (padded) input: padded memory then lives until backward.
     pointwise = _is_pointwise((r, s), stride) and not grouped
     padded = (None if padded_shape == x.shape else
-              _memory(workspace if pointwise else scratch, "padded", padded_shape, x.dtype))
-    cols = None if pointwise else _memory(workspace, "cols", (rows * groups, n * p) if grouped else (n, rows, p),
+              array_in(workspace if pointwise else scratch, "padded", padded_shape, x.dtype))
+    cols = None if pointwise else array_in(workspace, "cols", (rows * groups, n * p) if grouped else (n, rows, p),
                                            x.dtype)
     weights = weight.reshape(groups, k // groups, rows)
     y = np.empty((n, k, *out_size), dtype=np.result_type(x, weight))
     if grouped:
-        y_kn = _memory(scratch, "gemm", (groups, k // groups, n * p), y.dtype)
+        y_kn = array_in(scratch, "gemm", (groups, k // groups, n * p), y.dtype)
 
     def forward(start, stop):
         xp = pad2d(x[start:stop], pads, out=None if padded is None else padded[start:stop])
@@ -178,7 +175,7 @@ def _needs_channel_major(dy_shape, groups) -> bool:
 
 
 def _channel_major_in(scratch, dy) -> np.ndarray:
-    return channel_major(dy, _memory(scratch, "channel_major", (dy.shape[1], dy.size // dy.shape[1]), dy.dtype))
+    return channel_major(dy, array_in(scratch, "channel_major", (dy.shape[1], dy.size // dy.shape[1]), dy.dtype))
 
 
 def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
@@ -226,7 +223,7 @@ def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, 
     if dy_kn is None and _needs_channel_major(dy.shape, groups):
         dy_kn = _channel_major_in(scratch, dy)
     if k > p and not grouped:
-        cols_cm = _memory(scratch, "columns_transposed", (rows, n * p), cols.dtype)
+        cols_cm = array_in(scratch, "columns_transposed", (rows, n * p), cols.dtype)
 
     def weight_gradient(start, stop):
         if grouped:                 # per group, over the chunk's samples: dW[g]ᵀ = cols[g] · dY[g]ᵀ
@@ -281,8 +278,8 @@ def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_
     padded_shape = (n, c, x_shape[2] + sum(pads[0]), x_shape[3] + sum(pads[1]))
     weights_t = weight.reshape(groups, k // groups, rows).transpose(0, 2, 1)
     dy_samples = dy.reshape(n, k, p)
-    dcols = _memory(scratch, "dcols", (groups, rows, n * p) if grouped else (n, rows, p), dy.dtype)
-    dxp = _memory(scratch, "dpadded", padded_shape, dy.dtype) if padded_shape != tuple(x_shape) else None
+    dcols = array_in(scratch, "dcols", (groups, rows, n * p) if grouped else (n, rows, p), dy.dtype)
+    dxp = array_in(scratch, "dpadded", padded_shape, dy.dtype) if padded_shape != tuple(x_shape) else None
     dx = np.empty(x_shape, dtype=dy.dtype)
 
     def input_gradient(start, stop):

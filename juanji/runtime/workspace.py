@@ -44,6 +44,11 @@ class Workspace:
         return sum(memory.nbytes for memory in self._arrays.values())
 
 
+def array_in(workspace: Workspace | None, key: str, shape, dtype) -> np.ndarray:
+    """``workspace.get(key, shape, dtype)``, or a new array where the caller passed no workspace."""
+    return np.empty(shape, dtype) if workspace is None else workspace.get(key, shape, dtype)
+
+
 _local = threading.local()
 
 

@@ -34,15 +34,6 @@ DEPTHWISE_CASES = [
 ]
 
 
-@pytest.fixture
-def numba_kernels(monkeypatch):
-    if not kernels.numba_available():
-        pytest.skip("Numba is not installed")
-    monkeypatch.setattr(kernels, "_chosen", "numba")
-    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
-    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 0)
-
-
 @pytest.mark.usefixtures("numba_kernels")
 def test_depthwise_layers_use_the_compiled_loops_from_32x32_maps_on(monkeypatch):
     monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 32 * 32)

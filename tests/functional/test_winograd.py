@@ -14,14 +14,6 @@ from juanji.runtime import kernels
 from kernel_check import DTYPES, assert_close, torch_vjp
 
 
-@pytest.fixture
-def numba_kernels(monkeypatch):
-    if not kernels.numba_available():
-        pytest.skip("Numba is not installed")
-    monkeypatch.setattr(kernels, "_chosen", "numba")
-    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
-
-
 @pytest.mark.usefixtures("numba_kernels")
 @pytest.mark.parametrize("kernel, kwargs, takes", [
     (3, dict(padding=1), True), (3, dict(padding=0), True), (3, dict(padding=2), True),

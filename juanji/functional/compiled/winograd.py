@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ...runtime.threads import over_batch
+from ...runtime.workspace import array_in
 from ..geometry import pad2d
 from . import inline, serial
 
@@ -144,17 +145,13 @@ def _grid(out_size):
     return (out_size[0] + 1) // 2, (out_size[1] + 1) // 2
 
 
-def _memory(workspace, key, shape, dtype) -> np.ndarray:
-    return np.empty(shape, dtype) if workspace is None else workspace.get(key, shape, dtype)
-
-
-def _planes(workspace, key, tiles, channels, dtype) -> np.ndarray:
+def tile_planes(workspace, key, tiles, channels, dtype) -> np.ndarray:
     """16 planes (16, tiles, channels) whose starts lie 64 bytes further apart than the planes' size: the
     transforms store to all 16 planes in turn, and planes a power of two apart (ResNet-20's: 2 MiB) share
     the same cache sets (the input transform then took 3.4× as long)."""
     size = tiles * channels
     skew = 64 // np.dtype(dtype).itemsize
-    return _memory(workspace, key, (16, size + skew), dtype)[:, :size].reshape(16, tiles, channels)
+    return array_in(workspace, key, (16, size + skew), dtype)[:, :size].reshape(16, tiles, channels)
 
 
 def conv2d(x, weight, bias, pads, out_size, workspace=None, scratch=None, key="winograd"):
@@ -170,9 +167,9 @@ def conv2d(x, weight, bias, pads, out_size, workspace=None, scratch=None, key="w
     padding = ((pads[0][0], 2 * th + 2 - x.shape[2] - pads[0][0]), (pads[1][0], 2 * tw + 2 - x.shape[3] - pads[1][0]))
     dtype = np.result_type(x, weight)
     u = weight_transform(weight.astype(dtype, copy=False))
-    v = _planes(workspace, key + " tiles", n * tiles, c, dtype)
-    m = _planes(scratch, key + " products", n * tiles, k, dtype)
-    padded = _memory(scratch, key + " padded", (n, c, 2 * th + 2, 2 * tw + 2), dtype)
+    v = tile_planes(workspace, key + " tiles", n * tiles, c, dtype)
+    m = tile_planes(scratch, key + " products", n * tiles, k, dtype)
+    padded = array_in(scratch, key + " padded", (n, c, 2 * th + 2, 2 * tw + 2), dtype)
     b = np.zeros(k, dtype) if bias is None else bias.astype(dtype, copy=False)
     y = np.empty((n, k, *out_size), dtype)
 
@@ -192,7 +189,7 @@ def weight_grad(dy, tiles: Tiles, scratch=None) -> np.ndarray:
     n, k = dy.shape[:2]
     v, (th, tw) = tiles
     count = th * tw
-    dm = _planes(scratch, "winograd output adjoint", n * count, k, v.dtype)
+    dm = tile_planes(scratch, "winograd output adjoint", n * count, k, v.dtype)
 
     def share(start, stop):
         chunk = slice(start * count, stop * count)
