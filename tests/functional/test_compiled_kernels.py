@@ -31,6 +31,8 @@ DEPTHWISE_CASES = [
     pytest.param((2, 2, 8, 9), 1, dict(stride=(2, 1), padding=(0, 2), dilation=(2, 1)), id="dilation-asymmetric"),
     pytest.param((1, 3, 6, 6), 3, dict(stride=(1, 3), padding=2, dilation=(1, 2)), id="stride3-wide-padding"),
     pytest.param((3, 2, 5, 5), 1, dict(stride=1, padding=0), id="valid"),
+    pytest.param((3, 3, 7, 6), 1, dict(stride=1, padding=2), id="3x3-pad2"),
+    pytest.param((3, 2, 6, 7), 2, dict(stride=1, padding=1), id="3x3-multiplier2"),
 ]
 
 
@@ -86,6 +88,25 @@ def test_depthwise_matches_the_slow_reference_on_random_geometry(n, c, m, kernel
     dy = rng.standard_normal(y.shape)
     dx_ref, dw_ref, _ = conv.conv2d_backward_reference(dy, x, w, **kwargs)
     dx, dw = compiled_depthwise.backward(dy, x, w, stride, pads, dilation)
+    assert_close(dx, dx_ref, "dx vs conv2d_backward_reference")
+    assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
+
+
+@pytest.mark.parametrize("m", [1, 2])
+@pytest.mark.parametrize("pads", [((0, 2), (1, 0)), ((2, 0), (0, 1)), ((2, 2), (0, 0)), ((1, 0), (2, 2))])
+def test_depthwise_3x3_row_loops_match_the_slow_references_on_asymmetric_padding(pads, m):
+    """The row-at-a-time loops of 3×3 stride-1 layers (forward, dW, and dX with one filter per channel)
+    on every padding from 0 to 2 per side, odd map sizes."""
+    rng = np.random.default_rng(5)
+    c = 3
+    x, w, b = rng.standard_normal((2, c, 7, 6)), rng.standard_normal((m * c, 1, 3, 3)), rng.standard_normal(m * c)
+    kwargs = dict(padding=pads, groups=c)
+    expected = conv.conv2d_reference(x, w, b, **kwargs)
+    y = compiled_depthwise.conv2d(x, w, b, (1, 1), pads, (1, 1), expected.shape[2:])
+    assert_close(y, expected, "y vs conv2d_reference")
+    dy = rng.standard_normal(y.shape)
+    dx_ref, dw_ref, _ = conv.conv2d_backward_reference(dy, x, w, **kwargs)
+    dx, dw = compiled_depthwise.backward(dy, x, w, (1, 1), pads, (1, 1))
     assert_close(dx, dx_ref, "dx vs conv2d_backward_reference")
     assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
 
