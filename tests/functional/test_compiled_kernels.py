@@ -37,11 +37,14 @@ DEPTHWISE_CASES = [
 
 
 @pytest.mark.usefixtures("numba_kernels")
-def test_depthwise_layers_use_the_compiled_loops_from_32x32_maps_on(monkeypatch):
+def test_depthwise_layers_use_the_compiled_loops_from_32x32_maps_on_and_3x3_stride_1_always(monkeypatch):
     monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 32 * 32)
     w = np.ones((3, 1, 3, 3))
-    kept = {size: conv.conv2d(np.ones((2, 3, size, size)), w, padding=1, groups=3)[1][1] for size in (31, 32)}
-    assert kept[31].ndim == 2 and kept[32].ndim == 4          # NumPy's columns; the compiled loops keep x
+    kept = {(size, stride): conv.conv2d(np.ones((2, 3, size, size)), w, stride=stride, padding=1, groups=3)[1][1]
+            for size in (4, 31, 32) for stride in (1, 2)}
+    # NumPy's columns have 2 dimensions; the compiled loops keep x (4)
+    assert [kept[size, 2].ndim for size in (4, 31, 32)] == [2, 2, 4]
+    assert [kept[size, 1].ndim for size in (4, 31, 32)] == [4, 4, 4]
 
 
 @pytest.mark.usefixtures("batch_threads")

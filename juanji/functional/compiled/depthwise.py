@@ -126,7 +126,7 @@ def conv2d(x, weight, bias, stride, pads, dilation, out_size):
     x, weight = np.ascontiguousarray(x, dtype), np.ascontiguousarray(weight, dtype)
     offsets = (pads[0][0], pads[1][0])
     with compiled_call():
-        if _unit_3x3(weight, stride, dilation, pads):
+        if unit_3x3(weight.shape, stride, dilation, pads):
             depthwise_forward_3x3(x, weight, bias, y, offsets)
         else:
             depthwise_forward(x, weight, bias, y, tuple(stride), offsets, tuple(dilation))
@@ -163,9 +163,9 @@ def depthwise_weight_grad_3x3(dy, x, dw, pads):
         dw[filt, 0, 2, 0], dw[filt, 0, 2, 1], dw[filt, 0, 2, 2] = t20, t21, t22
 
 
-def _unit_3x3(weight, stride, dilation, pads) -> bool:
+def unit_3x3(weight_shape, stride, dilation, pads) -> bool:
     """3×3 at stride 1, undilated, each side padded by 0 to 2: the row-at-a-time loops' layers."""
-    return (weight.shape[2:] == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+    return (tuple(weight_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
             and all(0 <= side <= 2 for pair in pads for side in pair))
 
 
@@ -177,7 +177,7 @@ def backward(dy, x, weight, stride, pads, dilation, need_dx=True):
     dw = np.empty(weight.shape, dy.dtype)
     dx = np.empty(x.shape, dy.dtype) if need_dx else None
     weight = np.ascontiguousarray(weight, dy.dtype)
-    unit = _unit_3x3(weight, stride, dilation, pads)
+    unit = unit_3x3(weight.shape, stride, dilation, pads)
     with compiled_call():
         if unit:
             depthwise_weight_grad_3x3(dy, x, dw, offsets)
