@@ -8,7 +8,9 @@ For each of ResNet-20's three stages (16 channels at 32×32, 32 at 16×16, 64 at
 - Winograd: the input transform, the 16 GEMMs and the output transform alone, and the compiled conv2d
   forward and backward;
 - the 16 GEMMs with the tiles laid out (16, T, C), as juanji does, against (16, C, T);
-- the input transform writing 16 planes exactly 2^k bytes apart against planes skewed by 64 bytes.
+- the input transform writing 16 planes exactly 2^k bytes apart against planes skewed by 64 bytes;
+- the float32 error of the direct method, of F(2×2, 3×3) and of F(4×4, 3×3) (36 products per 4×4 output
+  tile, in NumPy here, not in juanji) against float64, relative to the largest output.
 Needs Numba (``pip install 'juanji[fast]'``); the figures in the README's speed section come from it.
 """
 import argparse
@@ -92,6 +94,45 @@ def study(batch, channels, size):
           f"{transform_in:6.2f} ms (plane size {tiles * channels * 4 / 2**20:.2f} MiB)")
 
 
+# F(4×4, 3×3)'s matrices (Lavin & Gray 2015), for its float32 error only
+B4_T = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                 [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]])
+G4 = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+               [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+A4_T = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]])
+
+
+def winograd_4x4(x, w, dtype):
+    """y of a 3×3 convolution padded by 1 (H and W multiples of 4) by F(4×4, 3×3), every step in ``dtype``."""
+    n, c, h, width = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).astype(dtype)
+    tiles = np.empty((n, c, h // 4, width // 4, 6, 6), dtype)
+    for a in range(6):
+        for b in range(6):
+            tiles[..., a, b] = xp[:, :, a:a + h:4, b:b + width:4]
+    bt, g, at = (m.astype(dtype) for m in (B4_T, G4, A4_T))
+    v = np.einsum("ai,nctuij,bj->nctuab", bt, tiles, bt)
+    u = np.einsum("ar,kcrs,bs->kcab", g, w.astype(dtype), g)
+    m = np.einsum("nctuab,kcab->nktuab", v, u)
+    y = np.einsum("ia,nktuab,jb->nktuij", at, m, at)
+    return y.transpose(0, 1, 2, 4, 3, 5).reshape(n, -1, h, width)
+
+
+def float32_errors(channels, size, batch=8):
+    """{method: max |y − y64| / max |y64|} of a He-scaled 3×3 layer, y64 the float64 result."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, channels, size, size))
+    w = rng.standard_normal((channels, channels, 3, 3)) * np.sqrt(2 / (9 * channels))
+    kernels.set_kernels("numpy")
+    truth = conv.conv2d(x, w, None, 1, 1)[0]
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    results = {"direct (im2col)": conv.conv2d(x32, w32, None, 1, 1)[0]}
+    kernels.set_kernels("numba")
+    results["F(2×2, 3×3)"] = conv.conv2d(x32, w32, None, 1, 1)[0]
+    results["F(4×4, 3×3)"] = winograd_4x4(x, w, np.float32)
+    return {name: np.abs(y - truth).max() / np.abs(truth).max() for name, y in results.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -105,6 +146,10 @@ def main():
     print(f"threads: {args.threads} (the transforms and GEMMs alone run on this thread; conv2d splits the batch)")
     for channels, size in STAGES:
         study(args.batch, channels, size)
+    print("\nfloat32 error against float64, relative to the largest output (batch 8):")
+    for channels, size in STAGES:
+        errors = float32_errors(channels, size)
+        print(f"  {channels} channels at {size}×{size}: " + ", ".join(f"{name} {error:.1e}" for name, error in errors.items()))
 
 
 if __name__ == "__main__":
