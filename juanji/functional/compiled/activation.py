@@ -13,9 +13,11 @@ from . import jit, prange
 
 @jit
 def relu_loop(x, y):
-    """y = max(x, 0) (NaN stays NaN, as PyTorch)"""
+    """y = max(x, 0); NaN stays NaN, as PyTorch (written as a select on "not below 0", which Numba runs on
+    SIMD vectors; np.maximum on each element ran at half that speed)."""
     for i in prange(x.shape[0]):
-        y[i] = np.maximum(x[i], 0)
+        value = x[i]
+        y[i] = value if not value < 0 else 0
 
 
 @jit
