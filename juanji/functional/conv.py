@@ -61,6 +61,9 @@ def col2im(cols: np.ndarray, padded_shape, kernel_size, stride, dilation, out_si
     Loops over the R·S kernel offsets only; each iteration is one strided add of a whole
     (N, C, H', W') block, so overlapping windows accumulate correctly without np.add.at.
     """
+    if kernels.compiled(cols.size) and not channel_major:
+        from .compiled import columns       # the R·S passes plane by plane, while it is in cache
+        return columns.col2im(cols, padded_shape, kernel_size, stride, dilation, out_size, out)
     n, c, _, _ = padded_shape
     (r, s), (ho, wo) = kernel_size, out_size
     if channel_major:

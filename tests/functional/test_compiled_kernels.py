@@ -296,3 +296,23 @@ def test_a_second_process_loads_the_compiled_kernel_from_the_cache(tmp_path):
     runs = [subprocess.run([sys.executable, "-c", program], env=environment, capture_output=True, text=True,
                            check=True, timeout=300).stdout.split() for _ in range(2)]
     assert runs == [["0", "1"], ["1", "0"]]      # (hits, misses): compiled, then loaded
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       st.tuples(st.integers(1, 3), st.integers(1, 3)), st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       st.tuples(st.integers(0, 4), st.integers(0, 4)), st.integers(0, 2**16))
+def test_compiled_col2im_equals_numpys_and_its_uncompiled_loop(n, c, kernel, stride, dilation, extra, seed):
+    """Overlapping windows (stride < kernel), gaps (stride > kernel) and dilation: every column entry summed
+    back to the pixel it was read from, as NumPy's col2im does."""
+    from juanji.functional.compiled import columns
+    out_size = (1 + extra[0], 1 + extra[1])
+    padded = tuple((o - 1) * st_ + d * (k - 1) + 1 for o, st_, d, k in zip(out_size, stride, dilation, kernel))
+    rng = np.random.default_rng(seed)
+    cols = rng.standard_normal((n, c * kernel[0] * kernel[1], out_size[0] * out_size[1]))
+    shape = (n, c, *padded)
+    expected = conv.col2im(cols, shape, kernel, stride, dilation, out_size)          # NumPy's: no kernels chosen
+    assert_close(columns.col2im(cols, shape, kernel, stride, dilation, out_size), expected, "compiled col2im")
+    uncompiled = np.empty(shape)
+    columns.col2im_loop.py_func(cols, uncompiled, kernel, stride, dilation, out_size)
+    assert_close(uncompiled, expected, "uncompiled loop")
