@@ -2,12 +2,14 @@
 
 Each kernel here is one plain-Python loop written like the formula it computes: it is the slow, readable
 reference the tests run, and, decorated with ``jit``, the fast kernel ``juanji.set_kernels("numba")``
-selects (``prange`` spreads the outer loop over Numba's threads).  Without Numba ``jit`` leaves the loop
-as it is and ``prange`` is ``range``: the loops still run, slowly, and the library uses the NumPy kernels.
+selects (``prange`` spreads the outer loop over Numba's threads), or with ``serial`` where the batch
+split calls it from its own threads.  Without Numba ``jit`` and ``serial`` leave the loop as it is and
+``prange`` is ``range``: the loops still run, slowly, and the library uses the NumPy kernels.
 ``kernel.py_func`` is the uncompiled loop in both cases.
 
 The wrappers beside the loops allocate the outputs and return what the NumPy kernels return (the same
-caches too, so a forward on one backend and its backward on the other agree).  Loops accumulate sums in
+caches too, so a forward on one backend and its backward on the other agree; Winograd's forward keeps its
+transformed tiles instead, which only its own backward reads).  Loops accumulate sums in
 float64 whatever the dtype, as NumPy's pairwise sums keep float32 sums accurate.
 """
 from __future__ import annotations

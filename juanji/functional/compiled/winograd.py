@@ -23,8 +23,8 @@ and Y_{t,k} = Aᵀ M[:, t, k] A.  Backward (dY's tiles beyond H' × W' are zero)
 
 The transforms are plain loops over tiles, compiled without threads of their own (``serial``): the batch
 split (``over_batch``) runs one slice of samples per thread, its transforms and its GEMMs (NumPy's BLAS)
-side by side.  F(2×2, 3×3)'s float32 error stays within a few units of the direct method's (measured in
-the tests against float64).
+side by side.  Its float32 error stays within 4× the direct method's and 16 float32 epsilons of the
+largest output (tests/functional/test_winograd.py, against float64).
 """
 from __future__ import annotations
 
@@ -142,13 +142,14 @@ def weight_adjoint(du: np.ndarray) -> np.ndarray:
 
 
 def _grid(out_size):
+    """(TH, TW): the 2×2 output tiles that cover H' × W'."""
     return (out_size[0] + 1) // 2, (out_size[1] + 1) // 2
 
 
 def tile_planes(workspace, key, tiles, channels, dtype) -> np.ndarray:
     """16 planes (16, tiles, channels) whose starts lie 64 bytes further apart than the planes' size: the
     transforms store to all 16 planes in turn, and planes a power of two apart (ResNet-20's: 2 MiB) share
-    the same cache sets (the input transform then took 3.4× as long)."""
+    the same cache sets (the input transform then took 3.8× as long: bench/winograd_study.py)."""
     size = tiles * channels
     skew = 64 // np.dtype(dtype).itemsize
     return array_in(workspace, key, (16, size + skew), dtype)[:, :size].reshape(16, tiles, channels)
