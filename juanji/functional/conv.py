@@ -106,6 +106,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     ``workspace`` (a ``Workspace``, e.g. the layer's own): where the columns are kept and reused from
     call to call; the columns stay valid until the next call with the same workspace.  ``scratch``: a
     ``Workspace`` for the arrays used only during this call.  Without them every array is new.
+    On the compiled kernels (``juanji.set_kernels("numba")``) depthwise layers run the compiled loops
+    (the cache keeps x) and 3×3 stride-1 layers Winograd's F(2×2, 3×3) (the cache keeps its tiles).
     """
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     n, c = x.shape[:2]
