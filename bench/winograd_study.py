@@ -149,7 +149,8 @@ def main():
     print("\nfloat32 error against float64, relative to the largest output (batch 8):")
     for channels, size in STAGES:
         errors = float32_errors(channels, size)
-        print(f"  {channels} channels at {size}×{size}: " + ", ".join(f"{name} {error:.1e}" for name, error in errors.items()))
+        listed = ", ".join(f"{name} {error:.1e}" for name, error in errors.items())
+        print(f"  {channels} channels at {size}×{size}: {listed}")
 
 
 if __name__ == "__main__":

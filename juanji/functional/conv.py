@@ -15,10 +15,10 @@ from ..runtime.workspace import array_in
 from .geometry import output_shape, pad2d, pair, resolve_padding, unpad2d, window_at, window_view
 
 
-# Depthwise layers other than 3×3 stride 1 (whose row loops win on every map size) use the compiled loops
-# (when chosen) from this input map size on: fwd+bwd of MobileNet's layers at batch 32, one thread,
-# compiled/NumPy: 0.58 at 32×32 stride 2, but 1.1–1.9 on 16×16 down to 2×2 maps, where the general loops'
-# per-row overhead outweighs 4- to 16-pixel rows.
+# Depthwise layers other than 3×3 at stride 1 or 2 (whose row loops win on every map size) use the general
+# compiled loops (when chosen) from this input map size on: fwd+bwd of MobileNet's layers at batch 32, one
+# thread, general loops/NumPy: 0.58 at 32×32, but 1.1–1.9 on 16×16 down to 2×2 maps, where their per-row
+# overhead outweighs 4- to 16-pixel rows.
 DEPTHWISE_MIN_PIXELS = 32 * 32
 
 
@@ -116,7 +116,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     depthwise_layer = groups > 1 and groups == c and cg == 1
     if kernels.compiled(x.size) and depthwise_layer:
         from .compiled import depthwise     # one-row GEMMs: the compiled loops, which keep x, not columns
-        if (depthwise.unit_3x3(weight.shape, stride, dilation, pads)
+        if (depthwise.row_loops(weight.shape, stride, dilation, pads)
                 or x.shape[2] * x.shape[3] >= DEPTHWISE_MIN_PIXELS):
             y = depthwise.conv2d(x, weight, bias, stride, pads, dilation, out_size)
             return y, (x.shape, x, weight, stride, dilation, pads, groups)

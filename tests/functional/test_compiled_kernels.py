@@ -33,18 +33,22 @@ DEPTHWISE_CASES = [
     pytest.param((3, 2, 5, 5), 1, dict(stride=1, padding=0), id="valid"),
     pytest.param((3, 3, 7, 6), 1, dict(stride=1, padding=2), id="3x3-pad2"),
     pytest.param((3, 2, 6, 7), 2, dict(stride=1, padding=1), id="3x3-multiplier2"),
+    pytest.param((3, 3, 8, 9), 1, dict(stride=2, padding=1), id="3x3-stride2"),
 ]
 
 
 @pytest.mark.usefixtures("numba_kernels")
-def test_depthwise_layers_use_the_compiled_loops_from_32x32_maps_on_and_3x3_stride_1_always(monkeypatch):
+def test_depthwise_layers_use_the_compiled_loops_from_32x32_maps_on_and_3x3_stride_1_or_2_always(monkeypatch):
     monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 32 * 32)
     w = np.ones((3, 1, 3, 3))
-    kept = {(size, stride): conv.conv2d(np.ones((2, 3, size, size)), w, stride=stride, padding=1, groups=3)[1][1]
-            for size in (4, 31, 32) for stride in (1, 2)}
+    layers = {"stride 1": dict(padding=1), "stride 2": dict(stride=2, padding=1),
+              "dilation 2": dict(padding=2, dilation=2)}
+    kept = {(size, name): conv.conv2d(np.ones((2, 3, size, size)), w, groups=3, **kwargs)[1][1]
+            for size in (6, 31, 32) for name, kwargs in layers.items()}
     # NumPy's columns have 2 dimensions; the compiled loops keep x (4)
-    assert [kept[size, 2].ndim for size in (4, 31, 32)] == [2, 2, 4]
-    assert [kept[size, 1].ndim for size in (4, 31, 32)] == [4, 4, 4]
+    assert [kept[size, "dilation 2"].ndim for size in (6, 31, 32)] == [2, 2, 4]
+    assert [kept[size, "stride 1"].ndim for size in (6, 31, 32)] == [4, 4, 4]
+    assert [kept[size, "stride 2"].ndim for size in (6, 31, 32)] == [4, 4, 4]
 
 
 @pytest.mark.usefixtures("batch_threads")
@@ -95,21 +99,25 @@ def test_depthwise_matches_the_slow_reference_on_random_geometry(n, c, m, kernel
     assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
 
 
+@pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("m", [1, 2])
-@pytest.mark.parametrize("pads", [((0, 2), (1, 0)), ((2, 0), (0, 1)), ((2, 2), (0, 0)), ((1, 0), (2, 2))])
-def test_depthwise_3x3_row_loops_match_the_slow_references_on_asymmetric_padding(pads, m):
-    """The row-at-a-time loops of 3×3 stride-1 layers (forward, dW, and dX with one filter per channel)
-    on every padding from 0 to 2 per side, odd map sizes."""
+@pytest.mark.parametrize("pads", [((0, 2), (1, 0)), ((2, 0), (0, 1)), ((2, 2), (0, 0)), ((1, 0), (2, 2)),
+                                  ((0, 0), (0, 0))])
+@pytest.mark.parametrize("size", [(7, 6), (8, 9)])
+def test_depthwise_3x3_row_loops_match_the_slow_references_on_asymmetric_padding(size, pads, m, stride):
+    """The row-at-a-time loops of 3×3 layers at stride 1 and 2 (forward, dW, and at stride 1 dX with one
+    filter per channel) on every padding from 0 to 2 per side, odd and even map sizes (at stride 2, input
+    rows and columns that no window reads)."""
     rng = np.random.default_rng(5)
     c = 3
-    x, w, b = rng.standard_normal((2, c, 7, 6)), rng.standard_normal((m * c, 1, 3, 3)), rng.standard_normal(m * c)
-    kwargs = dict(padding=pads, groups=c)
+    x, w, b = rng.standard_normal((2, c, *size)), rng.standard_normal((m * c, 1, 3, 3)), rng.standard_normal(m * c)
+    kwargs = dict(stride=stride, padding=pads, groups=c)
     expected = conv.conv2d_reference(x, w, b, **kwargs)
-    y = compiled_depthwise.conv2d(x, w, b, (1, 1), pads, (1, 1), expected.shape[2:])
+    y = compiled_depthwise.conv2d(x, w, b, (stride, stride), pads, (1, 1), expected.shape[2:])
     assert_close(y, expected, "y vs conv2d_reference")
     dy = rng.standard_normal(y.shape)
     dx_ref, dw_ref, _ = conv.conv2d_backward_reference(dy, x, w, **kwargs)
-    dx, dw = compiled_depthwise.backward(dy, x, w, (1, 1), pads, (1, 1))
+    dx, dw = compiled_depthwise.backward(dy, x, w, (stride, stride), pads, (1, 1))
     assert_close(dx, dx_ref, "dx vs conv2d_backward_reference")
     assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...runtime.kernels import compiled_call
-from . import add_scaled, dot, inside, jit, prange
+from . import add_scaled, dot, inline, inside, jit, prange
 
 
 @jit
@@ -38,28 +38,42 @@ def depthwise_forward(x, weight, bias, y, stride, pads, dilation):
                         add_scaled(out[i, first_j:stop_j], weight[filt, 0, u, v], image[row, col::stride[1]])
 
 
+@inline(inline="always")
+def forward_plane(image, g, b, out, pads, step):
+    """out[i, j] = b + Σ_{u, v} g[u, v] · image[i·step + u − Pt, j·step + v − Pl] for one 3×3 filter: the
+    nine products of each output are one expression over three rows of the plane, padded once into a
+    buffer (so that no read falls outside), which Numba runs on SIMD vectors along the row instead of nine
+    passes over the output.  Inlined (``inline="always"``) into each caller with a constant ``step``, so
+    that each copy of the row loop has a constant stride."""
+    h, w = image.shape
+    ho, wo = out.shape
+    padded = np.zeros(((ho - 1) * step + 3, (wo - 1) * step + 3), out.dtype)
+    rows, cols = min(h, padded.shape[0] - pads[0]), min(w, padded.shape[1] - pads[1])
+    if rows == h and cols == w:         # the whole plane: a contiguous copy
+        padded[pads[0]:pads[0] + h, pads[1]:pads[1] + w] = image
+    else:                               # rows and columns that no window reads left out
+        padded[pads[0]:pads[0] + rows, pads[1]:pads[1] + cols] = image[:rows, :cols]
+    for i in range(ho):
+        top, middle, bottom = padded[step * i], padded[step * i + 1], padded[step * i + 2]
+        for j in range(wo):
+            col = step * j
+            out[i, j] = (b + g[0, 0] * top[col] + g[0, 1] * top[col + 1] + g[0, 2] * top[col + 2]
+                         + g[1, 0] * middle[col] + g[1, 1] * middle[col + 1] + g[1, 2] * middle[col + 2]
+                         + g[2, 0] * bottom[col] + g[2, 1] * bottom[col + 1] + g[2, 2] * bottom[col + 2])
+
+
 @jit
-def depthwise_forward_3x3(x, weight, bias, y, pads):
-    """The same sum for the usual depthwise layer, 3×3 at stride 1 and dilation 1, an output row at a time:
-    the nine products of each output are one expression over three rows of the input plane, padded once
-    into a buffer (so that no read falls outside), which Numba runs on SIMD vectors along the row instead of
-    nine passes over the output (the depthwise rows of ``python -m juanji.bench``).  ``pads``: the top and
-    left padding (0 to 2: the bottom and right ones follow from y's size)."""
-    n, c, h, w = x.shape
-    k = weight.shape[0]
-    ho, wo = y.shape[2], y.shape[3]
-    for nk in prange(n * k):
-        sample, filt = nk // k, nk % k
-        padded = np.zeros((ho + 2, wo + 2), y.dtype)
-        padded[pads[0]:pads[0] + h, pads[1]:pads[1] + w] = x[sample, filt // (k // c)]
-        g = weight[filt, 0]
-        out, b = y[sample, filt], bias[filt]
-        for i in range(ho):
-            top, middle, bottom = padded[i], padded[i + 1], padded[i + 2]
-            for j in range(wo):
-                out[i, j] = (b + g[0, 0] * top[j] + g[0, 1] * top[j + 1] + g[0, 2] * top[j + 2]
-                             + g[1, 0] * middle[j] + g[1, 1] * middle[j + 1] + g[1, 2] * middle[j + 2]
-                             + g[2, 0] * bottom[j] + g[2, 1] * bottom[j + 1] + g[2, 2] * bottom[j + 2])
+def depthwise_forward_3x3(x, weight, bias, y, pads, step):
+    """``depthwise_forward`` for the usual depthwise layers, 3×3 at stride 1 or 2 and dilation 1, plane by
+    plane (``forward_plane``; the depthwise rows of ``python -m juanji.bench``).  ``pads``: the top and left
+    padding (the bottom and right ones follow from y's size)."""
+    k, c = weight.shape[0], x.shape[1]
+    if step == 1:
+        for nk in prange(x.shape[0] * k):
+            forward_plane(x[nk // k, nk % k // (k // c)], weight[nk % k, 0], bias[nk % k], y[nk // k, nk % k], pads, 1)
+    else:
+        for nk in prange(x.shape[0] * k):
+            forward_plane(x[nk // k, nk % k // (k // c)], weight[nk % k, 0], bias[nk % k], y[nk // k, nk % k], pads, 2)
 
 
 @jit
@@ -126,46 +140,72 @@ def conv2d(x, weight, bias, stride, pads, dilation, out_size):
     x, weight = np.ascontiguousarray(x, dtype), np.ascontiguousarray(weight, dtype)
     offsets = (pads[0][0], pads[1][0])
     with compiled_call():
-        if unit_3x3(weight.shape, stride, dilation, pads):
-            depthwise_forward_3x3(x, weight, bias, y, offsets)
+        if row_loops(weight.shape, stride, dilation, pads):
+            depthwise_forward_3x3(x, weight, bias, y, offsets, stride[0])
         else:
             depthwise_forward(x, weight, bias, y, tuple(stride), offsets, tuple(dilation))
     return y
 
 
+@inline(inline="always")
+def weight_sums_plane(image, d, pads, step, padded, sums):
+    """sums[u, v] += Σ_{i, j} d[i, j] · image[i·step + u − Pt, j·step + v − Pl] for one plane: the nine sums
+    run side by side along each row of dY (float64, in SIMD lanes), over the plane padded into ``padded``
+    (zero outside the region written, which is the same for every plane).  Inlined with a constant
+    ``step``, as ``forward_plane``."""
+    h, w = image.shape
+    rows, cols = min(h, padded.shape[0] - pads[0]), min(w, padded.shape[1] - pads[1])
+    if rows == h and cols == w:
+        padded[pads[0]:pads[0] + h, pads[1]:pads[1] + w] = image
+    else:
+        padded[pads[0]:pads[0] + rows, pads[1]:pads[1] + cols] = image[:rows, :cols]
+    t00 = t01 = t02 = t10 = t11 = t12 = t20 = t21 = t22 = 0.0
+    for i in range(d.shape[0]):
+        top, middle, bottom, row = padded[step * i], padded[step * i + 1], padded[step * i + 2], d[i]
+        for j in range(d.shape[1]):
+            g, col = np.float64(row[j]), step * j
+            t00 += g * top[col]
+            t01 += g * top[col + 1]
+            t02 += g * top[col + 2]
+            t10 += g * middle[col]
+            t11 += g * middle[col + 1]
+            t12 += g * middle[col + 2]
+            t20 += g * bottom[col]
+            t21 += g * bottom[col + 1]
+            t22 += g * bottom[col + 2]
+    sums[0, 0] += t00
+    sums[0, 1] += t01
+    sums[0, 2] += t02
+    sums[1, 0] += t10
+    sums[1, 1] += t11
+    sums[1, 2] += t12
+    sums[2, 0] += t20
+    sums[2, 1] += t21
+    sums[2, 2] += t22
+
+
 @jit(fastmath={"reassoc"})
-def depthwise_weight_grad_3x3(dy, x, dw, pads):
-    """``depthwise_weight_grad`` for 3×3 at stride 1 and dilation 1: the nine sums of a filter run side by
-    side along each row of dY, over the input plane padded once (float64 sums, in SIMD lanes)."""
-    n, c, h, w = x.shape
+def depthwise_weight_grad_3x3(dy, x, dw, pads, step):
+    """``depthwise_weight_grad`` for 3×3 at stride 1 or 2 and dilation 1, filter by filter, sample by sample
+    (``weight_sums_plane``)."""
+    n, c = x.shape[:2]
     k = dw.shape[0]
     ho, wo = dy.shape[2], dy.shape[3]
     for filt in prange(k):
-        padded = np.zeros((ho + 2, wo + 2), x.dtype)
-        t00 = t01 = t02 = t10 = t11 = t12 = t20 = t21 = t22 = 0.0
+        sums = np.zeros((3, 3))
+        padded = np.zeros(((ho - 1) * step + 3, (wo - 1) * step + 3), x.dtype)
         for sample in range(n):
-            padded[pads[0]:pads[0] + h, pads[1]:pads[1] + w] = x[sample, filt // (k // c)]
-            for i in range(ho):
-                top, middle, bottom, d = padded[i], padded[i + 1], padded[i + 2], dy[sample, filt, i]
-                for j in range(wo):
-                    g = np.float64(d[j])
-                    t00 += g * top[j]
-                    t01 += g * top[j + 1]
-                    t02 += g * top[j + 2]
-                    t10 += g * middle[j]
-                    t11 += g * middle[j + 1]
-                    t12 += g * middle[j + 2]
-                    t20 += g * bottom[j]
-                    t21 += g * bottom[j + 1]
-                    t22 += g * bottom[j + 2]
-        dw[filt, 0, 0, 0], dw[filt, 0, 0, 1], dw[filt, 0, 0, 2] = t00, t01, t02
-        dw[filt, 0, 1, 0], dw[filt, 0, 1, 1], dw[filt, 0, 1, 2] = t10, t11, t12
-        dw[filt, 0, 2, 0], dw[filt, 0, 2, 1], dw[filt, 0, 2, 2] = t20, t21, t22
+            if step == 1:
+                weight_sums_plane(x[sample, filt // (k // c)], dy[sample, filt], pads, 1, padded, sums)
+            else:
+                weight_sums_plane(x[sample, filt // (k // c)], dy[sample, filt], pads, 2, padded, sums)
+        dw[filt, 0] = sums
 
 
-def unit_3x3(weight_shape, stride, dilation, pads) -> bool:
-    """3×3 at stride 1, undilated, each side padded by 0 to 2: the row-at-a-time loops' layers."""
-    return (tuple(weight_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+def row_loops(weight_shape, stride, dilation, pads) -> bool:
+    """3×3 at stride 1 or 2 (the same along both axes), undilated, each side padded by 0 to 2: the layers of
+    the row-at-a-time loops (``forward_plane``, ``weight_sums_plane``)."""
+    return (tuple(weight_shape[2:]) == (3, 3) and tuple(stride) in ((1, 1), (2, 2)) and tuple(dilation) == (1, 1)
             and all(0 <= side <= 2 for pair in pads for side in pair))
 
 
@@ -177,16 +217,16 @@ def backward(dy, x, weight, stride, pads, dilation, need_dx=True):
     dw = np.empty(weight.shape, dy.dtype)
     dx = np.empty(x.shape, dy.dtype) if need_dx else None
     weight = np.ascontiguousarray(weight, dy.dtype)
-    unit = unit_3x3(weight.shape, stride, dilation, pads)
+    rows = row_loops(weight.shape, stride, dilation, pads)
     with compiled_call():
-        if unit:
-            depthwise_weight_grad_3x3(dy, x, dw, offsets)
+        if rows:
+            depthwise_weight_grad_3x3(dy, x, dw, offsets, stride[0])
         else:
             depthwise_weight_grad(dy, x, dw, stride, offsets, dilation)
-        if need_dx and unit and weight.shape[0] == x.shape[1]:
+        if need_dx and rows and stride == (1, 1) and weight.shape[0] == x.shape[1]:
             # one filter per channel: dX is the same 3×3 loop over dY with the rotated filter, padded by 2 − P
             depthwise_forward_3x3(dy, np.ascontiguousarray(weight[:, :, ::-1, ::-1]), np.zeros(x.shape[1], dy.dtype),
-                                  dx, (2 - pads[0][0], 2 - pads[1][0]))
+                                  dx, (2 - pads[0][0], 2 - pads[1][0]), 1)
         elif need_dx:
             depthwise_input_grad(dy, weight, dx, stride, offsets, dilation)
     return dx, dw

@@ -2,9 +2,9 @@
 Algorithms for Convolutional Neural Networks", 2015): 16 multiplications per 2×2 output tile and channel
 pair instead of 36.
 
-The input is cut into 4×4 tiles d at stride 2 (neighbours overlap by 2), tile t = (n·TH + i)·TW + j with
-its top-left pixel at (2i − P_top, 2j − P_left) (zero outside the input), TH × TW = ⌈H'/2⌉ × ⌈W'/2⌉ tiles per
-sample.  Each tile gives the 2×2 outputs at (2i, 2j):
+The input is cut into 4×4 tiles d at stride 2 (neighbours overlap by 2), tile t = (n·TH + i)·TW + j
+with its top-left pixel at (2i − P_top, 2j − P_left) (zero outside the input), TH × TW = ⌈H'/2⌉ × ⌈W'/2⌉
+tiles per sample.  Each tile gives the 2×2 outputs at (2i, 2j):
 
     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A          Bᵀ = [1  0 −1  0]    G = [ 1   0   0]    Aᵀ = [1  1  1  0]
                                                   [0  1  1  0]        [ ½   ½   ½]         [0  1 −1 −1]
