@@ -39,20 +39,29 @@ def depthwise_forward(x, weight, bias, y, stride, pads, dilation):
 
 
 @inline(inline="always")
+def pad_into(padded, image, pads):
+    """``image`` into the zero buffer ``padded`` at (top, left) = ``pads``; input rows and columns that no
+    window reads (past the buffer) are left out.  It writes the same region every time, so the buffer's
+    border stays zero from one plane to the next.  Inlined like its callers: a buffer handed to a compiled
+    function of its own no longer looked free of aliases to them, and their row loops lost SIMD."""
+    h, w = image.shape
+    rows, cols = min(h, padded.shape[0] - pads[0]), min(w, padded.shape[1] - pads[1])
+    if rows == h and cols == w:         # the whole plane: a contiguous copy
+        padded[pads[0]:pads[0] + h, pads[1]:pads[1] + w] = image
+    else:
+        padded[pads[0]:pads[0] + rows, pads[1]:pads[1] + cols] = image[:rows, :cols]
+
+
+@inline(inline="always")
 def forward_plane(image, g, b, out, pads, step):
     """out[i, j] = b + Σ_{u, v} g[u, v] · image[i·step + u − Pt, j·step + v − Pl] for one 3×3 filter: the
     nine products of each output are one expression over three rows of the plane, padded once into a
     buffer (so that no read falls outside), which Numba runs on SIMD vectors along the row instead of nine
     passes over the output.  Inlined (``inline="always"``) into each caller with a constant ``step``, so
     that each copy of the row loop has a constant stride."""
-    h, w = image.shape
     ho, wo = out.shape
     padded = np.zeros(((ho - 1) * step + 3, (wo - 1) * step + 3), out.dtype)
-    rows, cols = min(h, padded.shape[0] - pads[0]), min(w, padded.shape[1] - pads[1])
-    if rows == h and cols == w:         # the whole plane: a contiguous copy
-        padded[pads[0]:pads[0] + h, pads[1]:pads[1] + w] = image
-    else:                               # rows and columns that no window reads left out
-        padded[pads[0]:pads[0] + rows, pads[1]:pads[1] + cols] = image[:rows, :cols]
+    pad_into(padded, image, pads)
     for i in range(ho):
         top, middle, bottom = padded[step * i], padded[step * i + 1], padded[step * i + 2]
         for j in range(wo):
@@ -150,15 +159,9 @@ def conv2d(x, weight, bias, stride, pads, dilation, out_size):
 @inline(inline="always")
 def weight_sums_plane(image, d, pads, step, padded, sums):
     """sums[u, v] += Σ_{i, j} d[i, j] · image[i·step + u − Pt, j·step + v − Pl] for one plane: the nine sums
-    run side by side along each row of dY (float64, in SIMD lanes), over the plane padded into ``padded``
-    (zero outside the region written, which is the same for every plane).  Inlined with a constant
+    run side by side along each row of dY (float64, in SIMD lanes), over the plane padded into ``padded``.  Inlined with a constant
     ``step``, as ``forward_plane``."""
-    h, w = image.shape
-    rows, cols = min(h, padded.shape[0] - pads[0]), min(w, padded.shape[1] - pads[1])
-    if rows == h and cols == w:
-        padded[pads[0]:pads[0] + h, pads[1]:pads[1] + w] = image
-    else:
-        padded[pads[0]:pads[0] + rows, pads[1]:pads[1] + cols] = image[:rows, :cols]
+    pad_into(padded, image, pads)
     t00 = t01 = t02 = t10 = t11 = t12 = t20 = t21 = t22 = 0.0
     for i in range(d.shape[0]):
         top, middle, bottom, row = padded[step * i], padded[step * i + 1], padded[step * i + 2], d[i]
