@@ -107,7 +107,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     call to call; the columns stay valid until the next call with the same workspace.  ``scratch``: a
     ``Workspace`` for the arrays used only during this call.  Without them every array is new.
     On the compiled kernels (``juanji.set_kernels("numba")``) depthwise layers run the compiled loops
-    (the cache keeps x) and 3×3 stride-1 layers Winograd's F(2×2, 3×3) (the cache keeps its tiles).
+    (the cache keeps x) and 3×3 stride-1 layers Winograd's F(2×2, 3×3) (the cache keeps x too).
     """
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     n, c = x.shape[:2]
@@ -122,8 +122,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
             return y, (x.shape, x, weight, stride, dilation, pads, groups)
     if kernels.compiled(x.size) and _winograd_applies(weight.shape, stride, dilation, groups, pads):
         from .compiled import winograd
-        y, tiles = winograd.conv2d(x, weight, bias, pads, out_size, workspace, scratch)
-        return y, (x.shape, tiles, weight, stride, dilation, pads, groups)
+        y, saved = winograd.conv2d(x, weight, bias, pads, out_size, scratch)
+        return y, (x.shape, saved, weight, stride, dilation, pads, groups)
     padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
@@ -196,10 +196,11 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
     """
     x_shape, cols, weight, stride, dilation, pads, groups = cache
-    if isinstance(cols, tuple):     # the compiled Winograd forward kept its transformed tiles
+    if isinstance(cols, tuple):     # the compiled Winograd forward kept its input
         from .compiled import winograd
+        dy = np.ascontiguousarray(dy)
         dx = winograd.input_grad(dy, weight, x_shape, pads, scratch) if need_dx else None
-        return dx, winograd.weight_grad(np.ascontiguousarray(dy), cols, scratch), dy.sum(axis=(0, 2, 3))
+        return dx, winograd.weight_grad(dy, cols, pads, scratch), dy.sum(axis=(0, 2, 3))
     if cols.ndim == 4:              # the compiled depthwise forward kept the input itself
         from .compiled import depthwise
         dx, dw = depthwise.backward(dy, cols, weight, stride, pads, dilation, need_dx)
