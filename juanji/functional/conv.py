@@ -199,8 +199,8 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     if isinstance(cols, tuple):     # the compiled Winograd forward kept its input
         from .compiled import winograd
         dy = np.ascontiguousarray(dy)
-        dx = winograd.input_grad(dy, weight, x_shape, pads, scratch) if need_dx else None
-        return dx, winograd.weight_grad(dy, cols, pads, scratch), dy.sum(axis=(0, 2, 3))
+        dx, dw = winograd.backward(dy, cols, weight, pads, need_dx, scratch)
+        return dx, dw, dy.sum(axis=(0, 2, 3))
     if cols.ndim == 4:              # the compiled depthwise forward kept the input itself
         from .compiled import depthwise
         dx, dw = depthwise.backward(dy, cols, weight, stride, pads, dilation, need_dx)

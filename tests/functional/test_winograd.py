@@ -125,7 +125,8 @@ def test_the_uncompiled_loops_compute_what_the_compiled_ones_do():
             (winograd.output_transform, (rng.standard_normal((16, 2 * th * tw, 4)), th, tw, rng.standard_normal(4)),
              (2, 4, 2 * th - 1, 2 * tw)),
             (winograd.output_adjoint, (rng.standard_normal((2, 4, 2 * th - 1, 2 * tw - 1)), th, tw),
-             (16, 2 * th * tw, 4))):
+             (16, 2 * th * tw, 4)),
+            (winograd.input_adjoint, (rng.standard_normal((16, 2 * th * tw, 3)), th, tw), xp.shape)):
         compiled, uncompiled = np.zeros(out_shape), np.zeros(out_shape)
         loop(*args, compiled)
         loop.py_func(*args, uncompiled)

@@ -15,11 +15,13 @@ Summed over the input channels, the 16 products ξ = (a, b) of the 4×4 ⊙ are 
 
     V[ξ, t, c] = (Bᵀ d_{t,c} B)[ξ]       U[ξ, c, k] = (G g_{k,c} Gᵀ)[ξ]       M[ξ] = V[ξ] · U[ξ]   (T × K)
 
-and Y_{t,k} = Aᵀ M[:, t, k] A.  Backward (dY's tiles beyond H' × W' are zero):
+and Y_{t,k} = Aᵀ M[:, t, k] A.  Backward, each step the adjoint of a forward one (dY's tiles beyond
+H' × W' are zero):
 
-    dX = the same convolution of dY with rot180(W), input and output channels swapped, padded by 2 − P
-    dW:  dM[:, t, k] = A dY_{t,k} Aᵀ  (the output transform's adjoint),  dU[ξ] = V[ξ]ᵀ · dM[ξ],
-         dW[k, c] = Gᵀ dU[:, c, k] G   (the weight transform's adjoint)
+    dM[:, t, k] = A dY_{t,k} Aᵀ                  the output transform's adjoint
+    dU[ξ] = V[ξ]ᵀ · dM[ξ]      dV[ξ] = dM[ξ] · U[ξ]ᵀ
+    dW[k, c] = Gᵀ dU[:, c, k] G                  the weight transform's adjoint
+    dX: B dV_{t,c} Bᵀ added into the 4×4 input window of tile t (windows overlap by 2), padding cut off
 
 The transforms are plain loops over tiles, compiled without threads of their own (``serial``): the batch
 split (``over_batch``) runs one slice of samples per thread, and each slice goes block by block, a few
@@ -59,6 +61,12 @@ class Saved(NamedTuple):
 def b_transposed(x0, x1, x2, x3):
     """Bᵀ · (x0, x1, x2, x3)"""
     return x0 - x2, x1 + x2, x2 - x1, x1 - x3
+
+
+@inline
+def b_times(z0, z1, z2, z3):
+    """B · (z0, z1, z2, z3), the adjoint of ``b_transposed``"""
+    return z0, z1 - z2 + z3, z1 + z2 - z0, -z3
 
 
 @inline
@@ -136,6 +144,29 @@ def output_adjoint(dy, th, tw, dm):
                             a_times(e0[a], e1[a])
 
 
+@serial
+def input_adjoint(dv, th, tw, dxp):
+    """dxp[n, c, 2i : 2i + 4, 2j : 2j + 4] += B dV_{t,c} Bᵀ for each tile t = (n·th + i)·tw + j, where
+    dV_{t,c}[a, b] = dv[4a + b, t, c]; ``dxp`` (zeroed by the caller) is the padded input's gradient."""
+    for n in range(dxp.shape[0]):
+        for i in range(th):
+            for j in range(tw):
+                t = (n * th + i) * tw + j
+                for c in range(dxp.shape[1]):
+                    g = dxp[n, c]
+                    # rows of B dV (B times each column of dV), then each row times Bᵀ
+                    e0 = b_times(dv[0, t, c], dv[4, t, c], dv[8, t, c], dv[12, t, c])
+                    e1 = b_times(dv[1, t, c], dv[5, t, c], dv[9, t, c], dv[13, t, c])
+                    e2 = b_times(dv[2, t, c], dv[6, t, c], dv[10, t, c], dv[14, t, c])
+                    e3 = b_times(dv[3, t, c], dv[7, t, c], dv[11, t, c], dv[15, t, c])
+                    for a in range(4):
+                        f0, f1, f2, f3 = b_times(e0[a], e1[a], e2[a], e3[a])
+                        g[2 * i + a, 2 * j] += f0
+                        g[2 * i + a, 2 * j + 1] += f1
+                        g[2 * i + a, 2 * j + 2] += f2
+                        g[2 * i + a, 2 * j + 3] += f3
+
+
 def weight_transform(weight: np.ndarray) -> np.ndarray:
     """U (16, C, K): U[(a, b), c, k] = Σ_{r, s} G[a, r] · W[k, c, r, s] · G[b, s]."""
     k, c = weight.shape[:2]
@@ -182,14 +213,17 @@ class _Blocks:
         """(first, last) of each block of the samples [start, stop)."""
         return [(first, min(stop, first + self.samples)) for first in range(start, stop, self.samples)]
 
+    def padded(self, samples):
+        """(samples, C, 2·TH + 2, 2·TW + 2): the input as far as the tiles reach."""
+        th, tw = self.grid
+        shape = (self.samples, self.channels, 2 * th + 2, 2 * tw + 2)
+        return array_in(self.workspace, "winograd padded", shape, self.dtype)[:samples]
+
     def tiles_of(self, x):
         """V (16, T, C) of the samples x, padded and transformed."""
-        th, tw = self.grid
-        padded = array_in(self.workspace, "winograd padded", (self.samples, self.channels, 2 * th + 2, 2 * tw + 2),
-                          self.dtype)[:len(x)]
         v = tile_planes(self.workspace, "winograd tiles", self.samples * self.tiles, self.channels, self.dtype)
         v = v[:, :len(x) * self.tiles]
-        input_transform(pad2d(x, self.padding, out=padded), th, tw, v)
+        input_transform(pad2d(x, self.padding, out=self.padded(len(x))), *self.grid, v)
         return v
 
     def products(self, samples):
@@ -200,7 +234,7 @@ class _Blocks:
 
 def conv2d(x, weight, bias, pads, out_size, scratch=None):
     """y (N, K, H', W') of a 3×3 stride-1 convolution of x (N, C, H, W) padded by ``pads``
-    ((top, bottom), (left, right)), and what ``weight_grad`` needs (``Saved``).  One slice of the batch per
+    ((top, bottom), (left, right)), and what ``backward`` needs (``Saved``).  One slice of the batch per
     thread, block by block: the block's transforms and its 16 GEMMs.  ``scratch``: given, the block's
     arrays come from each thread's own scratch workspace (new arrays per call without it)."""
     n = x.shape[0]
@@ -222,28 +256,33 @@ def conv2d(x, weight, bias, pads, out_size, scratch=None):
     return y, Saved(x)
 
 
-def weight_grad(dy, saved: Saved, pads, scratch=None) -> np.ndarray:
-    """dW (K, C, 3, 3) from dY (N, K, H', W') and the forward's input: per block, the input's tiles
-    transformed again and the block's share of dU; the shares summed, then transformed back."""
+def backward(dy, saved: Saved, weight, pads, need_dx=True, scratch=None):
+    """(dX or None, dW) from dY (N, K, H', W') and the forward's input, block by block: dM once, the
+    input's tiles transformed again for dU, and dV = dM · Uᵀ transformed back into dX; the blocks' dU
+    summed, then transformed back into dW (K, C, 3, 3)."""
     x = saved.input
     n, k = dy.shape[:2]
+    c = x.shape[1]
     grid = _grid(dy.shape[2:])
+    (top, _), (left, _) = pads
+    u_t = np.ascontiguousarray(weight_transform(weight.astype(dy.dtype, copy=False)).transpose(0, 2, 1))  # (16, K, C)
+    dx = np.empty(x.shape, dy.dtype) if need_dx else None
 
     def share(start, stop):
         blocks = _Blocks(x.shape, pads, grid, k, dy.dtype, scratch)
-        du = np.zeros((16, x.shape[1], k), dy.dtype)
+        du = np.zeros((16, c, k), dy.dtype)
         for first, last in blocks.ranges(start, stop):
             dm = blocks.products(last - first)
             output_adjoint(dy[first:last], *grid, dm)
-            du += np.matmul(blocks.tiles_of(x[first:last]).transpose(0, 2, 1), dm)        # (16, C, K)
+            v = blocks.tiles_of(x[first:last])
+            du += np.matmul(v.transpose(0, 2, 1), dm)                 # (16, C, K)
+            if need_dx:
+                np.matmul(dm, u_t, out=v)                               # dV, in the tiles' place
+                dxp = blocks.padded(last - first)
+                dxp.fill(0)
+                input_adjoint(v, *grid, dxp)
+                np.copyto(dx[first:last], dxp[:, :, top:top + x.shape[2], left:left + x.shape[3]])
         return du
 
-    return weight_adjoint(sum(over_batch(n, share, elements=n * grid[0] * grid[1] * 16 * (x.shape[1] + k))))
-
-
-def input_grad(dy, weight, x_shape, pads, scratch=None) -> np.ndarray:
-    """dX of shape ``x_shape``: dY convolved with rot180(W), channels swapped, padded by 2 − P."""
-    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    full = tuple((2 - before, 2 - after) for before, after in pads)
-    dx, _ = conv2d(dy, flipped, None, full, tuple(x_shape[2:]), scratch)
-    return dx
+    shares = over_batch(n, share, elements=n * grid[0] * grid[1] * 16 * (c + k) * (2 if need_dx else 1))
+    return dx, weight_adjoint(sum(shares))
