@@ -58,6 +58,9 @@ def test_winograd_matches_torch_and_numpy(shape, k, pads, bias, dtype):
         assert_close(got, expected, f"{name} vs torch")
     if bias:
         assert_close(db, db_t, "db vs torch")
+    no_dx, dw_alone, _ = conv.conv2d_backward(dy, cache, need_dx=False)
+    assert no_dx is None
+    np.testing.assert_array_equal(dw_alone, dw)
 
 
 @pytest.mark.usefixtures("numba_kernels")
