@@ -168,17 +168,21 @@ def input_adjoint(dv, th, tw, dxp):
 
 
 def weight_transform(weight: np.ndarray) -> np.ndarray:
-    """U (16, C, K): U[(a, b), c, k] = Σ_{r, s} G[a, r] · W[k, c, r, s] · G[b, s]."""
+    """U (16, C, K): U[(a, b), c, k] = (G · W[k, c] · Gᵀ)[a, b], as two GEMMs over all filters (einsum's
+    loop over every index took 1 ms on 64 × 64 filters)."""
     k, c = weight.shape[:2]
     g = G.astype(weight.dtype)
-    return np.ascontiguousarray(np.einsum("ar,kcrs,bs->abck", g, weight, g).reshape(16, c, k))
+    right = (weight.reshape(k * c * 3, 3) @ g.T).reshape(k * c, 3, 4)       # W Gᵀ: [kc, r, b]
+    u = np.tensordot(g, right, axes=([1], [1]))                               # G W Gᵀ: [a, kc, b]
+    return np.ascontiguousarray(u.reshape(4, k, c, 4).transpose(0, 3, 2, 1)).reshape(16, c, k)
 
 
 def weight_adjoint(du: np.ndarray) -> np.ndarray:
-    """dW (K, C, 3, 3) from dU (16, C, K): dW[k, c, r, s] = Σ_{a, b} G[a, r] · dU[(a, b), c, k] · G[b, s]."""
+    """dW (K, C, 3, 3) from dU (16, C, K): dW[k, c] = Gᵀ · dU[:, c, k] (as 4×4) · G."""
     c, k = du.shape[1:]
     g = G.astype(du.dtype)
-    return np.einsum("ar,abck,bs->kcrs", g, du.reshape(4, 4, c, k), g)
+    right = np.tensordot(du.reshape(4, 4, c, k), g, axes=([1], [0]))        # D G: [a, c, k, s]
+    return np.ascontiguousarray(np.tensordot(g, right, axes=([0], [0])).transpose(2, 1, 0, 3))  # Gᵀ D G: [k, c, r, s]
 
 
 def _grid(out_size):
@@ -265,8 +269,10 @@ def backward(dy, saved: Saved, weight, pads, need_dx=True, scratch=None):
     c = x.shape[1]
     grid = _grid(dy.shape[2:])
     (top, _), (left, _) = pads
-    u_t = np.ascontiguousarray(weight_transform(weight.astype(dy.dtype, copy=False)).transpose(0, 2, 1))  # (16, K, C)
-    dx = np.empty(x.shape, dy.dtype) if need_dx else None
+    dx = None
+    if need_dx:
+        dx = np.empty(x.shape, dy.dtype)
+        u_t = np.ascontiguousarray(weight_transform(weight.astype(dy.dtype, copy=False)).transpose(0, 2, 1))  # (16, K, C)
 
     def share(start, stop):
         blocks = _Blocks(x.shape, pads, grid, k, dy.dtype, scratch)
