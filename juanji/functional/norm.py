@@ -11,7 +11,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     In training μ, σ² are the batch's (biased σ² to normalise); the running statistics are updated
     in place as PyTorch: r ← (1 − momentum)·r + momentum·batch, with the unbiased variance.
     In eval the running statistics are used and nothing is updated.
-    The cache keeps x − μ and 1/√(σ² + ε) (x̂ is their product, never stored: one pass less).
+    The cache keeps x − μ and 1/√(σ² + ε) (x̂ is their product, never stored: one pass less), x − μ as
+    (values, shift): here the centred values themselves and shift None; the compiled forward keeps x and μ.
     Each pass runs over chunks of the batch (``parallel.over_batch``); the sums add the chunks' partial sums.
     ``reduce`` (synchronised batch norm): a function summing an array over every process's copy of it;
     μ, σ² are then those of the union of all processes' batches (always on the NumPy kernels: the compiled
@@ -58,7 +59,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         y[start:stop] += beta.reshape(shape)
 
     over_batch(n, normalise, 2 * x.size)
-    return y, (centred, inv_std, gamma, training, count if training else None)
+    return y, (centred, None, inv_std, gamma, training, count if training else None)
 
 
 def _check_count(count, shape):
@@ -93,9 +94,10 @@ def batch_norm_backward(dy, cache, reduce=None):
     if reduce is None and kernels.compiled(dy.size):
         from .compiled import norm as compiled
         return compiled.batch_norm_backward(dy, cache)
-    centred, inv_std, gamma, training, count = cache
+    values, shift, inv_std, gamma, training, count = cache
     axes = (0,) + tuple(range(2, dy.ndim))
     shape = (1, -1) + (1,) * (dy.ndim - 2)
+    centred = values if shift is None else (values - shift.reshape(shape)).astype(values.dtype, copy=False)
     n = dy.shape[0]
     sums = over_batch(n, lambda start, stop: (dy[start:stop].sum(axis=axes),
                                               per_channel_dot(dy[start:stop], centred[start:stop])), 2 * dy.size)
