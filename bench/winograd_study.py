@@ -5,8 +5,9 @@ of ``juanji/functional/compiled/winograd.py`` measured: one process, float32, ba
 
 For each of ResNet-20's three stages (16 channels at 32×32, 32 at 16×16, 64 at 8×8) it prints:
 - im2col: the forward's column copy and its GEMM alone, and juanji's NumPy conv2d forward and backward;
-- Winograd: the input transform, the 16 GEMMs and the output transform alone, and the compiled conv2d
-  forward and backward;
+- Winograd: the input transform, the 16 GEMMs and the output transform alone (over the whole batch), and
+  the compiled conv2d forward and backward, which go a block of samples at a time (``BLOCK_BYTES`` of
+  tiles), against the same with the whole batch in one block;
 - the 16 GEMMs with the tiles laid out (16, T, C), as juanji does, against (16, C, T);
 - the input transform writing 16 planes exactly 2^k bytes apart against planes skewed by 64 bytes;
 - the float32 error of the direct method, of F(2×2, 3×3) and of F(4×4, 3×3) (36 products per 4×4 output
@@ -83,12 +84,18 @@ def study(batch, channels, size):
     u_t = np.ascontiguousarray(u.transpose(0, 2, 1))
     products_channel_major = best_ms(lambda: np.matmul(u_t, channel_major, out=products_cm))
     winograd_fwd, winograd_bwd = layer_ms("numba", x, w)
+    blocked_samples = max(1, winograd.BLOCK_BYTES // (16 * th * tw * channels * 4))
+    kept, winograd.BLOCK_BYTES = winograd.BLOCK_BYTES, 1 << 62
+    whole_fwd, whole_bwd = layer_ms("numba", x, w)
+    winograd.BLOCK_BYTES = kept
 
     print(f"\n{channels} channels at {size}×{size}, batch {batch}:")
     print(f"  im2col:   column copy {copy:6.2f}  GEMM {gemm:6.2f}  | conv2d forward {numpy_fwd:6.2f}  "
           f"backward {numpy_bwd:6.2f} ms")
     print(f"  Winograd: input transform {transform_in:6.2f}  16 GEMMs {products_ms:6.2f}  output transform "
           f"{transform_out:6.2f}  | conv2d forward {winograd_fwd:6.2f}  backward {winograd_bwd:6.2f} ms")
+    print(f"  Winograd blocks of {blocked_samples} samples: conv2d forward {winograd_fwd:6.2f}  backward "
+          f"{winograd_bwd:6.2f} ms; the whole batch in one block: forward {whole_fwd:6.2f}  backward {whole_bwd:6.2f} ms")
     print(f"  16 GEMMs, tiles (16, T, C): {products_ms:6.2f} ms; (16, C, T): {products_channel_major:6.2f} ms")
     print(f"  input transform into planes 2^k bytes apart: {transform_in_aligned:6.2f} ms; skewed by 64 bytes: "
           f"{transform_in:6.2f} ms (plane size {tiles * channels * 4 / 2**20:.2f} MiB)")

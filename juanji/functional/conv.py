@@ -12,7 +12,7 @@ import numpy as np
 from ..runtime import kernels
 from ..runtime.threads import over_batch
 from ..runtime.workspace import array_in
-from .geometry import output_shape, pad2d, pair, resolve_padding, unpad2d, window_at, window_view
+from .geometry import output_shape, pad2d, pair, plain_3x3, resolve_padding, unpad2d, window_at, window_view
 
 
 # Depthwise layers other than 3×3 at stride 1 or 2 (whose row loops win on every map size) use the general
@@ -90,8 +90,7 @@ def _geometry(x_shape, w_shape, stride, padding, dilation):
 def _winograd_applies(weight_shape, stride, dilation, groups, pads) -> bool:
     """The compiled Winograd F(2×2, 3×3) kernels' layers (``compiled.winograd``, whose import loads Numba):
     3×3, stride 1, undilated, ungrouped, each side padded by 0 to 2."""
-    return (tuple(weight_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and groups == 1 and all(0 <= side <= 2 for pair in pads for side in pair))
+    return plain_3x3(weight_shape[2:], dilation, pads) and tuple(stride) == (1, 1) and groups == 1
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, workspace=None, scratch=None):

@@ -77,6 +77,13 @@ def check_window_fits(spatial, kernel_size, pads, dilation) -> None:
                          f"{'dilated ' if tuple(dilation) != (1, 1) else ''}kernel {reach}")
 
 
+def plain_3x3(kernel_size, dilation, pads) -> bool:
+    """3×3, undilated, each side padded by 0 to 2: the windows of the compiled Winograd and depthwise row
+    loops, whose padded buffers then hold every tile or row they read."""
+    return (tuple(kernel_size) == (3, 3) and tuple(dilation) == (1, 1)
+            and all(0 <= side <= 2 for pair in pads for side in pair))
+
+
 def pad2d(x: np.ndarray, pads, value=0.0, out=None) -> np.ndarray:
     """Pad the last two axes of x by pads = ((top, bottom), (left, right)); no copy when all zero.
     ``out``: an array of the padded shape to write into instead of a new one."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...runtime.kernels import compiled_call
+from ..geometry import plain_3x3
 from . import add_scaled, dot, inline, inside, jit, prange
 
 
@@ -208,8 +209,7 @@ def depthwise_weight_grad_3x3(dy, x, dw, pads, step):
 def row_loops(weight_shape, stride, dilation, pads) -> bool:
     """3×3 at stride 1 or 2 (the same along both axes), undilated, each side padded by 0 to 2: the layers of
     the row-at-a-time loops (``forward_plane``, ``weight_sums_plane``)."""
-    return (tuple(weight_shape[2:]) == (3, 3) and tuple(stride) in ((1, 1), (2, 2)) and tuple(dilation) == (1, 1)
-            and all(0 <= side <= 2 for pair in pads for side in pair))
+    return plain_3x3(weight_shape[2:], dilation, pads) and tuple(stride) in ((1, 1), (2, 2))
 
 
 def backward(dy, x, weight, stride, pads, dilation, need_dx=True):
