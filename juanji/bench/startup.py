@@ -4,7 +4,6 @@ then on the compiled ones with an empty Numba cache (every kernel compiled) and 
 (what ``juanji train`` pays on every later start).  juanji only: nothing here imports torch."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
