@@ -63,6 +63,30 @@ def test_winograd_matches_torch_and_numpy(shape, k, pads, bias, dtype):
     np.testing.assert_array_equal(dw_alone, dw)
 
 
+@pytest.mark.usefixtures("numba_kernels", "batch_threads")
+@pytest.mark.parametrize("samples_per_block", [1, 2, 3])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_winograd_block_by_block_matches_torch(monkeypatch, samples_per_block, need_dx):
+    """Blocks of 1–3 samples over a batch of 7 (one or two slices of it): several blocks per slice and a
+    short last block, in the forward and in both gradients (dX and dW cross every block boundary)."""
+    n, c, k, size = 7, 3, 4, 6
+    tiles = (size // 2) ** 2
+    monkeypatch.setattr(winograd, "BLOCK_BYTES", 16 * tiles * max(c, k) * 8 * samples_per_block)
+    rng = np.random.default_rng(samples_per_block)
+    x, w, b = rng.standard_normal((n, c, size, size)), rng.standard_normal((k, c, 3, 3)), rng.standard_normal(k)
+    y, cache = conv.conv2d(x, w, b, padding=1)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = conv.conv2d_backward(dy, cache, need_dx=need_dx)
+    y_t, (dx_t, dw_t, db_t) = torch_vjp(explicitly_padded(((1, 1), (1, 1))), dy, x, w, b)
+    assert_close(y, y_t, "y vs torch")
+    assert_close(dw, dw_t, "dW vs torch")
+    assert_close(db, db_t, "db vs torch")
+    if need_dx:
+        assert_close(dx, dx_t, "dx vs torch")
+    else:
+        assert dx is None
+
+
 @pytest.mark.usefixtures("numba_kernels")
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4),
