@@ -15,7 +15,6 @@ float64 whatever the dtype, as NumPy's pairwise sums keep float32 sums accurate.
 from __future__ import annotations
 
 import os
-import types
 
 import numpy as np
 
@@ -37,37 +36,14 @@ prange = range if numba is None else numba.prange
 def jit(function=None, **options):
     """The loop compiled with ``numba.njit(parallel=True, cache=True, nogil=True, **options)`` (cached on
     disk beside the module, so a later process loads it instead of compiling; other Python threads run
-    meanwhile), and once more without ``parallel`` for calls on one thread (``OneOrMoreThreads``); the loop
-    itself without Numba.
+    meanwhile); the loop itself without Numba.
     ``fastmath={"reassoc"}`` lets a loop's sums run in SIMD lanes (their order then differs from the loop's)."""
     def decorate(function):
         if numba is None:
             function.py_func = function
             return function
-        return OneOrMoreThreads(function, options)
+        return numba.njit(parallel=True, cache=True, nogil=True, **options)(function)
     return decorate if function is None else decorate(function)
-
-
-class OneOrMoreThreads:
-    """A ``prange`` loop compiled twice: spread over Numba's threads, and serial (``prange`` runs as
-    ``range``), which a call runs where Numba is set to one thread (``runtime.kernels.compiled_call``: one
-    thread in all, or inside a batch chunk).  Numba's parallel launch costs even on one thread: the ReLU
-    row of ``bench/compiled_kernels.py`` (forward and backward on 4 M values, one thread) took 2.36 ms in
-    parallel mode and 2.15 ms serial."""
-
-    def __init__(self, function, options):
-        self.py_func = function
-        self.parallel = numba.njit(parallel=True, cache=True, nogil=True, **options)(function)
-        # a copy under its own name: Numba's disk cache is named after the function and would otherwise
-        # hold both compilations under one key (the flags are not part of it)
-        copy = types.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial",
-                                  function.__defaults__, function.__closure__)
-        copy.__qualname__ = function.__qualname__ + "_serial"
-        copy.__doc__ = function.__doc__
-        self.serial = numba.njit(cache=True, nogil=True, **options)(copy)
-
-    def __call__(self, *args):
-        return (self.parallel if numba.get_num_threads() > 1 else self.serial)(*args)
 
 
 def serial(function):
