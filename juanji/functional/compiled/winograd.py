@@ -47,8 +47,8 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 
 
 # The bytes of one block's tiles V (16, T, C): the samples of a block are as many as fit, one at least.
-# 16 channels at 32×32, batch 128, one thread: forward 10.0 → 7.2 ms against the whole slice at once
-# (bench/winograd_study.py).
+# 16 channels at 32×32, batch 128, one thread, against the whole batch in one block: forward 10.4 → 6.9 ms,
+# backward 21.1 → 13.3 ms (bench/winograd_study.py).
 BLOCK_BYTES = 1 << 20
 
 
@@ -209,7 +209,7 @@ class _Blocks:
         # padded on the bottom and right as far as the last tile reaches: no bounds to check in the loops
         self.padding = ((pads[0][0], 2 * grid[0] + 2 - x_shape[2] - pads[0][0]),
                         (pads[1][0], 2 * grid[1] + 2 - x_shape[3] - pads[1][0]))
-        self.samples = max(1, BLOCK_BYTES // (16 * self.tiles * max(c, k) * np.dtype(dtype).itemsize))
+        self.samples = max(1, min(n, BLOCK_BYTES // (16 * self.tiles * max(c, k) * np.dtype(dtype).itemsize)))
         self.channels, self.k, self.dtype = c, k, dtype
         self.workspace = None if scratch is None else thread_scratch()
 
