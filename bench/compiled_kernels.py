@@ -21,6 +21,7 @@ import numpy as np
 
 # name: (juanji layer, torch layer, input shape); float32 as in ``python -m juanji.bench``
 ROWS = {
+    "conv 64→64 @32 3×3": ("Conv2d(64, 64, 3, padding=1)", (64, 64, 32, 32)),
     "depthwise 64 @32 3×3": ("Conv2d(64, 64, 3, padding=1, groups=64)", (64, 64, 32, 32)),
     "depthwise 64 @32 3×3 s2": ("Conv2d(64, 64, 3, stride=2, padding=1, groups=64)", (64, 64, 32, 32)),
     "conv 1→6 @28 5×5 p2": ("Conv2d(1, 6, 5, padding=2)", (64, 1, 28, 28)),
