@@ -50,9 +50,9 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 # 16 channels at 32×32, batch 128, one thread, against the whole batch in one block: forward 10.4 → 6.9 ms,
 # backward 21.1 → 13.3 ms (bench/winograd_study.py).
 BLOCK_BYTES = 1 << 20
-# The output transform writes the planes of this many output channels at a time: 32×32 float32 maps lie
-# 4 KiB apart, and 64 planes written in turn share the same cache sets (bench/compiled_kernels.py --rows
-# "conv 64→64", one thread: forward 26.2 → 23.1 ms).
+# Where y's planes lie a multiple of 4 KiB apart (32×32 float32 maps, and larger powers of two), the output
+# transform writes this many channels' planes at a time: 64 planes written in turn shared the same cache
+# sets (bench/compiled_kernels.py --rows "conv 64→64", one thread: forward 26.2 → 23.1 ms).
 CHANNEL_GROUP = 16
 
 
@@ -110,21 +110,20 @@ def output_transform(m, th, tw, bias, y):
     """y[n, k, 2i + u, 2j + w] = (Aᵀ m[:, t, k] A)[u, w] + bias[k] for the outputs of tile t inside y."""
     height, width = y.shape[2], y.shape[3]
     for n in range(y.shape[0]):
-        for first in range(0, y.shape[1], CHANNEL_GROUP):
-            for i in range(th):
-                for j in range(tw):
-                    t = (n * th + i) * tw + j
-                    for k in range(first, min(first + CHANNEL_GROUP, y.shape[1])):
-                        c0 = a_transposed(m[0, t, k], m[4, t, k], m[8, t, k], m[12, t, k])      # columns of Aᵀ m
-                        c1 = a_transposed(m[1, t, k], m[5, t, k], m[9, t, k], m[13, t, k])
-                        c2 = a_transposed(m[2, t, k], m[6, t, k], m[10, t, k], m[14, t, k])
-                        c3 = a_transposed(m[3, t, k], m[7, t, k], m[11, t, k], m[15, t, k])
-                        for u in range(2):
-                            if 2 * i + u < height:
-                                left, right = a_transposed(c0[u], c1[u], c2[u], c3[u])
-                                y[n, k, 2 * i + u, 2 * j] = left + bias[k]
-                                if 2 * j + 1 < width:
-                                    y[n, k, 2 * i + u, 2 * j + 1] = right + bias[k]
+        for i in range(th):
+            for j in range(tw):
+                t = (n * th + i) * tw + j
+                for k in range(y.shape[1]):
+                    c0 = a_transposed(m[0, t, k], m[4, t, k], m[8, t, k], m[12, t, k])      # columns of Aᵀ m
+                    c1 = a_transposed(m[1, t, k], m[5, t, k], m[9, t, k], m[13, t, k])
+                    c2 = a_transposed(m[2, t, k], m[6, t, k], m[10, t, k], m[14, t, k])
+                    c3 = a_transposed(m[3, t, k], m[7, t, k], m[11, t, k], m[15, t, k])
+                    for u in range(2):
+                        if 2 * i + u < height:
+                            left, right = a_transposed(c0[u], c1[u], c2[u], c3[u])
+                            y[n, k, 2 * i + u, 2 * j] = left + bias[k]
+                            if 2 * j + 1 < width:
+                                y[n, k, 2 * i + u, 2 * j + 1] = right + bias[k]
 
 
 @serial
@@ -254,12 +253,17 @@ def conv2d(x, weight, bias, pads, out_size, scratch=None):
     y = np.empty((n, k, *out_size), dtype)
     grid = _grid(out_size)
 
+    plane = out_size[0] * out_size[1] * np.dtype(dtype).itemsize
+    group = CHANNEL_GROUP if plane % 4096 == 0 else k
+    channel_groups = [slice(channel, channel + group) for channel in range(0, k, group)]
+
     def forward(start, stop):
         blocks = _Blocks(x.shape, pads, grid, k, dtype, scratch)
         for first, last in blocks.ranges(start, stop):
             m = blocks.products(last - first)
             np.matmul(blocks.tiles_of(x[first:last]), u, out=m)
-            output_transform(m, *grid, b, y[first:last])
+            for channels in channel_groups:
+                output_transform(m[:, :, channels], *grid, b[channels], y[first:last, channels])
 
     over_batch(n, forward, elements=n * grid[0] * grid[1] * 16 * (x.shape[1] + k))
     return y, Saved(x)
