@@ -29,7 +29,8 @@ samples at a time: the block's tiles V and products M (16 planes each, about ``B
 core's cache from the input transform through the 16 GEMMs (NumPy's BLAS) to the output transform, instead
 of four times the input's size making round trips to memory.  The forward keeps its input, not its tiles:
 dW transforms them again, block by block (``Saved``).  Its float32 error stays within 4× the direct
-method's and 16 float32 epsilons of the largest output (tests/functional/test_winograd.py, against float64).
+method's (floored at 2 epsilons) and 16 float32 epsilons of the largest output
+(tests/functional/test_winograd.py, against float64).
 """
 from __future__ import annotations
 
