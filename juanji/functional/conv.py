@@ -106,7 +106,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     call to call; the columns stay valid until the next call with the same workspace.  ``scratch``: a
     ``Workspace`` for the arrays used only during this call.  Without them every array is new.
     On the compiled kernels (``juanji.set_kernels("numba")``) depthwise layers run the compiled loops
-    (the cache keeps x) and 3×3 stride-1 layers Winograd's F(2×2, 3×3) (the cache keeps x too).
+    (the cache keeps x) and 3×3 stride-1 layers Winograd's F(2×2, 3×3) (the cache keeps x and U).
     """
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     n, c = x.shape[:2]
@@ -195,10 +195,10 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
     """
     x_shape, cols, weight, stride, dilation, pads, groups = cache
-    if isinstance(cols, tuple):     # the compiled Winograd forward kept its input
+    if isinstance(cols, tuple):     # the compiled Winograd forward kept its input and transformed weights
         from .compiled import winograd
         dy = np.ascontiguousarray(dy)
-        dx, dw = winograd.backward(dy, cols, weight, pads, need_dx, scratch)
+        dx, dw = winograd.backward(dy, cols, pads, need_dx, scratch)
         return dx, dw, dy.sum(axis=(0, 2, 3))
     if cols.ndim == 4:              # the compiled depthwise forward kept the input itself
         from .compiled import depthwise

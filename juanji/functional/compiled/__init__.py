@@ -9,7 +9,7 @@ split calls it from its own threads.  Without Numba ``jit`` and ``serial`` leave
 
 The wrappers beside the loops allocate the outputs and return what the NumPy kernels return (the same
 caches too, so a forward on one backend and its backward on the other agree; Winograd's forward keeps its
-transformed tiles instead, which only its own backward reads).  Loops accumulate sums in
+input and transformed weights instead, which only its own backward reads).  Loops accumulate sums in
 float64 whatever the dtype, as NumPy's pairwise sums keep float32 sums accurate.
 """
 from __future__ import annotations

@@ -27,8 +27,8 @@ The transforms are plain loops over tiles, compiled without threads of their own
 split (``over_batch``) runs one slice of samples per thread, and each slice goes block by block, a few
 samples at a time: the block's tiles V and products M (16 planes each, about ``BLOCK_BYTES``) stay in the
 core's cache from the input transform through the 16 GEMMs (NumPy's BLAS) to the output transform, instead
-of four times the input's size making round trips to memory.  The forward keeps its input, not its tiles:
-dW transforms them again, block by block (``Saved``).  Its float32 error stays within 4× the direct
+of four times the input's size making round trips to memory.  The forward keeps its input and U, not its
+tiles: dW transforms them again, block by block (``Saved``).  Its float32 error stays within 4× the direct
 method's (floored at 2 epsilons) and 16 float32 epsilons of the largest output
 (tests/functional/test_winograd.py, against float64).
 """
@@ -58,8 +58,10 @@ CHANNEL_GROUP = 16
 
 
 class Saved(NamedTuple):
-    """What a Winograd forward keeps for backward: its input x (N, C, H, W)."""
+    """What a Winograd forward keeps for backward: its input x (N, C, H, W) and the transformed weights
+    U (16, C, K), which dX reads."""
     input: np.ndarray
+    transformed_weights: np.ndarray
 
 
 @inline
@@ -267,14 +269,14 @@ def conv2d(x, weight, bias, pads, out_size, scratch=None):
                 output_transform(m[:, :, channels], *grid, b[channels], y[first:last, channels])
 
     over_batch(n, forward, elements=n * grid[0] * grid[1] * 16 * (x.shape[1] + k))
-    return y, Saved(x)
+    return y, Saved(x, u)
 
 
-def backward(dy, saved: Saved, weight, pads, need_dx=True, scratch=None):
+def backward(dy, saved: Saved, pads, need_dx=True, scratch=None):
     """(dX or None, dW) from dY (N, K, H', W') and the forward's input, block by block: dM once, the
     input's tiles transformed again for dU, and dV = dM · Uᵀ transformed back into dX; the blocks' dU
     summed, then transformed back into dW (K, C, 3, 3)."""
-    x = saved.input
+    x, u = saved
     n, k = dy.shape[:2]
     c = x.shape[1]
     grid = _grid(dy.shape[2:])
@@ -282,7 +284,7 @@ def backward(dy, saved: Saved, weight, pads, need_dx=True, scratch=None):
     dx = None
     if need_dx:
         dx = np.empty(x.shape, dy.dtype)
-        u_t = np.ascontiguousarray(weight_transform(weight.astype(dy.dtype, copy=False)).transpose(0, 2, 1))  # (16, K, C)
+        u_t = np.ascontiguousarray(u.transpose(0, 2, 1), dy.dtype)     # (16, K, C)
 
     def share(start, stop):
         blocks = _Blocks(x.shape, pads, grid, k, dy.dtype, scratch)
