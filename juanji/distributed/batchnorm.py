@@ -28,7 +28,7 @@ class SyncBatchNorm(_BatchNorm):
     def _gradient_sum(self, dy, cache):
         if self.comm is None or not self.training:
             return None
-        share = (dy.size // dy.shape[1]) / cache[-1]        # n_r / N; the cache ends with the global count
+        share = (dy.size // dy.shape[1]) / cache.count        # n_r / N: the count is the global batch's
         return lambda array: self._sum(array * share) / share
 
     def _sum(self, array):

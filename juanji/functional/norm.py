@@ -1,12 +1,36 @@
 """Batch normalisation over every axis but the channel axis 1: (N, C) or (N, C, H, W)."""
+from typing import NamedTuple
+
 import numpy as np
 
 from ..runtime import kernels
 from ..runtime.threads import over_batch
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, reduce=None):
-    """y = γ · (x − μ) / √(σ² + ε) + β.  Returns (y, cache).
+class BatchNormCache(NamedTuple):
+    """What a batch norm's forward keeps for its backward, on either kernels: x − μ as values − shift (NumPy's
+    keep the centred values and shift None, the compiled kernels x and μ), 1/√(σ² + ε) in x's dtype, γ, whether
+    it was training, the count of values per channel (None in eval) and, where a ReLU was fused in after it
+    (``relu=True``, compiled kernels only), ``relu``: the forward's float64 scale γ/√(σ² + ε) and shift β
+    per channel (2, C), from which the backward recomputes y and ReLU's mask [y > 0] on dZ; None otherwise."""
+    values: np.ndarray
+    shift: np.ndarray | None
+    inv_std: np.ndarray
+    gamma: np.ndarray
+    training: bool
+    count: int | None
+    relu: np.ndarray | None = None     # (2, C) float64
+
+
+def fuses_relu(x) -> bool:
+    """True where ``batch_norm(x, ..., relu=True)`` runs: on the compiled kernels, for arrays they take."""
+    return kernels.compiled(np.size(x))
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, reduce=None,
+               relu=False):
+    """y = γ · (x − μ) / √(σ² + ε) + β, or max(y, 0) with ``relu`` (where ``fuses_relu(x)``: the compiled
+    kernels' one sweep; its backward then takes dZ of the ReLU's output).  Returns (y, cache).
 
     In training μ, σ² are the batch's (biased σ² to normalise); the running statistics are updated
     in place as PyTorch: r ← (1 − momentum)·r + momentum·batch, with the unbiased variance.
@@ -32,9 +56,12 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         count = x.size // x.shape[1]
         if reduce is None:
             _check_count(count, x.shape)
+    if relu and (reduce is not None or not fuses_relu(x)):
+        raise ValueError("batch_norm: relu=True runs on the compiled kernels only, without reduce "
+                         "(juanji.functional.norm.fuses_relu)")
     if reduce is None and kernels.compiled(x.size):
         from .compiled import norm as compiled
-        return compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+        return compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, relu)
     centred = np.empty_like(x)
     if training:
         total = sum(over_batch(n, lambda start, stop: x[start:stop].sum(axis=axes), x.size))
@@ -59,7 +86,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         y[start:stop] += beta.reshape(shape)
 
     over_batch(n, normalise, 2 * x.size)
-    return y, (centred, None, inv_std, gamma, training, count if training else None)
+    return y, BatchNormCache(centred, None, inv_std, gamma, training, count if training else None)
 
 
 def _check_count(count, shape):
@@ -90,13 +117,17 @@ def batch_norm_backward(dy, cache, reduce=None):
     in eval simply dX = γ/σ · dY.
     ``reduce`` (synchronised batch norm, training): the two means in dX are over every process's samples
     (``count`` of them, from the cache), Σ over processes by ``reduce`` of this process's sums; dγ, dβ stay
-    this process's own sums (data parallelism adds them up with the other gradients)."""
+    this process's own sums (data parallelism adds them up with the other gradients).
+    After a fused ReLU (``cache.relu``) dY is the ReLU output's gradient, masked here by [y > 0]."""
     if reduce is None and kernels.compiled(dy.size):
         from .compiled import norm as compiled
         return compiled.batch_norm_backward(dy, cache)
-    values, shift, inv_std, gamma, training, count = cache
+    values, shift, inv_std, gamma, training, count, relu = cache
     axes = (0,) + tuple(range(2, dy.ndim))
     shape = (1, -1) + (1,) * (dy.ndim - 2)
+    if relu is not None:        # y as the compiled forward computed it (in float64, rounded to dY's dtype)
+        scale, beta = (row.reshape(shape) for row in relu)
+        dy = dy * (((values - shift.reshape(shape)) * scale + beta).astype(dy.dtype) > 0)
     centred = values if shift is None else (values - shift.reshape(shape)).astype(values.dtype, copy=False)
     n = dy.shape[0]
     sums = over_batch(n, lambda start, stop: (dy[start:stop].sum(axis=axes),

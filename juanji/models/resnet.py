@@ -12,6 +12,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import nn
+from ..nn.container import run_layers
 from .blocks import finish, is_small
 
 
@@ -29,10 +30,7 @@ class ResidualBlock(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x):
-        out = x
-        for layer in self._body:
-            out = layer(out)
-        return self.relu(out + self.downsample(x))
+        return self.relu(run_layers(self._body, x) + self.downsample(x))
 
     def backward(self, dy):
         dz = self.relu.backward(dy)

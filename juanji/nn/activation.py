@@ -6,7 +6,8 @@ from .module import Module
 
 
 class ReLU(Module):
-    """y = max(x, 0);  dX = dY · [x > 0]"""
+    """y = max(x, 0);  dX = dY · [x > 0].  After a batch norm that ran it (``BatchNorm2d.forward_relu``)
+    it keeps nothing and passes dY on: that batch norm's backward applies the mask."""
 
     def forward(self, x):
         self.save_for_backward(x)
@@ -14,7 +15,12 @@ class ReLU(Module):
 
     def backward(self, dy):
         x, = self.saved_for_backward()
-        return F.relu_backward(dy, x)
+        return dy if x is None else F.relu_backward(dy, x)
+
+    def ran_fused(self, y) -> None:
+        """The layer before ran this ReLU in its own forward, giving ``y``."""
+        self.save_for_backward(None)
+        self.record_output(y)
 
 
 class LeakyReLU(Module):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .linear import Identity
 from .module import Module
+from .normalization import _BatchNorm
 
 
 class Sequential(Module):
@@ -21,9 +22,7 @@ class Sequential(Module):
         _add_children(self, layers)
 
     def forward(self, x):
-        for layer in self._modules.values():
-            x = layer(x)
-        return x
+        return run_layers(list(self._modules.values()), x)
 
     def backward(self, dy):
         for layer in reversed(self._modules.values()):
@@ -45,6 +44,22 @@ class Sequential(Module):
     def append(self, layer: Module) -> "Sequential":
         setattr(self, str(len(self)), layer)
         return self
+
+
+def run_layers(layers: list[Module], x):
+    """x through ``layers`` in turn, each batch norm followed by a ReLU as one kernel where it ``fuses``
+    (the compiled kernels): ResNet-20's train step at batch 128 writes and reads 10 arrays of up to 8 MiB
+    less in forward and 10 masked copies less in backward."""
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        if i + 1 < len(layers) and isinstance(layer, _BatchNorm) and layer.fuses(layers[i + 1], x):
+            x = layer.forward_relu(x, layers[i + 1])
+            i += 2
+        else:
+            x = layer(x)
+            i += 1
+    return x
 
 
 def _add_children(parent: Module, modules) -> None:

@@ -69,9 +69,14 @@ class Module:
     def __call__(self, *inputs):
         object.__setattr__(self, "_out_shape", None)      # a forward that raises leaves no stale shape
         y = self.forward(*inputs)
+        self.record_output(y)
+        return y
+
+    def record_output(self, y) -> None:
+        """Note the shape of the output ``y`` this layer gave, against which backward checks dY (a layer
+        pair run as one kernel, ``container.run_layers``, notes it for both)."""
         if is_grad_enabled():                               # None for a non-array output: unchecked
             object.__setattr__(self, "_out_shape", getattr(y, "shape", None))
-        return y
 
     # -- the cache from forward to backward --------------------------------------------------------
     def save_for_backward(self, *values) -> None:

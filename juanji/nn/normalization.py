@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..functional import norm as F
+from .activation import ReLU
 from .module import Module
 
 
@@ -24,6 +25,24 @@ class _BatchNorm(Module):
         self.buffers = {"running_mean": zeros.copy(), "running_var": ones.copy()}
 
     def forward(self, x):
+        return self._normalise(x, relu=False)
+
+    def fuses(self, relu, x) -> bool:
+        """True where ``forward_relu(x, relu)`` may run this layer and the ``relu`` after it as one kernel:
+        ``relu`` a plain ReLU, neither layer's forward replaced (by ``summary``, the benchmark's breakdown),
+        no statistics summed over processes, and the compiled kernels chosen for x."""
+        return (type(relu) is ReLU and "forward" not in vars(self) and "forward" not in vars(relu)
+                and self._statistics_sum() is None and F.fuses_relu(x))
+
+    def forward_relu(self, x, relu: ReLU):
+        """relu(self(x)) in one sweep (where ``fuses``): z = max(y, 0) written instead of y, and in
+        backward ``relu`` passes dZ on to this layer, which masks it as it goes."""
+        z = self._normalise(x, relu=True)
+        self.record_output(z)
+        relu.ran_fused(z)
+        return z
+
+    def _normalise(self, x, relu: bool):
         self._check_input(x, self._shape_desc.format(C=self.num_features), self._ndims, self.num_features)
         mean, var = self.buffers["running_mean"], self.buffers["running_var"]
         if self.affine:
@@ -31,7 +50,7 @@ class _BatchNorm(Module):
         else:       # γ = 1, β = 0 in the buffers' dtype, which follows .to()
             gamma, beta = np.ones_like(mean), np.zeros_like(mean)
         y, cache = F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps,
-                                reduce=self._statistics_sum())
+                                reduce=self._statistics_sum(), relu=relu)
         self.save_for_backward(cache)
         return y
 

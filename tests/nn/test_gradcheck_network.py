@@ -111,6 +111,7 @@ def relative_error(analytic, numeric):
     return np.abs(analytic - numeric) / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), 1e-3)
 
 
+@pytest.mark.usefixtures("kernels")      # on the compiled kernels too: Winograd, the fused BatchNorm2d → ReLU
 def test_finite_differences_of_the_whole_network(setup):
     model, criterion, x, labels = setup
     _, grads = analytic_gradients(model, criterion, x, labels)
@@ -135,6 +136,7 @@ def test_finite_differences_of_the_whole_network(setup):
     assert max(worst.values()) < 1e-6, {k: f"{v:.2g}" for k, v in worst.items() if v >= 1e-6}
 
 
+@pytest.mark.usefixtures("kernels")
 def test_the_same_network_matches_torch(setup):
     model, criterion, x, labels = setup
     loss, grads = analytic_gradients(model, criterion, x, labels)

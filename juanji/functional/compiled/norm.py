@@ -2,9 +2,15 @@
 statistics, centring and normalisation in one sweep over its values (NumPy needs a pass per step).
 
 x (N, C, L) (any (N, C, …) input seen with its trailing axes flattened); count = N·L values per channel.
-The caches are in the NumPy kernel's format, (values, shift, 1/√(σ² + ε), γ, training, count or None in
-eval) with values − shift = x − μ: the compiled forward keeps x itself and μ (one array written less than
-x − μ and y: ResNet-20's batch norms write to memory as much as they read), centring again as it goes.
+The caches are the NumPy kernel's ``BatchNormCache``, values − shift = x − μ: the compiled forward keeps x
+itself and μ (one array written less than x − μ and y: ResNet-20's batch norms write to memory as much as
+they read), centring again as it goes.
+
+``relu=True`` fuses the ReLU after the batch norm into the same sweep (z = max(y, 0) written instead of y),
+and its backward into the backward's sweeps (dZ masked by [y > 0] as they read it, y recomputed from x: a
+mask read from z made ResNet-20's first batch norms' backward 2.2 ms instead of 1.3, probe): a ReLU after a
+batch norm then costs neither an array written and read again in forward nor a masked copy of dZ in
+backward, and keeps no input of its own.
 """
 from __future__ import annotations
 
@@ -12,13 +18,22 @@ import numpy as np
 
 from ...runtime.kernels import compiled_call
 from ..norm import update_running_statistics
-from . import jit, prange
+from ..norm import BatchNormCache
+from . import inline, jit, prange
+
+
+@inline
+def normalised(value, mu, scale, shift):
+    """(value − μ) · scale + shift in float64, compiled without fastmath: the forward's y and the ReLU mask
+    its backward recomputes from x are the same numbers, bit for bit."""
+    return (np.float64(value) - mu) * scale + shift
 
 
 @jit(fastmath={"reassoc"})
-def batch_norm_forward_loop(x, gamma, beta, mean, var, eps, training, y, inv_std):
+def batch_norm_forward_loop(x, gamma, beta, mean, var, eps, training, relu, y, inv_std):
     """In training μ[c] = Σ x / count and σ²[c] = Σ (x − μ)² / count are written to ``mean``, ``var``; in
-    eval they are read from them.  Then y = γ · (x − μ) / √(σ² + ε) + β."""
+    eval they are read from them.  Then y = γ · (x − μ) / √(σ² + ε) + β, or max(y, 0) with ``relu`` (NaN
+    stays NaN, as ReLU)."""
     n, c, length = x.shape
     count = n * length
     for channel in prange(c):
@@ -36,31 +51,48 @@ def batch_norm_forward_loop(x, gamma, beta, mean, var, eps, training, y, inv_std
             var[channel] = squares / count
         inv_std[channel] = 1 / np.sqrt(var[channel] + eps)
         scale, shift = gamma[channel] * inv_std[channel], beta[channel]
+        # one select for both: ReLU's, or none (NaN stays NaN)
+        floor, zero = y.dtype.type(0 if relu else -np.inf), y.dtype.type(0)
         for sample in range(n):
             for i in range(length):
-                y[sample, channel, i] = (x[sample, channel, i] - mu) * scale + shift
+                value = y.dtype.type(normalised(x[sample, channel, i], mu, scale, shift))
+                y[sample, channel, i] = value if not value < floor else zero
 
 
 @jit(fastmath={"reassoc"})
-def batch_norm_backward_loop(dy, values, shift, inv_std, gamma, training, dx, dgamma, dbeta):
-    """dβ = Σ dY, dγ = Σ dY · x̂ (x̂ = (values − shift) / σ, values − shift = x − μ); in eval dX = γ/σ · dY,
-    in training dX = γ/σ · (dY − mean(dY) − x̂ · mean(dY·x̂))."""
+def batch_norm_backward_loop(dy, values, shift, inv_std, gamma, training, relu_affine, dx, dgamma, dbeta):
+    """dβ = Σ g, dγ = Σ g · x̂ (x̂ = (values − shift) / σ, values − shift = x − μ); in eval dX = γ/σ · g,
+    in training dX = γ/σ · (g − mean(g) − x̂ · mean(g·x̂)).  g = dY; after a fused ReLU g = dY · [y > 0], y
+    recomputed from x by ``normalised`` with the forward's scale and shift (``relu_affine`` (2, C); None
+    without a ReLU: Numba then compiles the loop without the test)."""
     n, c, length = dy.shape
     count = n * length
+    zero = dy.dtype.type(0)
     for channel in prange(c):
         total, products, mu = 0.0, 0.0, shift[channel]
         for sample in range(n):
             for i in range(length):
-                total += dy[sample, channel, i]
-                products += dy[sample, channel, i] * (values[sample, channel, i] - mu)
+                g = dy[sample, channel, i]
+                if relu_affine is not None:
+                    kept = dy.dtype.type(normalised(values[sample, channel, i], mu, relu_affine[0, channel],
+                                                    relu_affine[1, channel])) > 0
+                    g = g if kept else zero
+                total += g
+                products += g * (values[sample, channel, i] - mu)
         dbeta[channel], dgamma[channel] = total, products * inv_std[channel]
         scale = gamma[channel] * inv_std[channel]
         mean_dy = total / count if training else 0.0
         slope = inv_std[channel] * dgamma[channel] / count if training else 0.0
         for sample in range(n):
             for i in range(length):
-                dx[sample, channel, i] = scale * (dy[sample, channel, i] - mean_dy
-                                                  - (values[sample, channel, i] - mu) * slope)
+                g = dy[sample, channel, i]
+                if relu_affine is not None:
+                    kept = dy.dtype.type(normalised(values[sample, channel, i], mu, relu_affine[0, channel],
+                                                    relu_affine[1, channel])) > 0
+                    g = g if kept else zero
+                # in eval x̂'s term is left out, not multiplied by 0: a NaN or ±∞ in x stays out of dX, as in torch
+                correction = (values[sample, channel, i] - mu) * slope if training else 0.0
+                dx[sample, channel, i] = scale * (g - mean_dy - correction)
 
 
 def _as_ncl(array):
@@ -68,31 +100,33 @@ def _as_ncl(array):
     return np.ascontiguousarray(array).reshape(array.shape[0], array.shape[1], -1)
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
-    """``juanji.functional.batch_norm`` on the compiled loops: returns (y, cache)."""
+def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, relu=False):
+    """``juanji.functional.batch_norm`` on the compiled loops, followed by ReLU with ``relu``: returns
+    (y, cache)."""
     x3 = _as_ncl(x)
     c = x.shape[1]
     mean = np.zeros(c) if training else running_mean.astype(np.float64)
     var = np.zeros(c) if training else running_var.astype(np.float64)
+    gamma64, beta64 = gamma.astype(np.float64), beta.astype(np.float64)
     y, inv_std = np.empty_like(x3), np.empty(c)
     with compiled_call():
-        batch_norm_forward_loop(x3, gamma.astype(np.float64), beta.astype(np.float64), mean, var, float(eps),
-                                bool(training), y, inv_std)
+        batch_norm_forward_loop(x3, gamma64, beta64, mean, var, float(eps), bool(training), bool(relu), y, inv_std)
     if training:
         update_running_statistics(running_mean, running_var, mean, var, x3.shape[0] * x3.shape[2], momentum)
     count = x3.shape[0] * x3.shape[2]
-    cache = (x3.reshape(x.shape), mean, inv_std.astype(x.dtype), gamma, training, count if training else None)
+    cache = BatchNormCache(x3.reshape(x.shape), mean, inv_std.astype(x.dtype), gamma, training,
+                           count if training else None, np.stack([gamma64 * inv_std, beta64]) if relu else None)
     return y.reshape(x.shape), cache
 
 
-def batch_norm_backward(dy, cache):
+def batch_norm_backward(dy, cache: BatchNormCache):
     """``juanji.functional.batch_norm_backward`` on the compiled loops: returns (dx, dγ, dβ)."""
-    values, shift, inv_std, gamma, training, _ = cache
     dy3 = _as_ncl(dy)
     c = dy.shape[1]
-    shift = np.zeros(c) if shift is None else shift.astype(np.float64)
+    shift = np.zeros(c) if cache.shift is None else cache.shift.astype(np.float64)
     dx, dgamma, dbeta = np.empty_like(dy3), np.empty(c), np.empty(c)
     with compiled_call():
-        batch_norm_backward_loop(dy3, _as_ncl(values), shift, inv_std.astype(np.float64),
-                                 gamma.astype(np.float64), bool(training), dx, dgamma, dbeta)
+        batch_norm_backward_loop(dy3, _as_ncl(cache.values), shift, cache.inv_std.astype(np.float64),
+                                 cache.gamma.astype(np.float64), bool(cache.training),
+                                 cache.relu, dx, dgamma, dbeta)
     return dx.reshape(dy.shape), dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)
