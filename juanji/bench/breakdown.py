@@ -17,7 +17,9 @@ DEFAULT_BATCH = {"lenet5": 64, "resnet20": 128}
 def run_breakdown(name: str, batch: int, steps: int = 10) -> dict:
     """Seconds per step, at the caller's thread count, of each leaf layer type's forward and backward
     (containers' own work, such as residual adds, is the remainder), the loss and the optimizer, averaged
-    over ``steps`` steps after warm-up: {"step": seconds, "parts": {label: seconds}}."""
+    over ``steps`` steps after warm-up: {"step": seconds, "parts": {label: seconds}}.  Timing each layer
+    replaces its forward, so layers that the compiled kernels fuse (a batch norm and the ReLU after it) run
+    one by one here."""
     model = JuanjiSide().model(name)
     totals: defaultdict[str, float] = defaultdict(float)
 

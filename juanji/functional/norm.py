@@ -11,8 +11,9 @@ class BatchNormCache(NamedTuple):
     """What a batch norm's forward keeps for its backward, on either kernels: x − μ as values − shift (NumPy's
     keep the centred values and shift None, the compiled kernels x and μ), 1/√(σ² + ε) in x's dtype, γ, whether
     it was training, the count of values per channel (None in eval) and, where a ReLU was fused in after it
-    (``relu=True``, compiled kernels only), ``relu``: the forward's float64 scale γ/√(σ² + ε) and shift β
-    per channel (2, C), from which the backward recomputes y and ReLU's mask [y > 0] on dZ; None otherwise."""
+    (``relu=True`` without a residual, compiled kernels only), ``relu``: the forward's float64 scale γ/√(σ² + ε)
+    and shift β per channel (2, C), from which the backward recomputes y and ReLU's mask [y > 0] on dZ; None
+    otherwise."""
     values: np.ndarray
     shift: np.ndarray | None
     inv_std: np.ndarray
@@ -28,9 +29,11 @@ def fuses_relu(x) -> bool:
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, reduce=None,
-               relu=False):
+               relu=False, residual=None):
     """y = γ · (x − μ) / √(σ² + ε) + β, or max(y, 0) with ``relu`` (where ``fuses_relu(x)``: the compiled
-    kernels' one sweep; its backward then takes dZ of the ReLU's output).  Returns (y, cache).
+    kernels' one sweep; its backward then takes dZ of the ReLU's output), or max(y + residual, 0) with
+    ``relu`` and a ``residual`` like x (its backward then takes the gradient of the sum: dZ masked by
+    [z > 0], which the shortcut takes too).  Returns (y, cache).
 
     In training μ, σ² are the batch's (biased σ² to normalise); the running statistics are updated
     in place as PyTorch: r ← (1 − momentum)·r + momentum·batch, with the unbiased variance.
@@ -56,12 +59,15 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         count = x.size // x.shape[1]
         if reduce is None:
             _check_count(count, x.shape)
-    if relu and (reduce is not None or not fuses_relu(x)):
-        raise ValueError("batch_norm: relu=True runs on the compiled kernels only, without reduce "
+    if (relu or residual is not None) and (reduce is not None or not fuses_relu(x)):
+        raise ValueError("batch_norm: relu=True and residual run on the compiled kernels only, without reduce "
                          "(juanji.functional.norm.fuses_relu)")
+    if residual is not None and residual.shape != x.shape:
+        raise ValueError(f"batch_norm: residual of shape {residual.shape} is not x's {x.shape}")
     if reduce is None and kernels.compiled(x.size):
         from .compiled import norm as compiled
-        return compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, relu)
+        return compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, relu,
+                                   residual)
     centred = np.empty_like(x)
     if training:
         total = sum(over_batch(n, lambda start, stop: x[start:stop].sum(axis=axes), x.size))

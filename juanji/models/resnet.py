@@ -12,7 +12,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import nn
-from ..nn.container import run_layers
+from ..nn.container import relu_of_sum, run_layers
 from .blocks import finish, is_small
 
 
@@ -30,7 +30,7 @@ class ResidualBlock(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x):
-        return self.relu(run_layers(self._body, x) + self.downsample(x))
+        return relu_of_sum(self._body[-1], run_layers(self._body[:-1], x), self.downsample(x), self.relu)
 
     def backward(self, dy):
         dz = self.relu.backward(dy)

@@ -62,6 +62,15 @@ def run_layers(layers: list[Module], x):
     return x
 
 
+def relu_of_sum(last: Module, x, shortcut, relu: Module):
+    """relu(last(x) + shortcut), a residual block's end: one sweep where ``last`` is a batch norm that
+    ``fuses`` with ``relu`` (the sum and the ReLU's output written once, instead of the batch norm's output,
+    the sum and the ReLU's)."""
+    if isinstance(last, _BatchNorm) and last.fuses(relu, x):
+        return last.forward_relu(x, relu, residual=shortcut)
+    return relu(last(x) + shortcut)
+
+
 def _add_children(parent: Module, modules) -> None:
     """Register ``modules`` — positional (named "0", "1", …) or one OrderedDict of names — as children."""
     if len(modules) == 1 and isinstance(modules[0], OrderedDict):

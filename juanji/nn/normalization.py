@@ -34,15 +34,17 @@ class _BatchNorm(Module):
         return (type(relu) is ReLU and "forward" not in vars(self) and "forward" not in vars(relu)
                 and self._statistics_sum() is None and F.fuses_relu(x))
 
-    def forward_relu(self, x, relu: ReLU):
+    def forward_relu(self, x, relu: ReLU, residual=None):
         """relu(self(x)) in one sweep (where ``fuses``): z = max(y, 0) written instead of y, and in
-        backward ``relu`` passes dZ on to this layer, which masks it as it goes."""
-        z = self._normalise(x, relu=True)
+        backward ``relu`` passes dZ on to this layer, which masks it as it goes.  With a ``residual``
+        (a residual block's shortcut), relu(self(x) + residual): ``relu`` keeps z and masks dZ itself,
+        since the shortcut takes the masked gradient too."""
+        z = self._normalise(x, relu=True, residual=residual)
         self.record_output(z)
-        relu.ran_fused(z)
+        relu.ran_fused(z, keep=None if residual is None else z)
         return z
 
-    def _normalise(self, x, relu: bool):
+    def _normalise(self, x, relu: bool, residual=None):
         self._check_input(x, self._shape_desc.format(C=self.num_features), self._ndims, self.num_features)
         mean, var = self.buffers["running_mean"], self.buffers["running_var"]
         if self.affine:
@@ -50,7 +52,7 @@ class _BatchNorm(Module):
         else:       # γ = 1, β = 0 in the buffers' dtype, which follows .to()
             gamma, beta = np.ones_like(mean), np.zeros_like(mean)
         y, cache = F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps,
-                                reduce=self._statistics_sum(), relu=relu)
+                                reduce=self._statistics_sum(), relu=relu, residual=residual)
         self.save_for_backward(cache)
         return y
 

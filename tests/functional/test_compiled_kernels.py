@@ -204,6 +204,36 @@ def test_batch_norm_with_the_relu_fused_matches_torch_and_the_unfused_pair(shape
         assert np.array_equal(got, want)
 
 
+@pytest.mark.usefixtures("batch_threads", "numba_kernels")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_with_a_residual_sum_and_relu_fused_matches_torch(training, dtype):
+    """z = ReLU(BN(x) + s) in one sweep, a residual block's end: z is the unfused sum's bit for bit, and the
+    backward is BN's plain one, taking the gradient of the sum (dZ masked by [z > 0], which the shortcut
+    takes too)."""
+    rng = np.random.default_rng(7)
+    shape = (3, 4, 5, 6)
+    x, s = (rng.standard_normal(shape) * 2).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    gamma, beta = rng.standard_normal(4).astype(dtype), rng.standard_normal(4).astype(dtype)
+    mean, var = rng.standard_normal(4).astype(dtype), rng.uniform(0.5, 2, 4).astype(dtype)
+    z, cache = norm.batch_norm(x, gamma, beta, mean.copy(), var.copy(), training, relu=True, residual=s)
+    y, cache_unfused = norm.batch_norm(x, gamma, beta, mean.copy(), var.copy(), training)
+    assert np.array_equal(z, activation.relu(y + s)) and cache.relu is None and (z == 0).any()
+    dz = rng.standard_normal(shape).astype(dtype)
+    d_sum = activation.relu_backward(dz, z)
+    grads = norm.batch_norm_backward(d_sum, cache)
+    for got, want in zip(grads, norm.batch_norm_backward(d_sum, cache_unfused)):
+        assert np.array_equal(got, want)
+    running = [torch.from_numpy(mean.copy()), torch.from_numpy(var.copy())]
+    z_t, (dx_t, ds_t, dgamma_t, dbeta_t) = torch_vjp(
+        lambda t, r, g, b: TF.relu(TF.batch_norm(t, *running, g, b, training) + r), dz, x, s, gamma, beta)
+    assert_close(z, z_t, "z")
+    for name, got, want in zip(["dx", "ds", "dγ", "dβ"], (grads[0], d_sum, *grads[1:]), (dx_t, ds_t, dgamma_t, dbeta_t)):
+        assert_close(got, want, name)
+    with pytest.raises(ValueError, match="residual of shape"):
+        norm.batch_norm(x, gamma, beta, mean, var, training, relu=True, residual=s[:, :2])
+
+
 @pytest.mark.usefixtures("numba_kernels")
 def test_the_fused_relus_mask_is_the_forwards_where_y_rounds_to_zero(monkeypatch):
     """y = 0.5 · x in float64 is 2⁻¹⁵⁰ for x = 2⁻¹⁴⁹, which float32 rounds to 0 (a tie, to even): ReLU's
@@ -228,10 +258,11 @@ def test_the_fused_relus_mask_is_the_forwards_where_y_rounds_to_zero(monkeypatch
     assert x_t.grad[..., :5].tolist() == dx[..., :5].tolist()    # at NaN torch passes dZ on; juanji's ReLU not
 
 
-def test_relu_fused_into_batch_norm_needs_the_compiled_kernels(monkeypatch):
+def test_relu_and_residual_fused_into_batch_norm_need_the_compiled_kernels(monkeypatch):
     monkeypatch.setattr(kernels, "_chosen", "numpy")
-    with pytest.raises(ValueError, match="compiled kernels only"):
-        norm.batch_norm(np.ones((2, 3)), np.ones(3), np.zeros(3), np.zeros(3), np.ones(3), True, relu=True)
+    for fused in (dict(relu=True), dict(residual=np.ones((2, 3)))):
+        with pytest.raises(ValueError, match="compiled kernels only"):
+            norm.batch_norm(np.ones((2, 3)), np.ones(3), np.zeros(3), np.zeros(3), np.ones(3), True, **fused)
 
 
 @pytest.mark.usefixtures("batch_threads")
@@ -275,12 +306,12 @@ def test_the_uncompiled_loops_agree_with_the_compiled_ones():
     compiled_pool.max_pool_backward.py_func(dy, argmax, second, (3, 3), (2, 2), (1, 1), (1, 1))
     assert np.array_equal(first, second)
     x3 = rng.standard_normal((3, 2, 7))
-    for relu in (False, True):
+    for relu, residual in ((False, None), (True, None), (True, rng.standard_normal(x3.shape))):
         results = []
         for loop in (compiled_norm.batch_norm_forward_loop, compiled_norm.batch_norm_forward_loop.py_func):
             mean, var, y, inv_std = np.zeros(2), np.zeros(2), np.empty_like(x3), np.empty(2)
-            loop(x3, np.ones(2) * 2, np.full(2, 0.5), mean, var, 1e-5, True, relu, y, inv_std)
-            affine = np.stack([2 * inv_std, np.full(2, 0.5)]) if relu else None
+            loop(x3, np.ones(2) * 2, np.full(2, 0.5), mean, var, 1e-5, True, relu, residual, y, inv_std)
+            affine = np.stack([2 * inv_std, np.full(2, 0.5)]) if relu and residual is None else None
             dx, dgamma, dbeta = np.empty_like(x3), np.empty(2), np.empty(2)
             (compiled_norm.batch_norm_backward_loop if loop is compiled_norm.batch_norm_forward_loop else
              compiled_norm.batch_norm_backward_loop.py_func)(x3 * 0.5, x3, mean, inv_std, np.ones(2) * 2, True,

@@ -5,6 +5,7 @@ import pytest
 
 from juanji import models, nn
 from juanji import random as jrandom
+from juanji.runtime import kernels
 from juanji.models.densenet import dense_block, transition
 from juanji.models.googlenet import InceptionModule
 from juanji.models.resnet import BasicBlock, Bottleneck, PadShortcut, resnet
@@ -42,11 +43,36 @@ def simple(model, shape, seed=1):
     check_gradients(model, x, lambda x: [model(x)], [dy], lambda: model.backward(dy))
 
 
+@pytest.mark.usefixtures("kernels")     # compiled: Winograd, and batch norms fused with the ReLUs and sums after them
 @pytest.mark.parametrize("block, shortcut", [(BasicBlock, "A"), (BasicBlock, "B"), (Bottleneck, "B")])
 def test_resnet_blocks(block, shortcut):
     jrandom.seed(0)
     model = resnet(block, (1, 2), (4, 8), num_classes=3, in_channels=2, input_size=8, shortcut=shortcut)
     simple(model, (2, 2, 8, 8))
+
+
+@pytest.mark.usefixtures("numba_kernels")
+def test_resnet20_runs_every_relu_fused_and_agrees_with_numpys_kernels(monkeypatch):
+    """On the compiled kernels each of ResNet-20's 19 ReLUs runs inside the batch norm before it: 10 pass dY
+    on (their batch norm masks it), the 9 at the blocks' ends keep their output z ≥ 0 for the mask (unfused,
+    a ReLU keeps its input, the sum).  Output and gradients are NumPy's kernels' (float64)."""
+    jrandom.seed(0)
+    model = models.create("resnet20", num_classes=10, in_channels=3, input_size=32).to(np.float64)
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((3, 3, 32, 32)), rng.standard_normal((3, 10))
+    results = {}
+    for backend in ("numba", "numpy"):
+        monkeypatch.setattr(kernels, "_chosen", backend)
+        y = model(x)
+        kept = [layer._saved[0] for layer in model.modules() if isinstance(layer, nn.ReLU)]
+        if backend == "numba":
+            assert len(kept) == 19 and sum(k is None for k in kept) == 10
+            assert all(k.min() >= 0 for k in kept if k is not None)
+        else:
+            assert all(k is not None for k in kept) and sum(k.min() < 0 for k in kept) == 19
+        results[backend] = (y, model.backward(dy), *(grad.copy() for _, _, grad in model.parameters()))
+    for got, want in zip(results["numba"], results["numpy"]):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * max(1, np.abs(want).max()))
 
 
 def test_pad_shortcut_subsamples_and_appends_zero_channels():

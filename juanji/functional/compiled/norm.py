@@ -10,7 +10,10 @@ they read), centring again as it goes.
 and its backward into the backward's sweeps (dZ masked by [y > 0] as they read it, y recomputed from x: a
 mask read from z made ResNet-20's first batch norms' backward 2.2 ms instead of 1.3, probe): a ReLU after a
 batch norm then costs neither an array written and read again in forward nor a masked copy of dZ in
-backward, and keeps no input of its own.
+backward, and keeps no input of its own.  With a ``residual`` (a residual block's shortcut, added before
+its ReLU) the sweep writes ReLU(y + shortcut) instead of y, their sum and the ReLU's output; the ReLU's mask
+is then the caller's to apply (the shortcut takes the masked gradient too), and the backward is the plain
+one.
 """
 from __future__ import annotations
 
@@ -30,10 +33,11 @@ def normalised(value, mu, scale, shift):
 
 
 @jit(fastmath={"reassoc"})
-def batch_norm_forward_loop(x, gamma, beta, mean, var, eps, training, relu, y, inv_std):
+def batch_norm_forward_loop(x, gamma, beta, mean, var, eps, training, relu, residual, y, inv_std):
     """In training μ[c] = Σ x / count and σ²[c] = Σ (x − μ)² / count are written to ``mean``, ``var``; in
-    eval they are read from them.  Then y = γ · (x − μ) / √(σ² + ε) + β, or max(y, 0) with ``relu`` (NaN
-    stays NaN, as ReLU)."""
+    eval they are read from them.  Then y = γ · (x − μ) / √(σ² + ε) + β, plus ``residual`` where it is not
+    None (an array like x, added in y's dtype as a separate sum would), and max(·, 0) of that with ``relu``
+    (NaN stays NaN, as ReLU)."""
     n, c, length = x.shape
     count = n * length
     for channel in prange(c):
@@ -56,6 +60,8 @@ def batch_norm_forward_loop(x, gamma, beta, mean, var, eps, training, relu, y, i
         for sample in range(n):
             for i in range(length):
                 value = y.dtype.type(normalised(x[sample, channel, i], mu, scale, shift))
+                if residual is not None:
+                    value += residual[sample, channel, i]
                 y[sample, channel, i] = value if not value < floor else zero
 
 
@@ -100,9 +106,10 @@ def _as_ncl(array):
     return np.ascontiguousarray(array).reshape(array.shape[0], array.shape[1], -1)
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, relu=False):
-    """``juanji.functional.batch_norm`` on the compiled loops, followed by ReLU with ``relu``: returns
-    (y, cache)."""
+def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, relu=False,
+               residual=None):
+    """``juanji.functional.batch_norm`` on the compiled loops, plus ``residual`` and followed by ReLU with
+    ``relu``: returns (y, cache)."""
     x3 = _as_ncl(x)
     c = x.shape[1]
     mean = np.zeros(c) if training else running_mean.astype(np.float64)
@@ -110,12 +117,15 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     gamma64, beta64 = gamma.astype(np.float64), beta.astype(np.float64)
     y, inv_std = np.empty_like(x3), np.empty(c)
     with compiled_call():
-        batch_norm_forward_loop(x3, gamma64, beta64, mean, var, float(eps), bool(training), bool(relu), y, inv_std)
+        batch_norm_forward_loop(x3, gamma64, beta64, mean, var, float(eps), bool(training), bool(relu),
+                                None if residual is None else _as_ncl(residual.astype(y.dtype, copy=False)), y,
+                                inv_std)
     if training:
         update_running_statistics(running_mean, running_var, mean, var, x3.shape[0] * x3.shape[2], momentum)
     count = x3.shape[0] * x3.shape[2]
     cache = BatchNormCache(x3.reshape(x.shape), mean, inv_std.astype(x.dtype), gamma, training,
-                           count if training else None, np.stack([gamma64 * inv_std, beta64]) if relu else None)
+                           count if training else None,
+                           np.stack([gamma64 * inv_std, beta64]) if relu and residual is None else None)
     return y.reshape(x.shape), cache
 
 
