@@ -368,11 +368,12 @@ def test_numba_uses_juanjis_threads_and_one_inside_a_batch_chunk(monkeypatch):
     assert inside == [1, 1]
 
 
-def test_small_calls_keep_numpys_kernels(monkeypatch):
+def test_small_calls_keep_numpys_kernels_unless_the_batch_split_runs_the_loop(monkeypatch):
     monkeypatch.setattr(kernels, "_chosen", "numba")
     assert not kernels.compiled(kernels.MIN_ELEMENTS - 1) and kernels.compiled(kernels.MIN_ELEMENTS)
+    assert kernels.compiled()           # ReLU's serial loops: no pool to start, any size
     monkeypatch.setattr(kernels, "_chosen", "numpy")
-    assert not kernels.compiled(kernels.MIN_ELEMENTS)
+    assert not kernels.compiled(kernels.MIN_ELEMENTS) and not kernels.compiled()
 
 
 def test_set_kernels_validates_and_the_environment_chooses(monkeypatch):

@@ -1,41 +1,41 @@
-"""ReLU's forward and backward as single passes over contiguous memory, split over Numba's threads.
+"""ReLU's forward and backward as single passes over contiguous memory, one slice of the batch per thread
+(``map_batch``: juanji's batch split, the loops compiled ``serial``).
 
 NumPy's backward makes the mask x > 0 as an array of its own before the product; the loop reads dY and x
-once and writes dX once.
+once and writes dX once.  Without Numba's own thread pool, which takes ~50 µs to start on every call even
+on one thread, the loops win at every size (LeNet-5's first ReLU at batch 64, forward + backward, one
+thread: 64 µs against NumPy's 166; the benchmark's 64×64×32×32 row: 1.80 ms against 1.97 on Numba's pool,
+probes).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ...runtime.kernels import compiled_call
-from . import jit, prange
+from ...runtime.threads import map_batch
+from . import serial
 
 
-@jit
+@serial
 def relu_loop(x, y):
     """y = max(x, 0); NaN stays NaN, as PyTorch (written as a select on "not below 0", which Numba runs on
     SIMD vectors; np.maximum on each element ran at half that speed)."""
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         value = x[i]
         y[i] = value if not value < 0 else 0
 
 
-@jit
+@serial
 def relu_backward_loop(dy, x, dx):
     """dX = dY · [x > 0]"""
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         dx[i] = dy[i] if x[i] > 0 else 0
 
 
 def relu(x):
-    y = np.empty_like(x)
-    with compiled_call():
-        relu_loop(np.ascontiguousarray(x).reshape(-1), y.reshape(-1))
-    return y
+    return map_batch(lambda x, out: relu_loop(x.reshape(-1), out.reshape(-1)), np.ascontiguousarray(x))
 
 
 def relu_backward(dy, x):
-    dx = np.empty(dy.shape, np.result_type(dy, x))
-    with compiled_call():
-        relu_backward_loop(np.ascontiguousarray(dy).reshape(-1), np.ascontiguousarray(x).reshape(-1), dx.reshape(-1))
-    return dx
+    dtype = np.result_type(dy, x)
+    return map_batch(lambda dy, x, out: relu_backward_loop(dy.reshape(-1), x.reshape(-1), out.reshape(-1)),
+                     np.ascontiguousarray(dy, dtype), np.ascontiguousarray(x))
