@@ -29,6 +29,7 @@ ROWS = {
     "maxpool 3×3 s2": ("MaxPool2d(3, 2)", (64, 64, 32, 32)),
     "batchnorm2d": ("BatchNorm2d(64)", (64, 64, 32, 32)),
     "relu": ("ReLU()", (64, 64, 32, 32)),
+    "batchnorm2d+relu": ("Sequential(BatchNorm2d(64), ReLU())", (64, 64, 32, 32)),   # fused on numba
 }
 # whole train steps (forward, backward, SGD) of zoo models, juanji only: name: (model, batch, C, H=W)
 MODEL_ROWS = {
@@ -55,7 +56,7 @@ def row_functions(layer_source: str, shape, rng):
     import torch
     import juanji
     import juanji.nn as nn
-    layer, torch_layer = eval("nn." + layer_source), eval("torch.nn." + layer_source)
+    layer, torch_layer = eval(layer_source, vars(nn)), eval(layer_source, vars(torch.nn))
     x = rng.standard_normal(shape, dtype=np.float32)
     dy = rng.standard_normal(layer(x).shape, dtype=np.float32)
     if "weight" in layer.params:

@@ -10,17 +10,13 @@ from ..runtime.threads import over_batch
 class BatchNormCache(NamedTuple):
     """What a batch norm's forward keeps for its backward, on either kernels: x − μ as values − shift (NumPy's
     keep the centred values and shift None, the compiled kernels x and μ), 1/√(σ² + ε) in x's dtype, γ, whether
-    it was training, the count of values per channel (None in eval) and, where a ReLU was fused in after it
-    (``relu=True`` without a residual, compiled kernels only), ``relu``: the forward's float64 scale γ/√(σ² + ε)
-    and shift β per channel (2, C), from which the backward recomputes y and ReLU's mask [y > 0] on dZ; None
-    otherwise."""
+    it was training, and the count of values per channel (None in eval)."""
     values: np.ndarray
     shift: np.ndarray | None
     inv_std: np.ndarray
     gamma: np.ndarray
     training: bool
     count: int | None
-    relu: np.ndarray | None = None     # (2, C) float64
 
 
 def fuses_relu(x) -> bool:
@@ -30,10 +26,9 @@ def fuses_relu(x) -> bool:
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, reduce=None,
                relu=False, residual=None):
-    """y = γ · (x − μ) / √(σ² + ε) + β, or max(y, 0) with ``relu`` (where ``fuses_relu(x)``: the compiled
-    kernels' one sweep; its backward then takes dZ of the ReLU's output), or max(y + residual, 0) with
-    ``relu`` and a ``residual`` like x (its backward then takes the gradient of the sum: dZ masked by
-    [z > 0], which the shortcut takes too).  Returns (y, cache).
+    """y = γ · (x − μ) / √(σ² + ε) + β.  Returns (y, cache).  Where ``fuses_relu(x)`` (the compiled kernels'
+    one sweep), a ``residual`` like x is added to y, and ``relu`` returns z = max(y (+ residual), 0) instead:
+    the backward is the same, taking dY of y (or of the sum), which is dZ · [z > 0].
 
     In training μ, σ² are the batch's (biased σ² to normalise); the running statistics are updated
     in place as PyTorch: r ← (1 − momentum)·r + momentum·batch, with the unbiased variance.
@@ -123,17 +118,13 @@ def batch_norm_backward(dy, cache, reduce=None):
     in eval simply dX = γ/σ · dY.
     ``reduce`` (synchronised batch norm, training): the two means in dX are over every process's samples
     (``count`` of them, from the cache), Σ over processes by ``reduce`` of this process's sums; dγ, dβ stay
-    this process's own sums (data parallelism adds them up with the other gradients).
-    After a fused ReLU (``cache.relu``) dY is the ReLU output's gradient, masked here by [y > 0]."""
+    this process's own sums (data parallelism adds them up with the other gradients)."""
     if reduce is None and kernels.compiled(dy.size):
         from .compiled import norm as compiled
         return compiled.batch_norm_backward(dy, cache)
-    values, shift, inv_std, gamma, training, count, relu = cache
+    values, shift, inv_std, gamma, training, count = cache
     axes = (0,) + tuple(range(2, dy.ndim))
     shape = (1, -1) + (1,) * (dy.ndim - 2)
-    if relu is not None:        # y as the compiled forward computed it (in float64, rounded to dY's dtype)
-        scale, beta = (row.reshape(shape) for row in relu)
-        dy = dy * (((values - shift.reshape(shape)) * scale + beta).astype(dy.dtype) > 0)
     centred = values if shift is None else (values - shift.reshape(shape)).astype(values.dtype, copy=False)
     n = dy.shape[0]
     sums = over_batch(n, lambda start, stop: (dy[start:stop].sum(axis=axes),

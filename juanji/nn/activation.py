@@ -6,22 +6,20 @@ from .module import Module
 
 
 class ReLU(Module):
-    """y = max(x, 0);  dX = dY · [x > 0] (= dY · [y > 0]).  After a batch norm that ran it
-    (``BatchNorm2d.forward_relu``) it keeps nothing and passes dY on, the batch norm's backward applying
-    the mask, or, after a residual sum run there too, keeps y for its mask."""
+    """y = max(x, 0);  dX = dY · [x > 0] = dY · [y > 0].  It keeps x, or y where a batch norm before it ran
+    it in its own sweep (``BatchNorm2d.forward_relu``)."""
 
     def forward(self, x):
         self.save_for_backward(x)
         return F.relu(x)
 
     def backward(self, dy):
-        x, = self.saved_for_backward()
-        return dy if x is None else F.relu_backward(dy, x)
+        x_or_y, = self.saved_for_backward()
+        return F.relu_backward(dy, x_or_y)
 
-    def ran_fused(self, y, keep=None) -> None:
-        """The layer before ran this ReLU in its own forward, giving ``y``; ``keep``: y to mask dY by in
-        backward, or None to pass dY on."""
-        self.save_for_backward(keep)
+    def ran_fused(self, y) -> None:
+        """The layer before ran this ReLU in its own forward, giving ``y``."""
+        self.save_for_backward(y)
         self.record_output(y)
 
 

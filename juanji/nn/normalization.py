@@ -35,13 +35,12 @@ class _BatchNorm(Module):
                 and self._statistics_sum() is None and F.fuses_relu(x))
 
     def forward_relu(self, x, relu: ReLU, residual=None):
-        """relu(self(x)) in one sweep (where ``fuses``): z = max(y, 0) written instead of y, and in
-        backward ``relu`` passes dZ on to this layer, which masks it as it goes.  With a ``residual``
-        (a residual block's shortcut), relu(self(x) + residual): ``relu`` keeps z and masks dZ itself,
-        since the shortcut takes the masked gradient too."""
+        """relu(self(x)), or relu(self(x) + residual) (a residual block's shortcut), in one sweep (where
+        ``fuses``): z = max(y, 0) written instead of y (and the sum); ``relu`` keeps z for its backward's
+        mask, as it would keep its input."""
         z = self._normalise(x, relu=True, residual=residual)
         self.record_output(z)
-        relu.ran_fused(z, keep=None if residual is None else z)
+        relu.ran_fused(z)
         return z
 
     def _normalise(self, x, relu: bool, residual=None):

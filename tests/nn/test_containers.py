@@ -87,8 +87,7 @@ def test_a_batch_norm_and_the_relu_after_it_run_as_one_kernel_where_nothing_watc
     x = np.random.default_rng(2).standard_normal((2, 3, 11, 10)).astype(np.float32)
     y = model(x)
     bn, relu = model[1], model[2]
-    assert bn._saved[0].relu is not None and relu._saved == (None,)       # the ReLU keeps nothing
-    assert model[5]._saved[0].relu is None                                   # a LeakyReLU follows this one
+    assert relu._saved[0].min() >= 0        # fused: the ReLU keeps its output, where alone it keeps its input
     dy = np.ones_like(y)
     dx = model.backward(dy)
     with pytest.raises(ValueError, match="expected dy of shape"):           # both layers still check dY
@@ -99,7 +98,7 @@ def test_a_batch_norm_and_the_relu_after_it_run_as_one_kernel_where_nothing_watc
     outputs.append((model(x), model.backward(dy)))
     assert bn._saved is None and relu._saved is None
     model(x)
-    assert bn._saved[0].relu is None and relu._saved[0].shape == (2, 6, 11, 10)
+    assert relu._saved[0].min() < 0
     del relu.forward
     with nn.no_grad():
         outputs.append((model(x), dx))

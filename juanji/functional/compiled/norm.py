@@ -6,14 +6,12 @@ The caches are the NumPy kernel's ``BatchNormCache``, values − shift = x − �
 itself and μ (one array written less than x − μ and y: ResNet-20's batch norms write to memory as much as
 they read), centring again as it goes.
 
-``relu=True`` fuses the ReLU after the batch norm into the same sweep (z = max(y, 0) written instead of y),
-and its backward into the backward's sweeps (dZ masked by [y > 0] as they read it, y recomputed from x: a
-mask read from z made ResNet-20's first batch norms' backward 2.2 ms instead of 1.3, probe): a ReLU after a
-batch norm then costs neither an array written and read again in forward nor a masked copy of dZ in
-backward, and keeps no input of its own.  With a ``residual`` (a residual block's shortcut, added before
-its ReLU) the sweep writes ReLU(y + shortcut) instead of y, their sum and the ReLU's output; the ReLU's mask
-is then the caller's to apply (the shortcut takes the masked gradient too), and the backward is the plain
-one.
+``relu=True`` fuses the ReLU after the batch norm into the forward's sweep: z = max(y, 0) is written
+instead of y, and then z again by the ReLU; with a ``residual`` (a residual block's shortcut, added before
+its ReLU) max(y + shortcut, 0) instead of y, their sum and the ReLU's output.  The backward is the batch
+norm's own: the ReLU's mask [z > 0] is the caller's to apply (the shortcut takes the masked gradient too).
+Fusing the mask into the backward's sweeps as well, recomputed from x, made no difference to ResNet-20's
+train step (309–314 against 305–313 ms at 1 thread, 177–199 against 179–188 at 2, probes) for more code.
 """
 from __future__ import annotations
 
@@ -22,14 +20,7 @@ import numpy as np
 from ...runtime.kernels import compiled_call
 from ..norm import update_running_statistics
 from ..norm import BatchNormCache
-from . import inline, jit, prange
-
-
-@inline
-def normalised(value, mu, scale, shift):
-    """(value − μ) · scale + shift in float64, compiled without fastmath: the forward's y and the ReLU mask
-    its backward recomputes from x are the same numbers, bit for bit."""
-    return (np.float64(value) - mu) * scale + shift
+from . import jit, prange
 
 
 @jit(fastmath={"reassoc"})
@@ -59,46 +50,33 @@ def batch_norm_forward_loop(x, gamma, beta, mean, var, eps, training, relu, resi
         floor, zero = y.dtype.type(0 if relu else -np.inf), y.dtype.type(0)
         for sample in range(n):
             for i in range(length):
-                value = y.dtype.type(normalised(x[sample, channel, i], mu, scale, shift))
+                value = y.dtype.type((x[sample, channel, i] - mu) * scale + shift)
                 if residual is not None:
                     value += residual[sample, channel, i]
                 y[sample, channel, i] = value if not value < floor else zero
 
 
 @jit(fastmath={"reassoc"})
-def batch_norm_backward_loop(dy, values, shift, inv_std, gamma, training, relu_affine, dx, dgamma, dbeta):
-    """dβ = Σ g, dγ = Σ g · x̂ (x̂ = (values − shift) / σ, values − shift = x − μ); in eval dX = γ/σ · g,
-    in training dX = γ/σ · (g − mean(g) − x̂ · mean(g·x̂)).  g = dY; after a fused ReLU g = dY · [y > 0], y
-    recomputed from x by ``normalised`` with the forward's scale and shift (``relu_affine`` (2, C); None
-    without a ReLU: Numba then compiles the loop without the test)."""
+def batch_norm_backward_loop(dy, values, shift, inv_std, gamma, training, dx, dgamma, dbeta):
+    """dβ = Σ dY, dγ = Σ dY · x̂ (x̂ = (values − shift) / σ, values − shift = x − μ); in eval dX = γ/σ · dY,
+    in training dX = γ/σ · (dY − mean(dY) − x̂ · mean(dY·x̂))."""
     n, c, length = dy.shape
     count = n * length
-    zero = dy.dtype.type(0)
     for channel in prange(c):
         total, products, mu = 0.0, 0.0, shift[channel]
         for sample in range(n):
             for i in range(length):
-                g = dy[sample, channel, i]
-                if relu_affine is not None:
-                    kept = dy.dtype.type(normalised(values[sample, channel, i], mu, relu_affine[0, channel],
-                                                    relu_affine[1, channel])) > 0
-                    g = g if kept else zero
-                total += g
-                products += g * (values[sample, channel, i] - mu)
+                total += dy[sample, channel, i]
+                products += dy[sample, channel, i] * (values[sample, channel, i] - mu)
         dbeta[channel], dgamma[channel] = total, products * inv_std[channel]
         scale = gamma[channel] * inv_std[channel]
         mean_dy = total / count if training else 0.0
         slope = inv_std[channel] * dgamma[channel] / count if training else 0.0
         for sample in range(n):
             for i in range(length):
-                g = dy[sample, channel, i]
-                if relu_affine is not None:
-                    kept = dy.dtype.type(normalised(values[sample, channel, i], mu, relu_affine[0, channel],
-                                                    relu_affine[1, channel])) > 0
-                    g = g if kept else zero
                 # in eval x̂'s term is left out, not multiplied by 0: a NaN or ±∞ in x stays out of dX, as in torch
                 correction = (values[sample, channel, i] - mu) * slope if training else 0.0
-                dx[sample, channel, i] = scale * (g - mean_dy - correction)
+                dx[sample, channel, i] = scale * (dy[sample, channel, i] - mean_dy - correction)
 
 
 def _as_ncl(array):
@@ -124,8 +102,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         update_running_statistics(running_mean, running_var, mean, var, x3.shape[0] * x3.shape[2], momentum)
     count = x3.shape[0] * x3.shape[2]
     cache = BatchNormCache(x3.reshape(x.shape), mean, inv_std.astype(x.dtype), gamma, training,
-                           count if training else None,
-                           np.stack([gamma64 * inv_std, beta64]) if relu and residual is None else None)
+                           count if training else None)
     return y.reshape(x.shape), cache
 
 
@@ -137,6 +114,5 @@ def batch_norm_backward(dy, cache: BatchNormCache):
     dx, dgamma, dbeta = np.empty_like(dy3), np.empty(c), np.empty(c)
     with compiled_call():
         batch_norm_backward_loop(dy3, _as_ncl(cache.values), shift, cache.inv_std.astype(np.float64),
-                                 cache.gamma.astype(np.float64), bool(cache.training),
-                                 cache.relu, dx, dgamma, dbeta)
+                                 cache.gamma.astype(np.float64), bool(cache.training), dx, dgamma, dbeta)
     return dx.reshape(dy.shape), dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)
