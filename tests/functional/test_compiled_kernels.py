@@ -142,16 +142,21 @@ def test_max_pool_backward_matches_numpy_and_torch(shape, kwargs, dtype):
     assert_close(dx, pool.max_pool2d_backward(dy, cache), "dx vs numpy", dtype=dtype)
 
 
+def batch_norm_inputs(rng, shape, dtype):
+    """x (mean 1, spread 3), γ, β, and running statistics μ, σ² for a batch norm over ``shape``."""
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    gamma, beta = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    return x, gamma, beta, rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+
+
 @pytest.mark.usefixtures("batch_threads")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(5, 3), (3, 4, 7), (5, 3, 4, 5), (2, 16, 8, 8)])
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_matches_numpy_and_torch(shape, training, dtype):
     rng = np.random.default_rng(2)
-    c = shape[1]
-    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
-    gamma, beta = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
-    mean, var = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    x, gamma, beta, mean, var = batch_norm_inputs(rng, shape, dtype)
     state_numpy, state = (mean.copy(), var.copy()), (mean.copy(), var.copy())
     y_numpy, cache_numpy = norm.batch_norm(x, gamma, beta, *state_numpy, training, 0.2, 1e-3)
     y, cache = compiled_norm.batch_norm(x, gamma, beta, *state, training, 0.2, 1e-3)
@@ -176,10 +181,7 @@ def test_batch_norm_with_the_relu_fused_matches_torch_and_the_unfused_pair(shape
     """z = ReLU(BN(x)) in one sweep: z is the unfused pair's bit for bit, and BN's backward of dZ · [z > 0]
     (ReLU's, from z) gives torch's gradients, on either backend."""
     rng = np.random.default_rng(6)
-    c = shape[1]
-    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
-    gamma, beta = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
-    mean, var = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    x, gamma, beta, mean, var = batch_norm_inputs(rng, shape, dtype)
     state, state_unfused = (mean.copy(), var.copy()), (mean.copy(), var.copy())
     z, cache = norm.batch_norm(x, gamma, beta, *state, training, 0.2, 1e-3, relu=True)
     y, cache_unfused = norm.batch_norm(x, gamma, beta, *state_unfused, training, 0.2, 1e-3)
@@ -211,9 +213,8 @@ def test_batch_norm_with_a_residual_sum_and_relu_fused_matches_torch(training, d
     takes too)."""
     rng = np.random.default_rng(7)
     shape = (3, 4, 5, 6)
-    x, s = (rng.standard_normal(shape) * 2).astype(dtype), rng.standard_normal(shape).astype(dtype)
-    gamma, beta = rng.standard_normal(4).astype(dtype), rng.standard_normal(4).astype(dtype)
-    mean, var = rng.standard_normal(4).astype(dtype), rng.uniform(0.5, 2, 4).astype(dtype)
+    x, gamma, beta, mean, var = batch_norm_inputs(rng, shape, dtype)
+    s = rng.standard_normal(shape).astype(dtype)
     z, cache = norm.batch_norm(x, gamma, beta, mean.copy(), var.copy(), training, relu=True, residual=s)
     y, cache_unfused = norm.batch_norm(x, gamma, beta, mean.copy(), var.copy(), training)
     assert np.array_equal(z, activation.relu(y + s)) and (z == 0).any()
