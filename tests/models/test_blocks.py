@@ -80,6 +80,7 @@ def test_pad_shortcut_subsamples_and_appends_zero_channels():
     simple(layer, (2, 3, 5, 5))
 
 
+@pytest.mark.usefixtures("kernels")     # compiled: the batch norm + ReLU pairs fused
 def test_dense_block_and_transition():
     jrandom.seed(0)
     model = nn.Sequential(dense_block(3, 4, growth_rate=2, bn_size=2), transition(10, 5))
@@ -87,6 +88,7 @@ def test_dense_block_and_transition():
     simple(model, (2, 4, 6, 6))
 
 
+@pytest.mark.usefixtures("kernels")     # compiled: the batch norm + ReLU pairs fused
 def test_inception_module():
     jrandom.seed(0)
     module = InceptionModule(3, 2, 2, 3, 1, 2, 2)
