@@ -19,7 +19,6 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-from matplotlib import font_manager  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
@@ -34,14 +33,12 @@ from juanji.functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_b
 from juanji.models import create  # noqa: E402
 from juanji.models.summary import summarize  # noqa: E402
 from juanji.viz import feature_maps, map_grid  # noqa: E402
+from juanji.viz.fonts import label_fonts  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1]
 OUT = DOCS / "images" / "figures"
 BOOT = DOCS / "images" / "ankle-boot.png"
 LANGUAGES = ("en", "zh")
-# Chinese labels need a CJK font: Debian's fonts-wqy-zenhei (in the Makefile's apt list) or Noto CJK.
-FONTS = [name for name in ("DejaVu Sans", "WenQuanYi Zen Hei", "Noto Sans CJK SC")
-         if name in {font.name for font in font_manager.fontManager.ttflist}]
 
 TEXT = {
     "en": {
@@ -709,7 +706,7 @@ def make(names=NAMES, out=OUT, languages=LANGUAGES) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    with plt.rc_context({"font.family": FONTS, "axes.unicode_minus": False}):
+    with plt.rc_context(label_fonts()):   # Chinese labels need a CJK font: fonts-wqy-zenhei (the Makefile)
         for name in names:
             data = globals()[f"data_{name}"]()
             for language in languages:

@@ -7,7 +7,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .fonts import with_label_fonts  # noqa: E402
 
+
+@with_label_fonts
 def plot_curves(runs: dict, target) -> None:
     """``runs`` maps a run name to its metrics history (dicts with epoch, train/test loss and accuracy);
     ``target`` is a path or a binary file."""

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 from matplotlib.colors import to_rgb  # noqa: E402
 
 from ..io import write_atomically  # noqa: E402
+from .fonts import with_label_fonts  # noqa: E402
 from .grid import picture, to_unit  # noqa: E402
 
 
@@ -20,6 +21,7 @@ def save_png(figure, path) -> None:
     plt.close(figure)
 
 
+@with_label_fonts
 def plot_panels(panels, path, title: str = "", columns: int | None = None, cmap: str = "gray",
                 border: str = "#a8c4e0", panel_size=(2.4, 2.4)) -> None:
     """One figure of pictures side by side.  ``panels``: a list of (caption, array), the array (H, W) with
@@ -41,6 +43,7 @@ def plot_panels(panels, path, title: str = "", columns: int | None = None, cmap:
     save_png(figure, path)
 
 
+@with_label_fonts
 def plot_grid(grid, path, title: str) -> None:
     """One big grid (a kernel grid) at about 8 screen pixels per grid pixel, at least 5 inches wide."""
     height, width = grid.shape[:2]
@@ -54,6 +57,7 @@ def rgb(image) -> np.ndarray:
     return np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array
 
 
+@with_label_fonts
 def plot_saliency(pixels, saliency, path, title: str, label: str = "saliency max |∂S_c/∂I|") -> None:
     """The image (C, H, W) in [0, 1], a heat map (H, W) of it (saliency, Grad-CAM, occlusion) in the ``hot``
     colour map, and the map laid over the image with opacity = heat (scaled to [0, 1])."""
@@ -65,6 +69,7 @@ def plot_saliency(pixels, saliency, path, title: str, label: str = "saliency max
     plot_panels(panels, path, title, panel_size=(3, 3))
 
 
+@with_label_fonts
 def plot_confusion(matrix, classes, path, title: str) -> None:
     """Heat map of counts[true, predicted]: colour = fraction of the true class, the count written in each cell."""
     matrix = np.asarray(matrix)

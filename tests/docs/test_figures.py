@@ -26,11 +26,6 @@ def shown(page: Path) -> list[str]:
     return re.findall(r"\(\.\./images/figures/([\w.-]+)\)", page.read_text(encoding="utf-8"))
 
 
-def test_a_chinese_font_is_installed():
-    assert "WenQuanYi Zen Hei" in figures.FONTS or "Noto Sans CJK SC" in figures.FONTS, \
-        "no CJK font for the Chinese labels: apt-get install fonts-wqy-zenhei (the Makefile's apt list)"
-
-
 @pytest.mark.slow
 def test_the_generator_writes_every_figure(tmp_path):
     # Every figure in English; in Chinese the still ones (the animations share their drawing code, and
