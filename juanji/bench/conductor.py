@@ -10,7 +10,7 @@ and the ratio juanji/PyTorch of the minima (lower is better). Needs the test ext
 
 Where Numba is installed, juanji is timed on both its kernels, NumPy's and the compiled ones, side by side.
 
-    python -m juanji.bench [--threads 1 2] [--processes 3] [--quick] [--out bench/results.md]
+    python -m juanji.bench [--threads 1 2] [--processes 3] [--quick] [--out bench/results/benchmark.md]
     python -m juanji.bench --breakdown resnet20 --threads 2      # where one train step goes
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 
 from ..runtime.kernels import get_kernels, numba_available
 from .breakdown import DEFAULT_BATCH, format_breakdown, run_breakdown
-from .report import PYTORCH, format_epoch, format_table, machine_description
+from .report import PYTORCH, format_epoch, format_table, machine_description, provenance
 from .rows import MODEL_INPUTS
 from .startup import format_startup, run_startup
 from .workers import FRAMEWORKS, run_epoch, run_rows, start_worker
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=positive_int, default=3,
                         help="fresh processes per framework and setting (the best is kept)")
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets, no full epoch")
-    parser.add_argument("--out", default="bench/results.md")
+    parser.add_argument("--out", default="bench/results/benchmark.md")
     parser.add_argument("--breakdown", choices=sorted(MODEL_INPUTS), metavar="MODEL",
                         help="instead of the table: where juanji's train step of MODEL (lenet5, resnet20) goes, "
                              "layer type by layer type, at the first --threads count")
@@ -146,9 +146,10 @@ def main(argv=None) -> int:
             tables.append(format_startup(run_startup(most, worker_environment()), most))
     backends = " and ".join(side.removeprefix("juanji ") for side in columns if side != PYTORCH)
     report = "\n\n".join([
-        "# juanji vs PyTorch CPU", f"Machine: {machine_description(worker_environment())}.",
-        f"Run: `python -m juanji.bench {' '.join(argv if argv is not None else sys.argv[1:])}` on "
-        f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s. juanji runs on {backends} kernels "
+        "# juanji vs PyTorch CPU",
+        "\n".join(provenance(f"python -m juanji.bench {' '.join(argv if argv is not None else sys.argv[1:])}",
+                             machine_description(worker_environment()))),
+        f"The run took {time.perf_counter() - started:.0f} s. juanji runs on {backends} kernels "
         "(`juanji numpy` is a plain install's, `juanji numba` the compiled ones of the `fast` extra). Ratios "
         f"are juanji/PyTorch of the minima (lower is better); each side's figures are the best of "
         f"{args.processes} fresh processes.",

@@ -9,7 +9,7 @@ and its share of the step (it includes waiting for the slower rank).  Needs Open
 (``pip install -e .[test]``).
 
     python -m juanji.bench --distributed [--quick]
-    python -m juanji.bench.distributed [--limit 60000] [--steps 20] [--out bench/distributed.md]
+    python -m juanji.bench.distributed [--limit 60000] [--steps 20] [--out bench/results/distributed.md]
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import sys
 import time
 
 import numpy as np
+
+from .report import machine_description, provenance
 
 CONFIGURATIONS = (("juanji", 1, 2), ("juanji", 2, 1), ("pytorch", 1, 2), ("pytorch", 2, 1))  # (framework, processes, threads)
 EPOCH_BATCH, STEP_BATCH = 64, 128
@@ -179,8 +181,11 @@ def main(argv=None) -> int:
     table += f"\n\nOne Allreduce of LeNet-5's 61,706 float32 gradients over 2 ranks: {alone:.0f} µs (mean of 100)."
     print(table)
     if args.out:
+        command = f"python -m juanji.bench.distributed {' '.join(argv if argv is not None else sys.argv[1:])}"
         with open(args.out, "w") as f:
-            f.write(table + "\n")
+            f.write("# Data parallelism on one machine\n\n"
+                    + "\n".join(provenance(command.strip(), machine_description(dict(os.environ))))
+                    + "\n\n" + table + "\n")
     return 0
 
 

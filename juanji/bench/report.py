@@ -7,6 +7,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -43,6 +44,12 @@ def machine_description(env: dict) -> str:
         torch_version = "not installed"
     return (f"{cpu_description()}, {os.cpu_count()} cores; Python {platform.python_version()}, NumPy "
             f"{np.__version__} (BLAS in the timing processes: {blas}), PyTorch {torch_version}")
+
+
+def provenance(command: str, machine: str) -> list[str]:
+    """The first lines of every stored output under ``bench/results/``: what made it, where and when
+    (tests/docs/test_quoted_figures.py reads them)."""
+    return [f"Command: `{command}`", f"Machine: {machine}.", f"Date: {time.strftime('%Y-%m-%d')}"]
 
 
 PYTORCH = "PyTorch"
