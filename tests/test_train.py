@@ -14,8 +14,8 @@ from juanji.train import Trainer, TrainConfig, TrainingDiverged
 
 pytestmark = pytest.mark.slow
 
-# The parity configuration of bench/torch_lenet5.py. On the first 10,000 training images, 5 epochs,
-# PyTorch reached 78.6 / 79.0 / 75.7 % test accuracy (seeds 0, 1, 2) and juanji 77.9 / 80.6 / 80.2 %.
+# The parity configuration of bench/torch_lenet5.py: on the first 10,000 training images, 5 epochs, juanji
+# must reach 75 % test accuracy, about the lowest that PyTorch's own runs of this configuration reach.
 PARITY = dict(model="lenet5", optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=0.0, schedule="none",
               init="torch", normalize=False, batch_size=64)
 

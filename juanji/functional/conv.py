@@ -16,9 +16,8 @@ from .geometry import output_shape, pad2d, pair, plain_3x3, resolve_padding, unp
 
 
 # Depthwise layers other than 3×3 at stride 1 or 2 (whose row loops win on every map size) use the general
-# compiled loops (when chosen) from this input map size on: fwd+bwd of MobileNet's layers at batch 32, one
-# thread, general loops/NumPy: 0.58 at 32×32, but 1.1–1.9 on 16×16 down to 2×2 maps, where their per-row
-# overhead outweighs 4- to 16-pixel rows.
+# compiled loops (when chosen) from this input map size on: below it, as on MobileNet's 16×16 down to 2×2
+# maps, their per-row overhead outweighs 4- to 16-pixel rows and NumPy's kernels are faster.
 DEPTHWISE_MIN_PIXELS = 32 * 32
 
 
@@ -218,8 +217,8 @@ def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, 
 
         dW[g] = dY[g] · cols[g]ᵀ     (K/G × C/G·R·S, contracted over N·H'·W')
 
-    computed as its transpose cols · dYᵀ, the shape OpenBLAS runs faster (C·R·S rows rather than K:
-    1.15–1.55× on ResNet-20's layers, 1.4× with 2 groups), one partial product per chunk of the batch
+    computed as its transpose cols · dYᵀ, the shape OpenBLAS runs faster (C·R·S rows rather than K, on
+    ResNet-20's layers with and without groups), one partial product per chunk of the batch
     (one chunk per thread), summed.  ``dy_channel_major``: ``channel_major(dy)`` where the caller has it.
     """
     n, k = dy.shape[:2]

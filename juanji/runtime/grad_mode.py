@@ -1,8 +1,7 @@
 """``no_grad()``: forward passes that no backward will follow (evaluation, prediction), as PyTorch's
 ``torch.no_grad()``.  Layers then keep no cache for backward; a convolution's columns go to the thread's
 scratch memory instead of the layer's own, so a network's inference holds one layer's columns at a time
-instead of all of them (a ResNet-20 training run that evaluates on batches of 1,000: 1.1 GB resident
-instead of 5.2 GB).
+instead of all of them (what matters for a training run that evaluates on large batches).
 
 The mode belongs to the calling thread, as PyTorch's: ``no_grad`` in one thread leaves another thread's
 forward passes (and a new thread's) with grad enabled.

@@ -56,9 +56,10 @@ def get_kernels() -> str:
 
 def compiled(elements: int | None = None) -> bool:
     """True when the compiled kernels are chosen and a call on an input of ``elements`` elements is large
-    enough for them: each call of a loop on Numba's threads starts its pool, ~50 µs even on one thread
-    (ReLU's backward on LeNet-5's 301,056 activations: 129 µs against NumPy's 73), more than the loop saves
-    below MIN_ELEMENTS.  ``elements`` None: a loop run by juanji's batch split (``serial``), for any size."""
+    enough for them: each call of a loop on Numba's threads starts its pool, even on one thread, and below
+    MIN_ELEMENTS that start costs more than the loop saves (ReLU's backward on LeNet-5's 301,056
+    activations is slower compiled than on NumPy).  ``elements`` None: a loop run by juanji's batch split
+    (``serial``), for any size."""
     return (elements is None or elements >= MIN_ELEMENTS) and get_kernels() == "numba"
 
 

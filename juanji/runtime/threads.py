@@ -1,8 +1,8 @@
 """Batch-parallel kernels: the samples of a batch cut into one chunk per thread.
 
 NumPy runs every copy and elementwise pass on one core, and OpenBLAS splits each GEMM over its threads,
-which pays only for large GEMMs: a convolution's per-sample GEMMs are small (LeNet-5's train step took as
-long on 2 BLAS threads as on 1). So a kernel writes its work for a slice of the batch,
+which pays only for large GEMMs: a convolution's per-sample GEMMs are small (LeNet-5's train step runs no
+faster on 2 BLAS threads than on 1). So a kernel writes its work for a slice of the batch,
 ``work(start, stop)``, and ``over_batch`` runs one slice per thread, each slice's copies and GEMMs in its own
 Python thread (NumPy and BLAS release the GIL), with BLAS on one thread meanwhile. Chunks write disjoint
 slices of arrays allocated before the split, so no locks are needed.
@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-# Below this many elements per call, handing a chunk to a thread (20–30 µs, more when its core sleeps)
+# Below this many elements per call, handing a chunk to a thread (dearer still when its core sleeps)
 # costs about what the split saves (LeNet-5 at batch 64: ReLU, pooling and the FC layers stay whole).
 MIN_ELEMENTS = 1 << 19
 

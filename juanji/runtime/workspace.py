@@ -1,8 +1,8 @@
 """Arrays kept from one call to the next, so that hot kernels write into memory that is already mapped.
 
 A fresh large NumPy array is fresh pages from the operating system: the first write to each page is a
-page fault plus zeroing by the kernel, which doubles the cost of a copy such as im2col (measured: 10.7 ms
-into a new 58 MB array, 5.0 ms into one reused).  A ``Workspace`` hands out the same memory again when
+page fault plus zeroing by the kernel, work of the same kind as a copy such as im2col, which memory that
+is already mapped spares.  A ``Workspace`` hands out the same memory again when
 the size allows.  The kernels take workspaces as arguments (``conv2d(..., workspace, scratch)``) and
 keep no memory of their own; ``juanji.nn`` decides which to pass: a layer's own workspace for arrays that
 live from its forward to its backward (conv's columns), the calling thread's ``scratch()`` workspace for

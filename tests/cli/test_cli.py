@@ -65,7 +65,7 @@ def test_predict_ranks_classes_of_png_jpg_bmp_files(run_dir, test_images, capsys
         assert len(ranked) == 3 and probabilities == sorted(probabilities, reverse=True)
         assert sum(probabilities) <= 1.0 + 1e-6
         hits += any(item.rsplit(" ", 1)[0] == label for item in ranked)
-    assert hits >= 4          # a model at ~75 % test accuracy has nearly all of them in its top 3
+    assert hits >= 4          # a model trained for 1 epoch on 3,000 images has nearly all of them in its top 3
 
 
 def test_models_lists_the_zoo(capsys):

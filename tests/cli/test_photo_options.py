@@ -54,7 +54,7 @@ def test_center_gives_back_the_test_image_and_its_prediction(run_dir, photos):
               for center in (False, True)]
     reference = model(np.stack([read_input_array(model, state, image) for image in originals])).argmax(1)
     inverted_only, prepared = (model(x).argmax(1) for x in inputs)
-    assert (prepared == reference).mean() >= 0.85            # measured 0.90; crop and invert only: 0.25
+    assert (prepared == reference).mean() >= 0.85            # crop and invert only: far fewer agree
     assert (prepared == reference).mean() > (inverted_only == reference).mean()
 
 

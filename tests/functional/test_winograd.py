@@ -113,11 +113,10 @@ def test_winograd_matches_the_slow_references_on_random_geometry(n, c, k, pads, 
 
 @pytest.mark.parametrize("channels, size", [(16, 16), (64, 8), (3, 12)])
 def test_winograd_float32_error_stays_near_the_direct_methods(monkeypatch, channels, size):
-    """Measured against the float64 result: F(2×2, 3×3)'s transforms add a few roundings per output, so its
-    float32 error may exceed the direct method's (dW by up to 4.4× here) but stays within 16 float32
-    epsilons of the largest value (measured: at most 9.1·10⁻⁷, 7.7 epsilons).  The direct method's own
-    error moves with the order of BLAS's sums (dW of 3 channels: 1.1 epsilons with OpenBLAS's SkylakeX
-    kernels, 2.5 with its Haswell ones), so the comparison floors it at 2 epsilons."""
+    """Against the float64 result: F(2×2, 3×3)'s transforms add a few roundings per output, so its float32
+    error may exceed the direct method's (by at most 4×) but stays within 16 float32 epsilons of the largest
+    value.  The direct method's own error moves with the order of BLAS's sums (dW of 3 channels differs
+    between OpenBLAS's SkylakeX and Haswell kernels), so the comparison floors it at 2 epsilons."""
     if not kernels.numba_available():
         pytest.skip("Numba is not installed")
     monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)

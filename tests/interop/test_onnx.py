@@ -1,6 +1,6 @@
 """ONNX export: every zoo model and every converter option runs in onnxruntime and gives juanji's output
-(float32, max |difference| ≤ 1e-6, the README's claim; measured: ≤ 3.6e-7 for the zoo's logits, ≤ 2.4e-7
-for the layer options); the graph passes onnx.checker; unsupported layers are named in the error."""
+(float32, max |difference| ≤ 1e-6, the README's claim, for the zoo's logits and the layer options); the
+graph passes onnx.checker; unsupported layers are named in the error."""
 import subprocess
 import sys
 

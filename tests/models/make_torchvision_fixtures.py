@@ -1,10 +1,10 @@
 """Record torchvision's reference data into tests/models/fixtures/ and check juanji against torchvision.
 
 torchvision does not install beside the tests' torch 2.13, so run this in a separate virtual
-environment (x86_64, Python 3.11; 5.5 GB, a CUDA build that runs on the CPU):
+environment (x86_64, Python 3.11; several GB, a CUDA build that runs on the CPU):
 
     python3 -m venv /tmp/tv && /tmp/tv/bin/pip install torch==2.14.1 torchvision==0.29.1 numpy
-    /tmp/tv/bin/python tests/models/make_torchvision_fixtures.py            # every model, 10-30 minutes
+    /tmp/tv/bin/python tests/models/make_torchvision_fixtures.py            # every model (slow)
     /tmp/tv/bin/python tests/models/make_torchvision_fixtures.py resnet18   # just some
 
 For each model of tv_reference.TORCHVISION_MODELS it

@@ -45,7 +45,7 @@ def test_chunks_cover_the_batch_in_order_on_different_threads(two_threads):
 
 
 def test_small_calls_and_single_samples_stay_in_one_chunk(two_threads, monkeypatch):
-    # one sample: nothing to split, so its GEMMs keep BLAS's own 2 threads (a big image's conv: 14 → 8 ms)
+    # one sample: nothing to split, so its GEMMs keep BLAS's own 2 threads (a big image's conv is one large GEMM)
     assert parallel.over_batch(1, lambda a, b: (a, b, blas_threads()), elements=10 ** 6) == [(0, 1, 2)]
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1000)
     # a small batch: one chunk, BLAS on one thread (OpenBLAS's spinning threads would slow the next split)

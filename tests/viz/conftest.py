@@ -9,7 +9,7 @@ from juanji.train import Trainer, TrainConfig
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A LeNet-5 run directory trained for 1 epoch on 2,000 Fashion-MNIST images (about 53 % test accuracy)."""
+    """A LeNet-5 run directory trained for 1 epoch on 2,000 Fashion-MNIST images (a weak but trained model)."""
     out = tmp_path_factory.mktemp("viz") / "tiny"
     Trainer(TrainConfig(epochs=1, limit=2000, out=str(out)), progress=False).fit()
     return out

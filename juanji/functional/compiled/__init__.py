@@ -25,8 +25,8 @@ except ImportError:         # a plain install: the loops run as Python (tests on
 
 if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # Numba's own pool, whose threads sleep between kernels.  Its default here, GNU OpenMP, keeps its threads
-    # spinning after each kernel, on the cores juanji's batch split needs next: ResNet-20's train step at
-    # 2 threads took 1.6× as long as on NumPy's kernels, 0.96× with this pool.  It must not be entered by
+    # spinning after each kernel, on the cores juanji's batch split needs next, which turns the compiled
+    # kernels' gain on a multi-threaded train step into a loss.  It must not be entered by
     # two threads at once: ``runtime.kernels.compiled_call`` lets one in at a time.
     numba.config.THREADING_LAYER = "workqueue"
 

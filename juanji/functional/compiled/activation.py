@@ -2,10 +2,9 @@
 (``map_batch``: juanji's batch split, the loops compiled ``serial``).
 
 NumPy's backward makes the mask x > 0 as an array of its own before the product; the loop reads dY and x
-once and writes dX once.  Without Numba's own thread pool, which takes ~50 µs to start on every call even
-on one thread, the loops win at every size (LeNet-5's first ReLU at batch 64, forward + backward, one
-thread: 64 µs against NumPy's 166; the benchmark's 64×64×32×32 row: 1.80 ms against 1.97 on Numba's pool,
-probes).
+once and writes dX once.  Numba's own thread pool starts on every call, even on one thread, which costs
+more than a small ReLU saves; run on juanji's batch split instead, the loops win on small and large
+batches alike.
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from . import serial
 @serial
 def relu_loop(x, y):
     """y = max(x, 0); NaN stays NaN, as PyTorch (written as a select on "not below 0", which Numba runs on
-    SIMD vectors; np.maximum on each element ran at half that speed)."""
+    SIMD vectors; np.maximum on each element is slower)."""
     for i in range(x.shape[0]):
         value = x[i]
         y[i] = value if not value < 0 else 0

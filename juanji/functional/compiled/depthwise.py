@@ -4,8 +4,8 @@ kernel offsets: the per-group GEMMs of the NumPy kernel have one row each, far b
 x (N, C, H, W), weight (K, 1, R, S) with K = m·C (filter k reads channel k // m), y (N, K, H', W').  Offset
 (u, v) of output (i, j) reads x[n, c, i·Sh + u·Dh − Pt, j·Sw + v·Dw − Pl], zero outside the input; for
 each offset the loops visit only the outputs whose read falls inside (``inside``).  Rows are handed to the
-row helpers as contiguous slices at stride 1 (Numba then runs them on SIMD vectors, ~4× faster than a
-strided slice) and as strided slices otherwise: the two calls differ only in the slice.
+row helpers as contiguous slices at stride 1 (Numba then runs them on SIMD vectors, which it does not
+on a strided slice) and as strided slices otherwise: the two calls differ only in the slice.
 """
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ they read), centring again as it goes.
 written, where y and then z were; with a ``residual`` (a residual block's shortcut, added before its ReLU)
 max(y + shortcut, 0), where y, their sum and the ReLU's output were.  The backward is the batch
 norm's own: the ReLU's mask [z > 0] is the caller's to apply (the shortcut takes the masked gradient too).
-Fusing the mask into the backward's sweeps as well, recomputed from x, made no difference to ResNet-20's
-train step (309–314 against 305–313 ms at 1 thread, 177–199 against 179–188 at 2, probes) for more code.
+Fusing the mask into the backward's sweeps as well, recomputed from x, does not shorten ResNet-20's train
+step at 1 or 2 threads, and would cost more code.
 """
 from __future__ import annotations
 

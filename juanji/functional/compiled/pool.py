@@ -1,7 +1,7 @@
 """Max pooling's backward, one (sample, channel) plane per parallel iteration: a scatter of dY to each
-window's arg-max, which NumPy can only do as one masked pass per window offset (overlapping 3×3/s2
-windows: 5× slower).  The forward stays NumPy's (a window-plane copy and vectorised compares beat a
-compiled loop over windows 3× here), whose cache holds the arg-max as u·S + v.
+window's arg-max, which NumPy can only do as one masked pass per window offset (each pass reads all of
+dY and dX again).  The forward stays NumPy's (a window-plane copy and vectorised compares over contiguous
+planes beat a compiled loop over windows), whose cache holds the arg-max as u·S + v.
 
 Window offset (u, v) of output (i, j) reads x[n, c, i·Sh + u·Dh − Pt, j·Sw + v·Dw − Pl].
 """

@@ -48,12 +48,12 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 
 
 # The bytes of one block's tiles V (16, T, C): the samples of a block are as many as fit, one at least.
-# 16 channels at 32×32, batch 128, one thread, against the whole batch in one block: forward 10.4 → 6.9 ms,
-# backward 21.1 → 13.3 ms (bench/winograd_study.py).
+# Blocks keep the tiles in the core's cache from transform to GEMM; bench/results/winograd_study.txt times
+# them against the whole batch in one block (bench/winograd_study.py).
 BLOCK_BYTES = 1 << 20
 # Where y's planes lie a multiple of 4 KiB apart (32×32 float32 maps, and larger powers of two), the output
-# transform writes this many channels' planes at a time: 64 planes written in turn shared the same cache
-# sets (bench/compiled_kernels.py --rows "conv 64→64", one thread: forward 26.2 → 23.1 ms).
+# transform writes this many channels' planes at a time: 64 planes written in turn share the same cache
+# sets and evict each other's lines before they are full.
 CHANNEL_GROUP = 16
 
 
@@ -176,7 +176,7 @@ def input_adjoint(dv, th, tw, dxp):
 
 def weight_transform(weight: np.ndarray) -> np.ndarray:
     """U (16, C, K): U[(a, b), c, k] = (G · W[k, c] · Gᵀ)[a, b], as two GEMMs over all filters (einsum's
-    loop over every index took 1 ms on 64 × 64 filters)."""
+    own loop over every index does not use BLAS)."""
     k, c = weight.shape[:2]
     g = G.astype(weight.dtype)
     right = (weight.reshape(k * c * 3, 3) @ g.T).reshape(k * c, 3, 4)       # W Gᵀ: [kc, r, b]
@@ -200,7 +200,7 @@ def _grid(out_size):
 def tile_planes(workspace, key, tiles, channels, dtype) -> np.ndarray:
     """16 planes (16, tiles, channels) whose starts lie 64 bytes further apart than the planes' size: the
     transforms store to all 16 planes in turn, and planes a power of two apart (ResNet-20's: 2 MiB) share
-    the same cache sets (the input transform then took 3.8× as long: bench/winograd_study.py)."""
+    the same cache sets (bench/results/winograd_study.txt times the input transform into both layouts)."""
     size = tiles * channels
     skew = 64 // np.dtype(dtype).itemsize
     return array_in(workspace, key, (16, size + skew), dtype)[:, :size].reshape(16, tiles, channels)
