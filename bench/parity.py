@@ -60,7 +60,7 @@ def main():
         lines.append(f"{name:<8} mean final test accuracy {sum(values) / len(values):.4f} over seeds {args.seeds}")
         print(lines[-1])
     if args.out:
-        command = "python bench/parity.py " + " ".join(sys.argv[1:])
+        command = " ".join(["python bench/parity.py", *sys.argv[1:]])
         with open(args.out, "w") as f:
             f.write("# LeNet-5 parity: juanji and PyTorch, same configuration\n\n"
                     + "\n".join(provenance(command, machine_description(dict(os.environ)))) + "\n\n```text\n"

@@ -1,7 +1,7 @@
 """Where the time of ResNet-20's 3×3 convolutions goes, im2col against Winograd F(2×2, 3×3), and the choices
 of ``juanji/functional/compiled/winograd.py`` measured: one process, float32, batch 128, best of 7 calls.
 
-    python bench/winograd_study.py [--threads 1] [--batch 128]
+    python bench/winograd_study.py [--threads 1] [--batch 128] > bench/results/winograd_study.txt
 
 For each of ResNet-20's three stages (16 channels at 32×32, 32 at 16×16, 64 at 8×8) it prints:
 - im2col: the forward's column copy and its GEMM alone, and juanji's NumPy conv2d forward and backward;
@@ -12,10 +12,12 @@ For each of ResNet-20's three stages (16 channels at 32×32, 32 at 16×16, 64 at
 - the input transform writing 16 planes exactly 2^k bytes apart against planes skewed by 64 bytes;
 - the float32 error of the direct method, of F(2×2, 3×3) and of F(4×4, 3×3) (36 products per 4×4 output
   tile, in NumPy here, not in juanji) against float64, relative to the largest output.
-Needs Numba (``pip install 'juanji[fast]'``); the figures in the README's speed section come from it.
+It first prints the command, the machine and the date, as every stored output under ``bench/results/`` does.
+Needs Numba (``pip install 'juanji[fast]'``).
 """
 import argparse
 import os
+import sys
 import time
 
 # as ``python -m juanji.bench`` times: without the variables that pin OpenBLAS to slower kernels
@@ -25,6 +27,7 @@ for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
 import numpy as np  # noqa: E402
 
 import juanji  # noqa: E402
+from juanji.bench.report import machine_description, provenance  # noqa: E402
 from juanji.functional import conv  # noqa: E402
 from juanji.functional.compiled import winograd  # noqa: E402
 from juanji.functional.geometry import pad2d  # noqa: E402
@@ -150,6 +153,8 @@ def main():
     keep_freed_memory()
     juanji.set_num_threads(args.threads)
     kernels.MIN_ELEMENTS = 0
+    print("\n".join(provenance(" ".join(["python bench/winograd_study.py", *sys.argv[1:]]),
+                                machine_description(dict(os.environ)))) + "\n")
     print(f"threads: {args.threads} (the transforms and GEMMs alone run on this thread; conv2d splits the batch)")
     for channels, size in STAGES:
         study(args.batch, channels, size)
