@@ -36,7 +36,8 @@ def test_a_font_missing_from_matplotlibs_stale_cache_is_found_and_draws_chinese(
     # The cache as matplotlib leaves it on a machine where the CJK font was installed after the first plot.
     [cache] = tmp_path.glob("fontlist-*.json")
     fonts = json.loads(cache.read_text(encoding="utf-8"))
-    fonts["ttflist"] = [font for font in fonts["ttflist"] if font["name"] not in CJK]
+    cjk_files = {font["fname"] for font in fonts["ttflist"] if font["name"] in CJK}
+    fonts["ttflist"] = [font for font in fonts["ttflist"] if font["fname"] not in cjk_files]
     cache.write_text(json.dumps(fonts), encoding="utf-8")
 
     result = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=tmp_path, capture_output=True,
