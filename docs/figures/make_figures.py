@@ -33,7 +33,7 @@ from juanji.functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_b
 from juanji.models import create  # noqa: E402
 from juanji.models.summary import summarize  # noqa: E402
 from juanji.viz import feature_maps, map_grid  # noqa: E402
-from juanji.viz.fonts import label_fonts  # noqa: E402
+from juanji.viz.fonts import drawing_with_label_fonts  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1]
 OUT = DOCS / "images" / "figures"
@@ -706,7 +706,7 @@ def make(names=NAMES, out=OUT, languages=LANGUAGES) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    with plt.rc_context(label_fonts()):   # Chinese labels need a CJK font: fonts-wqy-zenhei (the Makefile)
+    with drawing_with_label_fonts():   # Chinese labels need a CJK font: fonts-wqy-zenhei (the Makefile)
         for name in names:
             data = globals()[f"data_{name}"]()
             for language in languages:

@@ -8,7 +8,9 @@ is added by its path: the font is found wherever it is installed, whatever the c
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 
 import matplotlib
 from matplotlib import font_manager
@@ -43,11 +45,26 @@ def label_fonts() -> dict:
     return {"font.family": font_families(), "axes.unicode_minus": False}
 
 
+@contextlib.contextmanager
+def drawing_with_label_fonts():
+    """Draw under :func:`label_fonts`. matplotlib logs a warning for each family it finds in no "normal"
+    weight (WenQuanYi Zen Hei has only "medium") and takes the nearest: that choice is the one wanted, so
+    its font manager's log is quieted meanwhile."""
+    log = logging.getLogger("matplotlib.font_manager")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with matplotlib.rc_context(label_fonts()):
+            yield
+    finally:
+        log.setLevel(level)
+
+
 def with_label_fonts(draw):
-    """Run a drawing function under :func:`label_fonts` (a text takes its font when it is created, so the
-    whole drawing runs inside)."""
+    """Run a drawing function under :func:`drawing_with_label_fonts` (a text takes its font when it is
+    created, so the whole drawing runs inside)."""
     @functools.wraps(draw)
     def drawing(*args, **kwargs):
-        with matplotlib.rc_context(label_fonts()):
+        with drawing_with_label_fonts():
             return draw(*args, **kwargs)
     return drawing

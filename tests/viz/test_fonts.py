@@ -46,4 +46,5 @@ def test_a_font_missing_from_matplotlibs_stale_cache_is_found_and_draws_chinese(
     assert cached == [], "the cache was not stale: the test proves nothing"
     assert set(families) & set(CJK), f"no CJK family found past the stale cache: {families}"
     assert glyph_warnings == []
+    assert "findfont" not in result.stderr      # no word about the CJK font's weight on every plot
     assert (tmp_path / "labels.png").stat().st_size > 0
