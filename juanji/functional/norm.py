@@ -61,8 +61,12 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         raise ValueError(f"batch_norm: residual of shape {residual.shape} is not x's {x.shape}")
     if reduce is None and kernels.compiled(x.size):
         from .compiled import norm as compiled
-        return compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, relu,
-                                   residual)
+        y, mean, var, inv_std = compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, eps,
+                                                    relu, residual)
+        count = x.size // x.shape[1]
+        if training:
+            update_running_statistics(running_mean, running_var, mean, var, count, momentum)
+        return y, BatchNormCache(x, mean, inv_std.astype(x.dtype), gamma, training, count if training else None)
     centred = np.empty_like(x)
     if training:
         total = sum(over_batch(n, lambda start, stop: x[start:stop].sum(axis=axes), x.size))
@@ -121,7 +125,8 @@ def batch_norm_backward(dy, cache, reduce=None):
     this process's own sums (data parallelism adds them up with the other gradients)."""
     if reduce is None and kernels.compiled(dy.size):
         from .compiled import norm as compiled
-        return compiled.batch_norm_backward(dy, cache)
+        return compiled.batch_norm_backward(dy, cache.values, cache.shift, cache.inv_std, cache.gamma,
+                                            cache.training)
     values, shift, inv_std, gamma, training, count = cache
     axes = (0,) + tuple(range(2, dy.ndim))
     shape = (1, -1) + (1,) * (dy.ndim - 2)

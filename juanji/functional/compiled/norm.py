@@ -2,9 +2,10 @@
 statistics, centring and normalisation in one sweep over its values (NumPy needs a pass per step).
 
 x (N, C, L) (any (N, C, …) input seen with its trailing axes flattened); count = N·L values per channel.
-The caches are the NumPy kernel's ``BatchNormCache``, values − shift = x − μ: the compiled forward keeps x
-itself and μ (one array written less than x − μ and y: ResNet-20's batch norms write to memory as much as
-they read), centring again as it goes.
+These are leaves: plain arrays in, plain arrays out. ``juanji.functional.norm`` builds the cache from them
+and updates the running statistics; its values − shift = x − μ lets the compiled forward keep x itself and
+μ (one array written less than x − μ and y: ResNet-20's batch norms write to memory as much as they read),
+centring again as it goes.
 
 ``relu=True`` fuses the ReLU after the batch norm into the forward's sweep: z = max(y, 0) is the one array
 written, where y and then z were; with a ``residual`` (a residual block's shortcut, added before its ReLU)
@@ -18,8 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 from ...runtime.kernels import compiled_call
-from ..norm import update_running_statistics
-from ..norm import BatchNormCache
 from . import jit, prange
 
 
@@ -84,10 +83,10 @@ def _as_ncl(array):
     return np.ascontiguousarray(array).reshape(array.shape[0], array.shape[1], -1)
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, relu=False,
-               residual=None):
-    """``juanji.functional.batch_norm`` on the compiled loops, plus ``residual`` and followed by ReLU with
-    ``relu``: returns (y, cache)."""
+def batch_norm(x, gamma, beta, running_mean, running_var, training, eps=1e-5, relu=False, residual=None):
+    """``juanji.functional.batch_norm``'s sweep on the compiled loops, plus ``residual`` and followed by ReLU
+    with ``relu``: returns (y, μ, σ², 1/√(σ² + ε)), μ and σ² (float64) the batch's in training, the running
+    statistics in eval."""
     x3 = _as_ncl(x)
     c = x.shape[1]
     mean = np.zeros(c) if training else running_mean.astype(np.float64)
@@ -98,21 +97,17 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         batch_norm_forward_loop(x3, gamma64, beta64, mean, var, float(eps), bool(training), bool(relu),
                                 None if residual is None else _as_ncl(residual.astype(y.dtype, copy=False)), y,
                                 inv_std)
-    if training:
-        update_running_statistics(running_mean, running_var, mean, var, x3.shape[0] * x3.shape[2], momentum)
-    count = x3.shape[0] * x3.shape[2]
-    cache = BatchNormCache(x3.reshape(x.shape), mean, inv_std.astype(x.dtype), gamma, training,
-                           count if training else None)
-    return y.reshape(x.shape), cache
+    return y.reshape(x.shape), mean, var, inv_std
 
 
-def batch_norm_backward(dy, cache: BatchNormCache):
-    """``juanji.functional.batch_norm_backward`` on the compiled loops: returns (dx, dγ, dβ)."""
+def batch_norm_backward(dy, values, shift, inv_std, gamma, training):
+    """``juanji.functional.batch_norm_backward`` on the compiled loops, x − μ given as values − shift (shift
+    None: values are x − μ): returns (dx, dγ, dβ)."""
     dy3 = _as_ncl(dy)
     c = dy.shape[1]
-    shift = np.zeros(c) if cache.shift is None else cache.shift.astype(np.float64)
+    shift = np.zeros(c) if shift is None else shift.astype(np.float64)
     dx, dgamma, dbeta = np.empty_like(dy3), np.empty(c), np.empty(c)
     with compiled_call():
-        batch_norm_backward_loop(dy3, _as_ncl(cache.values), shift, cache.inv_std.astype(np.float64),
-                                 cache.gamma.astype(np.float64), bool(cache.training), dx, dgamma, dbeta)
+        batch_norm_backward_loop(dy3, _as_ncl(values), shift, inv_std.astype(np.float64),
+                                 gamma.astype(np.float64), bool(training), dx, dgamma, dbeta)
     return dx.reshape(dy.shape), dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)
