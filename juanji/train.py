@@ -160,6 +160,7 @@ class Trainer:
         skip_input_gradient(self.model)
         if comm is not None and config.sync_bn:
             distributed.convert_sync_batchnorm(self.model, comm)
+        self.model = nn.fuse_where_it_pays(self.model)      # the same state_dict names, fused or not
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.scheduler = make_scheduler(config, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)

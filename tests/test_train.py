@@ -91,3 +91,17 @@ def test_resume_restores_the_metrics_history_from_the_checkpoint(tmp_path):
     assert [m["epoch"] for m in history] == [1, 2] and history[0] == first[0]
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+
+def test_on_the_compiled_kernels_training_fuses_and_its_checkpoints_load_into_the_unfused_model(tmp_path,
+                                                                                                  numba_kernels):
+    from juanji import nn
+    config = TrainConfig(model="resnet20", epochs=1, limit=256, batch_size=64, out=str(tmp_path / "run"))
+    trainer = Trainer(config, progress=False)
+    kinds = {type(layer) for layer in trainer.model.modules()}
+    assert nn.BatchNormAddReLU in kinds and nn.BatchNormReLU in kinds and nn.ReLU not in kinds
+    trainer.fit()
+    plain = ckpt.restore_model(ckpt.load(str(tmp_path / "run" / "best.npz")))      # built from the registry
+    assert nn.ReLU in {type(layer) for layer in plain.modules()}
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(plain.state_dict()[name], value)

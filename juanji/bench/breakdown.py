@@ -18,24 +18,27 @@ def run_breakdown(name: str, batch: int, steps: int = 10) -> dict:
     """Seconds per step, at the caller's thread count, of each leaf layer type's forward and backward
     (containers' own work, such as residual adds, is the remainder), the loss and the optimizer, averaged
     over ``steps`` steps after warm-up: {"step": seconds, "parts": {label: seconds}}.  Timing each layer
-    replaces its forward, so layers that the compiled kernels fuse (a batch norm and the ReLU after it) run
-    one by one here."""
+    runs through hooks on the model as the benchmark runs it (``nn.fuse``d on the compiled kernels: a batch
+    norm and the ReLU after it are one layer there)."""
     model = JuanjiSide().model(name)
     totals: defaultdict[str, float] = defaultdict(float)
+    begun: dict[int, float] = {}      # module id → when its forward or backward began
 
-    def timing(label, method):
-        def timed_call(value):
-            started = time.perf_counter()
-            result = method(value)
-            totals[label] += time.perf_counter() - started
-            return result
-        return timed_call
+    def start(module, *_):
+        begun[id(module)] = time.perf_counter()
+
+    def stop(label):
+        def hook(module, *_):
+            totals[label] += time.perf_counter() - begun.pop(id(module))
+        return hook
 
     for module in model.modules():
         if not module._modules:
             kind = type(module).__name__
-            module.forward = timing(f"{kind} forward", module.forward)
-            module.backward = timing(f"{kind} backward", module.backward)
+            module.register_forward_pre_hook(start)
+            module.register_forward_hook(stop(f"{kind} forward"))
+            module.register_full_backward_pre_hook(start)
+            module.register_full_backward_hook(stop(f"{kind} backward"))
     channels, size = MODEL_INPUTS[name]
     rng = np.random.default_rng(0)
     x, y = rng.random((batch, channels, size, size), dtype=np.float32), rng.integers(0, NUM_CLASSES, batch)

@@ -40,7 +40,7 @@ class JuanjiSide:
     def model(self, name):
         model = models.create(name, **model_args(name))
         skip_input_gradient(model)      # as juanji's Trainer does, and as PyTorch skips it for the input
-        return model
+        return nn.fuse_where_it_pays(model)                # as juanji's Trainer does
 
     def train_step(self, model):
         """``step(x, y)``: one SGD-momentum step of ``model`` on a batch of NumPy arrays."""

@@ -12,7 +12,6 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import nn
-from ..nn.container import relu_of_sum, run_layers
 from .blocks import finish, is_small
 
 
@@ -25,19 +24,62 @@ class ResidualBlock(nn.Module):
         super().__init__()
         for name, layer in body.items():
             setattr(self, name, layer)
-        self._body = list(body.values())
+        self._body = list(body)
         self.downsample = nn.Identity() if downsample is None else downsample
         self.relu = nn.ReLU()
 
     def forward(self, x):
-        return relu_of_sum(self._body[-1], run_layers(self._body[:-1], x), self.downsample(x), self.relu)
+        y = x
+        for name in self._body:
+            y = getattr(self, name)(y)
+        return self.relu(y + self.downsample(x))
 
     def backward(self, dy):
         dz = self.relu.backward(dy)
         dx = dz
-        for layer in reversed(self._body):
-            dx = layer.backward(dx)
+        for name in reversed(self._body):
+            dx = getattr(self, name).backward(dx)
         return dx + self.downsample.backward(dz)
+
+    def fused(self) -> nn.Module:
+        """``nn.fuse``'s rule for this block: the body's batch norm + ReLU pairs fused, and its last batch
+        norm, the sum and the ReLU as one layer (``nn.BatchNormAddReLU``), under the same names."""
+        *names, end = self._body
+        body = nn.fuse(nn.Sequential(OrderedDict((name, getattr(self, name)) for name in names)))
+        downsample = nn.fuse(self.downsample)
+        last = getattr(self, end)
+        if type(last) is not nn.BatchNorm2d:
+            for name, layer in body.named_children():
+                setattr(self, name, layer)
+            self.downsample = downsample
+            return self
+        return FusedResidualBlock(body, end, nn.BatchNormAddReLU(last), downsample)
+
+
+class FusedResidualBlock(nn.Module):
+    """A ``ResidualBlock`` after ``nn.fuse``: y = end(body(x), downsample(x)), ``end`` a
+    ``BatchNormAddReLU`` named as the batch norm it replaces, the other children's names unchanged.
+    dX = body.backward(dX_end) + downsample.backward(dS), (dX_end, dS) = end.backward(dY)."""
+
+    def __init__(self, body: nn.Sequential, end: str, last: nn.BatchNormAddReLU, downsample: nn.Module):
+        super().__init__()
+        for name, layer in body.named_children():
+            setattr(self, name, layer)
+        setattr(self, end, last)
+        self._body, self._end = list(body._modules), end
+        self.downsample = downsample
+
+    def forward(self, x):
+        y = x
+        for name in self._body:
+            y = getattr(self, name)(y)
+        return getattr(self, self._end)(y, self.downsample(x))
+
+    def backward(self, dy):
+        dx, ds = getattr(self, self._end).backward(dy)
+        for name in reversed(self._body):
+            dx = getattr(self, name).backward(dx)
+        return dx + self.downsample.backward(ds)
 
 
 class BasicBlock(ResidualBlock):

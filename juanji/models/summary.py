@@ -41,25 +41,20 @@ def summarize(model, input_shape=None) -> list[Row]:
     leaves = [(name, module) for name, module in model.named_modules() if not module._modules]
     rows, ran = [], set()
 
-    def recording(name, module):
-        forward = module.forward
-
-        def wrapper(x):
-            y = forward(x)
+    def record(name):
+        def hook(module, inputs, y):
             rows.append(Row(name, type(module).__name__, y.shape[1:], _count(module), layer_macs(module, y)))
             ran.add(name)
-            return y
-        return wrapper
+        return hook
 
     was_training = model.training
     model.eval()
+    handles = [module.register_forward_hook(record(name)) for name, module in leaves]
     try:
-        for name, module in leaves:
-            object.__setattr__(module, "forward", recording(name, module))
         model(np.zeros((1,) + shape, dtype=getattr(model, "input_dtype", None) or model.dtype or np.float32))
     finally:
-        for _, module in leaves:
-            del module.__dict__["forward"]
+        for handle in handles:
+            handle.remove()
         model.train(was_training)
     rows += [Row(name, type(module).__name__, None, _count(module), 0)
              for name, module in leaves if name not in ran and module.params]

@@ -4,6 +4,7 @@ from .container import Concat, Residual, Sequential
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .embedding import Embedding
+from .fused import BatchNormAddReLU, BatchNormReLU, fuse, fuse_where_it_pays
 from .linear import Flatten, Identity, Linear
 from .loss import CrossEntropyLoss
 from .module import Module
@@ -18,4 +19,5 @@ __all__ = ["Module", "Sequential", "Residual", "Concat", "Conv1d", "Conv2d", "Li
            "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm1d", "BatchNorm2d",
            "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d", "CrossEntropyLoss",
            "Embedding", "Permute", "GlobalMaxPool1d", "AdaptiveMaxPool2d", "SpatialPyramidPool2d",
-           "no_grad", "is_grad_enabled"]
+           "no_grad", "is_grad_enabled", "fuse", "fuse_where_it_pays", "BatchNormReLU",
+           "BatchNormAddReLU"]

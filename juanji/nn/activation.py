@@ -6,8 +6,7 @@ from .module import Module
 
 
 class ReLU(Module):
-    """y = max(x, 0);  dX = dY · [x > 0] = dY · [y > 0].  It keeps x, or y where a batch norm before it ran
-    it in its own sweep (``BatchNorm2d.forward_relu``)."""
+    """y = max(x, 0);  dX = dY · [x > 0]."""
 
     def forward(self, x):
         self.save_for_backward(x)
@@ -16,11 +15,6 @@ class ReLU(Module):
     def backward(self, dy):
         x_or_y, = self.saved_for_backward()
         return F.relu_backward(dy, x_or_y)
-
-    def ran_fused(self, y) -> None:
-        """The layer before ran this ReLU in its own forward, giving ``y``."""
-        self.save_for_backward(y)
-        self.record_output(y)
 
 
 class LeakyReLU(Module):

@@ -10,7 +10,6 @@ import numpy as np
 
 from .linear import Identity
 from .module import Module
-from .normalization import _BatchNorm
 
 
 class Sequential(Module):
@@ -22,7 +21,9 @@ class Sequential(Module):
         _add_children(self, layers)
 
     def forward(self, x):
-        return run_layers(list(self._modules.values()), x)
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
 
     def backward(self, dy):
         for layer in reversed(self._modules.values()):
@@ -44,30 +45,6 @@ class Sequential(Module):
     def append(self, layer: Module) -> "Sequential":
         setattr(self, str(len(self)), layer)
         return self
-
-
-def run_layers(layers: list[Module], x):
-    """x through ``layers`` in turn, each batch norm followed by a ReLU as one kernel where it ``fuses``
-    (the compiled kernels): the batch norm's output is never written, nor read again by the ReLU."""
-    i = 0
-    while i < len(layers):
-        layer = layers[i]
-        if i + 1 < len(layers) and isinstance(layer, _BatchNorm) and layer.fuses(layers[i + 1], x):
-            x = layer.forward_relu(x, layers[i + 1])
-            i += 2
-        else:
-            x = layer(x)
-            i += 1
-    return x
-
-
-def relu_of_sum(last: Module, x, shortcut, relu: Module):
-    """relu(last(x) + shortcut), a residual block's end: one sweep where ``last`` is a batch norm that
-    ``fuses`` with ``relu`` (the sum and the ReLU's output written once, instead of the batch norm's output,
-    the sum and the ReLU's)."""
-    if isinstance(last, _BatchNorm) and last.fuses(relu, x):
-        return last.forward_relu(x, relu, residual=shortcut)
-    return relu(last(x) + shortcut)
 
 
 def _add_children(parent: Module, modules) -> None:

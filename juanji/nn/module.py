@@ -14,16 +14,43 @@ only while grad is enabled (``no_grad`` keeps nothing), ``saved_for_backward()``
 or raises the one error every layer gives — and lets it go unless ``retain_cache()`` asked to keep it.
 Beside it, calling a layer records its output's shape, and every subclass's ``backward`` is wrapped once
 (``__init_subclass__``) to refuse an output gradient ``dy`` of any other shape, naming the layer.
+
+Tools observe a layer through hooks, as in PyTorch, never by replacing its methods:
+``register_forward_pre_hook(hook(module, args))``, ``register_forward_hook(hook(module, args, output))``,
+``register_full_backward_pre_hook(hook(module, grad_output))`` and
+``register_full_backward_hook(hook(module, grad_input, grad_output))``; each returns a handle whose
+``remove()`` takes the hook away, and a hook that returns something other than None replaces what it was
+given (the input, the output, dY or dX).
 """
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import OrderedDict
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
 from ..runtime.grad_mode import is_grad_enabled
+
+
+class RemovableHandle:
+    """What ``register_*_hook`` returns: ``remove()`` takes the hook away (twice is harmless); as a context
+    manager, the hook lives for the ``with`` block."""
+    _ids = itertools.count()
+
+    def __init__(self, hooks: OrderedDict):
+        self._hooks = hooks
+        self.id = next(self._ids)
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
 
 
 class Module:
@@ -37,6 +64,8 @@ class Module:
     _saved: tuple | None = None     # what the last forward kept for backward
     retains_cache = False           # keep it after backward too (``retain_cache``)
     _out_shape: tuple | None = None  # the shape of the last output computed with grad enabled
+    # Hooks, by kind: an OrderedDict {handle id: hook} made at the first registration (most layers have none).
+    _hooks: dict[str, OrderedDict] | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -68,15 +97,53 @@ class Module:
     # object.__setattr__, past the child registry of __setattr__ (LeNet-5: ~50 calls a step).
     def __call__(self, *inputs):
         object.__setattr__(self, "_out_shape", None)      # a forward that raises leaves no stale shape
+        hooks = self._hooks
+        if hooks and hooks["forward_pre"]:
+            for hook in list(hooks["forward_pre"].values()):
+                result = hook(self, inputs)
+                if result is not None:
+                    inputs = result if isinstance(result, tuple) else (result,)
         y = self.forward(*inputs)
-        self.record_output(y)
-        return y
-
-    def record_output(self, y) -> None:
-        """Note the shape of the output ``y`` this layer gave, against which backward checks dY (a layer
-        pair run as one kernel, ``container.run_layers``, notes it for both)."""
+        if hooks and hooks["forward"]:
+            for hook in list(hooks["forward"].values()):
+                result = hook(self, inputs, y)
+                if result is not None:
+                    y = result
         if is_grad_enabled():                               # None for a non-array output: unchecked
             object.__setattr__(self, "_out_shape", getattr(y, "shape", None))
+        return y
+
+    # -- hooks ------------------------------------------------------------------------------------
+    def _register(self, kind: str, hook: Callable, prepend: bool) -> RemovableHandle:
+        if self._hooks is None:
+            object.__setattr__(self, "_hooks", {name: OrderedDict() for name in HOOK_KINDS})
+        hooks = self._hooks[kind]
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, args)`` before each forward; a value it returns replaces the input (a tuple of
+        arguments, or one that is wrapped in a tuple). Hooks run in order of registration (``prepend``:
+        first). Unlike torch's autograd, backward does not differentiate the hook's change: it gives the
+        gradient with respect to the input forward received."""
+        return self._register("forward_pre", hook, prepend)
+
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, args, output)`` after each forward; a value it returns replaces the output."""
+        return self._register("forward", hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook: Callable, *, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_output)`` before each backward, ``grad_output`` = (dY,); a value it returns
+        (a tuple of one array) replaces dY."""
+        return self._register("backward_pre", hook, prepend)
+
+    def register_full_backward_hook(self, hook: Callable, *, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output)`` after each backward, ``grad_input`` = (dX,); a value it
+        returns (a tuple of one array) replaces dX."""
+        return self._register("backward", hook, prepend)
 
     # -- the cache from forward to backward --------------------------------------------------------
     def save_for_backward(self, *values) -> None:
@@ -227,17 +294,35 @@ class Module:
                             f"convert the input or call .to({x.dtype}) on the model")
 
 
+HOOK_KINDS = ("forward_pre", "forward", "backward_pre", "backward")
+
+
 def _checks_dy(backward):
-    """``backward`` refusing a ``dy`` whose shape is not that of the output it is the gradient of.  Only the
-    instance's own class's backward checks: a subclass's backward calling ``super().backward`` on part of
-    ``dy`` (DenseLayer) is not checked again against the whole output.  A loss's ``backward()`` takes no dy."""
+    """``backward`` refusing a ``dy`` whose shape is not that of the output it is the gradient of, and running
+    the backward hooks around it.  Only the instance's own class's backward checks and runs hooks: a
+    subclass's backward calling ``super().backward`` on part of ``dy`` (DenseLayer) is not checked again
+    against the whole output.  A loss's ``backward()`` takes no dy."""
     @functools.wraps(backward)
     def checked(self, *args, **kwargs):
+        if type(self).backward is not checked:
+            return backward(self, *args, **kwargs)
         dy = args[0] if args else kwargs.get("dy")
         expected = self._out_shape
-        if (expected is not None and dy is not None and type(self).backward is checked
-                and np.shape(dy) != expected):
+        if expected is not None and dy is not None and np.shape(dy) != expected:
             raise ValueError(f"{self._name()}: backward expected dy of shape {expected} (the shape of its "
                              f"forward's output), got {np.shape(dy)}")
-        return backward(self, *args, **kwargs)
+        hooks = self._hooks
+        if not hooks or not (hooks["backward_pre"] or hooks["backward"]) or dy is None:
+            return backward(self, *args, **kwargs)
+        grad_output = (dy,)
+        for hook in list(hooks["backward_pre"].values()):
+            result = hook(self, grad_output)
+            if result is not None:
+                grad_output = tuple(result)
+        dx = backward(self, *grad_output, *args[1:], **{k: v for k, v in kwargs.items() if k != "dy"})
+        for hook in list(hooks["backward"].values()):
+            result = hook(self, (dx,), grad_output)
+            if result is not None:
+                dx, = result
+        return dx
     return checked

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..functional import norm as F
-from .activation import ReLU
 from .module import Module
 
 
@@ -25,38 +24,28 @@ class _BatchNorm(Module):
         self.buffers = {"running_mean": zeros.copy(), "running_var": ones.copy()}
 
     def forward(self, x):
-        return self._normalise(x, relu=False)
+        y, cache = self._normalise(x)
+        self.save_for_backward(cache)
+        return y
 
-    def fuses(self, relu, x) -> bool:
-        """True where ``forward_relu(x, relu)`` may run this layer and the ``relu`` after it as one kernel:
-        ``relu`` a plain ReLU, neither layer's forward replaced (by ``summary``, the benchmark's breakdown),
-        no statistics summed over processes, and the compiled kernels chosen for x."""
-        return (type(relu) is ReLU and "forward" not in vars(self) and "forward" not in vars(relu)
-                and self._statistics_sum() is None and F.fuses_relu(x))
-
-    def forward_relu(self, x, relu: ReLU, residual=None):
-        """relu(self(x)), or relu(self(x) + residual) (a residual block's shortcut), in one sweep (where
-        ``fuses``): z = max(y, 0) written instead of y (and the sum); ``relu`` keeps z for its backward's
-        mask, as it would keep its input."""
-        z = self._normalise(x, relu=True, residual=residual)
-        self.record_output(z)
-        relu.ran_fused(z)
-        return z
-
-    def _normalise(self, x, relu: bool, residual=None):
+    def _normalise(self, x, relu: bool = False, residual=None):
+        """(y, cache) of ``F.batch_norm`` on x with this layer's parameters and statistics; ``relu`` and
+        ``residual`` ask the compiled kernels' sweep for max(y (+ residual), 0) instead (``juanji.nn.fuse``)."""
         self._check_input(x, self._shape_desc.format(C=self.num_features), self._ndims, self.num_features)
         mean, var = self.buffers["running_mean"], self.buffers["running_var"]
         if self.affine:
             gamma, beta = self.params["weight"], self.params["bias"]
         else:       # γ = 1, β = 0 in the buffers' dtype, which follows .to()
             gamma, beta = np.ones_like(mean), np.zeros_like(mean)
-        y, cache = F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps,
-                                reduce=self._statistics_sum(), relu=relu, residual=residual)
-        self.save_for_backward(cache)
-        return y
+        return F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps,
+                            reduce=self._statistics_sum(), relu=relu, residual=residual)
 
     def backward(self, dy):
         cache, = self.saved_for_backward()
+        return self._normalise_backward(dy, cache)
+
+    def _normalise_backward(self, dy, cache):
+        """dX of ``_normalise``'s y, with dγ and dβ written into ``grads``."""
         dx, dgamma, dbeta = F.batch_norm_backward(dy, cache, reduce=self._gradient_sum(dy, cache))
         if self.affine:
             np.copyto(self.grads["weight"], dgamma)

@@ -43,30 +43,37 @@ def simple(model, shape, seed=1):
     check_gradients(model, x, lambda x: [model(x)], [dy], lambda: model.backward(dy))
 
 
-@pytest.mark.usefixtures("kernels")     # compiled: Winograd, and batch norms fused with the ReLUs and sums after them
+def maybe_fused(model, fused: bool):
+    return nn.fuse(model) if fused else model
+
+
+@pytest.mark.usefixtures("kernels")     # compiled: Winograd, and (fused) batch norms with the ReLUs and sums after them
+@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
 @pytest.mark.parametrize("block, shortcut", [(BasicBlock, "A"), (BasicBlock, "B"), (Bottleneck, "B")])
-def test_resnet_blocks(block, shortcut):
+def test_resnet_blocks(block, shortcut, fused):
     jrandom.seed(0)
     model = resnet(block, (1, 2), (4, 8), num_classes=3, in_channels=2, input_size=8, shortcut=shortcut)
-    simple(model, (2, 2, 8, 8))
+    simple(maybe_fused(model, fused), (2, 2, 8, 8))
 
 
 @pytest.mark.usefixtures("numba_kernels")
-def test_resnet20_runs_every_relu_fused_and_agrees_with_numpys_kernels(monkeypatch):
-    """On the compiled kernels each of ResNet-20's 19 ReLUs runs inside the batch norm before it (the 9 at
-    the blocks' ends with the shortcut's sum) and keeps its output z ≥ 0 for its mask (alone, a ReLU keeps its
-    input).  Output and gradients are NumPy's kernels' (float64)."""
+def test_resnet20_fused_runs_every_relu_in_a_batch_norm_and_agrees_with_numpys_kernels(monkeypatch):
+    """After ``nn.fuse`` each of ResNet-20's 19 ReLUs runs inside the batch norm before it (the 9 at the
+    blocks' ends with the shortcut's sum: ``BatchNormAddReLU``), on the compiled kernels' one sweep.  Output
+    and gradients are those of the unfused model on NumPy's kernels (float64)."""
     jrandom.seed(0)
     model = models.create("resnet20", num_classes=10, in_channels=3, input_size=32).to(np.float64)
+    twin = models.create("resnet20", num_classes=10, in_channels=3, input_size=32).to(np.float64)
+    twin.load_state_dict(model.state_dict())
+    fused = nn.fuse(model)
+    kinds = [type(layer) for layer in fused.modules()]
+    assert (kinds.count(nn.BatchNormReLU), kinds.count(nn.BatchNormAddReLU), kinds.count(nn.ReLU)) == (10, 9, 0)
     rng = np.random.default_rng(0)
     x, dy = rng.standard_normal((3, 3, 32, 32)), rng.standard_normal((3, 10))
     results = {}
-    for backend in ("numba", "numpy"):
+    for backend, network in (("numba", fused), ("numpy", twin)):
         monkeypatch.setattr(kernels, "_chosen", backend)
-        y = model(x)
-        kept = [layer._saved[0] for layer in model.modules() if isinstance(layer, nn.ReLU)]
-        assert len(kept) == 19 and sum(k.min() < 0 for k in kept) == (0 if backend == "numba" else 19)
-        results[backend] = (y, model.backward(dy), *(grad.copy() for _, _, grad in model.parameters()))
+        results[backend] = (network(x), network.backward(dy), *(grad.copy() for _, _, grad in network.parameters()))
     for got, want in zip(results["numba"], results["numpy"]):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * max(1, np.abs(want).max()))
 
@@ -80,18 +87,20 @@ def test_pad_shortcut_subsamples_and_appends_zero_channels():
     simple(layer, (2, 3, 5, 5))
 
 
-@pytest.mark.usefixtures("kernels")     # compiled: the batch norm + ReLU pairs fused
-def test_dense_block_and_transition():
+@pytest.mark.usefixtures("kernels")     # compiled, fused: the batch norm + ReLU pairs in one sweep
+@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
+def test_dense_block_and_transition(fused):
     jrandom.seed(0)
-    model = nn.Sequential(dense_block(3, 4, growth_rate=2, bn_size=2), transition(10, 5))
+    model = maybe_fused(nn.Sequential(dense_block(3, 4, growth_rate=2, bn_size=2), transition(10, 5)), fused)
     assert model(np.zeros((2, 4, 6, 6), np.float32)).shape == (2, 5, 3, 3)
     simple(model, (2, 4, 6, 6))
 
 
-@pytest.mark.usefixtures("kernels")     # compiled: the batch norm + ReLU pairs fused
-def test_inception_module():
+@pytest.mark.usefixtures("kernels")     # compiled, fused: the batch norm + ReLU pairs in one sweep
+@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
+def test_inception_module(fused):
     jrandom.seed(0)
-    module = InceptionModule(3, 2, 2, 3, 1, 2, 2)
+    module = maybe_fused(InceptionModule(3, 2, 2, 3, 1, 2, 2), fused)
     assert module(np.zeros((2, 3, 5, 5), np.float32)).shape == (2, 9, 5, 5)
     assert [name for name, _ in module.named_children()] == ["branch1", "branch2", "branch3", "branch4"]
     simple(module, (2, 3, 5, 5))

@@ -84,6 +84,9 @@ def test_an_empty_batch_gives_empty_outputs_and_gradients(name, training):
         warnings.simplefilter("error")              # no NumPy warning leaks either
         y = forward(layer, x[:0])
         dx = backward(layer, y)
+    if name == "BatchNormAddReLU":                  # (dX, dShortcut)
+        dx, dshortcut = dx
+        assert dshortcut.shape == x[:0].shape
     if name == "CrossEntropyLoss":
         assert np.isnan(y)                          # PyTorch's mean over no samples
         assert dx.shape == (0,) + x.shape[1:]

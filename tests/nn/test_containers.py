@@ -54,7 +54,7 @@ def to_dtype(model_pair, dtype):
     return model_pair[0].to(dtype), model_pair[1]
 
 
-@pytest.mark.usefixtures("kernels")       # on the compiled kernels conv → BN → ReLU runs BN and ReLU as one
+@pytest.mark.usefixtures("kernels")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("train", [True, False])
 def test_sequential_cnn_matches_torch(dtype, train):
@@ -77,34 +77,6 @@ def test_residual_matches_torch(dtype, projection):
     y = compare_with_torch(model, twin, np.random.default_rng(1).standard_normal((2, 4, 9, 9)).astype(dtype),
                            steps=2)
     assert y.shape == ((2, 8, 5, 5) if projection else (2, 4, 9, 9))
-
-
-@pytest.mark.usefixtures("numba_kernels")
-def test_a_batch_norm_and_the_relu_after_it_run_as_one_kernel_where_nothing_watches_them():
-    model, _ = cnn_pair()
-    randomise_state(model)
-    model[9].p = 0.0        # the outputs of every call below are then the same (training: the batch's statistics)
-    x = np.random.default_rng(2).standard_normal((2, 3, 11, 10)).astype(np.float32)
-    y = model(x)
-    bn, relu = model[1], model[2]
-    assert relu._saved[0].min() >= 0        # fused: the ReLU keeps its output, where alone it keeps its input
-    dy = np.ones_like(y)
-    dx = model.backward(dy)
-    with pytest.raises(ValueError, match="expected dy of shape"):           # both layers still check dY
-        model(x), relu.backward(np.ones((1, 6, 11, 10), np.float32))
-
-    outputs = []
-    relu.forward = lambda x, forward=relu.forward: forward(x)              # replaced (summary, breakdown)
-    outputs.append((model(x), model.backward(dy)))
-    assert bn._saved is None and relu._saved is None
-    model(x)
-    assert relu._saved[0].min() < 0
-    del relu.forward
-    with nn.no_grad():
-        outputs.append((model(x), dx))
-    assert bn._saved is None and relu._saved is None
-    for got, got_dx in outputs:
-        assert np.array_equal(got, y) and np.array_equal(got_dx, dx)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
