@@ -132,10 +132,9 @@ def compare(rows, thread_counts, repeats, clock):
 
 FIRST_CALLS = """
 import time, numpy as np, juanji, juanji.nn as nn
-from juanji.functional import conv
-from juanji.runtime import kernels
+from juanji.functional import plan
 juanji.set_kernels("numba")
-kernels.MIN_ELEMENTS = conv.DEPTHWISE_MIN_PIXELS = 0     # small arrays: the compiled kernels all the same
+plan.COMPILED_MIN_ELEMENTS = plan.DEPTHWISE_MIN_PIXELS = 0     # small arrays: the compiled kernels all the same
 started = time.perf_counter()
 layers = [nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.MaxPool2d(2), nn.BatchNorm2d(4), nn.ReLU()]
 for dtype in (np.float32, np.float64):

@@ -6,7 +6,7 @@ of ``juanji/functional/compiled/winograd.py`` measured: one process, float32, ba
 For each of ResNet-20's three stages (16 channels at 32×32, 32 at 16×16, 64 at 8×8) it prints:
 - im2col: the forward's column copy and its GEMM alone, and juanji's NumPy conv2d forward and backward;
 - Winograd: the input transform, the 16 GEMMs and the output transform alone (over the whole batch), and
-  the compiled conv2d forward and backward, which go a block of samples at a time (``BLOCK_BYTES`` of
+  the compiled conv2d forward and backward, which go a block of samples at a time (``plan.WINOGRAD_BLOCK_BYTES`` of
   tiles), against the same with the whole batch in one block;
 - the 16 GEMMs with the tiles laid out (16, T, C), as juanji does, against (16, C, T);
 - the input transform writing 16 planes exactly 2^k bytes apart against planes skewed by 64 bytes;
@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 import juanji  # noqa: E402
 from juanji.bench.report import machine_description, provenance  # noqa: E402
-from juanji.functional import conv  # noqa: E402
+from juanji.functional import conv, plan  # noqa: E402
 from juanji.functional.compiled import winograd  # noqa: E402
 from juanji.functional.geometry import pad2d  # noqa: E402
 from juanji.runtime import kernels  # noqa: E402
@@ -48,13 +48,14 @@ def best_ms(function, repeats=7):
     return best * 1e3
 
 
-def layer_ms(backend, x, w):
-    """(forward, backward) ms of conv2d on ``backend``'s kernels, with workspaces as the layer keeps them."""
+def layer_ms(backend, x, w, kernel_plan=None):
+    """(forward, backward) ms of conv2d on ``backend``'s kernels (by ``kernel_plan`` where given), with
+    workspaces as the layer keeps them."""
     kernels.set_kernels(backend)
     workspace, scratch = Workspace(), Workspace()
-    y, cache = conv.conv2d(x, w, None, 1, 1, workspace=workspace, scratch=scratch)
+    y, cache = conv.conv2d(x, w, None, 1, 1, workspace=workspace, scratch=scratch, plan=kernel_plan)
     dy = np.random.default_rng(1).standard_normal(y.shape, dtype=np.float32)
-    return (best_ms(lambda: conv.conv2d(x, w, None, 1, 1, workspace=workspace, scratch=scratch)),
+    return (best_ms(lambda: conv.conv2d(x, w, None, 1, 1, workspace=workspace, scratch=scratch, plan=kernel_plan)),
             best_ms(lambda: conv.conv2d_backward(dy, cache, scratch=scratch)))
 
 
@@ -87,10 +88,9 @@ def study(batch, channels, size):
     u_t = np.ascontiguousarray(u.transpose(0, 2, 1))
     products_channel_major = best_ms(lambda: np.matmul(u_t, channel_major, out=products_cm))
     winograd_fwd, winograd_bwd = layer_ms("numba", x, w)
-    blocked_samples = max(1, winograd.BLOCK_BYTES // (16 * th * tw * channels * 4))
-    kept, winograd.BLOCK_BYTES = winograd.BLOCK_BYTES, 1 << 62
-    whole_fwd, whole_bwd = layer_ms("numba", x, w)
-    winograd.BLOCK_BYTES = kept
+    blocked_samples = max(1, plan.WINOGRAD_BLOCK_BYTES // (16 * th * tw * channels * 4))
+    whole_batch = plan.ConvPlan("winograd", "winograd", "winograd", block_bytes=1 << 62)
+    whole_fwd, whole_bwd = layer_ms("numba", x, w, whole_batch)
 
     print(f"\n{channels} channels at {size}×{size}, batch {batch}:")
     print(f"  im2col:   column copy {copy:6.2f}  GEMM {gemm:6.2f}  | conv2d forward {numpy_fwd:6.2f}  "
@@ -152,7 +152,7 @@ def main():
         parser.error("needs Numba: pip install 'juanji[fast]'")
     keep_freed_memory()
     juanji.set_num_threads(args.threads)
-    kernels.MIN_ELEMENTS = 0
+    plan.COMPILED_MIN_ELEMENTS = 0
     print("\n".join(provenance(" ".join(["python bench/winograd_study.py", *sys.argv[1:]]),
                                 machine_description(dict(os.environ)))) + "\n")
     print(f"threads: {args.threads} (the transforms and GEMMs alone run on this thread; conv2d splits the batch)")

@@ -12,6 +12,7 @@ import sys
 
 from . import __version__, distributed
 from .commands import export, serve, show, train, zoo
+from .functional import plan
 from .runtime.allocator import keep_freed_memory
 from .runtime.kernels import BACKENDS, get_kernels, set_kernels
 from .runtime.threads import set_num_threads
@@ -20,9 +21,10 @@ COMMAND_MODULES = [train, zoo, show, export, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="juanji", description="Convolutional networks in plain NumPy.")
+    parser = argparse.ArgumentParser(prog="juanji", description="Convolutional networks in plain NumPy.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)   # --version: a table
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
-    parser.add_argument("--version", action="version", version=f"juanji {__version__} (kernels: {kernels_in_use()})")
+    parser.add_argument("--version", action="version", version=version())
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -34,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
                              help="NumPy's kernels or the compiled ones (numba: pip install 'juanji[fast]'); "
                                   "default: JUANJI_KERNELS, else numpy")
     return parser
+
+
+def version() -> str:
+    """The version, the kernels in use and the kernels a few typical convolutions run on them."""
+    try:
+        plans = "\n" + plan.describe()
+    except ValueError:              # a bad JUANJI_KERNELS: kernels_in_use says why
+        plans = ""
+    return f"juanji {__version__} (kernels: {kernels_in_use()}){plans}"
 
 
 def kernels_in_use() -> str:

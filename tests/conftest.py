@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from juanji.functional import conv
+from juanji.functional import plan
 from juanji.runtime import kernels as backend
 from juanji.runtime import threads
 
@@ -29,8 +29,8 @@ def kernels(request, monkeypatch):
     if request.param == "numba" and not backend.numba_available():
         pytest.skip("Numba is not installed (pip install 'juanji[fast]')")
     monkeypatch.setattr(backend, "_chosen", request.param)
-    monkeypatch.setattr(backend, "MIN_ELEMENTS", 0)
-    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 0)
+    monkeypatch.setattr(plan, "COMPILED_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(plan, "DEPTHWISE_MIN_PIXELS", 0)
     yield request.param
 
 
@@ -40,8 +40,8 @@ def numba_kernels(monkeypatch):
     if not backend.numba_available():
         pytest.skip("Numba is not installed (pip install 'juanji[fast]')")
     monkeypatch.setattr(backend, "_chosen", "numba")
-    monkeypatch.setattr(backend, "MIN_ELEMENTS", 0)
-    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 0)
+    monkeypatch.setattr(plan, "COMPILED_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(plan, "DEPTHWISE_MIN_PIXELS", 0)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,12 +1,12 @@
 """Elementwise activations and softmax, each with its backward; dtype in = dtype out."""
 import numpy as np
 
-from ..runtime import kernels
+from . import plan
 from ..runtime.threads import map_batch
 
 
 def relu(x):
-    if kernels.compiled():
+    if plan.compiled():
         from .compiled import activation as compiled
         return compiled.relu(x)
     return map_batch(lambda x, out: np.maximum(x, 0, out=out), x)
@@ -15,7 +15,7 @@ def relu(x):
 def relu_backward(dy, x):
     """dX = dY · [x > 0]  (the kink at 0 gets gradient 0, as PyTorch).  A product with the mask, not
     np.where: several times faster on large arrays."""
-    if kernels.compiled():
+    if plan.compiled():
         from .compiled import activation as compiled
         return compiled.relu_backward(dy, x)
     return map_batch(lambda dy, x, out: np.multiply(dy, x > 0, out=out), dy, x)

@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import kernels
 from ..runtime.threads import over_batch
 from ..runtime.workspace import array_in
-from .geometry import output_shape, pad2d, pair, plain_3x3, resolve_padding, unpad2d, window_at, window_view
-
-
-# Depthwise layers other than 3×3 at stride 1 or 2 (whose row loops win on every map size) use the general
-# compiled loops (when chosen) from this input map size on: below it, as on MobileNet's 16×16 down to 2×2
-# maps, their per-row overhead outweighs 4- to 16-pixel rows and NumPy's kernels are faster.
-DEPTHWISE_MIN_PIXELS = 32 * 32
+from .geometry import output_shape, pad2d, pair, resolve_padding, unpad2d, window_at, window_view
+from .plan import ConvPlan, full_convolution_padding, input_grad_method, plan_conv, weight_grad_method
 
 
 def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None,
@@ -53,14 +47,15 @@ def _is_pointwise(kernel_size, stride) -> bool:
 
 
 def col2im(cols: np.ndarray, padded_shape, kernel_size, stride, dilation, out_size, out=None,
-           channel_major: bool = False) -> np.ndarray:
+           channel_major: bool = False, compiled: bool = False) -> np.ndarray:
     """Adjoint of im2col: sum every column entry back to the padded pixel it was read from.
     cols in either layout of ``im2col`` → (N, C, Hp, Wp), written into ``out`` if given.
 
     Loops over the R·S kernel offsets only; each iteration is one strided add of a whole
     (N, C, H', W') block, so overlapping windows accumulate correctly without np.add.at.
+    ``compiled`` (sample-major columns only): the same sums by the compiled loops, plane by plane.
     """
-    if kernels.compiled(cols.size) and not channel_major:
+    if compiled:
         from .compiled import columns       # the R·S passes plane by plane, while it is in cache
         return columns.col2im(cols, padded_shape, kernel_size, stride, dilation, out_size, out)
     n, c, _, _ = padded_shape
@@ -86,47 +81,44 @@ def _geometry(x_shape, w_shape, stride, padding, dilation):
     return pads, output_shape(x_shape[2:], w_shape[2:], stride, pads, dilation)
 
 
-def _winograd_applies(weight_shape, stride, dilation, groups, pads) -> bool:
-    """The compiled Winograd F(2×2, 3×3) kernels' layers (``compiled.winograd``, whose import loads Numba):
-    3×3, stride 1, undilated, ungrouped, each side padded by 0 to 2."""
-    return plain_3x3(weight_shape[2:], dilation, pads) and tuple(stride) == (1, 1) and groups == 1
-
-
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, workspace=None, scratch=None):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, workspace=None, scratch=None,
+           plan: ConvPlan | None = None):
     """y = W ⋆ x + b.  x (N, C, H, W), weight (K, C/G, R, S) → y (N, K, H', W').
 
-    Returns (y, cache) where cache holds the columns for ``conv2d_backward``.
-    Without groups, one GEMM per sample writing NCHW directly: y[n] (K × H'·W') = W (K × C·R·S) ·
-    cols[n] (C·R·S × H'·W'); with G groups, one GEMM per group over the samples of a chunk:
-    Y[g] (K/G × N·H'·W') = W[g] (K/G × C/G·R·S) · cols[g] (C/G·R·S × N·H'·W').
-    The batch is cut into one chunk per thread (``over_batch``); each pads, copies and multiplies
-    its own samples.
+    Returns (y, cache); the cache holds what ``conv2d_backward`` needs and the plan it dispatches on.
+    ``plan``: the kernels to run (``juanji.functional.plan``), by default ``plan_conv``'s choice: im2col
+    and one GEMM per sample, y[n] (K × H'·W') = W (K × C·R·S) · cols[n] (C·R·S × H'·W'), or with G groups
+    one GEMM per group over the samples, Y[g] = W[g] · cols[g]; on the compiled kernels the depthwise
+    loops (the cache keeps x) or Winograd's F(2×2, 3×3) (the cache keeps x and U).
     ``workspace`` (a ``Workspace``, e.g. the layer's own): where the columns are kept and reused from
     call to call; the columns stay valid until the next call with the same workspace.  ``scratch``: a
     ``Workspace`` for the arrays used only during this call.  Without them every array is new.
-    On the compiled kernels (``juanji.set_kernels("numba")``) depthwise layers run the compiled loops
-    (the cache keeps x) and 3×3 stride-1 layers Winograd's F(2×2, 3×3) (the cache keeps x and U).
     """
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation)
+    plan = plan or plan_conv(x.shape, weight.shape, stride, pads, dilation, groups)
+    if plan.forward in ("depthwise", "depthwise_rows"):
+        from .compiled import depthwise
+        y = depthwise.conv2d(x, weight, bias, stride, pads, dilation, out_size, plan.forward == "depthwise_rows")
+        saved = x
+    elif plan.forward == "winograd":
+        from .compiled import winograd
+        y, saved = winograd.conv2d(x, weight, bias, pads, out_size, plan.block_bytes, scratch)
+    else:
+        y, saved = _im2col_forward(x, weight, bias, stride, pads, dilation, groups, out_size, plan.forward,
+                                   workspace, scratch)
+    return y, (x.shape, saved, weight, stride, dilation, pads, groups, plan)
+
+
+def _im2col_forward(x, weight, bias, stride, pads, dilation, groups, out_size, forward, workspace, scratch):
+    """NumPy's forward: y and the columns, cut into one chunk of the batch per thread (``over_batch``),
+    each chunk padding, copying and multiplying its own samples."""
     n, c = x.shape[:2]
     k, cg, r, s = weight.shape
-    pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation)
-    depthwise_layer = groups > 1 and groups == c and cg == 1
-    if kernels.compiled(x.size) and depthwise_layer:
-        from .compiled import depthwise     # one-row GEMMs: the compiled loops, which keep x, not columns
-        if (depthwise.row_loops(weight.shape, stride, dilation, pads)
-                or x.shape[2] * x.shape[3] >= DEPTHWISE_MIN_PIXELS):
-            y = depthwise.conv2d(x, weight, bias, stride, pads, dilation, out_size)
-            return y, (x.shape, x, weight, stride, dilation, pads, groups)
-    if kernels.compiled(x.size) and _winograd_applies(weight.shape, stride, dilation, groups, pads):
-        from .compiled import winograd
-        y, saved = winograd.conv2d(x, weight, bias, pads, out_size, scratch)
-        return y, (x.shape, saved, weight, stride, dilation, pads, groups)
     padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
     rows, p = cg * r * s, out_size[0] * out_size[1]
-    grouped = groups > 1
+    grouped, pointwise = forward == "grouped", forward == "pointwise"
     # A pointwise layer's columns are its (padded) input: padded memory then lives until backward.
-    pointwise = _is_pointwise((r, s), stride) and not grouped
     padded = (None if padded_shape == x.shape else
               array_in(workspace if pointwise else scratch, "padded", padded_shape, x.dtype))
     cols = None if pointwise else array_in(workspace, "cols", (rows * groups, n * p) if grouped else (n, rows, p),
@@ -136,7 +128,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     if grouped:
         y_kn = array_in(scratch, "gemm", (groups, k // groups, n * p), y.dtype)
 
-    def forward(start, stop):
+    def forward_chunk(start, stop):
         xp = pad2d(x[start:stop], pads, out=None if padded is None else padded[start:stop])
         if grouped:
             chunk = im2col(xp, (r, s), stride, dilation, out_size, cols[:, start * p:stop * p], channel_major=True)
@@ -148,11 +140,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
         if bias is not None:
             y[start:stop] += bias.reshape(1, k, 1, 1)
 
-    over_batch(n, forward, elements=n * rows * groups * p)
+    over_batch(n, forward_chunk, elements=n * rows * groups * p)
     if pointwise:
         cols = (x if padded is None else padded).reshape(n, c, p)
-    cache = (x.shape, cols, weight, stride, dilation, pads, groups)
-    return y, cache
+    return y, cols
 
 
 def _to_nchw(y_kn: np.ndarray, bias, out: np.ndarray) -> None:
@@ -176,16 +167,12 @@ def channel_major(dy: np.ndarray, out=None) -> np.ndarray:
     return out
 
 
-def _needs_channel_major(dy_shape, groups) -> bool:
-    return groups > 1 or dy_shape[1] > dy_shape[2] * dy_shape[3]
-
-
 def _channel_major_in(scratch, dy) -> np.ndarray:
     return channel_major(dy, array_in(scratch, "channel_major", (dy.shape[1], dy.size // dy.shape[1]), dy.dtype))
 
 
 def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
-    """Gradients of conv2d.  Returns (dx or None, dW, db):
+    """Gradients of conv2d, by the kernels of the forward's plan.  Returns (dx or None, dW, db):
 
         dW = dY ⋆ X                  ``conv2d_weight_grad``
         db = Σ_{n, i, j} dY
@@ -193,25 +180,27 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     dY in channel-major layout is made once here when either product wants it.
     ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
     """
-    x_shape, cols, weight, stride, dilation, pads, groups = cache
-    if isinstance(cols, tuple):     # the compiled Winograd forward kept its input and transformed weights
-        from .compiled import winograd
-        dy = np.ascontiguousarray(dy)
-        dx, dw = winograd.backward(dy, cols, pads, need_dx, scratch)
-        return dx, dw, dy.sum(axis=(0, 2, 3))
-    if cols.ndim == 4:              # the compiled depthwise forward kept the input itself
-        from .compiled import depthwise
-        dx, dw = depthwise.backward(dy, cols, weight, stride, pads, dilation, need_dx)
-        return dx, dw, dy.sum(axis=(0, 2, 3))
+    x_shape, saved, weight, stride, dilation, pads, groups, plan = cache
     dy = np.ascontiguousarray(dy)
-    dy_kn = _channel_major_in(scratch, dy) if _needs_channel_major(dy.shape, groups) else None
-    dw = conv2d_weight_grad(dy, cols, weight.shape, groups, dy_kn, scratch)
     db = dy.sum(axis=(0, 2, 3))
-    dx = conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups, dy_kn, scratch) if need_dx else None
+    if plan.forward == "winograd":          # saved: the input and the transformed weights
+        from .compiled import winograd
+        dx, dw = winograd.backward(dy, saved, pads, plan.block_bytes, need_dx, scratch)
+        return dx, dw, db
+    if plan.forward in ("depthwise", "depthwise_rows"):     # saved: the input itself
+        from .compiled import depthwise
+        dx, dw = depthwise.backward(dy, saved, weight, stride, pads, dilation, plan.weight_grad == "depthwise_rows",
+                                    plan.input_grad == "depthwise_rows", need_dx)
+        return dx, dw, db
+    dy_kn = _channel_major_in(scratch, dy) if plan.weight_grad in ("grouped", "batch") else None
+    dw = conv2d_weight_grad(dy, saved, weight.shape, groups, dy_kn, scratch, plan.weight_grad)
+    dx = (conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups, dy_kn, scratch, plan.input_grad)
+          if need_dx else None)
     return dx, dw, db
 
 
-def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, scratch=None) -> np.ndarray:
+def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, scratch=None,
+                       method: str | None = None) -> np.ndarray:
     """dW = dY ⋆ X: each weight's gradient sums, over the batch and the output pixels, dY times the input
     pixel it multiplied.  dy (N, K, H', W'), cols: conv2d's columns (from its cache) → dW (K, C/G, R, S).
 
@@ -220,24 +209,25 @@ def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, 
     computed as its transpose cols · dYᵀ, the shape OpenBLAS runs faster (C·R·S rows rather than K, on
     ResNet-20's layers with and without groups), one partial product per chunk of the batch
     (one chunk per thread), summed.  ``dy_channel_major``: ``channel_major(dy)`` where the caller has it.
+    ``method``: the plan's ``weight_grad`` ("grouped", "per_sample", "batch"; by default the plan's rule).
     """
     n, k = dy.shape[:2]
     p = dy.shape[2] * dy.shape[3]
     rows = int(np.prod(weight_shape[1:]))
-    grouped = groups > 1
+    method = method or weight_grad_method(k, p, groups)
     dy_samples = dy.reshape(n, k, p)
     dy_kn = dy_channel_major
-    if dy_kn is None and _needs_channel_major(dy.shape, groups):
+    if dy_kn is None and method in ("grouped", "batch"):
         dy_kn = _channel_major_in(scratch, dy)
-    if k > p and not grouped:
+    if method == "batch":
         cols_cm = array_in(scratch, "columns_transposed", (rows, n * p), cols.dtype)
 
     def weight_gradient(start, stop):
-        if grouped:                 # per group, over the chunk's samples: dW[g]ᵀ = cols[g] · dY[g]ᵀ
+        if method == "grouped":     # per group, over the chunk's samples: dW[g]ᵀ = cols[g] · dY[g]ᵀ
             return np.matmul(cols[:, start * p:stop * p].reshape(groups, rows, -1),
                              dy_kn[:, start * p:stop * p].reshape(groups, k // groups, -1).transpose(0, 2, 1)
                              ).transpose(0, 2, 1)
-        if k <= p:                  # per sample, summed: dWᵀ = Σ_n cols[n] · dY[n]ᵀ (C·R·S × K each)
+        if method == "per_sample":  # per sample, summed: dWᵀ = Σ_n cols[n] · dY[n]ᵀ (C·R·S × K each)
             return np.matmul(cols[start:stop], dy_samples[start:stop].transpose(0, 2, 1)).sum(axis=0).T
         # small maps (K > H'·W'): the per-sample products would outweigh the columns; lay the chunk's
         # columns side by side instead and make one product: dWᵀ = cols · dYᵀ over the chunk's N·H'·W'
@@ -247,16 +237,8 @@ def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, 
     return sum(over_batch(n, weight_gradient, elements=n * rows * groups * p)).reshape(weight_shape)
 
 
-def _full_conv_padding(pads, kernel_size, dilation):
-    """Padding of dY that turns dX into a stride-1 convolution of dY with the flipped kernel, or None
-    where the forward padding exceeds the kernel's reach (then col2im is used)."""
-    reach = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
-    full = tuple((span - before, span - after) for span, (before, after) in zip(reach, pads))
-    return full if min(min(side) for side in full) >= 0 else None
-
-
 def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_channel_major=None,
-                      scratch=None) -> np.ndarray:
+                      scratch=None, method: str | None = None) -> np.ndarray:
     """dX = dY ∗ rot180(W): each input pixel's gradient sums dY over the outputs whose window read it,
     times the weight that read it.  dy (N, K, H', W'), weight (K, C/G, R, S) → dX of shape ``x_shape``;
     ``pads`` ((top, bottom), (left, right)) as resolved by conv2d.
@@ -266,17 +248,20 @@ def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_
         stride 1, K ≤ C:  dX = conv2d(dY padded by the kernel's reach less the forward padding, rot180(W))
         otherwise:        dX = col2im(Wᵀ · dY), each column's gradient summed back to the pixels it read
     ``dy_channel_major``: ``channel_major(dy)`` where the caller has it (read by grouped layers).
+    ``method``: the plan's ``input_grad`` ("full_convolution", "col2im", "compiled_col2im"; by default the
+    plan's rule).
     """
     n, c = x_shape[:2]
     k, cg, r, s = weight.shape
     out_size = dy.shape[2:]
     rows, p = cg * r * s, out_size[0] * out_size[1]
     grouped = groups > 1
-    full_pads = _full_conv_padding(pads, (r, s), dilation) if tuple(stride) == (1, 1) and k <= c else None
-    if full_pads is not None:
+    method = method or input_grad_method(x_shape, weight.shape, stride, pads, dilation, groups, p)
+    if method == "full_convolution":
         # rot180(W) with input and output channels swapped within each group: (C, K/G, R, S)
         flipped = (weight.reshape(groups, k // groups, cg, r, s)[..., ::-1, ::-1]
                    .transpose(0, 2, 1, 3, 4).reshape(c, k // groups, r, s))
+        full_pads = full_convolution_padding(pads, (r, s), dilation)
         dx, _ = conv2d(dy, np.ascontiguousarray(flipped), None, 1, full_pads, dilation, groups, scratch, scratch)
         return dx
     dy_kn = dy_channel_major
@@ -297,7 +282,8 @@ def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_
         else:                       # per sample: dcols[n] = Wᵀ · dY[n]
             chunk = np.matmul(weights_t[0], dy_samples[start:stop], out=dcols[start:stop])
         padded_chunk = col2im(chunk, (stop - start, *padded_shape[1:]), (r, s), stride, dilation, out_size,
-                              out=dx[start:stop] if dxp is None else dxp[start:stop], channel_major=grouped)
+                              out=dx[start:stop] if dxp is None else dxp[start:stop], channel_major=grouped,
+                              compiled=method == "compiled_col2im")
         if dxp is not None:
             np.copyto(dx[start:stop], unpad2d(padded_chunk, pads))
 

@@ -3,7 +3,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..runtime import kernels
+from . import plan
 from ..runtime.threads import over_batch
 
 
@@ -21,7 +21,7 @@ class BatchNormCache(NamedTuple):
 
 def fuses_relu(x) -> bool:
     """True where ``batch_norm(x, ..., relu=True)`` runs: on the compiled kernels, for arrays they take."""
-    return kernels.compiled(np.size(x))
+    return plan.compiled(np.size(x))
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, reduce=None,
@@ -59,7 +59,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
                          "(juanji.functional.norm.fuses_relu)")
     if residual is not None and residual.shape != x.shape:
         raise ValueError(f"batch_norm: residual of shape {residual.shape} is not x's {x.shape}")
-    if reduce is None and kernels.compiled(x.size):
+    if reduce is None and plan.compiled(x.size):
         from .compiled import norm as compiled
         y, mean, var, inv_std = compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, eps,
                                                     relu, residual)
@@ -123,7 +123,7 @@ def batch_norm_backward(dy, cache, reduce=None):
     ``reduce`` (synchronised batch norm, training): the two means in dX are over every process's samples
     (``count`` of them, from the cache), Σ over processes by ``reduce`` of this process's sums; dγ, dβ stay
     this process's own sums (data parallelism adds them up with the other gradients)."""
-    if reduce is None and kernels.compiled(dy.size):
+    if reduce is None and plan.compiled(dy.size):
         from .compiled import norm as compiled
         return compiled.batch_norm_backward(dy, cache.values, cache.shift, cache.inv_std, cache.gamma,
                                             cache.training)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import kernels
+from . import plan
 from ..runtime.threads import over_batch
 from .geometry import adaptive_bins, output_shape, pad2d, pair, unpad2d, window_at, window_view
 
@@ -70,7 +70,7 @@ def max_pool2d_backward(dy, cache):
              and padded[2:] == (out[0] * stride[0], out[1] * stride[1]))
     # The compiled scatter only where windows overlap or leave gaps: on tiling windows NumPy's plain writes
     # are whole-array strided copies with nothing to add up, which a compiled loop does not beat.
-    if not tiles and kernels.compiled(int(np.prod(x_shape))):
+    if not tiles and plan.compiled(int(np.prod(x_shape))):
         from .compiled import pool as compiled
         return compiled.max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride, dilation, pads)
     dxp = np.empty(padded, dtype=dy.dtype)

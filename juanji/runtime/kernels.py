@@ -4,9 +4,10 @@ The compiled kernels are the textbook loops of ``juanji.functional.compiled`` co
 replace the NumPy kernels only where they were measured faster (depthwise convolution, 3×3 stride-1
 convolutions by Winograd's F(2×2, 3×3), max pooling's backward over overlapping windows, batch norm,
 ReLU, and a batch norm with the ReLU after it, or with a residual block's sum and ReLU, in one sweep:
-the layers of ``nn.fuse``).  The choice is made here and only here: ``set_kernels("numba")``, or
+the layers of ``nn.fuse``).  The backend is chosen here and only here: ``set_kernels("numba")``, or
 ``JUANJI_KERNELS=numba`` in the environment (read at the first kernel call).  Without Numba installed,
-``"numba"`` is an error, and the default stays ``"numpy"``.
+``"numba"`` is an error, and the default stays ``"numpy"``.  Which kernel each call runs on that backend,
+and from which sizes on the compiled loops pay, is ``juanji.functional.plan``'s to say.
 
 Numba runs its own thread pool.  A compiled kernel uses ``num_threads()`` of its threads (juanji's one
 setting) and a single one inside a chunk of ``over_batch`` (the batch split already took the other cores),
@@ -23,7 +24,6 @@ import threading
 from . import threads
 
 BACKENDS = ("numpy", "numba")
-MIN_ELEMENTS = 1 << 19
 _chosen: str | None = None          # None: not chosen yet, JUANJI_KERNELS decides at the first call
 _lock = threading.Lock()
 
@@ -52,15 +52,6 @@ def get_kernels() -> str:
         except ValueError as error:
             raise ValueError(f"JUANJI_KERNELS: {error}") from None
     return _chosen
-
-
-def compiled(elements: int | None = None) -> bool:
-    """True when the compiled kernels are chosen and a call on an input of ``elements`` elements is large
-    enough for them: each call of a loop on Numba's threads starts its pool, even on one thread, and below
-    MIN_ELEMENTS that start costs more than the loop saves (ReLU's backward on LeNet-5's 301,056
-    activations is slower compiled than on NumPy).  ``elements`` None: a loop run by juanji's batch split
-    (``serial``), for any size."""
-    return (elements is None or elements >= MIN_ELEMENTS) and get_kernels() == "numba"
 
 
 @contextlib.contextmanager

@@ -14,9 +14,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import juanji
-from juanji.functional import activation, conv, norm, pool
+from juanji.functional import activation, conv, norm, plan, pool
 from juanji.functional.compiled import activation as compiled_activation
 from juanji.functional.compiled import depthwise as compiled_depthwise
+from juanji.functional.plan import ConvPlan
 from juanji.functional.compiled import norm as compiled_norm
 from juanji.functional.compiled import pool as compiled_pool
 from juanji.runtime import kernels, threads
@@ -37,21 +38,33 @@ DEPTHWISE_CASES = [
 ]
 
 
+# NumPy's kernels for a depthwise layer: one GEMM per group over the batch
+GROUPED = ConvPlan("grouped", "grouped", "col2im")
+GENERAL_DEPTHWISE = ConvPlan("depthwise", "depthwise", "depthwise")
+
+
 @pytest.mark.usefixtures("numba_kernels")
 def test_depthwise_layers_use_the_compiled_loops_from_32x32_maps_on_and_3x3_stride_1_or_2_always(monkeypatch):
-    monkeypatch.setattr(conv, "DEPTHWISE_MIN_PIXELS", 32 * 32)
-    w = np.ones((3, 1, 3, 3))
-    layers = {"stride 1": dict(padding=1), "stride 2": dict(stride=2, padding=1),
-              "dilation 2": dict(padding=2, dilation=2)}
-    kept = {(size, name): conv.conv2d(np.ones((2, 3, size, size)), w, groups=3, **kwargs)[1][1]
-            for size in (6, 31, 32) for name, kwargs in layers.items()}
-    # NumPy's columns have 2 dimensions; the compiled loops keep x (4)
-    assert [kept[size, "dilation 2"].ndim for size in (6, 31, 32)] == [2, 2, 4]
-    assert [kept[size, "stride 1"].ndim for size in (6, 31, 32)] == [4, 4, 4]
-    assert [kept[size, "stride 2"].ndim for size in (6, 31, 32)] == [4, 4, 4]
+    monkeypatch.setattr(plan, "DEPTHWISE_MIN_PIXELS", 32 * 32)
+    layers = {"stride 1": ((1, 1), ((1, 1), (1, 1)), (1, 1)), "stride 2": ((2, 2), ((1, 1), (1, 1)), (1, 1)),
+              "dilation 2": ((1, 1), ((2, 2), (2, 2)), (2, 2))}
+    chosen = {(size, name): plan.plan_conv((2, 3, size, size), (3, 1, 3, 3), stride, pads, dilation, 3).forward
+              for size in (6, 31, 32) for name, (stride, pads, dilation) in layers.items()}
+    assert [chosen[size, "dilation 2"] for size in (6, 31, 32)] == ["grouped", "grouped", "depthwise"]
+    assert [chosen[size, "stride 1"] for size in (6, 31, 32)] == ["depthwise_rows"] * 3
+    assert [chosen[size, "stride 2"] for size in (6, 31, 32)] == ["depthwise_rows"] * 3
+    assert plan.plan_conv((2, 3, 8, 8), (3, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 3).input_grad == "depthwise_rows"
+    assert plan.plan_conv((2, 3, 8, 8), (6, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 3).input_grad == "depthwise"
 
 
-@pytest.mark.usefixtures("batch_threads")
+def depthwise_gradients(x, w, b, dy, c, kwargs, forced=None):
+    """(y, dx, dW) of conv2d, by ``forced`` where given, and the plan the forward kept."""
+    y, cache = conv.conv2d(x, w, b, groups=c, plan=forced, **kwargs)
+    dx, dw, _ = conv.conv2d_backward(dy, cache)
+    return y, dx, dw, cache[-1]
+
+
+@pytest.mark.usefixtures("batch_threads", "numba_kernels")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape, m, kwargs", DEPTHWISE_CASES)
 @pytest.mark.parametrize("bias", [True, False])
@@ -61,12 +74,10 @@ def test_depthwise_matches_numpy_and_torch(shape, m, kwargs, bias, dtype):
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((m * c, 1, 3, 3)).astype(dtype)
     b = rng.standard_normal(m * c).astype(dtype) if bias else None
-    y_numpy, cache = conv.conv2d(x, w, b, groups=c, **kwargs)
-    dy = rng.standard_normal(y_numpy.shape).astype(dtype)
-    dx_numpy, dw_numpy, _ = conv.conv2d_backward(dy, cache)
-    stride, dilation = cache[3], cache[4]
-    y = compiled_depthwise.conv2d(x, w, b, stride, cache[5], dilation, y_numpy.shape[2:])
-    dx, dw = compiled_depthwise.backward(dy, x, w, stride, cache[5], dilation)
+    dy = rng.standard_normal(conv.conv2d(x, w, b, groups=c, plan=GROUPED, **kwargs)[0].shape).astype(dtype)
+    y_numpy, dx_numpy, dw_numpy, _ = depthwise_gradients(x, w, b, dy, c, kwargs, GROUPED)
+    y, dx, dw, chosen = depthwise_gradients(x, w, b, dy, c, kwargs)
+    assert chosen.forward in ("depthwise", "depthwise_rows")
     y_t, (dx_t, dw_t, _) = torch_vjp(lambda t, u, v: TF.conv2d(t, u, v, groups=c, **kwargs), dy, x, w, b)
     assert y.dtype == dx.dtype == dw.dtype == dtype
     for name, got, numpy_, torch_ in (("y", y, y_numpy, y_t), ("dx", dx, dx_numpy, dx_t), ("dW", dw, dw_numpy, dw_t)):
@@ -80,6 +91,7 @@ def test_depthwise_matches_numpy_and_torch(shape, m, kwargs, bias, dtype):
        st.tuples(st.integers(1, 2), st.integers(1, 2)), st.integers(0, 2**16))
 # an offset whose every read falls on the padding (its slice of dx once ran from the row's end: wrong dx)
 @example(n=1, c=1, m=1, kernel=(1, 3), stride=(1, 2), padding=(0, 2), dilation=(1, 2), seed=303)
+@pytest.mark.usefixtures("numba_kernels")
 def test_depthwise_matches_the_slow_reference_on_random_geometry(n, c, m, kernel, stride, padding, dilation, seed):
     """Any kernel size, stride, padding and dilation, including windows that only partly cover the input."""
     reach = [d * (k - 1) + 1 - 2 * p for k, d, p in zip(kernel, dilation, padding)]
@@ -89,14 +101,19 @@ def test_depthwise_matches_the_slow_reference_on_random_geometry(n, c, m, kernel
     w, b = rng.standard_normal((m * c, 1, *kernel)), rng.standard_normal(m * c)
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=c)
     expected = conv.conv2d_reference(x, w, b, **kwargs)
-    pads = ((padding[0],) * 2, (padding[1],) * 2)
-    y = compiled_depthwise.conv2d(x, w, b, stride, pads, dilation, expected.shape[2:])
-    assert_close(y, expected, "y vs conv2d_reference")
-    dy = rng.standard_normal(y.shape)
+    dy = rng.standard_normal(expected.shape)
     dx_ref, dw_ref, _ = conv.conv2d_backward_reference(dy, x, w, **kwargs)
-    dx, dw = compiled_depthwise.backward(dy, x, w, stride, pads, dilation)
-    assert_close(dx, dx_ref, "dx vs conv2d_backward_reference")
-    assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
+    pads = ((padding[0],) * 2, (padding[1],) * 2)
+    forced = [GENERAL_DEPTHWISE]                     # and the row loops where they apply
+    if plan.depthwise_rows(kernel, stride, dilation, pads):
+        rows_dx = "depthwise_rows" if tuple(stride) == (1, 1) and m == 1 else "depthwise"
+        forced.append(ConvPlan("depthwise_rows", "depthwise_rows", rows_dx))
+    for chosen in forced:
+        y, cache = conv.conv2d(x, w, b, plan=chosen, **kwargs)
+        assert_close(y, expected, "y vs conv2d_reference")
+        dx, dw, _ = conv.conv2d_backward(dy, cache)
+        assert_close(dx, dx_ref, "dx vs conv2d_backward_reference")
+        assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -104,6 +121,7 @@ def test_depthwise_matches_the_slow_reference_on_random_geometry(n, c, m, kernel
 @pytest.mark.parametrize("pads", [((0, 2), (1, 0)), ((2, 0), (0, 1)), ((2, 2), (0, 0)), ((1, 0), (2, 2)),
                                   ((0, 0), (0, 0))])
 @pytest.mark.parametrize("size", [(7, 6), (8, 9)])
+@pytest.mark.usefixtures("numba_kernels")
 def test_depthwise_3x3_row_loops_match_the_slow_references_on_asymmetric_padding(size, pads, m, stride):
     """The row-at-a-time loops of 3×3 layers at stride 1 and 2 (forward, dW, and at stride 1 dX with one
     filter per channel) on every padding from 0 to 2 per side, odd and even map sizes (at stride 2, input
@@ -113,11 +131,13 @@ def test_depthwise_3x3_row_loops_match_the_slow_references_on_asymmetric_padding
     x, w, b = rng.standard_normal((2, c, *size)), rng.standard_normal((m * c, 1, 3, 3)), rng.standard_normal(m * c)
     kwargs = dict(stride=stride, padding=pads, groups=c)
     expected = conv.conv2d_reference(x, w, b, **kwargs)
-    y = compiled_depthwise.conv2d(x, w, b, (stride, stride), pads, (1, 1), expected.shape[2:])
+    y, cache = conv.conv2d(x, w, b, **kwargs)
+    assert cache[-1].forward == "depthwise_rows"
+    assert cache[-1].input_grad == ("depthwise_rows" if stride == 1 and m == 1 else "depthwise")
     assert_close(y, expected, "y vs conv2d_reference")
     dy = rng.standard_normal(y.shape)
     dx_ref, dw_ref, _ = conv.conv2d_backward_reference(dy, x, w, **kwargs)
-    dx, dw = compiled_depthwise.backward(dy, x, w, (stride, stride), pads, (1, 1))
+    dx, dw, _ = conv.conv2d_backward(dy, cache)
     assert_close(dx, dx_ref, "dx vs conv2d_backward_reference")
     assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
 
@@ -162,7 +182,7 @@ def test_batch_norm_matches_numpy_and_torch(shape, training, dtype, monkeypatch)
     y_numpy, cache_numpy = norm.batch_norm(x, gamma, beta, *state_numpy, training, 0.2, 1e-3)
     grads_numpy = norm.batch_norm_backward(dy, cache_numpy)
     monkeypatch.setattr(kernels, "_chosen", "numba")
-    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(plan, "COMPILED_MIN_ELEMENTS", 0)
     y, cache = norm.batch_norm(x, gamma, beta, *state, training, 0.2, 1e-3)
     assert cache.shift is not None, "the compiled forward did not run"
     grads = norm.batch_norm_backward(dy, cache)
@@ -361,10 +381,10 @@ def test_numba_uses_juanjis_threads_and_one_inside_a_batch_chunk(monkeypatch):
 
 def test_small_calls_keep_numpys_kernels_unless_the_batch_split_runs_the_loop(monkeypatch):
     monkeypatch.setattr(kernels, "_chosen", "numba")
-    assert not kernels.compiled(kernels.MIN_ELEMENTS - 1) and kernels.compiled(kernels.MIN_ELEMENTS)
-    assert kernels.compiled()           # ReLU's serial loops: no pool to start, any size
+    assert not plan.compiled(plan.COMPILED_MIN_ELEMENTS - 1) and plan.compiled(plan.COMPILED_MIN_ELEMENTS)
+    assert plan.compiled()           # ReLU's serial loops: no pool to start, any size
     monkeypatch.setattr(kernels, "_chosen", "numpy")
-    assert not kernels.compiled(kernels.MIN_ELEMENTS) and not kernels.compiled()
+    assert not plan.compiled(plan.COMPILED_MIN_ELEMENTS) and not plan.compiled()
 
 
 def test_set_kernels_validates_and_the_environment_chooses(monkeypatch):

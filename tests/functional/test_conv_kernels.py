@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 import juanji
 from juanji.functional import conv as F
 from juanji.functional import geometry as G
+from juanji.functional import plan
+from juanji.runtime.kernels import numba_available
 from kernel_check import DTYPES, assert_close, torch_vjp
 
 # Every test runs on NumPy's and on the compiled kernels (``kernels``), serially and with the batch split
@@ -147,10 +149,20 @@ def test_conv2d_backward_matches_slow_reference(config):
         assert got.shape == want.shape
         assert_close(got, want, f"{name} vs conv2d_backward_reference")
     juanji.set_kernels("numpy")     # the two functions are pieces of NumPy's kernel: its columns
-    x_shape, cols, weight, stride, dilation, pads, groups = F.conv2d(x, w, **config["kwargs"])[1]
+    x_shape, cols, weight, stride, dilation, pads, groups, chosen = F.conv2d(x, w, **config["kwargs"])[1]
     assert_close(F.conv2d_weight_grad(dy, cols, w.shape, groups), expected[1], "conv2d_weight_grad")
     assert_close(F.conv2d_input_grad(dy, w, x.shape, stride, pads, dilation, groups), expected[0],
                  "conv2d_input_grad")
+    # every method the plan may name for this layer, forced, whatever the plan chose
+    weight_methods = ["grouped"] if groups > 1 else ["per_sample", "batch"]
+    input_methods = ["col2im"] + ([] if groups > 1 else ["compiled_col2im"] if numba_available() else [])
+    if tuple(stride) == (1, 1) and plan.full_convolution_padding(pads, w.shape[2:], dilation) is not None:
+        input_methods.append("full_convolution")
+    for method in weight_methods:
+        assert_close(F.conv2d_weight_grad(dy, cols, w.shape, groups, method=method), expected[1], method)
+    for method in input_methods:
+        assert_close(F.conv2d_input_grad(dy, w, x.shape, stride, pads, dilation, groups, method=method),
+                     expected[0], method)
 
 
 def test_conv2d_references_match_torch():

@@ -8,7 +8,8 @@ import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from juanji.functional import conv
+from juanji.functional import conv, plan
+from juanji.functional.plan import ConvPlan
 from juanji.functional.compiled import winograd
 from juanji.runtime import kernels
 from kernel_check import DTYPES, assert_close, torch_vjp
@@ -22,8 +23,8 @@ from kernel_check import DTYPES, assert_close, torch_vjp
     (3, dict(groups=2, padding=1), False), (5, dict(padding=2), False), (1, dict(), False)])
 def test_winograd_takes_the_3x3_stride_1_layers_only(kernel, kwargs, takes):
     x, w = np.ones((2, 4, 9, 9)), np.ones((4, 4 // kwargs.get("groups", 1), kernel, kernel))
-    kept = conv.conv2d(x, w, **kwargs)[1][1]
-    assert isinstance(kept, winograd.Saved) == takes
+    chosen = conv.conv2d(x, w, **kwargs)[1][-1]
+    assert (chosen.forward == "winograd") == takes
 
 
 def explicitly_padded(pads):
@@ -50,7 +51,7 @@ def test_winograd_matches_torch_and_numpy(shape, k, pads, bias, dtype):
     w = (rng.standard_normal((k, shape[1], 3, 3)) / np.sqrt(9 * shape[1])).astype(dtype)
     b = rng.standard_normal(k).astype(dtype) if bias else None
     y, cache = conv.conv2d(x, w, b, padding=pads)
-    assert isinstance(cache[1], winograd.Saved)
+    assert cache[-1].forward == "winograd"
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx, dw, db = conv.conv2d_backward(dy, cache)
     y_t, (dx_t, dw_t, db_t) = torch_vjp(explicitly_padded(pads), dy, x, w, b)
@@ -72,10 +73,10 @@ def test_winograd_block_by_block_matches_torch(monkeypatch, samples_per_block, n
     short last block, in the forward and in both gradients (dX and dW cross every block boundary)."""
     n, c, k, size = 7, 3, 4, 6
     tiles = (size // 2) ** 2
-    monkeypatch.setattr(winograd, "BLOCK_BYTES", 16 * tiles * max(c, k) * 8 * samples_per_block)
+    blocks = ConvPlan("winograd", "winograd", "winograd", block_bytes=16 * tiles * max(c, k) * 8 * samples_per_block)
     rng = np.random.default_rng(samples_per_block)
     x, w, b = rng.standard_normal((n, c, size, size)), rng.standard_normal((k, c, 3, 3)), rng.standard_normal(k)
-    y, cache = conv.conv2d(x, w, b, padding=1)
+    y, cache = conv.conv2d(x, w, b, padding=1, plan=blocks)
     dy = rng.standard_normal(y.shape)
     dx, dw, db = conv.conv2d_backward(dy, cache, need_dx=need_dx)
     y_t, (dx_t, dw_t, db_t) = torch_vjp(explicitly_padded(((1, 1), (1, 1))), dy, x, w, b)
@@ -119,7 +120,7 @@ def test_winograd_float32_error_stays_near_the_direct_methods(monkeypatch, chann
     between OpenBLAS's SkylakeX and Haswell kernels), so the comparison floors it at 2 epsilons."""
     if not kernels.numba_available():
         pytest.skip("Numba is not installed")
-    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(plan, "COMPILED_MIN_ELEMENTS", 0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, channels, size, size))
     w = rng.standard_normal((16, channels, 3, 3)) * np.sqrt(2 / (9 * channels))
@@ -132,7 +133,7 @@ def test_winograd_float32_error_stays_near_the_direct_methods(monkeypatch, chann
     for backend in ("numpy", "numba"):
         monkeypatch.setattr(kernels, "_chosen", backend)
         y32, cache32 = conv.conv2d(*(a.astype(np.float32) for a in (x, w, b)), padding=1)
-        assert isinstance(cache32[1], winograd.Saved) == (backend == "numba")
+        assert (cache32[-1].forward == "winograd") == (backend == "numba")
         got = (y32, *conv.conv2d_backward(dy.astype(np.float32), cache32))
         errors[backend] = [np.abs(g - t).max() / np.abs(t).max() for g, t in zip(got, truth)]
     epsilon = np.finfo(np.float32).eps

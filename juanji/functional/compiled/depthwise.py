@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from ...runtime.kernels import compiled_call
-from ..geometry import plain_3x3
 from . import add_scaled, dot, inline, inside, jit, prange
 
 
@@ -142,15 +141,16 @@ def depthwise_input_grad(dy, weight, dx, stride, pads, dilation):
                                        dy[sample, filt, i, first_j:])
 
 
-def conv2d(x, weight, bias, stride, pads, dilation, out_size):
-    """y (N, K, H', W') of the depthwise convolution; ``pads`` ((top, bottom), (left, right))."""
+def conv2d(x, weight, bias, stride, pads, dilation, out_size, rows: bool):
+    """y (N, K, H', W') of the depthwise convolution; ``pads`` ((top, bottom), (left, right)); ``rows``: the
+    row-at-a-time loops of 3×3 layers at stride 1 or 2 (``plan.depthwise_rows``), else the general ones."""
     dtype = np.result_type(x, weight)
     y = np.empty((x.shape[0], weight.shape[0], *out_size), dtype=dtype)
     bias = np.zeros(weight.shape[0], dtype) if bias is None else bias.astype(dtype, copy=False)
     x, weight = np.ascontiguousarray(x, dtype), np.ascontiguousarray(weight, dtype)
     offsets = (pads[0][0], pads[1][0])
     with compiled_call():
-        if row_loops(weight.shape, stride, dilation, pads):
+        if rows:
             depthwise_forward_3x3(x, weight, bias, y, offsets, stride[0])
         else:
             depthwise_forward(x, weight, bias, y, tuple(stride), offsets, tuple(dilation))
@@ -206,27 +206,21 @@ def depthwise_weight_grad_3x3(dy, x, dw, pads, step):
         dw[filt, 0] = sums
 
 
-def row_loops(weight_shape, stride, dilation, pads) -> bool:
-    """3×3 at stride 1 or 2 (the same along both axes), undilated, each side padded by 0 to 2: the layers of
-    the row-at-a-time loops (``forward_plane``, ``weight_sums_plane``)."""
-    return plain_3x3(weight_shape[2:], dilation, pads) and tuple(stride) in ((1, 1), (2, 2))
-
-
-def backward(dy, x, weight, stride, pads, dilation, need_dx=True):
-    """(dx or None, dW) of the depthwise convolution."""
+def backward(dy, x, weight, stride, pads, dilation, rows: bool, rows_input_grad: bool, need_dx=True):
+    """(dx or None, dW) of the depthwise convolution; ``rows``: dW by the row-at-a-time loop of 3×3 layers
+    at stride 1 or 2; ``rows_input_grad``: dX by it too (stride 1, one filter per channel)."""
     dy = np.ascontiguousarray(dy)
     x = np.ascontiguousarray(x, dy.dtype)
     offsets, stride, dilation = (pads[0][0], pads[1][0]), tuple(stride), tuple(dilation)
     dw = np.empty(weight.shape, dy.dtype)
     dx = np.empty(x.shape, dy.dtype) if need_dx else None
     weight = np.ascontiguousarray(weight, dy.dtype)
-    rows = row_loops(weight.shape, stride, dilation, pads)
     with compiled_call():
         if rows:
             depthwise_weight_grad_3x3(dy, x, dw, offsets, stride[0])
         else:
             depthwise_weight_grad(dy, x, dw, stride, offsets, dilation)
-        if need_dx and rows and stride == (1, 1) and weight.shape[0] == x.shape[1]:
+        if need_dx and rows_input_grad:
             # one filter per channel: dX is the same 3×3 loop over dY with the rotated filter, padded by 2 − P
             depthwise_forward_3x3(dy, np.ascontiguousarray(weight[:, :, ::-1, ::-1]), np.zeros(x.shape[1], dy.dtype),
                                   dx, (2 - pads[0][0], 2 - pads[1][0]), 1)

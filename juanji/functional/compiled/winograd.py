@@ -25,9 +25,9 @@ H' × W' are zero):
 
 The transforms are plain loops over tiles, compiled without threads of their own (``serial``): the batch
 split (``over_batch``) runs one slice of samples per thread, and each slice goes block by block, a few
-samples at a time: the block's tiles V and products M (16 planes each, about ``BLOCK_BYTES``) stay in the
-core's cache from the input transform through the 16 GEMMs (NumPy's BLAS) to the output transform, instead
-of four times the input's size making round trips to memory.  The forward keeps its input and U, not its
+samples at a time: the block's tiles V and products M (16 planes each, about the plan's ``block_bytes``)
+stay in the core's cache from the input transform through the 16 GEMMs (NumPy's BLAS) to the output
+transform, instead of four times the input's size making round trips to memory.  The forward keeps its input and U, not its
 tiles: dW transforms them again, block by block (``Saved``).  Its float32 error stays within 4× the direct
 method's (floored at 2 epsilons) and 16 float32 epsilons of the largest output
 (tests/functional/test_winograd.py, against float64).
@@ -48,9 +48,6 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 
 
 # The bytes of one block's tiles V (16, T, C): the samples of a block are as many as fit, one at least.
-# Blocks keep the tiles in the core's cache from transform to GEMM; bench/results/winograd_study.txt times
-# them against the whole batch in one block (bench/winograd_study.py).
-BLOCK_BYTES = 1 << 20
 # Where y's planes lie a multiple of 4 KiB apart (32×32 float32 maps, and larger powers of two), the output
 # transform writes this many channels' planes at a time: 64 planes written in turn share the same cache
 # sets and evict each other's lines before they are full.
@@ -210,13 +207,13 @@ class _Blocks:
     """One slice of the batch, block by block: ``samples`` per block, and the arrays a block fills, reused
     from block to block (from the running thread's scratch workspace where the caller passed one)."""
 
-    def __init__(self, x_shape, pads, grid, k, dtype, scratch):
+    def __init__(self, x_shape, pads, grid, k, dtype, scratch, block_bytes):
         self.grid, self.tiles = grid, grid[0] * grid[1]
         n, c = x_shape[:2]
         # padded on the bottom and right as far as the last tile reaches: no bounds to check in the loops
         self.padding = ((pads[0][0], 2 * grid[0] + 2 - x_shape[2] - pads[0][0]),
                         (pads[1][0], 2 * grid[1] + 2 - x_shape[3] - pads[1][0]))
-        self.samples = max(1, min(n, BLOCK_BYTES // (16 * self.tiles * max(c, k) * np.dtype(dtype).itemsize)))
+        self.samples = max(1, min(n, block_bytes // (16 * self.tiles * max(c, k) * np.dtype(dtype).itemsize)))
         self.channels, self.k, self.dtype = c, k, dtype
         self.workspace = None if scratch is None else thread_scratch()
 
@@ -243,10 +240,11 @@ class _Blocks:
         return m[:, :samples * self.tiles]
 
 
-def conv2d(x, weight, bias, pads, out_size, scratch=None):
+def conv2d(x, weight, bias, pads, out_size, block_bytes, scratch=None):
     """y (N, K, H', W') of a 3×3 stride-1 convolution of x (N, C, H, W) padded by ``pads``
     ((top, bottom), (left, right)), and what ``backward`` needs (``Saved``).  One slice of the batch per
-    thread, block by block: the block's transforms and its 16 GEMMs.  ``scratch``: given, the block's
+    thread, block by block (of about ``block_bytes`` of tiles): the block's transforms and its 16 GEMMs.
+    ``scratch``: given, the block's
     arrays come from each thread's own scratch workspace (new arrays per call without it)."""
     n = x.shape[0]
     k = weight.shape[0]
@@ -261,7 +259,7 @@ def conv2d(x, weight, bias, pads, out_size, scratch=None):
     channel_groups = [slice(channel, channel + group) for channel in range(0, k, group)]
 
     def forward(start, stop):
-        blocks = _Blocks(x.shape, pads, grid, k, dtype, scratch)
+        blocks = _Blocks(x.shape, pads, grid, k, dtype, scratch, block_bytes)
         for first, last in blocks.ranges(start, stop):
             m = blocks.products(last - first)
             np.matmul(blocks.tiles_of(x[first:last]), u, out=m)
@@ -272,7 +270,7 @@ def conv2d(x, weight, bias, pads, out_size, scratch=None):
     return y, Saved(x, u)
 
 
-def backward(dy, saved: Saved, pads, need_dx=True, scratch=None):
+def backward(dy, saved: Saved, pads, block_bytes, need_dx=True, scratch=None):
     """(dX or None, dW) from dY (N, K, H', W') and the forward's input, block by block: dM once, the
     input's tiles transformed again for dU, and dV = dM · Uᵀ transformed back into dX; the blocks' dU
     summed, then transformed back into dW (K, C, 3, 3)."""
@@ -287,7 +285,7 @@ def backward(dy, saved: Saved, pads, need_dx=True, scratch=None):
         u_t = np.ascontiguousarray(u.transpose(0, 2, 1), dy.dtype)     # (16, K, C)
 
     def share(start, stop):
-        blocks = _Blocks(x.shape, pads, grid, k, dy.dtype, scratch)
+        blocks = _Blocks(x.shape, pads, grid, k, dy.dtype, scratch, block_bytes)
         du = np.zeros((16, c, k), dy.dtype)
         for first, last in blocks.ranges(start, stop):
             dm = blocks.products(last - first)
