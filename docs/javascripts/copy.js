@@ -1,6 +1,6 @@
-// The copy button of a Python session (```pycon) copies code that runs: the statements without their
+// The copy button of an interactive Python example (```pycon) copies code that runs: the statements without their
 // >>> and ... prompts, and without the output lines. Material copies an element's data-copy attribute
-// when the block has one, so each session block gets its source written there.
+// when the block has one, so each such block gets its source written there.
 // A line is source as doctest reads it: ">>> " starts a statement, "... " lines right after continue it.
 function sessionSource(text) {
   var source = [], inStatement = false;

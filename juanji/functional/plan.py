@@ -15,7 +15,7 @@ import math
 from typing import NamedTuple
 
 from ..runtime import kernels
-from .geometry import output_shape, plain_3x3
+from .geometry import output_shape, plain_3x3, resolve_padding
 
 # Below this many elements a compiled loop on Numba's threads costs more to start (its pool starts at
 # every call, even on one thread) than it saves; loops run by juanji's batch split (``serial``) have no
@@ -112,7 +112,6 @@ def input_grad_method(x_shape, weight_shape, stride, pads, dilation, groups, pix
 def describe(layers=None) -> str:
     """A table of the plans of ``layers`` [(label, x shape, weight shape, stride, padding, groups)] on the
     kernels chosen now; by default a few of ResNet-20's, LeNet-5's and MobileNet's."""
-    from .geometry import resolve_padding
     layers = layers or [
         ("conv 3→16 @32 3×3", (128, 3, 32, 32), (16, 3, 3, 3), 1, 1, 1),
         ("conv 64→64 @8 3×3", (128, 64, 8, 8), (64, 64, 3, 3), 1, 1, 1),
