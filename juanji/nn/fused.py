@@ -6,7 +6,9 @@ says so (a residual block's last batch norm, the shortcut's sum and the ReLU: ``
 replaced by what its ``fused()`` method returns. The fused layers hold the very arrays of the layers they
 replace, under the same names: ``state_dict`` keys stay the same, and an optimizer made before ``fuse``
 keeps updating the model. On NumPy's kernels they run the two layers' own kernels one after the other, so a
-fused model computes what the unfused one computes, bit for bit, on every backend.
+fused model computes what the unfused one computes, bit for bit; on the compiled ones the one sweep may sum in
+another order (a few ulps). A ResNet block whose last batch norm is synchronised over processes keeps it
+unfused (``ResidualBlock.fused``), as a ``Sequential`` does.
 """
 from __future__ import annotations
 
