@@ -9,38 +9,11 @@ from juanji.runtime import kernels
 from juanji.models.densenet import dense_block, transition
 from juanji.models.googlenet import InceptionModule
 from juanji.models.resnet import BasicBlock, Bottleneck, PadShortcut, resnet
-
-
-def check_gradients(model, x, outputs, cotangents, backward, samples=6, params=None, h=1e-7, seed=0):
-    """Compare backward's dL/dx and dL/dparam with central differences of L = Σ cotangent · output
-    at a few random coordinates of x and of every parameter (or of the parameters named in ``params``).
-    The small step keeps ReLU kinks and max-pool ties out of reach of the differences."""
-    def loss():
-        return sum((o * c).sum() for o, c in zip(outputs(x), cotangents))
-
-    outputs(x)
-    dx = backward()
-    rng = np.random.default_rng(seed)
-    targets = [("x", x, dx)] + [(name, p, g.copy()) for name, p, g in model.parameters()
-                                if params is None or name in params]
-    for name, array, grad in targets:
-        for _ in range(samples if name == "x" else 2):
-            index = tuple(rng.integers(s) for s in array.shape)
-            saved = array[index]
-            array[index] = saved + h
-            up = loss()
-            array[index] = saved - h
-            down = loss()
-            array[index] = saved
-            numeric = (up - down) / (2 * h)
-            assert abs(numeric - grad[index]) <= 1e-5 * max(1.0, abs(numeric)), (name, index, numeric, grad[index])
+from finite_difference import check_gradients, check_layer
 
 
 def simple(model, shape, seed=1):
-    model = model.to(np.float64)
-    x = np.random.default_rng(seed).standard_normal(shape)
-    dy = np.random.default_rng(seed + 1).standard_normal(model(x).shape)
-    check_gradients(model, x, lambda x: [model(x)], [dy], lambda: model.backward(dy))
+    check_layer(model.to(np.float64), np.random.default_rng(seed).standard_normal(shape), seed=seed)
 
 
 def maybe_fused(model, fused: bool):
