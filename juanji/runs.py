@@ -10,9 +10,7 @@ its lock, repairs what a kill left behind, and loads what was trained in it.
         curves.png                  loss and accuracy per epoch
         .lock                       held (flock) by the training that owns the run, while it runs
 
-``load_trained(run_or_checkpoint)`` gives (model in eval mode, checkpoint); ``load_test_set`` and
-``predict_test_set`` evaluate it on the data it was trained on; ``read_input`` turns an image file into what
-the model takes.  ``juanji eval/predict/show/export``, the web server and data-parallel training use these.
+What was trained in a run is read by ``juanji.trained.TrainedModel.load``.
 """
 from __future__ import annotations
 
@@ -23,19 +21,10 @@ import json
 import os
 import re
 
-import numpy as np
-
 from . import checkpoint as ckpt
-from .data import DataLoader, sequences
-from .data.folder import load_datasets
-from .data.images import load_image
-from .data.photo import is_light_background, prepare_photo
-from .data.transforms import Normalize
 from .io import check_writable_target, remove_stale_temporaries, write_atomically, write_text
-from .metrics import evaluate
 from .schema import SchemaError, TrainConfig, validate_config
 
-EVAL_BATCH_SIZE = 1000          # images per forward pass when evaluating: no gradients, so memory is small
 CONFIG, CHECKPOINTS, BEST, METRICS, CURVES, LOCK = (
     "config.json", "checkpoints", "best.npz", "metrics.jsonl", "curves.png", ".lock")
 _CHECKPOINT_NAME = re.compile(r"epoch-(\d{3,})\.npz")
@@ -246,107 +235,3 @@ class Run:
             self.write_metrics(history)
             notes.append(f"{self.file(METRICS)} and {CURVES} rewritten from the last checkpoint")
         return notes
-
-
-# -- a trained model and its data -------------------------------------------------------------------
-def checkpoint_file(run_or_checkpoint) -> str:
-    """The checkpoint a command reads: a run directory's best.npz, or the file given."""
-    path = os.fspath(run_or_checkpoint)
-    if os.path.isdir(path):
-        run = Run(path)
-        if not os.path.exists(run.best):
-            raise FileNotFoundError(f"{path}: a folder without best.npz, not a juanji run")
-        return run.best
-    return path
-
-
-def load_trained(run_or_checkpoint):
-    """(model in eval mode, checkpoint) from a run directory (its best.npz) or a checkpoint file."""
-    path = checkpoint_file(run_or_checkpoint)
-    model = ckpt.build_model(ckpt.read_meta(path), source=path)     # its size checked before it is built
-    state = ckpt.load(path, model)                                  # the arrays' before they are read
-    ckpt.restore_model(state, model, source=path)
-    model.eval()
-    return model, state
-
-
-def class_names(state) -> list[str]:
-    """The class names a checkpoint was trained with (0 ... K−1 when it names none)."""
-    classes = state.meta.get("data", {}).get("classes")
-    return classes or [str(i) for i in range(state.meta.get("model", {}).get("config", {}).get("num_classes", 10))]
-
-
-def load_test_set(state, data=None):
-    """The test set of the data a checkpoint was trained on (or of ``data``), prepared as in training."""
-    config = state.meta.get("config") or {}
-    data = data or config.get("data")
-    if sequences.is_task(data):
-        return sequences.load_task(data)[1]
-    channels, size, _ = state.meta.get("data", {}).get("input_shape", (None, None, None))
-    _, test_set, _ = load_datasets(data, image_size=size, channels=channels, skip_bad=config.get("skip_bad", False))
-    return test_set
-
-
-def eval_loader(test_set, normalization=None) -> DataLoader:
-    """Batches of ``EVAL_BATCH_SIZE`` of ``test_set``, normalised with the training set's (mean, std)."""
-    transform = Normalize(*normalization) if normalization else None
-    return DataLoader(test_set, EVAL_BATCH_SIZE, transform=transform)
-
-
-def predict_test_set(model, state, test_set) -> dict:
-    """``juanji.metrics.evaluate`` of the model on the test set, normalised as in training (with predictions)."""
-    return evaluate(model, eval_loader(test_set, state.meta.get("data", {}).get("normalization")),
-                    return_predictions=True)
-
-
-def is_text_run(state) -> bool:
-    """True for a checkpoint trained on token sequences (its inputs are words, not images)."""
-    return "alphabet" in state.meta.get("data", {})
-
-
-INVERT = ("auto", "yes", "no")
-
-
-def add_photo_options(parser):
-    """``--invert`` and ``--center`` (read_input's ``invert`` and ``center``) for a command that reads images."""
-    parser.add_argument("--invert", choices=INVERT, default="auto",
-                        help="negative of the image, x → 1 − x: auto (default) for a light background when the "
-                             "run was trained on dark ones, as Fashion-MNIST; yes; no")
-    parser.add_argument("--center", action="store_true",
-                        help="cut a photo to its object and centre it on a square it fills, like Fashion-MNIST")
-
-
-def read_input(path, model, state, invert: str = "auto", center: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """An image file as the checkpoint's model takes it: (pixels (C, H, W) in [0, 1], model input (C, H, W)).
-
-    The shorter side is scaled to the model's input size and the centre cut out (as for image-folder
-    training), then the pixels are normalised with the training set's mean and std.
-
-    - ``invert`` "auto" turns a photo with a light background (its border, see ``juanji.data.photo``) into
-      its negative, x → 1 − x, when the training images were dark on average (their mean, stored in the
-      checkpoint, below 0.5: Fashion-MNIST's is 0.29); "yes" and "no" decide it whatever the photo.
-    - ``center`` (grayscale, square models) instead cuts the photo to its object and centres it on a black
-      square the object's longer side fills, as Fashion-MNIST's pictures are made (``prepare_photo``).
-    """
-    if is_text_run(state):
-        raise ValueError(f"{path}: the model reads words (a text run), not images")
-    if invert not in INVERT:
-        raise ValueError(f"invert must be one of {', '.join(INVERT)}, got {invert!r}")
-    data = state.meta.get("data", {})
-    channels, height, width = data.get("input_shape", getattr(model, "input_shape", (1, 28, 28)))
-    normalization = data.get("normalization")
-    trained_dark = normalization is not None and float(np.mean(normalization[0])) < 0.5
-
-    def inverts(photo) -> bool:
-        return invert == "yes" or (invert == "auto" and trained_dark and is_light_background(photo.mean(axis=0)))
-
-    if center:
-        if channels != 1 or height != width:
-            raise ValueError(f"{path}: centring prepares a photo for a grayscale model with square inputs; this "
-                             f"one takes {channels}×{height}×{width}")
-        photo = load_image(path, channels=1)
-        pixels = prepare_photo(photo, size=height, invert=inverts(photo), center=True)
-    else:
-        pixels = load_image(path, channels=channels, size=(height, width), crop=True)
-        pixels = 1 - pixels if inverts(pixels) else pixels
-    return pixels, Normalize(*normalization)(pixels[None])[0] if normalization else pixels

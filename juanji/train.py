@@ -24,7 +24,8 @@ from .init import initialize
 from .metrics import evaluate
 from .model_memory import check_model_memory
 from .models import did_you_mean
-from .runs import Run, eval_loader
+from .runs import Run
+from .trained import eval_loader
 from .schema import MAX_IMAGE_SIZE, TrainConfig
 
 

@@ -1,4 +1,4 @@
-"""The run directory as a type: layout, free names, checkpoints, metrics, lock, repair, loading the model."""
+"""The run directory as a type: layout, free names, checkpoints, metrics, lock, repair."""
 import json
 import os
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 
 from juanji import checkpoint as ckpt
 from juanji.data import write_idx
-from juanji.runs import Run, RunLocked, class_names, load_test_set, load_trained, predict_test_set
+from juanji.runs import Run, RunLocked
 from juanji.schema import SchemaError, TrainConfig
 from juanji.train import Trainer
 
@@ -45,17 +45,6 @@ def test_a_free_run_name_skips_taken_ones(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text("{}")
     assert Run.free("lenet5", tmp_path).path == str(tmp_path / "lenet5-3")
-
-
-def test_loading_the_trained_model_and_its_test_set(trained):
-    model, state = load_trained(trained.path)
-    best = max(trained.metrics(), key=lambda m: m["test_accuracy"])
-    assert not model.training and state.meta["epoch"] == best["epoch"]
-    test_set = load_test_set(state)
-    result = predict_test_set(model, state, test_set)
-    assert result["predictions"].shape == (32,)
-    assert result["accuracy"] == pytest.approx(state.meta["metrics"]["test_accuracy"], abs=1e-12)
-    assert class_names(state) == [str(d) for d in range(10)]
 
 
 def test_a_folder_that_is_not_a_run(tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from ..runs import load_trained
+from ..trained import TrainedModel
 
 
 def register(sub):
@@ -25,10 +25,8 @@ def cmd_export(args):
     from ..interop.onnx import DEFAULT_OPSET, export
     if os.path.isdir(args.output):
         raise ValueError(f"{args.output} is a folder; give the ONNX file to write, e.g. model.onnx")
-    model, state = load_trained(args.checkpoint)
-    data = state.meta.get("data", {})
-    input_shape = data.get("input_shape") or getattr(model, "input_shape", None)
-    normalization = data.get("normalization")
+    trained = TrainedModel.load(args.checkpoint)
+    model, input_shape, normalization = trained.model, trained.input_shape, trained.normalization
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     proto = export(model, args.output, input_shape=input_shape, opset=opset, normalization=normalization)
     kind = proto.graph.input[0].type.tensor_type

@@ -11,8 +11,9 @@ import numpy as np
 from ..nn import no_grad
 from ..viz.kernels import SCALES
 from ..io import write_atomically
-from ..runs import (Run, add_photo_options, class_names, is_text_run, load_test_set, load_trained,
-                    predict_test_set, read_input)
+from ..runs import Run
+from ..trained import TrainedModel
+from . import add_photo_options
 
 
 def register(sub):
@@ -77,18 +78,6 @@ def _out_path(args, name: str) -> str:
     return os.path.join(run, name) if run and os.path.isdir(run) else name
 
 
-def _class_index(name: str, classes: list[str]) -> int:
-    """The index of a class given by name (exact, else ignoring case) or by number."""
-    if name in classes:
-        return classes.index(name)
-    folded = [c.casefold() for c in classes]
-    if name.casefold() in folded:
-        return folded.index(name.casefold())
-    if name.isdigit() and int(name) < len(classes):
-        return int(name)
-    raise ValueError(f"unknown class '{name}' (classes: {', '.join(classes)})")
-
-
 def _done(path: str) -> int:
     print(path)
     return 0
@@ -97,7 +86,7 @@ def _done(path: str) -> int:
 def cmd_kernels(args):
     from ..viz.kernels import conv_layers, kernel_grid
     from ..viz.plots import plot_grid
-    model, _ = load_trained(args.checkpoint)
+    model = TrainedModel.load(args.checkpoint).model
     layers = conv_layers(model)
     if not layers:
         raise ValueError(f"{args.checkpoint}: the model has no convolution layer")
@@ -122,8 +111,9 @@ def cmd_kernels(args):
 def cmd_features(args):
     from ..viz.features import feature_maps, map_grid
     from ..viz.plots import plot_panels, rgb
-    model, state = load_trained(args.checkpoint)
-    pixels, x = read_input(args.image, model, state, args.invert, args.center)
+    trained = TrainedModel.load(args.checkpoint)
+    model = trained.model
+    pixels, x = trained.prepare(args.image, args.invert, args.center)
     layers = [name for name in args.layers.split(",") if name] if args.layers else None
     maps = feature_maps(model, x, layers)
     children = dict(model.named_children())
@@ -140,11 +130,11 @@ def cmd_saliency(args):
     from ..functional.activation import softmax
     from ..viz.plots import plot_saliency
     from ..viz.saliency import saliency_map
-    model, state = load_trained(args.checkpoint)
-    classes = class_names(state)
-    pixels, x = read_input(args.image, model, state, args.invert, args.center)
+    trained = TrainedModel.load(args.checkpoint)
+    model, classes = trained.model, trained.classes
+    pixels, x = trained.prepare(args.image, args.invert, args.center)
     scores = model(x[None])[0]
-    c = _class_index(args.class_name, classes) if args.class_name else int(scores.argmax())
+    c = trained.class_index(args.class_name) if args.class_name else int(scores.argmax())
     probability = softmax(scores[None], axis=1)[0, c]
     title = (f"saliency of class '{classes[c]}' (score S_c = {scores[c]:.2f}, p = {probability:.3f}; "
              f"predicted '{classes[int(scores.argmax())]}') for {os.path.basename(args.image)}")
@@ -155,13 +145,12 @@ def cmd_saliency(args):
 
 def _explained(args):
     """(model, classes, pixels, model input, scores, chosen class) for the heat-map pictures of one image."""
-    model, state = load_trained(args.checkpoint)
-    classes = class_names(state)
-    pixels, x = read_input(args.image, model, state, args.invert, args.center)
+    trained = TrainedModel.load(args.checkpoint)
+    pixels, x = trained.prepare(args.image, args.invert, args.center)
     with no_grad():
-        scores = model(x[None])[0]
-    c = _class_index(args.class_name, classes) if args.class_name else int(scores.argmax())
-    return model, classes, pixels, x, scores, c
+        scores = trained.model(x[None])[0]
+    c = trained.class_index(args.class_name) if args.class_name else int(scores.argmax())
+    return trained.model, trained.classes, pixels, x, scores, c
 
 
 def cmd_gradcam(args):
@@ -199,8 +188,9 @@ def cmd_deconv(args):
     from ..viz.gradcam import last_map_layer
     from ..viz.grid import picture
     from ..viz.plots import plot_panels, rgb
-    model, state = load_trained(args.checkpoint)
-    pixels, x = read_input(args.image, model, state, args.invert, args.center)
+    trained = TrainedModel.load(args.checkpoint)
+    model = trained.model
+    pixels, x = trained.prepare(args.image, args.invert, args.center)
     chain, outputs, y = layer_chain(model), [], x[None]
     with no_grad():
         for _, child in chain:
@@ -229,12 +219,11 @@ def cmd_class_model(args):
     from ..viz.class_model import class_model
     from ..viz.grid import picture, to_unit
     from ..viz.plots import plot_panels
-    model, state = load_trained(args.checkpoint)
-    classes = class_names(state)
-    chosen = [_class_index(args.class_name, classes)] if args.class_name else list(range(len(classes)))
-    images, scores = class_model(model, chosen, steps=args.steps, lr=args.lr, l2=args.l2,
-                                 input_shape=state.meta.get("data", {}).get("input_shape"))
-    normalization = state.meta.get("data", {}).get("normalization")
+    trained = TrainedModel.load(args.checkpoint)
+    classes, normalization = trained.classes, trained.normalization
+    chosen = [trained.class_index(args.class_name)] if args.class_name else list(range(len(classes)))
+    images, scores = class_model(trained.model, chosen, steps=args.steps, lr=args.lr, l2=args.l2,
+                                 input_shape=trained.input_shape)
     if normalization:                                   # back to pixel space: I · std + mean
         mean, std = (np.array(v, dtype=np.float32)[:, None, None] for v in normalization)
         images = images * std + mean
@@ -263,12 +252,12 @@ def cmd_curves(args):
 
 def _test_predictions(args):
     """(classes, test set, predictions (N,), accuracy) of ``args.checkpoint`` on the test set it was trained with."""
-    model, state = load_trained(args.checkpoint)
-    if is_text_run(state) and args.picture == "misclassified":
+    trained = TrainedModel.load(args.checkpoint)
+    if trained.is_text and args.picture == "misclassified":
         raise ValueError(f"{args.checkpoint}: a text run; 'show misclassified' draws images (see 'juanji eval')")
-    test_set = load_test_set(state)
-    result = predict_test_set(model, state, test_set)
-    return class_names(state), test_set, result["predictions"], result["accuracy"]
+    test_set = trained.test_set()
+    result = trained.evaluate(test_set)
+    return trained.classes, test_set, result["predictions"], result["accuracy"]
 
 
 def cmd_confusion(args):

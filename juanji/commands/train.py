@@ -8,8 +8,9 @@ import numpy as np
 from .. import distributed
 from ..data import sequences
 from ..metrics import confusion_matrix
-from ..runs import (Run, add_photo_options, class_names, is_text_run, load_test_set, load_trained,
-                    predict_test_set, read_input)
+from ..runs import Run
+from ..trained import TrainedModel
+from . import add_photo_options
 from ..schema import TrainConfig
 
 
@@ -137,10 +138,10 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    model, state = load_trained(args.checkpoint)
-    test_set = load_test_set(state, args.data)
-    result = predict_test_set(model, state, test_set)
-    classes = class_names(state)
+    trained = TrainedModel.load(args.checkpoint)
+    test_set = trained.test_set(args.data)
+    result = trained.evaluate(test_set)
+    classes = trained.classes
     matrix = confusion_matrix(test_set.labels, result["predictions"], len(classes))
     kind = "sequences" if isinstance(test_set, sequences.SequenceDataset) else "images"
     print(f"test accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  ({len(test_set)} {kind})")
@@ -154,15 +155,14 @@ def cmd_eval(args):
 
 def cmd_predict(args):
     from ..functional.activation import softmax
-    model, state = load_trained(args.checkpoint)
-    classes = class_names(state)
-    data = state.meta.get("data", {})
+    trained = TrainedModel.load(args.checkpoint)
+    classes = trained.classes
     for item in args.images:
-        if is_text_run(state):          # a text run: the arguments are words
-            x = sequences.encode([item.lower()], data["alphabet"], data["input_shape"][0])
+        if trained.is_text:             # a text run: the arguments are words
+            x = trained.encode([item])
         else:
-            x = read_input(item, model, state, args.invert, args.center)[1][None]
-        probabilities = softmax(model(x), axis=1)[0]
+            x = trained.prepare(item, args.invert, args.center)[1][None]
+        probabilities = softmax(trained.model(x), axis=1)[0]
         top = np.argsort(probabilities)[::-1][:3]
         ranked = ", ".join(f"{classes[i]} {probabilities[i]:.3f}" for i in top)
         print(f"{item}: {ranked}")

@@ -127,11 +127,10 @@ def class_index(run, value: str | None, scores) -> int:
     """The class a request names (by number or by name), else the predicted one (highest score)."""
     if value is None or value == "":
         return int(np.argmax(scores))
-    if value.isdigit() and int(value) < len(run.classes):
-        return int(value)
-    if value in run.classes:
-        return run.classes.index(value)
-    raise NotFound(f"unknown class '{value}' (classes: {', '.join(run.classes)})")
+    try:
+        return run.trained.class_index(value)
+    except ValueError as error:
+        raise NotFound(str(error)) from None
 
 
 def explain(run, pixels, class_value: str | None = None, layer: str | None = None) -> dict:

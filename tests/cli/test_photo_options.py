@@ -7,7 +7,9 @@ from PIL import Image
 
 from juanji.cli import main
 from juanji.data import load_mnist
-from juanji.runs import load_trained, read_input
+import dataclasses
+
+from juanji.trained import TrainedModel
 
 COUNT = 20
 
@@ -35,40 +37,40 @@ def photos(tmp_path_factory):
 
 
 def test_auto_inverts_a_light_background_for_a_fashion_mnist_run(run_dir, photos):
-    model, state = load_trained(str(run_dir))
+    trained = TrainedModel.load(run_dir)
     _, path = photos[0]
-    plain = read_input(path, model, state, invert="no")[0]
+    plain = trained.prepare(path, invert="no")[0]
     assert plain.mean() > 0.5                                   # white table
-    np.testing.assert_allclose(read_input(path, model, state)[0], 1 - plain)
-    np.testing.assert_allclose(read_input(path, model, state, invert="yes")[0], 1 - plain)
-    state.meta["data"]["normalization"] = [[0.7], [0.3]]         # a run trained on light images
-    np.testing.assert_allclose(read_input(path, model, state)[0], plain)
+    np.testing.assert_allclose(trained.prepare(path)[0], 1 - plain)
+    np.testing.assert_allclose(trained.prepare(path, invert="yes")[0], 1 - plain)
+    light = dataclasses.replace(trained, normalization=([0.7], [0.3]))     # a run trained on light images
+    np.testing.assert_allclose(light.prepare(path)[0], plain)
 
 
 def test_center_gives_back_the_test_image_and_its_prediction(run_dir, photos):
-    model, state = load_trained(str(run_dir))
+    trained = TrainedModel.load(run_dir)
+    model = trained.model
     originals = np.stack([image for image, _ in photos])
-    centred = np.stack([read_input(path, model, state, center=True)[0] for _, path in photos])
+    centred = np.stack([trained.prepare(path, center=True)[0] for _, path in photos])
     assert np.abs(centred - originals).mean() < 0.1
-    inputs = [np.stack([read_input(path, model, state, center=center)[1] for _, path in photos])
+    inputs = [np.stack([trained.prepare(path, center=center)[1] for _, path in photos])
               for center in (False, True)]
-    reference = model(np.stack([read_input_array(model, state, image) for image in originals])).argmax(1)
+    reference = model(np.stack([normalized(trained, image) for image in originals])).argmax(1)
     inverted_only, prepared = (model(x).argmax(1) for x in inputs)
     assert (prepared == reference).mean() >= 0.85            # crop and invert only: far fewer agree
     assert (prepared == reference).mean() > (inverted_only == reference).mean()
 
 
-def read_input_array(model, state, image):
-    """The model input of a test image itself: normalised as read_input does."""
-    mean, std = (np.array(v, dtype=np.float32)[:, None, None] for v in state.meta["data"]["normalization"])
+def normalized(trained, image):
+    """The model input of a test image itself: (x − mean) / std, written out here."""
+    mean, std = (np.array(v, dtype=np.float32)[:, None, None] for v in trained.normalization)
     return (image - mean) / std
 
 
 def test_center_refuses_models_that_are_not_gray_and_square(run_dir, photos):
-    model, state = load_trained(str(run_dir))
-    state.meta["data"]["input_shape"] = [3, 28, 28]
+    colour = dataclasses.replace(TrainedModel.load(run_dir), input_shape=(3, 28, 28))
     with pytest.raises(ValueError, match="grayscale model with square inputs"):
-        read_input(photos[0][1], model, state, center=True)
+        colour.prepare(photos[0][1], center=True)
 
 
 def test_predict_and_show_take_the_options(run_dir, photos, capsys):

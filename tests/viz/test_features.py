@@ -5,7 +5,7 @@ from png_check import read_png
 
 import juanji.nn as nn
 from juanji.cli import main
-from juanji.runs import load_trained
+from juanji.trained import TrainedModel
 from juanji.models import create
 from juanji.viz.features import feature_maps, map_grid
 from juanji.viz.grid import to_unit
@@ -73,7 +73,7 @@ def test_show_features_of_a_bad_layer_is_a_one_line_error(tiny_run, boot_png, ca
 
 
 def test_the_real_model_computes_the_same_maps_as_its_forward_pass(tiny_run, boot_png):
-    model, _ = load_trained(str(tiny_run))
+    model = TrainedModel.load(tiny_run).model
     image = np.random.default_rng(2).random((1, 28, 28), dtype=np.float32)
     maps = feature_maps(model, image, ["5"])
     np.testing.assert_array_equal(maps["5"], model[:6](image[None])[0])

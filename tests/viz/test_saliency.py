@@ -7,7 +7,7 @@ from png_check import read_png
 
 import juanji.nn as nn
 from juanji.cli import main
-from juanji.runs import load_trained
+from juanji.trained import TrainedModel
 from juanji.viz.class_model import class_model
 from juanji.viz.saliency import class_score_gradient, saliency_map
 
@@ -62,7 +62,7 @@ def test_a_first_layer_without_input_gradient_is_explained():
 
 
 def test_gradient_ascent_raises_the_class_score_step_by_step(tiny_run):
-    model, _ = load_trained(str(tiny_run))
+    model = TrainedModel.load(tiny_run).model
     images, scores = class_model(model, [1, 7], steps=15)
     assert images.shape == (2, 1, 28, 28) and scores.shape == (16, 2)
     assert np.all(np.diff(scores, axis=0) > 0)                    # monotone over the first 15 steps
