@@ -29,7 +29,6 @@ from .trained import eval_loader
 from .schema import MAX_IMAGE_SIZE, TrainConfig
 
 
-
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message says where."""
 
@@ -104,6 +103,72 @@ def first_non_finite_layer(model, x) -> str:
     return "the loss (the logits were finite)"
 
 
+@dataclasses.dataclass
+class TrainingData:
+    """What ``load_training_data`` reads: the two splits and how a sample enters the model."""
+    train_set: object
+    test_set: object
+    skipped: list                   # (path, problem) of image files left out with --skip-bad
+    normalization: tuple | None     # ([mean per channel], [std per channel]) of the training images
+    input_shape: tuple              # one sample's shape: (C, H, W), or (L,) for token sequences
+    model_kwargs: dict              # what the model is built from: channels and size, or vocabulary and length
+    train_transform: object         # augmentation then normalisation, applied per training batch
+
+
+def load_training_data(config: TrainConfig) -> TrainingData:
+    """The training and test sets of ``config.data`` (image files, IDX files or a text task), checked."""
+    if config.image_size is not None and not 1 <= config.image_size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE}, got {config.image_size}")
+    if sequences.is_task(config.data):      # token sequences for text models: juanji/data/sequences.py
+        train_set, test_set = sequences.load_task(config.data, config.limit)
+        data = TrainingData(train_set, test_set, [], None, train_set.input_shape, train_set.model_kwargs(), None)
+    else:
+        train_set, test_set, skipped = load_datasets(config.data, config.limit, config.image_size,
+                                                     config.channels, config.skip_bad)
+        for split, dataset in (("training", train_set), ("test", test_set)):
+            if len(dataset) == 0:
+                raise ValueError(f"the {split} set of {config.data or 'the default data'} is empty")
+        input_shape = train_set.images.shape[1:]
+        normalization = None
+        if config.normalize:
+            images = train_set.images
+            normalization = (images.mean(axis=(0, 2, 3)).tolist(), images.std(axis=(0, 2, 3)).tolist())
+        normalize = [Normalize(*normalization)] if normalization else []
+        transform = Compose(make_augmentation(config.augment, input_shape[1]) + normalize)
+        data = TrainingData(train_set, test_set, skipped, normalization, input_shape,
+                            {"in_channels": input_shape[0], "input_size": input_shape[1]}, transform)
+    if config.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {config.epochs}")
+    return data
+
+
+def make_loaders(config: TrainConfig, data: TrainingData, comm=None):
+    """(training loader: shuffled and augmented per epoch, test loader), each process's share under MPI."""
+    train_loader = DataLoader(data.train_set, config.batch_size, shuffle=True, seed=config.seed,
+                              transform=data.train_transform)
+    test_loader = eval_loader(data.test_set, data.normalization)
+    if comm is not None:
+        distributed.check_shares(len(data.train_set), config.batch_size, comm.size, len(data.test_set))
+        train_loader = distributed.ShardedLoader(train_loader, comm.rank, comm.size)
+        test_loader = distributed.ShardedLoader(test_loader, comm.rank, comm.size, skip_empty=True)
+    return train_loader, test_loader
+
+
+def make_model(config: TrainConfig, data: TrainingData, comm=None):
+    """The model of ``config.model`` for the data, initialised from ``config.seed`` (its memory checked
+    first), with synchronised batch norms under MPI if asked, and fused where that pays."""
+    jrandom.seed(config.seed)
+    model_kwargs = {**data.model_kwargs, "num_classes": len(data.train_set.classes)}
+    check_model_memory(config.model, batch_size=min(config.batch_size, len(data.train_set)),
+                       source="juanji train", **model_kwargs)
+    model = models.create(config.model, **model_kwargs)
+    initialize(model, config.init, jrandom.generator())
+    skip_input_gradient(model)
+    if comm is not None and config.sync_bn:
+        distributed.convert_sync_batchnorm(model, comm)
+    return nn.fuse_where_it_pays(model)      # the same state_dict names, fused or not
+
+
 class Trainer:
     """Owns a run: model, optimizer, schedule, data, run directory.  ``fit()`` trains the remaining epochs.
 
@@ -124,57 +189,17 @@ class Trainer:
         self.history: list[dict] = []
         self.notes: list[str] = []
         self.resumed = False
-        if config.image_size is not None and not 1 <= config.image_size <= MAX_IMAGE_SIZE:
-            raise ValueError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE}, got {config.image_size}")
-        if sequences.is_task(config.data):      # token sequences for text models: juanji/data/sequences.py
-            self.train_set, self.test_set = sequences.load_task(config.data, config.limit)
-            self.skipped, self.normalization, self.input_shape = [], None, self.train_set.input_shape
-            model_kwargs, train_transform = self.train_set.model_kwargs(), None
-        else:
-            self.train_set, self.test_set, self.skipped = load_datasets(
-                config.data, config.limit, config.image_size, config.channels, config.skip_bad)
-            for split, dataset in (("training", self.train_set), ("test", self.test_set)):
-                if len(dataset) == 0:
-                    raise ValueError(f"the {split} set of {config.data or 'the default data'} is empty")
-            self.input_shape = image_shape = self.train_set.images.shape[1:]
-            self.normalization = self._normalization()
-            normalize = [Normalize(*self.normalization)] if self.normalization else []
-            augmentation = make_augmentation(config.augment, image_shape[1])
-            train_transform = Compose(augmentation + normalize)
-            model_kwargs = {"in_channels": image_shape[0], "input_size": image_shape[1]}
-        if config.epochs < 1:
-            raise ValueError(f"--epochs must be at least 1, got {config.epochs}")
-        self.train_loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed,
-                                       transform=train_transform)
-        self.test_loader = eval_loader(self.test_set, self.normalization)
-        if comm is not None:
-            distributed.check_shares(len(self.train_set), config.batch_size, comm.size, len(self.test_set))
-            self.train_loader = distributed.ShardedLoader(self.train_loader, comm.rank, comm.size)
-            self.test_loader = distributed.ShardedLoader(self.test_loader, comm.rank, comm.size, skip_empty=True)
-
-        jrandom.seed(config.seed)
-        model_kwargs["num_classes"] = len(self.train_set.classes)
-        check_model_memory(config.model, batch_size=min(config.batch_size, len(self.train_set)),
-                            source="juanji train", **model_kwargs)
-        self.model = models.create(config.model, **model_kwargs)
-        initialize(self.model, config.init, jrandom.generator())
-        skip_input_gradient(self.model)
-        if comm is not None and config.sync_bn:
-            distributed.convert_sync_batchnorm(self.model, comm)
-        self.model = nn.fuse_where_it_pays(self.model)      # the same state_dict names, fused or not
+        data = load_training_data(config)
+        self.train_set, self.test_set, self.skipped = data.train_set, data.test_set, data.skipped
+        self.normalization, self.input_shape = data.normalization, data.input_shape
+        self.train_loader, self.test_loader = make_loaders(config, data, comm)
+        self.model = make_model(config, data, comm)
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.scheduler = make_scheduler(config, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         if resume:
             self._resume()
         self.network = self.model   # fit() wraps it for data parallelism: process 0's weights, summed gradients
-
-    def _normalization(self):
-        """Per-channel mean and std of the training images, or None when normalisation is off."""
-        if not self.config.normalize:
-            return None
-        images = self.train_set.images
-        return (images.mean(axis=(0, 2, 3)).tolist(), images.std(axis=(0, 2, 3)).tolist())
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _save(self, epoch: int, history: list[dict], is_best: bool) -> None:
