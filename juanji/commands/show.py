@@ -39,7 +39,7 @@ def register(sub):
     p.add_argument("--scale", choices=SCALES, default="shared",
                    help="one colour scale for the whole layer (default), or one per kernel")
     p = add("features", cmd_features, "the feature maps of an image after each layer", image=True)
-    p.add_argument("--layers", help="comma-separated top-level layer names (default: every layer that outputs maps)")
+    p.add_argument("--layers", help="comma-separated layer names, nested Sequentials opened: features.3 (default: every layer that outputs maps)")
     p = add("saliency", cmd_saliency, "which pixels of an image the class score is most sensitive to", image=True)
     p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
     p = add("gradcam", cmd_gradcam, "Grad-CAM: where in a layer's maps the evidence for a class lies", image=True)
@@ -109,6 +109,7 @@ def cmd_kernels(args):
 
 
 def cmd_features(args):
+    from ..viz.chain import layer_chain
     from ..viz.features import feature_maps, map_grid
     from ..viz.plots import plot_panels, rgb
     trained = TrainedModel.load(args.checkpoint)
@@ -116,9 +117,9 @@ def cmd_features(args):
     pixels, x = trained.prepare(args.image, args.invert, args.center)
     layers = [name for name in args.layers.split(",") if name] if args.layers else None
     maps = feature_maps(model, x, layers)
-    children = dict(model.named_children())
+    kinds = dict(layer_chain(model))
     panels = [("input", rgb(pixels))] + [
-        (f"{name} {type(children[name]).__name__} {'×'.join(map(str, m.shape))}", map_grid(m))
+        (f"{name} {type(kinds[name]).__name__} {'×'.join(map(str, m.shape))}", map_grid(m))
         for name, m in maps.items()]
     path = _out_path(args, f"features-{os.path.splitext(os.path.basename(args.image))[0]}.png")
     plot_panels(panels, path, f"feature maps of {os.path.basename(args.image)} (each layer scaled to its own "
@@ -128,62 +129,54 @@ def cmd_features(args):
 
 def cmd_saliency(args):
     from ..functional.activation import softmax
+    from ..viz import pictures
     from ..viz.plots import plot_saliency
-    from ..viz.saliency import saliency_map
-    trained = TrainedModel.load(args.checkpoint)
-    model, classes = trained.model, trained.classes
-    pixels, x = trained.prepare(args.image, args.invert, args.center)
-    scores = model(x[None])[0]
-    c = trained.class_index(args.class_name) if args.class_name else int(scores.argmax())
+    model, classes, pixels, x, scores, c = _explained(args)
     probability = softmax(scores[None], axis=1)[0, c]
     title = (f"saliency of class '{classes[c]}' (score S_c = {scores[c]:.2f}, p = {probability:.3f}; "
              f"predicted '{classes[int(scores.argmax())]}') for {os.path.basename(args.image)}")
     path = _out_path(args, f"saliency-{os.path.splitext(os.path.basename(args.image))[0]}.png")
-    plot_saliency(pixels, saliency_map(model, x, c), path, title)
+    plot_saliency(pixels, pictures.saliency(model, x, c), path, title)
     return _done(path)
 
 
 def _explained(args):
     """(model, classes, pixels, model input, scores, chosen class) for the heat-map pictures of one image."""
+    from ..viz import pictures
     trained = TrainedModel.load(args.checkpoint)
     pixels, x = trained.prepare(args.image, args.invert, args.center)
-    with no_grad():
-        scores = trained.model(x[None])[0]
-    c = trained.class_index(args.class_name) if args.class_name else int(scores.argmax())
-    return trained.model, trained.classes, pixels, x, scores, c
+    scores = pictures.scores_of(trained.model, x)
+    return trained.model, trained.classes, pixels, x, scores, pictures.choose_class(trained, scores, args.class_name)
 
 
 def cmd_gradcam(args):
-    from ..viz.gradcam import cell_centres, grad_cam, upsample
+    from ..viz import pictures
     from ..viz.plots import plot_saliency
     model, classes, pixels, x, scores, c = _explained(args)
-    cam, maps, _, layer = grad_cam(model, x, c, args.layer)
-    centres = cell_centres(model, layer)
-    placed = "each cell on its receptive field's centre" if centres else "stretched over the image"
-    title = (f"Grad-CAM of class '{classes[c]}' at layer {layer} ({maps.shape[0]} maps of "
-             f"{maps.shape[1]}×{maps.shape[2]}, {placed}); predicted '{classes[int(scores.argmax())]}'")
+    found = pictures.gradcam(model, x, c, args.layer)
+    placed = "each cell on its receptive field's centre" if found.centred else "stretched over the image"
+    maps = found.maps_shape
+    title = (f"Grad-CAM of class '{classes[c]}' at layer {found.layer} ({maps[0]} maps of "
+             f"{maps[1]}×{maps[2]}, {placed}); predicted '{classes[int(scores.argmax())]}'")
     path = _out_path(args, f"gradcam-{os.path.splitext(os.path.basename(args.image))[0]}.png")
-    plot_saliency(pixels, upsample(cam, pixels.shape[1:], centres), path, title, "ReLU(Σ_k α_k A_k)")
+    plot_saliency(pixels, found.pixels, path, title, "ReLU(Σ_k α_k A_k)")
     return _done(path)
 
 
 def cmd_occlusion(args):
-    from ..functional.activation import softmax
-    from ..viz.occlusion import occlusion_map, pixel_map
+    from ..viz import pictures
     from ..viz.plots import plot_saliency
     model, classes, pixels, x, scores, c = _explained(args)
-    probability = softmax(scores[None], axis=1)[0, c]
-    result = occlusion_map(model, x, c, args.size, args.stride)
-    drop = np.maximum(probability - pixel_map(result, x.shape, args.size, args.stride), 0)
-    title = (f"occlusion of class '{classes[c]}' (p = {probability:.3f}, lowest {result.min():.3f} occluded): "
-             f"{args.size}×{args.size} squares of the mean pixel every {args.stride} pixels")
+    found = pictures.occlusion(model, x, c, args.size, args.stride)
+    title = (f"occlusion of class '{classes[c]}' (p = {found.probability:.3f}, lowest {found.map.min():.3f} "
+             f"occluded): {args.size}×{args.size} squares of the mean pixel every {args.stride} pixels")
     path = _out_path(args, f"occlusion-{os.path.splitext(os.path.basename(args.image))[0]}.png")
-    plot_saliency(pixels, drop, path, title, "drop of p when occluded")
+    plot_saliency(pixels, found.drop, path, title, "drop of p when occluded")
     return _done(path)
 
 
 def cmd_deconv(args):
-    from ..viz.chain import layer_chain
+    from ..viz.chain import layer_chain, run_chain
     from ..viz.deconvnet import deconvnet
     from ..viz.gradcam import last_map_layer
     from ..viz.grid import picture
@@ -191,11 +184,9 @@ def cmd_deconv(args):
     trained = TrainedModel.load(args.checkpoint)
     model = trained.model
     pixels, x = trained.prepare(args.image, args.invert, args.center)
-    chain, outputs, y = layer_chain(model), [], x[None]
+    chain = layer_chain(model)
     with no_grad():
-        for _, child in chain:
-            y = child(y)
-            outputs.append(y)
+        outputs = run_chain(chain, x[None])
     layer = args.layer or last_map_layer(chain, outputs)
     names = [name for name, _ in chain]
     if layer not in names:

@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from . import views
+from ..trained import INVERT
 from .inputs import MAX_BYTES, BadInput, read_pixels
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
@@ -40,8 +41,12 @@ def create_app(runs) -> Starlette:
             body += chunk
             if len(body) > MAX_BYTES:
                 raise BadInput(f"request body over {MAX_BYTES // 2 ** 20} MiB", 413)
+        query = request.query_params
+        invert, center = query.get("invert", "auto"), query.get("center", "no")
+        if invert not in INVERT or center not in ("yes", "no"):
+            raise BadInput(f"invert must be one of {', '.join(INVERT)} and center yes or no, got {invert!r}, {center!r}")
         return await run_in_threadpool(read_pixels, bytes(body), request.headers.get("content-type", ""),
-                                       run.input_shape)
+                                       run.trained, invert, center == "yes")
 
     async def index(request):
         return FileResponse(os.path.join(STATIC, "index.html"))
@@ -78,6 +83,12 @@ def create_app(runs) -> Starlette:
         return JSONResponse(await run_in_threadpool(views.explain, run, pixels, request.query_params.get("class"),
                                                     request.query_params.get("layer")))
 
+    async def analyze(request):
+        run = find(request)
+        pixels = await body_pixels(request, run)
+        return JSONResponse(await run_in_threadpool(views.analyze, run, pixels, request.query_params.get("class"),
+                                                    request.query_params.get("layer")))
+
     async def occlusion(request):
         run = find(request)
         pixels = await body_pixels(request, run)
@@ -109,6 +120,7 @@ def create_app(runs) -> Starlette:
         Route("/api/runs/{run}/features", features, methods=["POST"]),
         Route("/api/runs/{run}/kernels/{layer}", kernels),
         Route("/api/runs/{run}/explain", explain, methods=["POST"]),
+        Route("/api/runs/{run}/analyze", analyze, methods=["POST"]),
         Route("/api/runs/{run}/occlusion", occlusion, methods=["POST"]),
         Route("/api/runs/{run}/deconv", deconv, methods=["POST"]),
         Route("/api/runs/{run}/confusion", confusion),

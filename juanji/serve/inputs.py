@@ -9,7 +9,7 @@ import tempfile
 
 import numpy as np
 
-from ..data.images import ImageError, load_image
+from ..data.images import ImageError
 
 MAX_BYTES = 8 * 1024 * 1024          # larger bodies are refused before they are read whole
 MAX_PIXELS = 4096 * 4096             # larger images are refused from their header, before decoding
@@ -23,9 +23,10 @@ class BadInput(ValueError):
         self.status = status
 
 
-def decode_image(body: bytes, input_shape) -> np.ndarray:
-    """An image file's bytes as the model takes it: (C, H, W) float32 in [0, 1], the shorter side scaled to the
-    input size and the centre cut out (``juanji.data.images.load_image``, as ``juanji predict`` does)."""
+def decode_image(body: bytes, trained, invert: str = "auto", center: bool = False) -> np.ndarray:
+    """An image file's bytes prepared exactly as ``juanji predict`` prepares a file (``TrainedModel.prepare``:
+    the shorter side scaled to the input size and the centre cut out, a light background inverted for a run
+    trained on dark images, or with ``center`` cut to its object): (C, H, W) float32 in [0, 1]."""
     from PIL import Image, UnidentifiedImageError
     if not body:
         raise BadInput("empty request body: send an image file (PNG, JPG, ...) or JSON {\"pixels\": ...}")
@@ -36,15 +37,16 @@ def decode_image(body: bytes, input_shape) -> np.ndarray:
         raise BadInput("not an image file Pillow can read (PNG, JPG, BMP, GIF ...)", 415) from None
     if width * height > MAX_PIXELS:
         raise BadInput(f"image of {width}×{height} pixels is too large (at most {MAX_PIXELS:,} pixels)", 413)
-    channels, size = input_shape[0], tuple(input_shape[1:])
     with tempfile.TemporaryDirectory(prefix="juanji-serve-") as folder:
         path = os.path.join(folder, "upload")
         with open(path, "wb") as f:
             f.write(body)
         try:
-            return load_image(path, channels=channels, size=size, crop=True)
+            return trained.prepare(path, invert, center)[0]
         except ImageError as error:
             raise BadInput(error.problem, 415) from None
+        except ValueError as error:                         # centring a colour model's input, say
+            raise BadInput(str(error).replace(path, "the image")) from None
 
 
 def decode_pixels(body: bytes, input_shape) -> np.ndarray:
@@ -62,8 +64,9 @@ def decode_pixels(body: bytes, input_shape) -> np.ndarray:
     return pixels
 
 
-def read_pixels(body: bytes, content_type: str, input_shape) -> np.ndarray:
-    """The pixels (C, H, W) in [0, 1] a request sends, by its content type (JSON, else an image file)."""
+def read_pixels(body: bytes, content_type: str, trained, invert: str = "auto", center: bool = False) -> np.ndarray:
+    """The pixels (C, H, W) in [0, 1] a request sends, by its content type: JSON as sent, else an image file
+    prepared as ``juanji predict`` prepares it (``invert`` and ``center`` as its options)."""
     if content_type.split(";")[0].strip().lower() == "application/json":
-        return decode_pixels(body, input_shape)
-    return decode_image(body, input_shape)
+        return decode_pixels(body, trained.input_shape)
+    return decode_image(body, trained, invert, center)

@@ -8,13 +8,12 @@ import numpy as np
 
 from ..functional.activation import softmax
 from ..nn import no_grad
+from ..viz import pictures
+from ..viz.chain import run_chain
 from ..viz.deconvnet import deconvnet
 from ..viz.features import map_grid
-from ..viz.gradcam import cell_centres, grad_cam, upsample
 from ..viz.grid import picture
 from ..viz.kernels import conv_layers
-from ..viz.occlusion import occlusion_map, pixel_map
-from ..viz.saliency import saliency_map
 
 
 class NotFound(LookupError):
@@ -37,24 +36,27 @@ def png(image) -> bytes:
 
 def _outputs(run, x):
     """[(name, layer, output (C', H', W') or (F,))] of every layer of the chain for one model input x (C, H, W)."""
-    outputs = []
+    chain = run.layers()
     with run.lock, no_grad():
-        for name, layer in run.layers():
-            x = layer(x[None])[0]
-            outputs.append((name, layer, x))
-    return outputs
+        outputs = run_chain(chain, x[None])
+    return [(name, layer, y[0]) for (name, layer), y in zip(chain, outputs)]
 
 
 def predict(run, pixels) -> dict:
     """Every class with its probability (highest first), and the image as the network receives it."""
     x = run.normalize(pixels)
-    with run.lock, no_grad():
-        scores = run.model(x[None])[0]
-    probabilities = softmax(scores.astype(np.float64))
+    with run.lock:
+        scores = pictures.scores_of(run.model, x)
+    return {"classes": ranked(run, scores), "pixels": array(pixels), "input": array(x)}
+
+
+def ranked(run, scores, probabilities=None) -> list[dict]:
+    """Every class with its score and probability, the most probable first."""
+    if probabilities is None:
+        probabilities = softmax(scores.astype(np.float64))
     order = np.argsort(-probabilities, kind="stable")
-    return {"classes": [{"index": int(i), "name": run.classes[i], "probability": float(probabilities[i]),
-                         "score": float(scores[i])} for i in order],
-            "pixels": array(pixels), "input": array(x)}
+    return [{"index": int(i), "name": run.classes[i], "probability": float(probabilities[i]),
+             "score": float(scores[i])} for i in order]
 
 
 def window(layer) -> dict | None:
@@ -137,22 +139,34 @@ def explain(run, pixels, class_value: str | None = None, layer: str | None = Non
     """Saliency (H, W), divided by its maximum, and Grad-CAM of a class (default: the predicted one): at the
     layer's resolution (H', W'), and resampled to the image (H, W) with each cell on its receptive field's
     centre where the layers allow (``gradcam_centred``; else stretched)."""
+    return _explanation(run, _inside(run, pixels, class_value, layer))
+
+
+def analyze(run, pixels, class_value: str | None = None, layer: str | None = None) -> dict:
+    """What the page shows of one image, from one forward and one backward pass (``viz.pictures.inside``):
+    the prediction, the pixels and the network's input, every layer's maps, saliency and Grad-CAM."""
     x = run.normalize(pixels)
+    found = _inside(run, pixels, class_value, layer)
+    return {"classes": ranked(run, found.scores, found.probabilities), "pixels": array(pixels), "input": array(x),
+            "layers": [{"name": name, "type": type(l).__name__, "shape": list(y.shape), "maps": array(y)}
+                       for name, l, y in found.layers if y.ndim == 3],
+            "explanation": _explanation(run, found)}
+
+
+def _inside(run, pixels, class_value, layer) -> pictures.Inside:
+    if layer is not None and layer not in dict(run.layers()):
+        raise NotFound(f"no layer named '{layer}'")
+    if class_value:
+        class_index(run, class_value, None)                 # an unknown class is refused before any work
     with run.lock:
-        with no_grad():
-            scores = run.model(x[None])[0]
-        c = class_index(run, class_value, scores)
-        saliency = saliency_map(run.model, x, c)
-        answer = {"class": c, "name": run.classes[c], "saliency": array(saliency / (saliency.max() or 1)),
-                  "gradcam": None, "gradcam_layer": None, "gradcam_centred": False, "gradcam_pixels": None}
-        if run.layers():
-            if layer is not None and layer not in dict(run.layers()):
-                raise NotFound(f"no layer named '{layer}'")
-            cam, _, _, used = grad_cam(run.model, x, c, layer)
-            centres = cell_centres(run.model, used)
-            answer.update(gradcam=array(cam), gradcam_layer=used, gradcam_centred=centres is not None,
-                          gradcam_pixels=array(upsample(cam, pixels.shape[1:], centres)))
-    return answer
+        return pictures.inside(run.trained, run.normalize(pixels), class_value or None, layer)
+
+
+def _explanation(run, found: pictures.Inside) -> dict:
+    cam = found.gradcam
+    return {"class": found.chosen, "name": run.classes[found.chosen], "saliency": array(found.saliency),
+            "gradcam": array(cam.cam) if cam else None, "gradcam_layer": cam.layer if cam else None,
+            "gradcam_centred": cam.centred if cam else False, "gradcam_pixels": array(cam.pixels) if cam else None}
 
 
 def occlusion(run, pixels, class_value: str | None = None, size: str | None = None, stride: str | None = None) -> dict:
@@ -161,14 +175,10 @@ def occlusion(run, pixels, class_value: str | None = None, size: str | None = No
     size, stride = _count(size, "size", 6), _count(stride, "stride", 2)
     x = run.normalize(pixels)
     with run.lock:
-        with no_grad():
-            scores = run.model(x[None])[0]
-        c = class_index(run, class_value, scores)
-        result = occlusion_map(run.model, x, c, size, stride)
-    probability = float(softmax(scores.astype(np.float64))[c])
-    drop = np.maximum(probability - pixel_map(result, x.shape, size, stride), 0)
-    return {"class": c, "name": run.classes[c], "probability": probability, "size": size, "stride": stride,
-            "map": array(result), "drop": array(drop)}
+        c = class_index(run, class_value, pictures.scores_of(run.model, x))
+        found = pictures.occlusion(run.model, x, c, size, stride)
+    return {"class": c, "name": run.classes[c], "probability": found.probability, "size": size, "stride": stride,
+            "map": array(found.map), "drop": array(found.drop)}
 
 
 def _count(value: str | None, name: str, default: int) -> int:

@@ -2,6 +2,8 @@
 (VGG's ``features.0``, ``features.1`` …), so that pictures can stop after any of them."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..nn import Sequential
 
 
@@ -17,3 +19,13 @@ def layer_chain(model) -> list[tuple[str, object]]:
         else:
             chain.append((name, child))
     return chain
+
+
+def run_chain(chain, x) -> list[np.ndarray]:
+    """The output of every layer of ``chain`` (``layer_chain``) for a batch x, each layer fed the one before:
+    the last is model(x).  The one place pictures run a model layer by layer."""
+    outputs = []
+    for _, layer in chain:
+        x = layer(x)
+        outputs.append(x)
+    return outputs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn import ReLU
-from .chain import layer_chain
+from .chain import layer_chain, run_chain
 
 
 def deconvnet(model, image, layer: str, channel: int, position=None) -> tuple[np.ndarray, tuple[int, int]]:
@@ -23,9 +23,7 @@ def deconvnet(model, image, layer: str, channel: int, position=None) -> tuple[np
     if layer not in names:
         raise ValueError(f"no layer named '{layer}'; the layers are {', '.join(names)}")
     below = chain[:names.index(layer) + 1]
-    x = image[None]
-    for _, child in below:
-        x = child(x)
+    x = run_chain(below, image[None])[-1]
     if x.ndim != 4:
         raise ValueError(f"layer {layer} outputs shape {x.shape[1:]}, not feature maps (C, H, W)")
     if not 0 <= channel < x.shape[1]:

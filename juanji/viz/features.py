@@ -3,37 +3,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn import Sequential
+from .chain import layer_chain, run_chain
 from .grid import tile, to_unit
 
 
 def feature_maps(model, image, layers=None) -> dict[str, np.ndarray]:
-    """Run ``image`` (C, H, W) through the top-level layers of a ``Sequential`` model one by one.
+    """Run ``image`` (C, H, W) through the layers of a ``Sequential`` model one by one (``layer_chain``: nested
+    ``Sequential`` containers opened, VGG's ``features.3``).
 
     Returns {layer name: its output (C', H', W')} for the names in ``layers`` — by default every layer
     whose output is a stack of maps (N, C', H', W'): the convolutions, activations and poolings before
     the classifier.  The model should be in eval mode.
     """
-    if not isinstance(model, Sequential):
-        raise ValueError(f"feature maps follow the top-level layers of a Sequential model, "
-                         f"not a {type(model).__name__}")
-    children = list(model.named_children())
+    chain = layer_chain(model)
     if layers is not None:
-        names = [name for name, _ in children]
+        names = [name for name, _ in chain]
         unknown = [name for name in layers if name not in names]
         if unknown:
-            listing = ", ".join(f"{name} ({type(layer).__name__})" for name, layer in children)
-            raise ValueError(f"no top-level layer named {', '.join(map(repr, unknown))}; the layers are {listing}")
-    maps, x = {}, image[None]
-    for name, layer in children:
-        x = layer(x)
-        if layers is None and x.ndim == 4:
-            maps[name] = x[0]
+            listing = ", ".join(f"{name} ({type(layer).__name__})" for name, layer in chain)
+            raise ValueError(f"no layer named {', '.join(map(repr, unknown))}; the layers are {listing}")
+    maps = {}
+    for (name, layer), y in zip(chain, run_chain(chain, image[None])):
+        if layers is None and y.ndim == 4:
+            maps[name] = y[0]
         elif layers is not None and name in layers:
-            if x.ndim != 4:
-                raise ValueError(f"layer {name} ({type(layer).__name__}) outputs shape {x.shape[1:]}, not "
+            if y.ndim != 4:
+                raise ValueError(f"layer {name} ({type(layer).__name__}) outputs shape {y.shape[1:]}, not "
                                  f"feature maps (C, H, W); choose a layer before the classifier")
-            maps[name] = x[0]
+            maps[name] = y[0]
     return maps
 
 

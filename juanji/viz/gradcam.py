@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
-from .chain import layer_chain
+from .chain import layer_chain, run_chain
 
 POOLINGS = (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d)
 
@@ -35,10 +35,8 @@ def grad_cam(model, image, class_index: int, layer: str | None = None):
     names = [name for name, _ in children]
     if layer is not None and layer not in names:
         raise ValueError(f"no layer named '{layer}'; the layers are {', '.join(names)}")
-    outputs, x = [], image[None]
-    for _, child in children:
-        x = child(x)
-        outputs.append(x)
+    outputs = run_chain(children, image[None])
+    x = outputs[-1]
     layer = last_map_layer(children, outputs) if layer is None else layer
     split = names.index(layer) + 1
     maps = outputs[split - 1]
@@ -49,9 +47,14 @@ def grad_cam(model, image, class_index: int, layer: str | None = None):
     d[0, class_index] = 1                                  # dS_c/dscores = one-hot(c)
     for _, child in reversed(children[split:]):
         d = child.backward(d)                              # the chain rule, layer by layer back to A
-    weights = d[0].mean(axis=(1, 2))
-    cam = np.maximum(np.tensordot(weights, maps[0], axes=1), 0)
+    cam, weights = cam_of(maps[0], d[0])
     return cam, maps[0], weights, layer
+
+
+def cam_of(maps, gradient) -> tuple[np.ndarray, np.ndarray]:
+    """(L_c (H', W'), α (K,)) from a layer's maps A (K, H', W') and the class score's gradient ∂S_c/∂A there."""
+    weights = gradient.mean(axis=(1, 2))
+    return np.maximum(np.tensordot(weights, maps, axes=1), 0), weights
 
 
 def cell_centres(model, layer: str):

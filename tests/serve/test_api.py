@@ -19,6 +19,7 @@ from juanji.functional.activation import softmax
 from juanji.nn import no_grad
 from juanji.serve.run import ServedRun
 from juanji.viz.deconvnet import deconvnet
+from juanji.viz import pictures
 from juanji.viz.features import feature_maps
 from juanji.viz.gradcam import grad_cam, upsample
 from juanji.viz.occlusion import occlusion_map, pixel_map
@@ -89,13 +90,88 @@ def test_predict_gives_the_models_probabilities_for_a_file_and_for_pixels(server
                                [c["probability"] for c in answer["classes"]], rtol=1e-4, atol=1e-6)
 
 
-def test_an_uploaded_photo_is_prepared_as_juanji_predict_prepares_a_file(server, tmp_path):
+def test_an_uploaded_photo_is_prepared_as_juanji_predict_prepares_a_file(server, served, tmp_path):
     rng = np.random.default_rng(10)
     photo = tmp_path / "photo.jpg"                     # a wide RGB JPEG: gray, scaled, centre cut
     Image.fromarray(rng.integers(0, 256, (60, 100, 3), dtype=np.uint8)).save(photo, quality=90)
     status, _, answer = call(server, "/api/runs/lenet5/predict", photo.read_bytes(), "image/jpeg")
     assert status == 200
+    np.testing.assert_allclose(answer["pixels"], served.trained.prepare(photo)[0], atol=1e-6)
+    status, _, answer = call(server, "/api/runs/lenet5/predict?invert=no", photo.read_bytes(), "image/jpeg")
     np.testing.assert_allclose(answer["pixels"], load_image(photo, channels=1, size=(28, 28), crop=True), atol=1e-6)
+
+
+def test_a_dark_garment_on_white_is_inverted_as_predict_does_unless_told_not_to(server, served, tmp_path):
+    garment = (load_image(BOOT, channels=1, size=(28, 28))[0] * 255).round().astype(np.uint8)
+    photo = tmp_path / "on-white.png"
+    table = Image.new("L", (120, 120), 255)
+    table.paste(Image.fromarray(255 - garment).resize((84, 84)), (18, 18))
+    table.save(photo)
+    plain = load_image(photo, channels=1, size=(28, 28), crop=True)
+    for query, expected in (("", 1 - plain), ("?invert=no", plain), ("?invert=yes", 1 - plain)):
+        status, _, answer = call(server, f"/api/runs/lenet5/predict{query}", photo.read_bytes(), "image/png")
+        assert status == 200
+        np.testing.assert_allclose(answer["pixels"], expected, atol=1e-6)
+    status, _, answer = call(server, "/api/runs/lenet5/predict?center=yes", photo.read_bytes(), "image/png")
+    assert status == 200
+    np.testing.assert_allclose(answer["pixels"], served.trained.prepare(photo, center=True)[0], atol=1e-6)
+    status, _, answer = call(server, "/api/runs/lenet5/predict?invert=maybe", photo.read_bytes(), "image/png")
+    assert status == 400 and "invert must be one of auto, yes, no" in answer["error"]
+
+
+def test_one_analysis_request_gives_the_numbers_of_juanji_show_for_an_uploaded_file(server, served):
+    """The page's one request per image: prediction, maps, saliency and Grad-CAM, each equal (to the JSON's
+    6 decimals) to what ``juanji show`` computes from the same file (``viz.pictures``, ``TrainedModel.prepare``)."""
+    trained = served.trained
+    with open(BOOT, "rb") as f:
+        status, _, answer = call(server, "/api/runs/lenet5/analyze?class=sandal", f.read(), "image/png")
+    assert status == 200
+    pixels, x = trained.prepare(BOOT)
+    np.testing.assert_allclose(answer["pixels"], pixels, atol=1e-6)
+    np.testing.assert_allclose(answer["input"], x, atol=1e-6)
+    scores = pictures.scores_of(trained.model, x)
+    probabilities = {c["index"]: c["probability"] for c in answer["classes"]}
+    np.testing.assert_allclose([probabilities[i] for i in range(10)], softmax(scores.astype(np.float64)), atol=1e-7)
+    with no_grad():
+        maps = feature_maps(trained.model, x)                   # juanji show features
+    assert [l["name"] for l in answer["layers"]] == list(maps)
+    for layer in answer["layers"]:
+        np.testing.assert_allclose(layer["maps"], maps[layer["name"]], atol=1e-6)
+    explanation = answer["explanation"]
+    assert explanation["class"] == 5 and explanation["name"] == "Sandal"
+    np.testing.assert_allclose(explanation["saliency"], pictures.saliency(trained.model, x, 5), atol=1e-6)
+    cam = pictures.gradcam(trained.model, x, 5)                 # juanji show gradcam
+    assert explanation["gradcam_layer"] == cam.layer and explanation["gradcam_centred"] == cam.centred
+    np.testing.assert_allclose(explanation["gradcam"], cam.cam, atol=1e-6)
+    np.testing.assert_allclose(explanation["gradcam_pixels"], cam.pixels, atol=1e-6)
+    with open(BOOT, "rb") as f:
+        status, _, occluded = call(server, "/api/runs/lenet5/occlusion?class=Sandal", f.read(), "image/png")
+    found = pictures.occlusion(trained.model, x, 5)             # juanji show occlusion
+    assert status == 200 and occluded["probability"] == pytest.approx(found.probability, abs=1e-12)
+    np.testing.assert_allclose(occluded["drop"], found.drop, atol=1e-6)
+
+
+def test_inside_is_one_forward_and_one_backward_pass_with_the_arrays_of_the_separate_pictures(served, boot):
+    """Saliency and Grad-CAM read off one backward pass equal, bit for bit, those of their own passes."""
+    pixels, _ = boot
+    trained = served.trained
+    x = trained.normalize(pixels)
+    calls = {"forward": 0, "backward": 0}
+    first = trained.model[0]
+    handles = [first.register_forward_hook(lambda *_: calls.__setitem__("forward", calls["forward"] + 1)),
+               first.register_full_backward_hook(lambda *_: calls.__setitem__("backward", calls["backward"] + 1))]
+    try:
+        found = pictures.inside(trained, x, "Sandal")
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == {"forward": 1, "backward": 1}
+    assert found.chosen == 5
+    np.testing.assert_array_equal(found.saliency, pictures.saliency(trained.model, x, 5))
+    cam = pictures.gradcam(trained.model, x, 5)
+    np.testing.assert_array_equal(found.gradcam.cam, cam.cam)
+    np.testing.assert_array_equal(found.gradcam.pixels, cam.pixels)
+    assert found.gradcam.layer == cam.layer == "4"
 
 
 def test_concurrent_requests_get_the_answers_of_their_own_images(server):
@@ -219,6 +295,12 @@ def png_bytes(width, height):
      "unknown class 'Sock'"),
     ("POST", "/api/runs/lenet5/explain?layer=7", pixels_json(np.zeros((28, 28))), "application/json", 400,
      "not feature maps"),
+    ("POST", "/api/runs/lenet5/analyze?class=Sock", pixels_json(np.zeros((28, 28))), "application/json", 404,
+     "unknown class 'Sock'"),
+    ("POST", "/api/runs/lenet5/analyze?layer=conv9", pixels_json(np.zeros((28, 28))), "application/json", 404,
+     "no layer named 'conv9'"),
+    ("POST", "/api/runs/lenet5/analyze?center=maybe", pixels_json(np.zeros((28, 28))), "application/json", 400,
+     "center yes or no"),
     ("POST", "/api/runs/lenet5/deconv?layer=3&map=16", pixels_json(np.zeros((28, 28))), "application/json", 400,
      "has maps 0…15, not 16"),
     ("POST", "/api/runs/lenet5/deconv?layer=3&map=x", pixels_json(np.zeros((28, 28))), "application/json", 400,

@@ -41,11 +41,15 @@ def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
         page.wait_for_selector("#topk li")                                   # the blank canvas, predicted
         assert page.locator("#run option").all_inner_texts() == ["lenet5", "lenet5-2"]
 
+        posted = []                                                         # what an upload costs
+        page.on("request", lambda r: posted.append(r.url.split("/")[-1].split("?")[0]) if r.method == "POST" else None)
         page.set_input_files("#upload", "docs/images/ankle-boot.png")        # upload → prediction
         page.wait_for_function("document.querySelector('#source').textContent.includes('ankle-boot.png')")
         page.wait_for_selector("#topk li")
         uploaded = page.inner_text("#topk")
         assert re.search(r"\d+\.\d %", uploaded) and len(page.locator("#topk li").all()) == 5
+        page.wait_for_function("document.querySelector('#occlusion-note').textContent.startsWith('occlusion of')")
+        assert posted == ["analyze", "occlusion"]          # one analysis (the file itself), then the occlusion
 
         page.click("#clear")                                                # draw strokes → a new prediction
         box = page.locator("#draw").bounding_box()

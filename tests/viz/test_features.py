@@ -1,4 +1,5 @@
-"""Feature maps after a network's top-level layers; ``juanji show features``."""
+"""Feature maps after a network's layers (nested Sequentials opened, as every picture walks them);
+``juanji show features``."""
 import numpy as np
 import pytest
 from png_check import read_png
@@ -24,6 +25,13 @@ def test_default_layers_are_those_that_output_maps_and_hold_their_outputs():
     assert maps["0"].shape == (6, 28, 28) and maps["5"].shape == (16, 5, 5)
 
 
+def test_nested_sequentials_are_opened_as_in_every_picture():
+    model = create("vgg11", in_channels=1, input_size=32, num_classes=10).eval()
+    maps = feature_maps(model, np.zeros((1, 32, 32), np.float32))
+    assert list(maps)[:3] == ["features.0", "features.1", "features.2"]
+    assert maps["features.0"].shape == (64, 32, 32)
+
+
 def test_chosen_layers_only():
     model = create("lenet5").eval()
     maps = feature_maps(model, np.zeros((1, 28, 28), np.float32), ["4", "1"])
@@ -31,7 +39,7 @@ def test_chosen_layers_only():
 
 
 @pytest.mark.parametrize("layers, message", [
-    (["0", "conv9"], r"no top-level layer named 'conv9'; the layers are 0 \(Conv2d\), 1 \(ReLU\)"),
+    (["0", "conv9"], r"no layer named 'conv9'; the layers are 0 \(Conv2d\), 1 \(ReLU\)"),
     (["7"], r"layer 7 \(Linear\) outputs shape \(120,\), not feature maps"),
 ])
 def test_bad_layer_names(layers, message):
@@ -40,7 +48,7 @@ def test_bad_layer_names(layers, message):
 
 
 def test_a_model_that_is_not_a_chain_is_refused():
-    with pytest.raises(ValueError, match="top-level layers of a Sequential model, not a Residual"):
+    with pytest.raises(ValueError, match="pictures layer by layer follow a Sequential model, not a Residual"):
         feature_maps(nn.Residual(nn.ReLU()), np.zeros((1, 4, 4), np.float32))
 
 

@@ -148,14 +148,16 @@ function drawTo(point) {
 
 $("clear").addEventListener("click", () => { resetCanvas(); $("source").textContent = "Draw something."; refresh(); });
 
+// An image file is sent once, to the analysis: the server prepares it as `juanji predict` does, and the page
+// keeps the pixels it answers with (not the canvas's re-sample of them).
 async function loadImageFile(blob, description) {
   try {
-    const result = await getJSON(runPath("predict"), {
+    const result = await getJSON(runPath(analysisPath()), {
       method: "POST", headers: {"Content-Type": blob.type || "application/octet-stream"}, body: blob});
     pixelsToCanvas(result.pixels);
-    showPrediction(result);
+    state.pixels = result.pixels;
     $("source").textContent = description;
-    await refresh();
+    showAnalysis(result);
   } catch (error) { showError($("topk"), error); }
 }
 $("upload").addEventListener("change", (event) => {
@@ -202,19 +204,31 @@ function showPrediction(result) {
   list.dataset.top = result.classes[0].name;
 }
 
-async function refresh() {
-  state.pixels = canvasPixels();
-  try {
-    showPrediction(await postPixels("predict"));
-    await Promise.all([showInside(), showExplanation()]);
-  } catch (error) { showError($("topk"), error); }
+// ---- the analysis: one request per image for the prediction, every layer's maps, saliency and Grad-CAM ----
+function analysisPath() {
+  const layer = $("gradcam-layer").value;
+  return `analyze?class=${encodeURIComponent($("explain-class").value)}${
+    layer ? `&layer=${encodeURIComponent(layer)}` : ""}`;
+}
+
+// fromCanvas: read the drawing again (after a stroke); else analyse the same pixels (another class or layer).
+async function refresh(fromCanvas = true) {
+  if (fromCanvas) state.pixels = canvasPixels();
+  try { showAnalysis(await postPixels(analysisPath())); } catch (error) { showError($("topk"), error); }
+}
+
+function showAnalysis(result) {
+  showPrediction(result);
+  showInside(result);
+  showExplanation(result.explanation);
+  showOcclusion(encodeURIComponent($("explain-class").value));
 }
 
 // ---- inside: feature maps, a map large beside its kernel and the multiply-accumulate -------------------
-async function showInside() {
+function showInside(result) {
   const where = $("layers");
   if (!state.run.layers.length) { where.textContent = "This model is not a Sequential: no layer-by-layer view."; return; }
-  try { state.features = await postPixels("features"); } catch (error) { showError(where, error); return; }
+  state.features = {input: result.input, layers: result.layers};
   where.innerHTML = "";
   state.features.layers.forEach((layer, index) => {
     const row = document.createElement("div");
@@ -438,14 +452,7 @@ async function showKernels() {
 $("kernel-layer").addEventListener("change", showKernels);
 
 // ---- why this class: saliency and Grad-CAM --------------------------------------------------------
-async function showExplanation() {
-  const chosen = encodeURIComponent($("explain-class").value);
-  const layer = $("gradcam-layer").value;
-  let result;
-  try {
-    result = await postPixels(`explain?class=${chosen}${layer ? `&layer=${encodeURIComponent(layer)}` : ""}`);
-  } catch (error) { showError($("gradcam-note"), error); return; }
-  showOcclusion(chosen);
+function showExplanation(result) {
   paint($("saliency"), result.saliency, hot);
   if (result.gradcam) {
     overlayHeat($("gradcam"), result.gradcam_pixels, minMax(result.gradcam)[1]);
@@ -465,8 +472,8 @@ function overlayHeat(canvas, values, high) {
   const ctx = canvas.getContext("2d");
   ctx.globalAlpha = 0.6; ctx.drawImage(overlay, 0, 0); ctx.globalAlpha = 1;
 }
-$("explain-class").addEventListener("change", showExplanation);
-$("gradcam-layer").addEventListener("change", showExplanation);
+$("explain-class").addEventListener("change", () => refresh(false));
+$("gradcam-layer").addEventListener("change", () => refresh(false));
 
 // Occlusion: how far p(class) drops with a square of the mean pixel over each place, drawn over the image.
 async function showOcclusion(chosen) {
