@@ -2,7 +2,8 @@
 
 Pillow reads the file, restricted to ``FORMATS``: it identifies a file by its content, and a PostScript
 or EPS file named ``x.png`` would otherwise be handed to Ghostscript.  Images larger than Pillow's
-decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, 89 million pixels) are refused.  The pixels come back
+decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, 89 million pixels) are refused, and so are chunks of
+compressed text or colour profile that would decompress beyond Pillow's limits.  The pixels come back
 as (C, H, W) float32 in [0, 1], optionally resized and normalised per channel.  Every problem with a file
 raises ``ImageError`` naming it.
 """
@@ -63,6 +64,8 @@ def load_image(path, channels: int = 1, size=None, crop: bool = False, mean=None
         raise ImageError(path, f"too large to read safely ({error})") from None
     except (OSError, SyntaxError) as error:
         raise ImageError(path, f"truncated or corrupt image ({error})") from None
+    except ValueError as error:             # Pillow's limits on compressed text and colour-profile chunks
+        raise ImageError(path, f"corrupt or too large to read safely ({error})") from None
     array = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)   # (H, W[, 3]) → (C, H, W)
     if mean is not None:
         array = Normalize(mean, std)(array[None])[0]

@@ -101,6 +101,19 @@ def test_bad_files_stop_loading_unless_skipped(tmp_path):
     assert [path for path, _ in skipped] == [str(bad)] and "not an image file" in skipped[0][1]
 
 
+def test_a_png_whose_text_chunk_decompresses_beyond_pillows_limit_is_named_and_skipped(tmp_path):
+    from PIL import PngImagePlugin
+    make_folder(tmp_path, per_class=5)
+    bomb = tmp_path / "circle" / "bomb.png"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "0" * (20 * 2 ** 20), zip=True)        # 20 MiB of text in a 20 KiB file
+    Image.new("L", (8, 8)).save(bomb, pnginfo=info)
+    with pytest.raises(ValueError, match=f"^{bomb}: corrupt or too large to read safely .*--skip-bad"):
+        load_datasets(str(tmp_path))
+    train, test, skipped = load_datasets(str(tmp_path), skip_bad=True)
+    assert len(train) + len(test) == 10 and [path for path, _ in skipped] == [str(bomb)]
+
+
 def test_idx_folders_still_load_and_reject_image_options():
     train, test, skipped = load_datasets(None, limit=10)
     assert train.images.shape == (10, 1, 28, 28) and len(test) == 10_000 and skipped == []
