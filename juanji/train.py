@@ -227,7 +227,7 @@ class Trainer:
         ckpt.restore_model(state, self.model, path)
         ckpt.restore_optimizer(state, self.optimizer, path)
         if self.scheduler and state.meta.get("scheduler"):
-            self.scheduler.load_state_dict(state.meta["scheduler"])
+            self._restore_schedule(state.meta["scheduler"], (state.meta.get("config") or {}).get("epochs"), path)
         if not isinstance(state.meta.get("rng"), dict) or not isinstance(state.meta.get("epoch"), int):
             raise ckpt.CheckpointError(f"{path}: not a training checkpoint (no epoch or RNG state to resume from)")
         try:
@@ -242,6 +242,21 @@ class Trainer:
         if threads is not None and threads != get_num_threads() and self.start_epoch < self.config.epochs:
             self.notes.append(f"{self.out}: trained so far with {threads} thread(s), now {get_num_threads()}: "
                               f"the results will differ from an uninterrupted run in the last bits")
+
+    def _restore_schedule(self, saved: dict, trained_for, path: str) -> None:
+        """The schedule's state from the checkpoint; when ``--epochs`` changed and the schedule is a formula
+        of the epoch over the whole run (step, cosine, warm-up), it is the one just built over the new total,
+        continued at the checkpoint's step, so the learning rate does not run past the old end and rise."""
+        if trained_for in (None, self.config.epochs) or not isinstance(self.scheduler, optim.ClosedFormScheduler):
+            self.scheduler.load_state_dict(saved)
+            return
+        step, was = saved.get("last_epoch"), saved.get("last_lr")
+        if type(step) is not int or step < 0 or not isinstance(was, (int, float)):
+            raise ckpt.CheckpointError(f"{path}: header field 'scheduler' has no valid last_epoch and last_lr")
+        self.scheduler.continue_at(step)
+        self.notes.append(f"{self.out}: the {self.config.schedule} schedule was set for {trained_for} epochs and "
+                          f"now runs over {self.config.epochs}: the learning rate goes on at "
+                          f"{self.scheduler.last_lr:.4g} (it was {was:.4g})")
 
     # -- the loop ---------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict:

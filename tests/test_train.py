@@ -93,6 +93,30 @@ def test_resume_restores_the_metrics_history_from_the_checkpoint(tmp_path):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
 
 
+@pytest.mark.parametrize("schedule, warmup", [("cosine", 0), ("step", 0), ("cosine", 1)])
+def test_resuming_with_more_epochs_runs_the_schedule_over_the_new_total(tmp_path, schedule, warmup):
+    """A finished 2-epoch cosine run continued to 4 epochs: the learning rate goes on along the cosine over
+    4 epochs (half of the base at epoch 3, lower at 4), not past the old end where it would rise again."""
+    config = TrainConfig(epochs=2, limit=256, batch_size=64, schedule=schedule, warmup_epochs=warmup,
+                         out=str(tmp_path / "run"))
+    trained = Trainer(config, progress=False).fit()
+    config.epochs = 4
+    trainer = Trainer(config, progress=False, resume=True)
+    assert [note for note in trainer.notes if "schedule was set for 2 epochs and now runs over 4" in note]
+    history = trainer.fit()
+    assert history[:2] == trained
+    fresh = TrainConfig(epochs=4, limit=256, batch_size=64, schedule=schedule, warmup_epochs=warmup,
+                        out=str(tmp_path / "fresh"))
+    expected = Trainer(fresh, progress=False)
+    lrs = []
+    for _ in range(4):
+        lrs.append(expected.optimizer.lr)
+        expected.scheduler.step()
+    assert [m["lr"] for m in history[2:]] == pytest.approx(lrs[2:], rel=1e-12)    # 1-2 as they were trained
+    if schedule == "cosine" and not warmup:
+        assert history[2]["lr"] == pytest.approx(config.lr / 2) and history[3]["lr"] < history[2]["lr"]
+
+
 def test_on_the_compiled_kernels_training_fuses_and_its_checkpoints_load_into_the_unfused_model(tmp_path,
                                                                                                   numba_kernels):
     from juanji import nn

@@ -8,13 +8,13 @@
         scheduler.step()
 """
 from .adaptive import Adagrad, Adam, AdamW, RMSprop
-from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler, MultiStepLR,
-                           ReduceLROnPlateau, SequentialLR, StepLR)
+from .lr_scheduler import (ClosedFormScheduler, CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler,
+                           MultiStepLR, ReduceLROnPlateau, SequentialLR, StepLR)
 from .optimizer import Optimizer
 from .sgd import SGD, Momentum, Nesterov
 
 __all__ = [
     "Optimizer", "SGD", "Momentum", "Nesterov", "Adagrad", "RMSprop", "Adam", "AdamW",
-    "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
+    "LRScheduler", "ClosedFormScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
     "SequentialLR", "ReduceLROnPlateau",
 ]

@@ -78,6 +78,12 @@ class ClosedFormScheduler(LRScheduler):
         self.last_epoch += 1
         self._set_lr(self.lr_at(self.last_epoch))
 
+    def continue_at(self, epoch: int) -> None:
+        """Go on from step ``epoch`` of this schedule (``last_epoch = epoch``, its lr set): how a resumed
+        training keeps its place when the schedule was rebuilt over another number of epochs."""
+        self.last_epoch = int(epoch)
+        self._set_lr(self.lr_at(self.last_epoch))
+
 
 class StepLR(ClosedFormScheduler):
     """lr = base_lr · γ^⌊epoch / step_size⌋."""
