@@ -8,6 +8,7 @@ epoch) — is restored from the checkpoint, so a resumed run reaches the same we
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import time
 import warnings
@@ -119,6 +120,11 @@ def load_training_data(config: TrainConfig) -> TrainingData:
     """The training and test sets of ``config.data`` (image files, IDX files or a text task), checked."""
     if config.image_size is not None and not 1 <= config.image_size <= MAX_IMAGE_SIZE:
         raise ValueError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE}, got {config.image_size}")
+    reads_words = "vocab_size" in inspect.signature(models.builder(config.model)).parameters
+    if reads_words != sequences.is_task(config.data):
+        tasks = ", ".join(sequences.TASKS)
+        raise ValueError(f"--model {config.model} reads words: add --data {tasks}" if reads_words else
+                         f"--data {config.data} is words, which only a text model reads: --model text_cnn")
     if sequences.is_task(config.data):      # token sequences for text models: juanji/data/sequences.py
         train_set, test_set = sequences.load_task(config.data, config.limit)
         data = TrainingData(train_set, test_set, [], None, train_set.input_shape, train_set.model_kwargs(), None)

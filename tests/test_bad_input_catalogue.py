@@ -99,8 +99,10 @@ def workspace(tmp_path, run_dir):
 
 # -- model inputs through the public API -------------------------------------------------------------
 @pytest.mark.parametrize("make_input, error, fragments", [
-    (lambda: np.zeros((1, 28, 28), np.float32), ValueError, ["Conv2d(1, 6", "expected input of shape (N, 1, H, W)",
-                                                             "got 3-D input of shape (1, 28, 28)"]),
+    (lambda: np.zeros((28, 28), np.float32), ValueError, ["Conv2d(1, 6", "expected input of shape (N, 1, H, W) or "
+                                                          "(1, H, W)", "got 2-D input of shape (28, 28)"]),
+    # one unbatched image (C, H, W) passes the convolutions as in torch; Flatten then merges the wrong axes
+    (lambda: np.zeros((1, 28, 28), np.float32), ValueError, ["Linear(in_features=400", "got shape (16, 25)"]),
     (lambda: np.zeros((2, 3, 28, 28), np.float32), ValueError, ["with 1 channels", "(3 channels)"]),
     (lambda: np.zeros((2, 1, 32, 32), np.float32), ValueError, ["Linear(in_features=400", "got shape (2, 576)"]),
     (lambda: np.zeros((2, 1, 8, 8), np.float32), ValueError, ["smaller than the kernel"]),
@@ -188,7 +190,9 @@ def test_damaged_idx_files(tmp_path, capsys, damage, fragment):
     (["--schedule", "cosin"], "unknown schedule 'cosin'; did you mean 'cosine'?"),
     (["--init", "kaiming"], "unknown initialisation 'kaiming'"),
     (["--augment", "crop,rotate"], "unknown augmentation ['rotate']"),
-    (["--label-smoothing", "2"], "label_smoothing must be in [0, 1]"),
+    (["--label-smoothing", "2"], "label_smoothing must be"),
+    (["--model", "text_cnn"], "--model text_cnn reads words: add --data words"),
+    (["--data", "words"], "--data words is words, which only a text model reads: --model text_cnn"),
 ])
 def test_bad_training_options(tmp_path, capsys, argv, fragment):
     data = idx_folder(tmp_path / "data")
