@@ -338,13 +338,16 @@ class Trainer:
         for epoch in range(self.start_epoch, self.config.epochs):
             lr = self.optimizer.lr
             metrics = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
-            test = evaluate(self.network, self.test_loader, self.loss_fn)
+            test = evaluate(self.network, self.test_loader, self.loss_fn, return_predictions=True)
+            predicted = np.bincount(test["predictions"], minlength=len(self.train_set.classes))
             if self.comm is not None:       # each process tested its share: the mean over all of them
+                predicted = self.comm.sum(predicted)
                 test = self.comm.weighted_mean({"loss": test["loss"], "accuracy": test["accuracy"]}, test["count"])
             if not np.isfinite(test["loss"]):
                 raise TrainingDiverged(f"test loss became {test['loss']} after epoch {epoch + 1}: the weights are "
                                        f"no longer finite; {self._after_divergence()}")
-            metrics.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
+            metrics.update(test_loss=test["loss"], test_accuracy=test["accuracy"],
+                           predicted_classes=int(np.count_nonzero(predicted)))
             metrics["images_per_second"] = len(self.train_set) / metrics["train_seconds"]
             if self.scheduler is not None:
                 if isinstance(self.scheduler, optim.ReduceLROnPlateau):

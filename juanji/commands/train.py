@@ -123,6 +123,9 @@ def cmd_train(args):
         say(f"epoch {m['epoch']:>2}/{config.epochs}  lr {m['lr']:.4g}  train loss {m['train_loss']:.4f} "
             f"acc {m['train_accuracy']:.4f}  test loss {m['test_loss']:.4f} acc {m['test_accuracy']:.4f}  "
             f"{m['train_seconds']:.1f} s ({m['images_per_second']:.0f} img/s)", flush=True)
+        if m["predicted_classes"] == 1 < len(trainer.train_set.classes):
+            say(f"epoch {m['epoch']}: the model predicts one class for every test sample: it has collapsed "
+                f"(often a learning rate too large for the data: try a smaller --lr, or --warmup-epochs 1)")
         if board:
             board.write_epoch(m, trainer.model)
 

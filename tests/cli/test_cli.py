@@ -1,4 +1,5 @@
 """The juanji command: eval, predict, models, and its one-line errors (exit 2) on bad input."""
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,21 @@ def test_train_writes_the_run_directory(run_dir, capsys):
     names = {p.name for p in run_dir.iterdir()}
     assert {"config.json", "metrics.jsonl", "curves.png", "best.npz", "checkpoints"} <= names
     assert (run_dir / "checkpoints" / "epoch-001.npz").exists()
+
+
+def test_a_collapsed_model_is_reported_and_the_advice_given_trains(tmp_path, capsys):
+    """lr 0.05 with momentum 0.9 and no warm-up on 4,000 images, seed 0: every test image one class."""
+    collapse = ["train", "--epochs", "1", "--limit", "4000", "--lr", "0.05", "--momentum", "0.9", "--seed", "0",
+                "--no-progress"]
+    assert main([*collapse, "--out", str(tmp_path / "collapsed")]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1: the model predicts one class for every test sample: it has collapsed" in out
+    assert "acc 0.1000" in out
+    assert main([*collapse, "--warmup-epochs", "1", "--out", str(tmp_path / "warm")]) == 0
+    out = capsys.readouterr().out
+    assert "it has collapsed" not in out
+    history = [json.loads(line) for line in (tmp_path / "warm" / "metrics.jsonl").read_text().splitlines()]
+    assert history[-1]["predicted_classes"] == 10 and history[-1]["test_accuracy"] > 0.5
 
 
 def test_eval_prints_accuracy_and_confusion_matrix(run_dir, capsys):
