@@ -28,6 +28,10 @@ from .schema import SchemaError, TrainConfig, validate_config
 CONFIG, CHECKPOINTS, BEST, METRICS, CURVES, LOCK = (
     "config.json", "checkpoints", "best.npz", "metrics.jsonl", "curves.png", ".lock")
 _CHECKPOINT_NAME = re.compile(r"epoch-(\d{3,})\.npz")
+_TEMPORARY = re.compile(r"\..*\.tmp")         # what a killed atomic write leaves (juanji.io)
+# What juanji's own commands may write beside a run, none of it read back by training: the pictures of
+# `juanji show` (*.png), `juanji export`'s ONNX files, TensorBoard's event files (`--tensorboard RUN`).
+OUTPUTS = re.compile(r"[^/]+\.(png|onnx)|events\.out\.tfevents\.[^/]+")
 
 
 class RunLocked(RuntimeError):
@@ -79,12 +83,15 @@ class Run:
 
     def foreign_entries(self) -> list[str]:
         """Entries of an existing folder that a juanji run does not write: a folder holding any, or holding
-        juanji's file names without a config.json, is not a run and must not be written into."""
+        juanji's file names without a config.json, is not a run and must not be written into.  Beside a run,
+        what juanji's own commands leave there (``OUTPUTS``) is not foreign."""
         if not os.path.isdir(self.path):
             return []
         names = sorted(os.listdir(self.path))
-        ours = {CONFIG, CHECKPOINTS, LOCK} if not self.exists() else {CONFIG, CHECKPOINTS, LOCK, BEST, METRICS, CURVES}
-        return [n for n in names if n not in ours and not (n.startswith(".") and n.endswith(".tmp"))]
+        if not self.exists():
+            return [n for n in names if n not in {CONFIG, CHECKPOINTS, LOCK} and not _TEMPORARY.fullmatch(n)]
+        ours = {CONFIG, CHECKPOINTS, LOCK, BEST, METRICS, CURVES}
+        return [n for n in names if n not in ours and not _TEMPORARY.fullmatch(n) and not OUTPUTS.fullmatch(n)]
 
     @property
     def config(self) -> TrainConfig:
@@ -145,8 +152,12 @@ class Run:
         self.check_unlocked()
         foreign = self.foreign_entries()
         if foreign:
-            raise ValueError(f"{self.path} is not a juanji run (it holds {', '.join(foreign[:3])}"
-                             f"{' ...' if len(foreign) > 3 else ''} and no config.json); choose another --out")
+            listed = f"{', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}"
+            if self.exists():
+                raise ValueError(f"{self.path} holds files a juanji run does not write ({listed}); move them out of "
+                                 f"the run folder, or choose another --out")
+            raise ValueError(f"{self.path} is not a juanji run (it holds {listed} and no config.json); "
+                             f"choose another --out")
         if resume:
             if not self.exists():
                 raise FileNotFoundError(f"--resume: {self.config_path} does not exist")

@@ -113,3 +113,24 @@ def test_claim_says_who_may_write_into_a_folder(trained, tmp_path):
     (tmp_path / "mine" / "photo.jpg").write_text("")
     with pytest.raises(ValueError, match="mine is not a juanji run \\(it holds photo.jpg and no config.json\\)"):
         Run(tmp_path / "mine").claim()
+
+
+def test_juanjis_own_outputs_beside_a_run_leave_it_resumable(tmp_path):
+    """`juanji show` (pictures into the run by default), `juanji export` into the run folder and
+    `--tensorboard RUN` write there; the run still resumes. A file of the user's still stops it."""
+    from juanji.cli import main
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(idx_folder(tmp_path / "data")), "--batch-size", "16", "--out", str(out),
+            "--no-progress"]
+    assert main([*argv, "--epochs", "1", "--tensorboard", str(out)]) == 0
+    assert main(["show", "kernels", str(out)]) == 0
+    assert main(["export", str(out), str(out / "model.onnx")]) == 0
+    written = sorted(os.listdir(out))
+    assert "kernels-0.png" in written and "model.onnx" in written
+    assert any(name.startswith("events.out.tfevents.") for name in written)
+    assert Run(out).foreign_entries() == []
+    assert main([*argv, "--epochs", "2", "--resume"]) == 0
+    assert [m["epoch"] for m in Run(out).metrics()] == [1, 2]
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds files a juanji run does not write \(notes.txt\); move them out"):
+        Run(out).claim(resume=True)
