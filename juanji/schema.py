@@ -28,7 +28,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     schedule: str = "cosine"
-    warmup_epochs: int = 0
+    warmup_epochs: int | None = None     # None: 1 before a step, cosine or exponential decay, else 0
     init: str = "kaiming_uniform"
     normalize: bool = True
     augment: list = field(default_factory=list)

@@ -182,15 +182,17 @@ def test_damaged_idx_files(tmp_path, capsys, damage, fragment):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["--limit", "0"], "the training set of"),
-    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
-    (["--batch-size", "0"], "batch_size must be >= 1, got 0"),
-    (["--lr", "-1"], "invalid lr=-1.0"),
+    (["--epochs", "0"], "--epochs must lie in [1, ∞], got 0"),
+    (["--batch-size", "0"], "--batch-size must lie in [1, ∞], got 0"),
+    (["--lr", "-1"], "--lr must lie in [0, ∞], got -1.0"),
+    (["--lr", "inf"], "--lr must be finite, got inf"),
+    (["--momentum", "nan"], "--momentum must be finite, got nan"),
     (["--model", "resnet-20"], "did you mean 'resnet20'?"),
     (["--optimizer", "adamm"], "unknown optimizer 'adamm'; did you mean 'adam'?"),
     (["--schedule", "cosin"], "unknown schedule 'cosin'; did you mean 'cosine'?"),
     (["--init", "kaiming"], "unknown initialisation 'kaiming'"),
     (["--augment", "crop,rotate"], "unknown augmentation ['rotate']"),
-    (["--label-smoothing", "2"], "label_smoothing must be"),
+    (["--label-smoothing", "2"], "--label-smoothing must lie in [0, 1], got 2.0"),
     (["--model", "text_cnn"], "--model text_cnn reads words: add --data words"),
     (["--data", "words"], "--data words is words, which only a text model reads: --model text_cnn"),
 ])
@@ -576,8 +578,8 @@ def test_model_arguments_that_imply_terabytes(argv, fragment):
 
 
 @pytest.mark.parametrize("size, fragment", [
-    ("100000", "--image-size must be between 1 and 4096, got 100000"),
-    ("0", "--image-size must be between 1 and 4096, got 0"),
+    ("100000", "--image-size must lie in [1, 4096], got 100000"),
+    ("0", "--image-size must lie in [1, 4096], got 0"),
     ("4000", "images of 3×4000×4000 float32 would take"),
 ])
 def test_image_size_is_checked_before_decoding(tmp_path, size, fragment):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from ..metrics import confusion_matrix
 from ..runs import Run
 from ..trained import TrainedModel
 from . import add_photo_options
-from ..schema import TrainConfig
+from ..schema import SchemaError, TrainConfig, validate_config
 
 
 def register(sub):
@@ -27,7 +28,8 @@ def register(sub):
     p.add_argument("--momentum", type=float, help=f"for sgd/nesterov (default {defaults.momentum})")
     p.add_argument("--weight-decay", type=float, help=f"(default {defaults.weight_decay})")
     p.add_argument("--schedule", help=f"none, step, cosine, exponential, plateau (default {defaults.schedule})")
-    p.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs before the schedule (default 0)")
+    p.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs before the schedule, from lr/10 "
+                                                     "(default: 1 before step, cosine and exponential, else 0)")
     p.add_argument("--init", help=f"torch, kaiming_uniform, kaiming_normal, xavier_uniform, xavier_normal, "
                                   f"lecun_uniform, lecun_normal (default {defaults.init})")
     p.add_argument("--no-normalize", dest="normalize", action="store_const", const=False,
@@ -85,8 +87,19 @@ def _resolve_train_config(args) -> TrainConfig:
         if changed:
             raise ValueError(f"--resume continues a run as it was configured; these options differ from "
                              f"{run.config_path}: {sorted(changed)}")
-        return TrainConfig(**{**saved, **given})
-    return TrainConfig(**{**given, "out": run.path})
+        return _checked({**saved, **given})
+    return _checked({**dataclasses.asdict(TrainConfig(**given)), "out": run.path})
+
+
+def _checked(options: dict) -> TrainConfig:
+    """The options through the config's schema (finite, in range), a problem named by its flag."""
+    try:
+        return validate_config(options, "the options")
+    except SchemaError as error:
+        found = re.fullmatch(r"the options: field '(\w+)': (.*)", str(error))
+        if not found:
+            raise
+        raise ValueError(f"--{found[1].replace('_', '-')} {found[2]}") from None
 
 
 def cmd_train(args):

@@ -42,14 +42,18 @@ def test_train_writes_the_run_directory(run_dir, capsys):
 
 
 def test_a_collapsed_model_is_reported_and_the_advice_given_trains(tmp_path, capsys):
-    """lr 0.05 with momentum 0.9 and no warm-up on 4,000 images, seed 0: every test image one class."""
+    """lr 0.05 with momentum 0.9 and no warm-up on 4,000 images, seed 0: every test image one class (the
+    defaults, with one epoch of warm-up before the cosine, train)."""
     collapse = ["train", "--epochs", "1", "--limit", "4000", "--lr", "0.05", "--momentum", "0.9", "--seed", "0",
                 "--no-progress"]
+    assert main([*collapse, "--out", str(tmp_path / "default")]) == 0       # the defaults warm up: no collapse
+    assert "it has collapsed" not in capsys.readouterr().out
+    collapse.insert(1, "--warmup-epochs=0")
     assert main([*collapse, "--out", str(tmp_path / "collapsed")]) == 0
     out = capsys.readouterr().out
     assert "epoch 1: the model predicts one class for every test sample: it has collapsed" in out
     assert "acc 0.1000" in out
-    assert main([*collapse, "--warmup-epochs", "1", "--out", str(tmp_path / "warm")]) == 0
+    assert main([*collapse, "--warmup-epochs=1", "--out", str(tmp_path / "warm")]) == 0
     out = capsys.readouterr().out
     assert "it has collapsed" not in out
     history = [json.loads(line) for line in (tmp_path / "warm" / "metrics.jsonl").read_text().splitlines()]
