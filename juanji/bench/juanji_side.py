@@ -19,6 +19,18 @@ class JuanjiSide:
         dy = rng.standard_normal(layer(x).shape, dtype=np.float32)
         return (lambda: layer(x)), self.layer_pair(layer, x, dy)
 
+    def conv_transpose(self, n, c, k, h, kernel, stride, padding, rng):
+        """(layer, input, output gradient) of one ConvTranspose2d on a random batch."""
+        layer = nn.ConvTranspose2d(c, k, kernel, stride=stride, padding=padding)
+        x = rng.standard_normal((n, c, h, h), dtype=np.float32)
+        return layer, x, rng.standard_normal(layer(x).shape, dtype=np.float32)
+
+    def groupnorm(self, groups, channels):
+        return nn.GroupNorm(groups, channels)
+
+    def layernorm(self, features):
+        return nn.LayerNorm(features)
+
     def as_input(self, x: np.ndarray):
         return x
 

@@ -12,6 +12,9 @@ CONV_ROWS = {
 }
 POOL_ROWS = {"maxpool 2×2": (2, 2), "maxpool 3×3 s2": (3, 2)}
 POOL_SHAPE = (64, 64, 32, 32)
+# name: (N, C_in, C_out, H=W, kernel, stride, padding): a decoder's upsampling layer (DCGAN's 4×4 s2 p1, ×2)
+CONV_TRANSPOSE_ROWS = {"convT 64→32 @16 4×4 s2 p1": (64, 64, 32, 16, 4, 2, 1)}
+GROUPS = 8      # GroupNorm's groups on POOL_SHAPE's 64 channels; LayerNorm normalises them channels-last
 
 # model name: (channels, size) of its input; both frameworks build the same network for it
 MODEL_INPUTS = {"lenet5": (1, 28), "resnet20": (3, 32)}

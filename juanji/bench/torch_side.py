@@ -25,6 +25,20 @@ class TorchSide:
                 return layer(x)
         return forward, self.layer_pair(layer, x, dy)
 
+    def conv_transpose(self, n, c, k, h, kernel, stride, padding, rng):
+        """(layer, input, output gradient) of one ConvTranspose2d on a random batch."""
+        layer = torch.nn.ConvTranspose2d(c, k, kernel, stride=stride, padding=padding)
+        x = torch.from_numpy(rng.standard_normal((n, c, h, h), dtype=np.float32))
+        with torch.no_grad():
+            shape = tuple(layer(x).shape)
+        return layer, x, torch.from_numpy(rng.standard_normal(shape, dtype=np.float32))
+
+    def groupnorm(self, groups, channels):
+        return torch.nn.GroupNorm(groups, channels)
+
+    def layernorm(self, features):
+        return torch.nn.LayerNorm(features)
+
     def as_input(self, x: np.ndarray):
         return torch.from_numpy(x)
 

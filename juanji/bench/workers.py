@@ -8,7 +8,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .measure import peak_rss_mib, rss_mib, timed
-from .rows import CONV_ROWS, INFERENCE_BATCH, MODEL_INPUTS, NUM_CLASSES, POOL_ROWS, POOL_SHAPE, TRAIN_BATCHES
+from .rows import (CONV_ROWS, CONV_TRANSPOSE_ROWS, GROUPS, INFERENCE_BATCH, MODEL_INPUTS, NUM_CLASSES, POOL_ROWS,
+                   POOL_SHAPE, TRAIN_BATCHES)
 
 FRAMEWORKS = ("juanji", "pytorch")
 
@@ -43,7 +44,16 @@ def run_rows(framework: str, threads: int, quick: bool) -> dict:
         forward, forward_backward = side.conv(*config, rng=rng)
         results[f"{row} fwd"] = timed(forward, budget=budget)
         results[f"{row} fwd+bwd"] = timed(forward_backward, budget=budget)
+    for row, config in CONV_TRANSPOSE_ROWS.items():
+        layer, x, dy = side.conv_transpose(*config, rng=rng)
+        results[f"{row} fwd+bwd"] = timed(side.layer_pair(layer, x, dy), budget=budget)
     x = rng.standard_normal(POOL_SHAPE, dtype=np.float32)
+    channels_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))      # as ConvNeXt normalises its channels
+    for row, layer, data in (("groupnorm g8", side.groupnorm(GROUPS, POOL_SHAPE[1]), x),
+                             ("layernorm channels-last", side.layernorm(POOL_SHAPE[1]), channels_last)):
+        dy = rng.standard_normal(data.shape, dtype=np.float32)
+        results[f"{row} fwd+bwd"] = timed(side.layer_pair(layer, side.as_input(data.copy()), side.as_input(dy)),
+                                          budget=budget)
     for row, (kernel, stride) in POOL_ROWS.items():
         layer = side.maxpool(kernel, stride)
         dy = rng.standard_normal(side.output(layer, side.as_input(x)).shape, dtype=np.float32)

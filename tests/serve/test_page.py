@@ -4,11 +4,15 @@ import json
 import os
 import re
 import shutil
+import urllib.request
+from pathlib import Path
 
 import pytest
 from live_server import serving
 
 CHROMIUM = "/usr/bin/chromium"
+BOOT = "docs/images/ankle-boot.png"
+STATIC = Path(__file__).resolve().parents[2] / "juanji" / "serve" / "static"
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 pytestmark = [pytest.mark.slow,
@@ -19,6 +23,15 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=[
         "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"])
+
+
+def server_pixels(url, path):
+    """The pixels the server prepares from an image file (what /predict answers with)."""
+    with open(path, "rb") as f:
+        request = urllib.request.Request(url + "/api/runs/lenet5/predict", data=f.read(),
+                                         headers={"Content-Type": "image/png"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.load(answer)["pixels"]
 
 
 def screenshot_path(tmp_path):
@@ -37,24 +50,41 @@ def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
         errors = []
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.on("pageerror", lambda error: errors.append(str(error)))
+        scripts = {}                                                        # the modules the page loads
+        page.on("response", lambda r: scripts.update({r.url.split("/")[-1]: (r.status, r.headers["content-type"])})
+                if "/static/" in r.url and r.url.endswith(".js") else None)
         page.goto(url + "/")
         page.wait_for_selector("#topk li")                                   # the blank canvas, predicted
         assert page.locator("#run option").all_inner_texts() == ["lenet5", "lenet5-2"]
+        assert page.eval_on_selector("script", "s => s.type + ' ' + s.getAttribute('src')") == "module /static/app.js"
+        assert set(scripts) == {path.name for path in STATIC.glob("*.js")}  # every module file, none missing
+        assert all(status == 200 and "javascript" in kind for status, kind in scripts.values()), scripts
+        assert page.evaluate("['state', 'image', 'chosen', 'api', 'paint', 'showInside'].filter((n) => n in window)") == []  # no globals
 
         posted = []                                                         # what an upload costs
         page.on("request", lambda r: posted.append(r.url.split("/")[-1].split("?")[0]) if r.method == "POST" else None)
-        page.set_input_files("#upload", "docs/images/ankle-boot.png")        # upload → prediction
+        page.set_input_files("#upload", BOOT)                                # upload → prediction
         page.wait_for_function("document.querySelector('#source').textContent.includes('ankle-boot.png')")
         page.wait_for_selector("#topk li")
         uploaded = page.inner_text("#topk")
         assert re.search(r"\d+\.\d %", uploaded) and len(page.locator("#topk li").all()) == 5
         page.wait_for_function("document.querySelector('#occlusion-note').textContent.startsWith('occlusion of')")
         assert posted == ["analyze", "occlusion"]          # one analysis (the file itself), then the occlusion
+        with page.expect_request(lambda r: "/analyze" in r.url) as asked:  # another class: the same pixels again,
+            page.select_option("#explain-class", "0")                      # the server's, not the canvas's
+        assert json.loads(asked.value.post_data)["pixels"] == server_pixels(url, BOOT)
+        first = page.locator("#explain-class option").nth(1).inner_text().split(" ", 1)[1]
+        page.wait_for_function("c => document.querySelector('#occlusion-note').textContent.startsWith(`occlusion of “${c}”`)",
+                               arg=first)
+        with page.expect_response(lambda r: "/analyze" in r.url):
+            page.select_option("#explain-class", "")                       # back to the predicted class
 
         page.click("#clear")                                                # draw strokes → a new prediction
         box = page.locator("#draw").bounding_box()
         page.wait_for_function("t => document.querySelector('#topk').innerText !== t", arg=uploaded)
         blank = page.inner_text("#topk")
+        page.wait_for_timeout(300)
+        del posted[:]
         for x0, y0, x1, y1 in [(0.45, 0.1, 0.45, 0.9), (0.55, 0.1, 0.55, 0.9), (0.35, 0.12, 0.65, 0.12)]:
             page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
             page.mouse.down()
@@ -63,6 +93,8 @@ def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
         page.wait_for_function("t => document.querySelector('#topk').innerText !== t", arg=blank)
         page.wait_for_timeout(500)
         assert page.inner_text("#topk") not in (blank, uploaded)
+        drawing = [p for p in posted if p != "occlusion"]   # /predict while drawing, /analyze at each stroke's end
+        assert drawing.count("analyze") == 3 and "predict" in drawing and set(drawing) == {"predict", "analyze"}
 
         page.click('.maps canvas[data-layer="3"][data-map="2"]')           # a layer's map, large, with its MAC
         page.hover("#detail-map", position={"x": 125, "y": 100})         # cell (4, 5) of the 220-pixel view
@@ -71,6 +103,19 @@ def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
         ours, network = re.search(r"= (-?[\d.]+)\s+\(the network computed (-?[\d.]+)\)", mac).groups()
         assert abs(float(ours) - float(network)) < 2e-4 and "y[2, 4, 5]" in mac
         page.wait_for_function("document.querySelector('#detail-deconv-note').textContent.includes('strongest')")
+
+        page.click('.maps canvas[data-layer="0"][data-map="0"]')           # the corner of a padded convolution
+        page.hover("#detail-map", position={"x": 3, "y": 3})
+        page.wait_for_function("document.querySelector('#mac').textContent.includes('y[0, 0, 0] =')")
+        mac = page.inner_text("#mac")
+        ours, network = re.search(r"= (-?[\d.]+)\s+\(the network computed (-?[\d.]+)\)", mac).groups()
+        assert abs(float(ours) - float(network)) < 2e-4 and mac.count("pad 0") == 25 - 9   # 3×3 of 5×5 inside
+        page.click('.maps canvas[data-layer="2"][data-map="1"]')           # max pooling: stride 2, 14×14
+        page.hover("#detail-map", position={"x": 71, "y": 55})           # cell (3, 4)
+        page.wait_for_function("document.querySelector('#mac').textContent.includes('y[1, 3, 4] = max')")
+        ours, network = re.search(r"max of the window = (-?[\d.]+); the network: (-?[\d.]+)",
+                                  page.inner_text("#mac")).groups()
+        assert ours == network
 
         page.wait_for_function("document.querySelector('#occlusion-note').textContent.startsWith('occlusion of')")
         page.select_option("#gradcam-layer", "3")                          # Grad-CAM of another layer

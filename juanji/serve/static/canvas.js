@@ -1,0 +1,101 @@
+// The drawing canvas and the image it holds: strokes in white on black, an uploaded file shown there, and the
+// pixels (C, H, W) in [0, 1] it makes. The canvas is `block` canvas pixels per input pixel; the average of
+// each block is one pixel of the image.
+import {$} from "./page.js";
+
+const draw = $("draw");
+
+// About this many canvas pixels a side: the size index.html gives the canvas (280 = 10 per pixel of a
+// 28×28 image); each run rounds it to a whole number of canvas pixels per input pixel.
+const DRAW_SIDE = draw.width;
+// A stroke's width, in input pixels: wide enough to stay white after the block average (a 1-pixel line
+// falls across two blocks and turns gray), narrow enough to draw details at 28×28.
+const BRUSH_WIDTH = 2.6;
+// Pixels go to the server rounded to 4 decimals: finer than an 8-bit image's steps (1/255 ≈ 0.004), and a
+// shorter request while drawing.
+const PIXEL_DECIMALS = 4;
+// Gray from red, green and blue: the luma weights of ITU-R BT.601, L = 0.299 R + 0.587 G + 0.114 B, the
+// weights of Pillow's convert("L"), which the server uses to make an upload gray for a gray model
+// (juanji.data.images.load_image). The canvas only holds grays (R = G = B), and then L = R.
+const LUMA = [0.299, 0.587, 0.114];
+
+let shape = null;          // the model's input (C, H, W)
+let block = 1;             // canvas pixels per input pixel
+let stroke = null;         // the last point of the stroke being drawn; null between strokes
+
+// Listen to the mouse, the Clear button and the file input. onDraw: the image changed in a stroke;
+// onStrokeEnd: a stroke ended or the canvas was cleared; onFile(file, description): an image file was chosen.
+export function setupCanvas({onDraw, onStrokeEnd, onFile}) {
+  draw.addEventListener("pointerdown", (event) => {
+    draw.setPointerCapture(event.pointerId);
+    stroke = pointAt(event);
+    $("source").textContent = "Your drawing.";
+    drawTo(stroke);
+    onDraw();
+  });
+  draw.addEventListener("pointermove", (event) => { if (stroke) { drawTo(pointAt(event)); onDraw(); } });
+  draw.addEventListener("pointerup", () => { if (stroke) { stroke = null; onStrokeEnd(); } });
+  $("clear").addEventListener("click", () => { blank(); $("source").textContent = "Draw something."; onStrokeEnd(); });
+  $("upload").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    if (file) onFile(file, `${file.name}: shorter side scaled to the input size, the centre cut out.`);
+    event.target.value = "";
+  });
+}
+
+// A blank canvas for a model taking inputs of inputShape (C, H, W).
+export function newCanvas(inputShape) {
+  shape = inputShape;
+  const [, h, w] = shape;
+  block = Math.max(1, Math.round(DRAW_SIDE / Math.max(h, w)));
+  draw.width = w * block; draw.height = h * block;
+  blank();
+}
+
+function blank() {
+  const ctx = draw.getContext("2d");
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, draw.width, draw.height);
+}
+
+function pointAt(event) {
+  const box = draw.getBoundingClientRect();
+  return [(event.clientX - box.left) * draw.width / box.width, (event.clientY - box.top) * draw.height / box.height];
+}
+
+function drawTo(point) {
+  const ctx = draw.getContext("2d");
+  ctx.strokeStyle = "#fff"; ctx.lineWidth = BRUSH_WIDTH * block; ctx.lineCap = "round"; ctx.lineJoin = "round";
+  ctx.beginPath(); ctx.moveTo(...stroke); ctx.lineTo(...point); ctx.stroke();
+  stroke = point;
+}
+
+// The canvas as the image (C, H, W) in [0, 1]: each block's average, gray by LUMA for a gray model.
+export function canvasPixels() {
+  const [c, h, w] = shape;
+  const data = draw.getContext("2d").getImageData(0, 0, draw.width, draw.height).data;
+  const value = (k, channel) => (c === 1 ? LUMA[0] * data[k] + LUMA[1] * data[k + 1] + LUMA[2] * data[k + 2]
+                                         : data[k + channel]);
+  const blockMean = (channel, i, j) => {
+    let sum = 0;
+    for (let u = 0; u < block; u++) {
+      for (let v = 0; v < block; v++) sum += value(4 * ((i * block + u) * draw.width + j * block + v), channel);
+    }
+    return sum / (block * block) / 255;
+  };
+  const round = (v) => Math.round(v * 10 ** PIXEL_DECIMALS) / 10 ** PIXEL_DECIMALS;
+  return Array.from({length: c}, (_, channel) => Array.from({length: h}, (_, i) =>
+    Array.from({length: w}, (_, j) => round(blockMean(channel, i, j)))));
+}
+
+// Show an image (C, H, W) in [0, 1] on the canvas, one block per pixel, and say where it comes from.
+export function showPixels(pixels, description) {
+  blank();
+  const ctx = draw.getContext("2d");
+  pixels[0].forEach((row, i) => row.forEach((_, j) => {
+    const rgb = pixels.length === 1 ? [0, 0, 0].map(() => pixels[0][i][j]) : [0, 1, 2].map((c) => pixels[c][i][j]);
+    ctx.fillStyle = `rgb(${rgb.map((v) => Math.round(v * 255)).join(",")})`;
+    ctx.fillRect(j * block, i * block, block, block);
+  }));
+  $("source").textContent = description;
+}

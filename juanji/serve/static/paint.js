@@ -1,0 +1,61 @@
+// Colours, and arrays of numbers painted onto canvases: every picture on the page (the image, feature maps,
+// kernels, heat maps) goes through paint().
+
+export const clamp = (v) => Math.max(0, Math.min(1, v));
+export const gray = (v) => [v * 255, v * 255, v * 255];
+
+// "hot": black → red → yellow → white as v goes 0 → 1 (red rises over the first third, green the second, blue the last).
+export const hot = (v) => [255 * clamp(3 * v), 255 * clamp(3 * v - 1), 255 * clamp(3 * v - 2)];
+
+// Diverging: −1 blue, 0 white, +1 red (the two ends of ColorBrewer's RdBu scale).
+const NEGATIVE = [33, 102, 172], POSITIVE = [178, 24, 43];
+export function diverging(v) {
+  const t = Math.min(1, Math.abs(v));
+  return (v < 0 ? NEGATIVE : POSITIVE).map((c) => 255 + (c - 255) * t);
+}
+
+// The smallest and largest number of nested arrays.
+export function minMax(nested) {
+  let low = Infinity, high = -Infinity;
+  for (const v of nested.flat(Infinity)) { if (v < low) low = v; if (v > high) high = v; }
+  return [low, high];
+}
+
+// The largest |value| of nested arrays (1 if all are 0): one scale symmetric about 0, for diverging colours.
+export function largest(nested) {
+  const [low, high] = minMax(nested);
+  return Math.max(Math.abs(low), Math.abs(high)) || 1;
+}
+
+// Gray from the nested arrays' own min (black) to max (white): one scale for all of them.
+export function grayFor(nested) {
+  const [low, high] = minMax(nested);
+  return (v) => gray(high > low ? (v - low) / (high - low) : 0);
+}
+
+// Paint rows (h × w numbers) onto a canvas, colour(value) → [r, g, b], each number a block of canvas pixels.
+export function paint(canvas, rows, colour) {
+  const h = rows.length, w = rows[0].length;
+  const small = document.createElement("canvas");
+  small.width = w; small.height = h;
+  const ctx = small.getContext("2d");
+  const image = ctx.createImageData(w, h);
+  for (let i = 0; i < h; i++) {
+    for (let j = 0; j < w; j++) {
+      const [r, g, b] = colour(rows[i][j]);
+      image.data.set([r, g, b, 255], 4 * (i * w + j));
+    }
+  }
+  ctx.putImageData(image, 0, 0);
+  const out = canvas.getContext("2d");
+  out.imageSmoothingEnabled = false;            // blocks, not blurred: every number stays visible
+  out.clearRect(0, 0, canvas.width, canvas.height);
+  out.drawImage(small, 0, 0, canvas.width, canvas.height);
+}
+
+// An image (C, H, W) in [0, 1], gray (C = 1) or RGB (C = 3), onto a canvas.
+export function paintImage(canvas, pixels) {
+  if (pixels.length === 1) { paint(canvas, pixels[0], gray); return; }
+  const rows = pixels[0].map((row, i) => row.map((_, j) => [0, 1, 2].map((c) => pixels[c][i][j])));
+  paint(canvas, rows, (rgb) => rgb.map((v) => v * 255));
+}

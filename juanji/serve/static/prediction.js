@@ -1,0 +1,35 @@
+// What the network makes of the image: the image as it receives it (its size, the normalisation) and the
+// most probable classes, each with a bar as long as its probability.
+import {$, element} from "./page.js";
+import {minMax, paintImage} from "./paint.js";
+
+const TOP = 5;             // classes listed: the five most probable, those top-5 accuracy counts
+const BAR_WIDTH = 200;     // a bar's length at probability 1, in screen pixels
+const MIN_BAR_WIDTH = 1;   // a bar's least length, so that a probability near 0 still shows one
+
+// An answer of /predict or /analyze: the classes, most probable first, the pixels and the network's input.
+export function showPrediction(run, result) {
+  paintImage($("received"), result.pixels);
+  $("received-note").textContent = receivedNote(run, result);
+  const list = $("topk");
+  list.replaceChildren(...result.classes.slice(0, TOP).map((c) => {
+    const bar = element("span", "bar");
+    bar.style.width = `${Math.max(MIN_BAR_WIDTH, BAR_WIDTH * c.probability)}px`;
+    const item = element("li");
+    item.append(bar, `${c.name} ${(100 * c.probability).toFixed(1)} %`);
+    item.dataset.index = c.index;
+    return item;
+  }));
+  list.dataset.top = result.classes[0].name;
+}
+
+// "28×28 pixels in [0, 1]; the network gets (x − mean) / std: values low … high", or "fed as they are".
+function receivedNote(run, result) {
+  const size = `${result.pixels[0].length}×${result.pixels[0][0].length} pixels in [0, 1]`;
+  const norm = run.normalization;
+  if (!norm) return `${size}, fed as they are`;
+  const [low, high] = minMax(result.input);
+  const numbers = (values) => values.map((v) => v.toFixed(3)).join("/");
+  return `${size}; the network gets (x − ${numbers(norm[0])}) / ${numbers(norm[1])}: values ${
+    low.toFixed(2)} … ${high.toFixed(2)}`;
+}
