@@ -174,10 +174,13 @@ def _check_sizes(members, model, name) -> None:
     stored = {key[len("model/"):]: members[key][1] for key in members if key.startswith("model/")}
     wanted = {f"{prefix}.{key}" if prefix else key: value.shape            # state_dict() without its copies
               for prefix, module in model.named_modules() for key, value in {**module.params, **module.buffers}.items()}
-    if stored.keys() != wanted.keys():
-        raise CheckpointError(f"{fits}: missing arrays {sorted(wanted.keys() - stored.keys())[:5]}, "
+    missing = wanted.keys() - stored.keys() - model.optional_state_names()    # older files lack those
+    if missing or stored.keys() - wanted.keys():
+        raise CheckpointError(f"{fits}: missing arrays {sorted(missing)[:5]}, "
                               f"unexpected arrays {sorted(stored.keys() - wanted.keys())[:5]}")
     for key, shape in wanted.items():
+        if key not in stored:
+            continue
         if members[f"model/{key}"][2].kind not in "fiub":
             raise CheckpointError(f"{fits}: 'model/{key}' holds {members[f'model/{key}'][2]}, not numbers")
         if tuple(stored[key]) != tuple(shape):

@@ -14,13 +14,18 @@ class SyncBatchNorm(_BatchNorm):
     Forward: two Allreduces (Σx with the count, then Σ(x − μ)²); backward one (Σ dY, Σ dY·x̂).  The
     backward's sums weigh each process's dY by its share n_r/N of the global batch, since each process's
     dY is the gradient of its own mean loss (``DistributedDataParallel`` weighs the parameter gradients
-    alike).  In eval mode, or with ``comm=None``, it is plain batch norm.
+    alike).  In eval mode, or with ``comm=None``, it is plain batch norm.  torch's arguments, with juanji's
+    ``Communicator`` as the keyword ``comm`` where torch takes a ``process_group`` (which must stay None).
     """
     _ndims, _shape_desc = (2, 3, 4, 5), "(N, {C}, ...)"
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
-                 comm=None, dtype=np.float32):
-        super().__init__(num_features, eps, momentum, affine, dtype)
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, process_group=None, device=None, dtype=None, *,
+                 bias: bool = True, comm=None):
+        if process_group is not None:
+            raise ValueError("SyncBatchNorm: process_group must be None; juanji synchronises over a "
+                             "juanji.distributed.Communicator passed as comm=")
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
         self.comm = comm
 
     def _statistics_sum(self):

@@ -10,3 +10,4 @@ from .norm import batch_norm, batch_norm_backward
 from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
                    avg_pool2d_backward_reference, max_pool2d, max_pool2d_backward, max_pool2d_backward_reference,
                    max_pool2d_reference)
+from .sample_norm import group_norm, instance_norm, layer_norm, normalization_backward

@@ -31,7 +31,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     the backward is the same, taking dY of y (or of the sum), which is dZ · [z > 0].
 
     In training μ, σ² are the batch's (biased σ² to normalise); the running statistics are updated
-    in place as PyTorch: r ← (1 − momentum)·r + momentum·batch, with the unbiased variance.
+    in place as PyTorch: r ← (1 − momentum)·r + momentum·batch, with the unbiased variance (``momentum`` is
+    the factor of this step: a layer with momentum=None passes 1/t at its t-th batch, a cumulative average).
+    Running statistics None (a layer that tracks none): the batch's are used, and ``training`` must be True.
     In eval the running statistics are used and nothing is updated.
     The cache keeps x − μ and 1/√(σ² + ε) (x̂ is their product, never stored: one pass less), x − μ as
     (values, shift): here the centred values themselves and shift None; the compiled forward keeps x and μ.
@@ -48,8 +50,10 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         np.subtract(x[start:stop], mean.reshape(shape), out=centred[start:stop])
         return per_channel_dot(centred[start:stop], centred[start:stop])
 
+    if running_mean is None and not training:
+        raise ValueError("batch_norm: without running statistics, training must be True (batch statistics)")
     if training and n == 0:     # an empty batch, as PyTorch: empty output, running statistics untouched
-        training = False
+        return np.empty_like(x), BatchNormCache(np.empty_like(x), None, np.ones_like(gamma), gamma, False, None)
     if training:
         count = x.size // x.shape[1]
         if reduce is None:
@@ -64,7 +68,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         y, mean, var, inv_std = compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, eps,
                                                     relu, residual)
         count = x.size // x.shape[1]
-        if training:
+        if training and running_mean is not None:
             update_running_statistics(running_mean, running_var, mean, var, count, momentum)
         return y, BatchNormCache(x, mean, inv_std.astype(x.dtype), gamma, training, count if training else None)
     centred = np.empty_like(x)
@@ -77,7 +81,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         mean = total / count
         squares = sum(over_batch(n, lambda start, stop: centre(start, stop, mean), x.size))
         var = (squares if reduce is None else reduce(squares)) / count
-        update_running_statistics(running_mean, running_var, mean, var, count, momentum)
+        if running_mean is not None:
+            update_running_statistics(running_mean, running_var, mean, var, count, momentum)
     else:
         var = running_var
     inv_std = 1 / np.sqrt(var + eps)

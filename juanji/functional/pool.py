@@ -1,4 +1,5 @@
-"""Pooling kernels: max, average and adaptive average pooling, with their backward.
+"""Pooling kernels: max pooling (and its indices), max unpooling, average and adaptive average pooling, with their
+backward.  One-dimensional pooling is the same computation with H = 1 (``juanji.nn.pooling1d``).
 
 x (N, C, H, W) → y (N, C, H', W'),  H' = ⌊(H + 2P − D(k − 1) − 1) / s⌋ + 1  (⌈…⌉ with ceil_mode, where
 the last window must still start inside the input or its left padding, as PyTorch: ``geometry.output_size``).
@@ -101,16 +102,22 @@ def _window_sum(xp, kernel_size, stride, out):
     return total
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    """y = mean over each window.  Returns (y, cache).
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """y = mean over each window (torch.nn.functional.avg_pool2d's arguments).  Returns (y, cache).
 
     The divisor of each window is the number of its cells inside the input (or inside the input plus its
     declared padding when ``count_include_pad``), never counting the extra cells ceil_mode adds — as
     PyTorch. It is computed by the same window sum applied to a mask of the counted cells.
+    ``divisor_override`` (a nonzero int): every window's sum is divided by it instead.
     """
     kernel_size, stride, _, pads, out = _pool_geometry(x.shape, kernel_size, stride, padding, 1,
                                                        ceil_mode)
     xp = pad2d(x, pads)
+    if divisor_override is not None:
+        divisor = x.dtype.type(divisor_override)
+        return _window_sum(xp, kernel_size, stride, out) / divisor, (x.shape, xp.shape, divisor, kernel_size,
+                                                                       stride, pads, out)
     counted = np.zeros((1, 1) + xp.shape[2:], dtype=x.dtype)
     (top, _), (left, _) = pads
     h, w = x.shape[2:]
@@ -122,7 +129,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 
 
 def avg_pool2d_backward(dy, cache):
-    """dX: each dY is split evenly over the cells of its window (dY / divisor to each)."""
+    """dX: each dY is split evenly over the cells of its window (dY / divisor to each); overlaps add up."""
     x_shape, xp_shape, divisor, kernel_size, stride, pads, out = cache
     share = dy / divisor
     dxp = np.zeros(xp_shape, dtype=dy.dtype)
@@ -132,30 +139,100 @@ def avg_pool2d_backward(dy, cache):
     return np.ascontiguousarray(unpad2d(dxp, pads))
 
 
+def adaptive_matrix(size: int, out: int, dtype) -> np.ndarray:
+    """(out, size): row i averages PyTorch's adaptive bin i, 1/|bin| on its cells, 0 elsewhere."""
+    bins = np.array(adaptive_bins(size, out)).reshape(out, 2)
+    cells = np.arange(size)
+    inside = (cells >= bins[:, :1]) & (cells < bins[:, 1:])
+    return (inside / (bins[:, 1:] - bins[:, :1])).astype(dtype)
+
+
 def adaptive_avg_pool2d(x, output_size):
-    """Average over PyTorch's adaptive bins; loops over output cells (few), not pixels."""
+    """Average over PyTorch's adaptive bins, x (N, C, H, W) → y (N, C, h, w): the mean of a rectangle is separable,
+    y = A_h · x · A_wᵀ with the (h, H) and (w, W) averaging matrices of ``adaptive_matrix`` (no loop at all); one
+    bin (global average pooling) is the plain mean.  Returns (y, cache)."""
     oh, ow = pair(output_size, "output_size")
     n, c, h, w = x.shape
+    if min(oh, ow, h, w) <= 0:
+        raise ValueError(f"adaptive_avg_pool2d: cannot pool a {h}×{w} input into {oh}×{ow} bins")
     if (oh, ow) == (1, 1):
-        return x.mean(axis=(2, 3), keepdims=True), (x.shape, oh, ow)
-    y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    for i, (h0, h1) in enumerate(adaptive_bins(h, oh)):
-        for j, (w0, w1) in enumerate(adaptive_bins(w, ow)):
-            y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
-    return y, (x.shape, oh, ow)
+        return x.mean(axis=(2, 3), keepdims=True), (x.shape, None, None)
+    rows, cols = adaptive_matrix(h, oh, x.dtype), adaptive_matrix(w, ow, x.dtype)
+    return rows @ x @ cols.T, (x.shape, rows, cols)
 
 
 def adaptive_avg_pool2d_backward(dy, cache):
-    """dX: each output's gradient spread evenly over its bin (bins may overlap: they add up)."""
-    x_shape, oh, ow = cache
-    n, c, h, w = x_shape
-    if (oh, ow) == (1, 1):
-        return np.broadcast_to(dy / (h * w), x_shape).copy()
-    dx = np.zeros(x_shape, dtype=dy.dtype)
-    for i, (h0, h1) in enumerate(adaptive_bins(h, oh)):
-        for j, (w0, w1) in enumerate(adaptive_bins(w, ow)):
-            dx[:, :, h0:h1, w0:w1] += dy[:, :, i:i + 1, j:j + 1] / ((h1 - h0) * (w1 - w0))
-    return dx
+    """dX = A_hᵀ · dY · A_w: each output's gradient spread evenly over its bin (overlapping bins add up);
+    one bin: dY / (H·W) everywhere."""
+    x_shape, rows, cols = cache
+    if rows is None:
+        return np.broadcast_to(dy / (x_shape[2] * x_shape[3]), x_shape).copy()
+    return rows.T @ dy @ cols
+
+
+def max_pool2d_indices(cache) -> np.ndarray:
+    """PyTorch's ``return_indices``: for each output of ``max_pool2d`` (from its cache), the flat index
+    row · W + column of its maximum in its (unpadded) input plane, int64 (N, C, H', W')."""
+    x_shape, _, argmax, kernel_size, stride, dilation, pads, out = cache
+    (top, _), (left, _) = pads
+    offset_row, offset_col = np.divmod(argmax.astype(np.int64), kernel_size[1])
+    rows = np.arange(out[0]).reshape(-1, 1) * stride[0] + offset_row * dilation[0] - top
+    cols = np.arange(out[1]) * stride[1] + offset_col * dilation[1] - left
+    return rows * x_shape[3] + cols
+
+
+def unpool_output_size(in_size, kernel_size, stride=None, padding=0, output_size=None) -> tuple[int, ...]:
+    """MaxUnpool's output size, PyTorch's ``_unpool_output_size``: (in − 1)·stride − 2·padding + kernel along each
+    axis, or ``output_size`` (optionally led by N, C), which must lie strictly within stride of that."""
+    dims = len(in_size)
+    default = tuple((in_size[a] - 1) * stride[a] + kernel_size[a] - 2 * padding[a] for a in range(dims))
+    if output_size is None:
+        return default
+    size = tuple(int(v) for v in output_size)
+    if len(size) == dims + 2:
+        size = size[2:]
+    if len(size) != dims:
+        raise ValueError(f"output_size should be a sequence containing {dims} or {dims + 2} elements, but it has a "
+                         f"length of '{len(output_size)}'")
+    for a in range(dims):
+        if not default[a] - stride[a] < size[a] < default[a] + stride[a]:
+            raise ValueError(f"invalid output_size {size} (dim {a} must be between {default[a] - stride[a]} and "
+                             f"{default[a] + stride[a]}, exclusive)")
+    return size
+
+
+def max_unpool2d(x, indices, output_size):
+    """The partial inverse of max pooling: y (N, C, H, W) zero except y.flat_plane[indices] = x.
+    x and indices (N, C, h, w), indices flat per plane (row · W + column) as ``max_pool2d_indices`` gives them;
+    where two inputs name one cell the later (in row-major order) is kept, as PyTorch.  Returns (y, cache)."""
+    n, c = x.shape[:2]
+    h, w = output_size
+    flat = indices.reshape(n, c, x.shape[2] * x.shape[3])        # not -1: N may be 0
+    if flat.size and (flat.min() < 0 or flat.max() >= h * w):
+        raise ValueError(f"max_unpool2d: an index in {flat.min()}…{flat.max()} is outside an output plane of "
+                         f"{h}×{w} = {h * w} cells")
+    y = np.zeros((n, c, h * w), dtype=x.dtype)
+    np.put_along_axis(y, flat, x.reshape(flat.shape), axis=2)
+    return y.reshape(n, c, h, w), indices
+
+
+def max_unpool2d_backward(dy, cache):
+    """dX = dY at the indices (a gather: every input reads the cell it was put into).  As torch's: where two inputs
+    name one cell, both read its gradient, though the forward kept only the later."""
+    indices = cache
+    n, c, h, w = indices.shape
+    flat = np.take_along_axis(dy.reshape(n, c, dy.shape[2] * dy.shape[3]), indices.reshape(n, c, h * w), axis=2)
+    return flat.reshape(indices.shape)
+
+
+def adaptive_avg_pool2d_reference(x, output_size):
+    """Slow adaptive average pooling, a loop over the output cells, each the mean of its bin; for tests only."""
+    oh, ow = pair(output_size, "output_size")
+    y = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
+    for i, (h0, h1) in enumerate(adaptive_bins(x.shape[2], oh)):
+        for j, (w0, w1) in enumerate(adaptive_bins(x.shape[3], ow)):
+            y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y
 
 
 def max_pool2d_reference(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -191,10 +268,11 @@ def max_pool2d_backward_reference(dy, x, kernel_size, stride=None, padding=0, di
 
 
 def avg_pool2d_backward_reference(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
-                                  count_include_pad=True):
+                                  count_include_pad=True, divisor_override=None):
     """Slow dX of average pooling with explicit loops over output cells; for tests only.  dY[n, c, i, j]
     divided by its window's count goes to every input cell of the window; the count is the window's cells
-    inside the input, or inside the input and its declared padding when ``count_include_pad`` (as PyTorch)."""
+    inside the input, or inside the input and its declared padding when ``count_include_pad`` (as PyTorch),
+    or ``divisor_override``."""
     n, c, h, w = x_shape
     kernel_size, stride, _, _, (ho, wo) = _pool_geometry(x_shape, kernel_size, stride, padding, 1, ceil_mode)
     pad_h, pad_w = pair(padding, "padding")
@@ -204,7 +282,9 @@ def avg_pool2d_backward_reference(dy, x_shape, kernel_size, stride=None, padding
             top, left = i * stride[0] - pad_h, j * stride[1] - pad_w     # in input coordinates
             bottom, right = top + kernel_size[0], left + kernel_size[1]
             inside = (slice(max(top, 0), min(bottom, h)), slice(max(left, 0), min(right, w)))
-            if count_include_pad:
+            if divisor_override is not None:
+                count = divisor_override
+            elif count_include_pad:
                 count = (min(bottom, h + pad_h) - top) * (min(right, w + pad_w) - left)
             else:
                 count = (inside[0].stop - inside[0].start) * (inside[1].stop - inside[1].start)

@@ -15,6 +15,7 @@ as the ``Sequential`` it is; ``DenseLayer``, whose forward concatenates, needs i
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 from dataclasses import dataclass, field
@@ -22,9 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import __version__, nn
+from ..functional import activation as F
+from ..functional import upsample
 from ..functional.geometry import adaptive_bins, pool_output_size
 from ..models.densenet import DenseLayer
 from ..models.googlenet import GoogLeNet
+from ..models.mobile_blocks import InvertedResidual, SqueezeExcitation
 from ..models.resnet import PadShortcut, ResidualBlock
 from ..nn.embedding import Embedding
 from ..nn.permute import Permute
@@ -129,13 +133,19 @@ def _pass_through(g, module, x, name):
 
 # -- layers with parameters --------------------------------------------------------------------------
 def _conv(g, module, x, name):
-    """Conv2d and Conv1d (its weight has one spatial axis): pads = [top, left, bottom, right] or [l, r]."""
+    """Conv2d and Conv1d (its weight has one spatial axis): pads = [top, left, bottom, right] or [l, r]; a
+    padding_mode other than zeros pads first (``_padded``: Pad reflect / edge, circular by Slice + Concat), as
+    the layer does, and the Conv pads nothing."""
     one_d = isinstance(module, nn.Conv1d)
     axes = slice(1, 2) if one_d else slice(0, 2)
     (top, bottom), (left, right) = module.pads
     pads = [left, right] if one_d else [top, left, bottom, right]
+    source = x.name
+    if module.explicit_padding:
+        source = _padded(g, x, module.pads[axes], module.padding_mode, 0.0, _child(name, "pad")).name
+        pads = [0] * len(pads)
     weight = module.params["weight"]
-    inputs = [x.name, g.constant(weight, _child(name, "weight"))]
+    inputs = [source, g.constant(weight, _child(name, "weight"))]
     if "bias" in module.params:
         inputs.append(g.constant(module.params["bias"], _child(name, "bias")))
     return g.node("Conv", inputs, module(x.value), name, kernel_shape=list(weight.shape[2:]),
@@ -144,6 +154,14 @@ def _conv(g, module, x, name):
 
 
 def _linear(g, module, x, name):
+    """Gemm on (N, in); on (N, …, in) a MatMul by Wᵀ (then Add of the bias), as Linear takes any leading axes."""
+    if x.value.ndim != 2:
+        y = module(x.value)
+        weight_t = g.constant(module.params["weight"].T, _child(name, "weight_t"))
+        if "bias" not in module.params:
+            return g.node("MatMul", [x.name, weight_t], y, name)
+        product = g.node("MatMul", [x.name, weight_t], None, _child(name, "matmul"))
+        return g.node("Add", [product.name, g.constant(module.params["bias"], _child(name, "bias"))], y, name)
     inputs = [x.name, g.constant(module.params["weight"], _child(name, "weight"))]
     if "bias" in module.params:
         inputs.append(g.constant(module.params["bias"], _child(name, "bias")))
@@ -151,6 +169,18 @@ def _linear(g, module, x, name):
 
 
 def _batch_norm(g, module, x, name):
+    """BatchNormalization with the running statistics (also an InstanceNorm's that tracks them, in eval); a batch
+    norm without them (track_running_stats=False) normalises by the batch's in eval too: standardised over every
+    axis but the channels' by primitives, then γ, β."""
+    if "running_mean" not in module.buffers:
+        if x.value.size == x.value.shape[1]:
+            raise ONNXExportError(f"cannot export layer '{name}' ({type(module).__name__} with "
+                                  f"track_running_stats=False) on input {x.value.shape[1:]}: it normalises by the "
+                                  f"batch's statistics, which the traced sample of one has a single value of")
+        axes = [0] + list(range(2, x.value.ndim))
+        normalised = _standardized(g, x.name, axes, module.eps, name)
+        return _affine(g, normalised, module.params.get("weight"), module.params.get("bias"),
+                       (-1,) + (1,) * (x.value.ndim - 2), module(x.value), name)
     mean, var = module.buffers["running_mean"], module.buffers["running_var"]
     gamma = module.params.get("weight", np.ones_like(mean))
     beta = module.params.get("bias", np.zeros_like(mean))
@@ -159,18 +189,227 @@ def _batch_norm(g, module, x, name):
     return g.node("BatchNormalization", inputs, module(x.value), name, epsilon=float(module.eps))
 
 
+def _reduce_mean(g, source, axes, name):
+    """ReduceMean keeping the axes: ``axes`` an attribute before opset 18, an input from it."""
+    if g.opset >= 18:
+        return g.node("ReduceMean", [source, g.constant(np.array(axes, dtype=np.int64), _child(name, "axes"))],
+                      None, name, keepdims=1).name
+    return g.node("ReduceMean", [source], None, name, axes=list(axes), keepdims=1).name
+
+
+def _standardized(g, source, axes, eps, name):
+    """(x − μ) / √(σ² + ε), μ and the biased σ² over ``axes``, as ReduceMean, Sub, Mul, Add, Sqrt and Div;
+    returns the result's name."""
+    def step(op_type, inputs, key):
+        return g.node(op_type, inputs, None, _child(name, key)).name
+
+    centred = step("Sub", [source, _reduce_mean(g, source, axes, _child(name, "mean"))], "centred")
+    var = _reduce_mean(g, step("Mul", [centred, centred], "square"), axes, _child(name, "var"))
+    std = step("Sqrt", [step("Add", [var, _scalar(g, eps, _child(name, "eps"))], "var_eps")], "std")
+    return step("Div", [centred, std], "normalised")
+
+
+def _affine(g, source, gamma, beta, shape, y, name):
+    """γ · source + β, γ and β seen in ``shape`` (None: left out), as Mul and Add; the last node is ``name``."""
+    steps = [(op, array, key) for op, array, key in (("Mul", gamma, "weight"), ("Add", beta, "bias"))
+             if array is not None]
+    if not steps:
+        return g.node("Identity", [source], y, name)
+    for i, (op_type, array, key) in enumerate(steps):
+        last = i == len(steps) - 1
+        out = g.node(op_type, [source, g.constant(array.reshape(shape), _child(name, key))], y if last else None,
+                     name if last else _child(name, "scaled"))
+        source = out.name
+    return out
+
+
+def _layer_norm(g, module, x, name):
+    """LayerNormalization over the last len(normalized_shape) axes from opset 17; before it, composed."""
+    k, y = len(module.normalized_shape), module(x.value)
+    gamma, beta = module.params.get("weight"), module.params.get("bias")
+    if g.opset < 17:
+        normalised = _standardized(g, x.name, list(range(x.value.ndim - k, x.value.ndim)), module.eps, name)
+        return _affine(g, normalised, gamma, beta, module.normalized_shape, y, name)
+    scale = gamma if gamma is not None else np.ones(module.normalized_shape, dtype=np.float32)
+    inputs = [x.name, g.constant(scale, _child(name, "weight"))]
+    if beta is not None:
+        inputs.append(g.constant(beta, _child(name, "bias")))
+    return g.node("LayerNormalization", inputs, y, name, axis=-k, epsilon=float(module.eps))
+
+
+def _group_norm(g, module, x, name):
+    """Reshaped (N, G, C/G · …), standardised over the last axis by primitives, reshaped back, then γ, β per
+    channel (ONNX's GroupNormalization needs opset 18, and until opset 21 scales per group)."""
+    shape = x.value.shape
+
+    def reshape(source, target, key):
+        return g.node("Reshape", [source, g.constant(np.array(target, dtype=np.int64), _child(name, key + "_shape"))],
+                      None, _child(name, key)).name
+
+    grouped = reshape(x.name, [0, module.num_groups, -1], "groups")      # 0: the (symbolic) batch axis as it is
+    normalised = reshape(_standardized(g, grouped, [2], module.eps, name), [0, *shape[1:]], "channels")
+    return _affine(g, normalised, module.params.get("weight"), module.params.get("bias"),
+                   (-1,) + (1,) * (len(shape) - 2), module(x.value), name)
+
+
+def _instance_norm(g, module, x, name):
+    """InstanceNormalization (γ = 1, β = 0 where the layer has none); with running statistics, which it
+    normalises by in eval, a BatchNormalization."""
+    if module.track_running_stats:
+        return _batch_norm(g, module, x, name)
+    c = x.value.shape[1]
+    gamma = module.params.get("weight", np.ones(c, dtype=np.float32))
+    beta = module.params.get("bias", np.zeros(c, dtype=np.float32))
+    inputs = [x.name, g.constant(gamma, _child(name, "weight")), g.constant(beta, _child(name, "bias"))]
+    return g.node("InstanceNormalization", inputs, module(x.value), name, epsilon=float(module.eps))
+
+
+def _local_response_norm(g, module, x, name):
+    """LRN on (N, C, H, W) for an odd size (α/n and the bias k as torch's; ONNX centres an even window one
+    channel later than torch).  Otherwise composed: the window's mean of x² as an AveragePool (n, 1) over the
+    channels of x² seen as (N, 1, C, rest), zero-padded as torch, then x / (k + α · mean)^β."""
+    y, n, shape = module(x.value), module.size, x.value.shape
+    if n % 2 and len(shape) == 4:
+        return g.node("LRN", [x.name], y, name, size=n, alpha=module.alpha, beta=module.beta, bias=module.k)
+
+    def step(op_type, inputs, key, **attributes):
+        return g.node(op_type, inputs, None, _child(name, key), **attributes).name
+
+    def ints(values, key):
+        return g.constant(np.array(values, dtype=np.int64), _child(name, key))
+
+    column = step("Reshape", [step("Mul", [x.name, x.name], "square"), ints([0, 1, shape[1], -1], "column_shape")],
+                  "column")
+    mean = step("AveragePool", [column], "window_mean", kernel_shape=[n, 1], strides=[1, 1],
+                pads=[n // 2, 0, (n - 1) // 2, 0], count_include_pad=1)
+    mean = step("Reshape", [mean, ints([0, *shape[1:]], "mean_shape")], "mean")
+    base = step("Add", [step("Mul", [mean, _scalar(g, module.alpha, _child(name, "alpha"))], "scaled"),
+                        _scalar(g, module.k, _child(name, "k"))], "base")
+    denominator = step("Pow", [base, _scalar(g, module.beta, _child(name, "beta"))], "denominator")
+    return g.node("Div", [x.name, denominator], y, name)
+
+
 def _embedding(g, module, x, name):
-    """y[n, l] = weight[x[n, l]]: a Gather of rows (the token ids are int64)."""
-    weight = g.constant(module.params["weight"], _child(name, "weight"))
-    return g.node("Gather", [weight, x.name], module(x.value), name, axis=0)
+    """y[n, l] = weight[x[n, l]]: a Gather of rows (the token ids are int64).  With max_norm, the rows the layer
+    would renormalise in place are scaled on the way out instead: y · max_norm / (‖y‖_p + 1e−7) where
+    ‖y‖_p > max_norm (p = norm_type, finite; the norm as Abs, Pow, ReduceSum, Pow)."""
+    weight = g.constant(module.weight, _child(name, "weight"))
+    if module.max_norm is None:
+        return g.node("Gather", [weight, x.name], module(x.value), name, axis=0)
+    p = float(module.norm_type)
+    if not np.isfinite(p):
+        raise ONNXExportError(f"cannot export layer '{name}' (Embedding with max_norm): norm_type {module.norm_type} "
+                              f"is not exported (only finite p-norms)")
+    rows = g.node("Gather", [weight, x.name], None, _child(name, "gather")).name
+
+    def step(op_type, inputs, key, **attributes):
+        return g.node(op_type, inputs, None, _child(name, key), **attributes).name
+
+    powered = step("Pow", [step("Abs", [rows], "abs"), _scalar(g, p, _child(name, "p"))], "pow")
+    total = step("ReduceSum", [powered, g.constant(np.array([-1], dtype=np.int64), _child(name, "axes"))], "sum",
+                 keepdims=1)
+    norm = step("Pow", [total, _scalar(g, 1 / p, _child(name, "inverse_p"))], "norm")
+    limit = _scalar(g, module.max_norm, _child(name, "max_norm"))
+    shrink = step("Div", [limit, step("Add", [norm, _scalar(g, 1e-7, _child(name, "eps"))], "norm_eps")], "shrink")
+    scale = step("Where", [step("Greater", [norm, limit], "over"), shrink, _scalar(g, 1.0, _child(name, "one"))],
+                 "scale")
+    return g.node("Mul", [rows, scale], module(x.value), name)
 
 
 # -- activations and shapes ------------------------------------------------------------------------
+def _traced(module, x):
+    """The layer's output on the traced value; a layer working in place gets a copy, so that the traced value
+    stays the input that the graph's other readers of it see."""
+    return module(x.value.copy() if getattr(module, "inplace", False) else x.value)
+
+
 def _simple(op_type, **attributes):
     def convert(g, module, x, name):
         values = {key: get(module) for key, get in attributes.items()}
-        return g.node(op_type, [x.name], module(x.value), name, **values)
+        return g.node(op_type, [x.name], _traced(module, x), name, **values)
     convert.__name__ = f"_{op_type.lower()}"
+    return convert
+
+
+def _scalar(g, value, name):
+    return g.constant(np.array(value, dtype=np.float32), name)
+
+
+def _clip(g, module, x, name):
+    """Hardtanh and ReLU6: Clip between min_val and max_val (inputs of the node since opset 11)."""
+    bounds = [_scalar(g, module.min_val, _child(name, "min")), _scalar(g, module.max_val, _child(name, "max"))]
+    return g.node("Clip", [x.name, *bounds], _traced(module, x), name)
+
+
+def _hardswish(g, module, x, name):
+    """HardSwish from opset 14; before it x · HardSigmoid(x) with HardSwish's α = 1/6, β = 1/2."""
+    y = _traced(module, x)
+    if g.opset >= 14:
+        return g.node("HardSwish", [x.name], y, name)
+    gate = g.node("HardSigmoid", [x.name], None, _child(name, "gate"), alpha=1 / 6, beta=0.5)
+    return g.node("Mul", [x.name, gate.name], y, name)
+
+
+def _silu(g, module, x, name):
+    """x · Sigmoid(x)"""
+    gate = g.node("Sigmoid", [x.name], None, _child(name, "sigmoid"))
+    return g.node("Mul", [x.name, gate.name], _traced(module, x), name)
+
+
+def _mish(g, module, x, name):
+    """x · Tanh(Softplus(x))"""
+    soft = g.node("Softplus", [x.name], None, _child(name, "softplus"))
+    gate = g.node("Tanh", [soft.name], None, _child(name, "tanh"))
+    return g.node("Mul", [x.name, gate.name], _traced(module, x), name)
+
+
+def _gelu(g, module, x, name):
+    """x · (1 + Erf(x/√2)) / 2, or x · (1 + Tanh(√(2/π) (x + 0.044715 x³))) / 2 (approximate="tanh"); composed,
+    so that every opset has it (ONNX's Gelu is opset 20's)."""
+    def mul(a, value, key):
+        return g.node("Mul", [a, _scalar(g, value, _child(name, key + "_factor"))], None, _child(name, key)).name
+
+    if module.approximate == "tanh":
+        square = g.node("Mul", [x.name, x.name], None, _child(name, "square")).name
+        cube = g.node("Mul", [square, x.name], None, _child(name, "cube")).name
+        inner = g.node("Add", [x.name, mul(cube, F.GELU_KAPPA, "kappa")], None, _child(name, "inner")).name
+        curve = g.node("Tanh", [mul(inner, F.SQRT_2_OVER_PI, "scaled")], None, _child(name, "tanh")).name
+    else:
+        curve = g.node("Erf", [mul(x.name, F.SQRT1_2, "scaled")], None, _child(name, "erf")).name
+    gate = g.node("Add", [curve, _scalar(g, 1.0, _child(name, "one"))], None, _child(name, "gate")).name
+    half = mul(x.name, 0.5, "half")
+    return g.node("Mul", [half, gate], _traced(module, x), name)
+
+
+def _softplus(g, module, x, name):
+    """Where(βx > threshold, x, Softplus(βx) / β)"""
+    z = x.name
+    if module.beta != 1:
+        z = g.node("Mul", [x.name, _scalar(g, module.beta, _child(name, "beta"))], None, _child(name, "scaled")).name
+    soft = g.node("Softplus", [z], None, _child(name, "softplus")).name
+    if module.beta != 1:
+        soft = g.node("Div", [soft, _scalar(g, module.beta, _child(name, "beta"))], None,
+                      _child(name, "unscaled")).name
+    linear = g.node("Greater", [z, _scalar(g, module.threshold, _child(name, "threshold"))], None,
+                    _child(name, "linear")).name
+    return g.node("Where", [linear, x.name, soft], _traced(module, x), name)
+
+
+def _prelu(g, module, x, name):
+    """PRelu with the slopes shaped (C, 1, …, 1) to broadcast over axis 1 (one slope: shape (1,))."""
+    weight = module.params["weight"]
+    shape = (1,) if weight.size == 1 else (-1,) + (1,) * (x.value.ndim - 2)
+    slope = g.constant(weight.reshape(shape), _child(name, "weight"))
+    return g.node("PRelu", [x.name, slope], _traced(module, x), name)
+
+
+def _along_dim(op_type, negate=False):
+    """Softmax and LogSoftmax along the layer's dim (torch's implicit one for dim=None); Softmin as
+    Softmax(Neg(x))."""
+    def convert(g, module, x, name):
+        source = g.node("Neg", [x.name], None, _child(name, "neg")).name if negate else x.name
+        return g.node(op_type, [source], module(x.value), name, axis=module.axis(x.value.ndim))
+    convert.__name__ = f"_{op_type.lower()}{'_of_negated' if negate else ''}"
     return convert
 
 
@@ -183,12 +422,123 @@ def _flatten(g, module, x, name):
                   y, name)
 
 
+def _unflatten(g, module, x, name):
+    """Reshape to the static shape, the batch axis copied (0), or inferred (−1) where it is the axis split."""
+    y = module(x.value)
+    if module.dim % x.value.ndim == 0:
+        shape = [*module.unflattened_size, *x.value.shape[1:]]
+    else:
+        shape = [0, *y.shape[1:]]
+    return g.node("Reshape", [x.name, g.constant(np.array(shape, dtype=np.int64), _child(name, "shape"))], y, name)
+
+
+def _pixel_shuffle(g, module, x, name):
+    """DepthToSpace in CRD order: input channel c·r² + i·r + j goes to channel c, offset (i, j), as torch (the
+    default DCR order would read channel (i·r + j)·C + c)."""
+    _check_rank(module, x, name, 4)
+    return g.node("DepthToSpace", [x.name], module(x.value), name, blocksize=module.upscale_factor, mode="CRD")
+
+
+def _pixel_unshuffle(g, module, x, name):
+    """(N, C, H·r, W·r) → Reshape (N, C, H, r, W, r) → Transpose (N, C, r, r, H, W) → Reshape (N, C·r², H, W):
+    torch's channel order c·r² + i·r + j, which ONNX's SpaceToDepth (order (i·r + j)·C + c) does not give."""
+    _check_rank(module, x, name, 4)
+    _, c, h, w = x.value.shape
+    r = module.downscale_factor
+
+    def shape(values, key):
+        return g.constant(np.array(values, dtype=np.int64), _child(name, key))
+
+    blocks = g.node("Reshape", [x.name, shape([0, c, h // r, r, w // r, r], "blocks_shape")], None,
+                    _child(name, "blocks"))
+    moved = g.node("Transpose", [blocks.name], None, _child(name, "transpose"), perm=[0, 1, 3, 5, 2, 4])
+    return g.node("Reshape", [moved.name, shape([0, c * r * r, h // r, w // r], "shape")], module(x.value), name)
+
+
+def _check_rank(module, x, name, ndim):
+    if x.value.ndim != ndim:
+        raise ONNXExportError(f"cannot export layer '{name}' ({type(module).__name__}) on a {x.value.ndim}-D input: "
+                              f"only on {ndim}-D (N, C, H, W)")
+
+
+# -- padding -----------------------------------------------------------------------------------------
+_ONNX_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}
+
+
+def _padded(g, x, pads, mode, value, name, y=None) -> Tensor:
+    """Nodes padding the last len(pads) axes of x by pads ((before, after), …; negative crops) in
+    ``functional.pad``'s ``mode``; the last node is ``name`` with value ``y``.  Constant, reflect, replicate:
+    one Pad (modes constant / reflect / edge) of the positive sides, then a Slice of the negative ones (both
+    rules read the uncropped input).  Circular: the Slice first (torch wraps the cropped array), then per axis
+    Concat(its last ``before`` entries, itself, its first ``after``)."""
+    shape = list(x.value.shape)
+    first = len(shape) - len(pads)
+    if first < 1:
+        raise ONNXExportError(f"cannot export layer '{name}': it pads the batch axis of a {len(shape)}-D input")
+
+    def ints(values, key):
+        return g.constant(np.array(values, dtype=np.int64), _child(name, key))
+
+    current, emitted = x.name, len(g.nodes)
+
+    def crop():
+        nonlocal current
+        axes = [first + a for a, (before, after) in enumerate(pads) if min(before, after) < 0]
+        if axes:
+            starts = [max(-pads[a - first][0], 0) for a in axes]
+            ends = [shape[a] - max(-pads[a - first][1], 0) for a in axes]
+            current = g.node("Slice", [current, ints(starts, "crop_starts"), ints(ends, "crop_ends"),
+                                       ints(axes, "crop_axes")], None, _child(name, "crop")).name
+            for a, start, end in zip(axes, starts, ends):
+                shape[a] = end - start
+
+    if mode == "circular":
+        crop()
+        for a, (before, after) in enumerate(pads, start=first):
+            if before > 0 or after > 0:
+                size, parts = shape[a], [current]
+                if before > 0:
+                    parts.insert(0, g.node("Slice", [current, ints([size - before], "wrap_start"),
+                                                     ints([size], "wrap_end"), ints([a], "wrap_axis")], None,
+                                           _child(name, f"before{a}")).name)
+                if after > 0:
+                    parts.append(g.node("Slice", [current, ints([0], "wrap_start"), ints([after], "wrap_end"),
+                                                  ints([a], "wrap_axis")], None, _child(name, f"after{a}")).name)
+                current = g.node("Concat", parts, None, _child(name, f"wrap{a}"), axis=a).name
+                shape[a] += max(before, 0) + max(after, 0)
+    else:
+        grow = [(max(before, 0), max(after, 0)) for before, after in pads]
+        if any(map(any, grow)):
+            zeros = [0] * first
+            inputs = [current, ints(zeros + [b for b, _ in grow] + zeros + [a for _, a in grow], "pads")]
+            if mode == "constant":
+                inputs.append(g.constant(np.array(value, dtype=np.float32), _child(name, "value")))
+            current = g.node("Pad", inputs, None, _child(name, "pad"), mode=_ONNX_PAD_MODES[mode]).name
+            for a, (b, e) in enumerate(grow, start=first):
+                shape[a] += b + e
+        crop()
+    if len(g.nodes) == emitted:
+        return g.node("Identity", [x.name], y, name)
+    last = g.nodes[-1]                  # nothing reads it yet: it takes the converter's name
+    last.name = last.output[0] = g.unique(name)
+    return Tensor(last.output[0], y)
+
+
+def _pad_layer(g, module, x, name):
+    """ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad (1-d and 2-d): ``_padded``."""
+    y = module(x.value)
+    if not any(module.padding):
+        return Tensor(x.name, y)
+    return _padded(g, x, module.pads, module.mode, module.value, name, y)
+
+
 # -- pooling -----------------------------------------------------------------------------------------
 def _explicit_pads(x_shape, module):
-    """([top, left, bottom, right], out (H', W')) with ceil_mode turned into extra bottom/right padding, so
-    that every runtime computes PyTorch's output size (its last window starts inside input or padding)."""
+    """([begin of each spatial axis, …, end of each, …], output sizes) of a 1-d or 2-d pooling, with ceil_mode
+    turned into extra end padding, so that every runtime computes PyTorch's output size (its last window starts
+    inside input or padding)."""
     before, after, out = [], [], []
-    for axis in range(2):
+    for axis in range(len(module.kernel_size)):
         size, k, s, p = x_shape[2 + axis], module.kernel_size[axis], module.stride[axis], module.padding[axis]
         d = module.dilation[axis]
         o = pool_output_size(size, k, s, p, d, module.ceil_mode)
@@ -198,66 +548,135 @@ def _explicit_pads(x_shape, module):
     return before + after, out
 
 
+def _refuse_indices(module, name):
+    """A pooling with return_indices=True returns (output, indices); a graph path carries one tensor."""
+    if getattr(module, "return_indices", False):
+        raise ONNXExportError(f"cannot export layer '{name}' ({type(module).__name__} with return_indices=True) on "
+                              f"its own: it returns (output, indices); give the module that uses the indices a "
+                              f"converter calling juanji.interop.onnx.max_pool_with_indices and max_unpool")
+
+
 def _max_pool(g, module, x, name):
+    """MaxPool1d and MaxPool2d."""
+    _refuse_indices(module, name)
     pads, _ = _explicit_pads(x.value.shape, module)
     return g.node("MaxPool", [x.name], module(x.value), name, kernel_shape=list(module.kernel_size),
                   strides=list(module.stride), pads=pads, dilations=list(module.dilation))
 
 
+def max_pool_with_indices(g, module, x, name) -> tuple[Tensor, Tensor]:
+    """(output, indices) of a MaxPool1d/MaxPool2d with return_indices=True, for the converter of a module that
+    routes the indices (an encoder-decoder's MaxUnpool).  ONNX MaxPool's second output counts over the whole
+    tensor, ((n·C + c)·H + h)·W + w; Mod by the plane's size gives PyTorch's per-plane indices."""
+    from onnx import helper
+    pads, _ = _explicit_pads(x.value.shape, module)
+    y, indices = module(x.value)
+    output, raw = g.unique(name), g.unique(_child(name, "flat_indices"))
+    g.nodes.append(helper.make_node("MaxPool", [x.name], [output, raw], name=output,
+                                    kernel_shape=list(module.kernel_size), strides=list(module.stride), pads=pads,
+                                    dilations=list(module.dilation)))
+    plane = g.constant(np.array(int(np.prod(x.value.shape[2:])), dtype=np.int64), _child(name, "plane"))
+    return Tensor(output, y), g.node("Mod", [raw, plane], indices, _child(name, "indices"))
+
+
+def max_unpool(g, module, x, indices, name, output_size=None) -> Tensor:
+    """MaxUnpool1d/MaxUnpool2d of x at PyTorch's per-plane ``indices`` (Tensors): ScatterElements of the flattened
+    planes into zeros of (N, C, H·W) — N from the input's shape, the batch axis staying symbolic — then Reshape."""
+    y = module(x.value, indices.value, output_size)
+    c, plane = y.shape[1], int(np.prod(y.shape[2:]))
+
+    def ints(values, key):
+        return g.constant(np.array(values, dtype=np.int64), _child(name, key))
+
+    def step(op_type, inputs, key, **attributes):
+        return g.node(op_type, inputs, None, _child(name, key), **attributes).name
+
+    flat = ints([0, c, -1], "flat_shape")
+    batch = step("Slice", [step("Shape", [x.name], "shape"), ints([0], "zero"), ints([1], "one")], "batch")
+    shape = step("Concat", [batch, ints([c, plane], "plane_shape")], "zeros_shape", axis=0)
+    from onnx import TensorProto, helper
+    zeros = g.unique(_child(name, "zeros"))         # its attribute is named value, as GraphBuilder.node's argument
+    g.nodes.append(helper.make_node("ConstantOfShape", [shape], [zeros], name=zeros,
+                                    value=helper.make_tensor("value", TensorProto.FLOAT, [1], [0.0])))
+    scattered = step("ScatterElements", [zeros, step("Reshape", [indices.name, flat], "flat_indices"),
+                                         step("Reshape", [x.name, flat], "flat_values")], "scatter", axis=2)
+    return g.node("Reshape", [scattered, ints([0, c, *y.shape[2:]], "shape_out")], y, name)
+
+
+def _max_unpool(g, module, x, name):
+    raise ONNXExportError(f"cannot export layer '{name}' ({type(module).__name__}) on its own: it takes the indices "
+                          f"of a MaxPool as a second input; give the module that routes them a converter calling "
+                          f"juanji.interop.onnx.max_pool_with_indices and max_unpool")
+
+
 def _avg_pool(g, module, x, name):
-    """AveragePool dividing by the real (unpadded) cells; with count_include_pad, a constant factor then
-    turns that into PyTorch's divisor, which counts declared padding but not the ceil_mode overhang."""
+    """AvgPool1d and AvgPool2d: AveragePool dividing by the real (unpadded) cells; with count_include_pad, a
+    constant factor then turns that into PyTorch's divisor, which counts declared padding but not the ceil_mode
+    overhang.  With divisor_override: the window sums (AveragePool counting every cell, times the window's size)
+    divided by it."""
     pads, out = _explicit_pads(x.value.shape, module)
     y = module(x.value)
+    kernel = list(module.kernel_size)
+    override = getattr(module, "divisor_override", None)
+    if override is not None:
+        pooled = g.node("AveragePool", [x.name], None, _child(name, "pool"), kernel_shape=kernel,
+                        strides=list(module.stride), pads=pads, count_include_pad=1)
+        factor = g.constant(np.array(np.prod(kernel) / override, dtype=np.float32), _child(name, "divisor_override"))
+        return g.node("Mul", [pooled.name, factor], y, name)
     pooled = g.node("AveragePool", [x.name], y, _child(name, "pool") if module.count_include_pad else name,
-                    kernel_shape=list(module.kernel_size), strides=list(module.stride), pads=pads,
-                    count_include_pad=0)
+                    kernel_shape=kernel, strides=list(module.stride), pads=pads, count_include_pad=0)
     if not module.count_include_pad:
         return pooled
     real, counted = [], []
-    for axis in range(2):
+    for axis in range(len(kernel)):
         size, k, s, p = x.value.shape[2 + axis], module.kernel_size[axis], module.stride[axis], module.padding[axis]
         start = np.arange(out[axis]) * s - p
         real.append(np.minimum(start + k, size) - np.maximum(start, 0))
         counted.append(np.minimum(start + k, size + p) - start)
-    factor = np.outer(real[0], real[1]) / np.outer(counted[0], counted[1])
+    factor = functools.reduce(np.multiply.outer, real) / functools.reduce(np.multiply.outer, counted)
     if np.all(factor == 1):
         return pooled
     return g.node("Mul", [pooled.name, g.constant(factor, _child(name, "divisor_ratio"))], y, name)
 
 
 def _adaptive(g, x, output_size, name, pool_op, global_op):
-    """Adaptive pooling into PyTorch's bins: a global pool, one uniform pool when the bins tile the input,
-    else one pool per bin column and per bin row (max and mean of a rectangle are separable)."""
-    n, c, h, w = x.value.shape
-    oh, ow = output_size
-    if (oh, ow) == (1, 1):
+    """Adaptive pooling of 1 or 2 spatial axes into PyTorch's bins: a global pool, one uniform pool when the bins
+    tile the input, else along each axis in turn (the last first) one pool per bin, concatenated — max and mean of
+    a rectangle are separable; an axis whose bins are its cells is left as it is.  Returns the output's name."""
+    spatial = x.value.shape[2:]
+    dims = len(spatial)
+    if all(o == 1 for o in output_size):
         return g.node(global_op, [x.name], None, name).name
-    if h % oh == 0 and w % ow == 0:
-        kernel = [h // oh, w // ow]
+    if all(size % o == 0 for size, o in zip(spatial, output_size)):
+        kernel = [size // o for size, o in zip(spatial, output_size)]
         return g.node(pool_op, [x.name], None, name, kernel_shape=kernel, strides=kernel).name
-    current, current_shape = x.name, (h, w)
-    for axis, bins_out in ((3, ow), (2, oh)):
-        size = current_shape[axis - 2]
+    current = x.name
+    for axis in reversed([a for a in range(dims) if spatial[a] != output_size[a]]):
         pieces = []
-        for i, (start, end) in enumerate(adaptive_bins(size, bins_out)):
+        for i, (start, end) in enumerate(adaptive_bins(spatial[axis], output_size[axis])):
             piece = g.node("Slice", [current, *(g.constant(np.array([v], dtype=np.int64), _child(name, key))
-                                                for key, v in (("start", start), ("end", end), ("axis", axis)))],
-                           None, _child(name, f"bin{axis}_{i}"))
-            kernel = [end - start, 1] if axis == 2 else [1, end - start]
-            pieces.append(g.node(pool_op, [piece.name], None, _child(name, f"pool{axis}_{i}"),
+                                                for key, v in (("start", start), ("end", end), ("axis", axis + 2)))],
+                           None, _child(name, f"bin{axis + 2}_{i}"))
+            kernel = [1] * dims
+            kernel[axis] = end - start
+            pieces.append(g.node(pool_op, [piece.name], None, _child(name, f"pool{axis + 2}_{i}"),
                                  kernel_shape=kernel).name)
-        current = g.node("Concat", pieces, None, _child(name, f"axis{axis}") if axis == 3 else name, axis=axis).name
-        current_shape = (h, ow)
+        current = g.node("Concat", pieces, None, _child(name, f"axis{axis + 2}") if axis else name,
+                         axis=axis + 2).name
     return current
 
 
 def _adaptive_avg_pool(g, module, x, name):
-    return Tensor(_adaptive(g, x, module.output_size, name, "AveragePool", "GlobalAveragePool"), module(x.value))
+    """AdaptiveAvgPool1d/2d (None in output_size: that axis's input size)."""
+    size = module.resolved_output_size(x.value.shape[2:])
+    return Tensor(_adaptive(g, x, size, name, "AveragePool", "GlobalAveragePool"), module(x.value))
 
 
 def _adaptive_max_pool(g, module, x, name):
-    return Tensor(_adaptive(g, x, module.output_size, name, "MaxPool", "GlobalMaxPool"), module(x.value))
+    """AdaptiveMaxPool1d/2d (refused with return_indices)."""
+    _refuse_indices(module, name)
+    size = module.resolved_output_size(x.value.shape[2:])
+    return Tensor(_adaptive(g, x, size, name, "MaxPool", "GlobalMaxPool"), module(x.value))
 
 
 def _global_pool(op_type):
@@ -275,6 +694,101 @@ def _spatial_pyramid_pool(g, module, x, name):
         pooled = _adaptive(g, x, (level, level), _child(name, f"level{level}"), "MaxPool", "GlobalMaxPool")
         levels.append(g.node("Flatten", [pooled], None, _child(name, f"level{level}_flat"), axis=1).name)
     return g.node("Concat", levels, module(x.value), name, axis=1)
+
+
+# -- transposed convolutions and upsampling ---------------------------------------------------------
+def _conv_transpose(g, module, x, name):
+    """ConvTranspose1d/2d: ONNX's ConvTranspose has torch's weight layout (in, out/groups, k…), pads
+    [begin…, end…] and output_padding added at the end, as torch.  onnxruntime refuses an output_padding of stride
+    or more (torch allows it below the dilation): that one becomes less end padding, and where it exceeds the
+    padding, a zero Pad at the end before the bias is added (those outputs receive nothing but the bias)."""
+    weight, bias = module.params["weight"], module.params.get("bias")
+    y = module(x.value)
+    inputs = [x.name, g.constant(weight, _child(name, "weight"))]
+    attributes = dict(kernel_shape=list(module.kernel_size), strides=list(module.stride),
+                      dilations=list(module.dilation), group=module.groups)
+    if all(op < s for op, s in zip(module.output_padding, module.stride)):
+        if bias is not None:
+            inputs.append(g.constant(bias, _child(name, "bias")))
+        return g.node("ConvTranspose", inputs, y, name, pads=list(module.padding) * 2,
+                      output_padding=list(module.output_padding), **attributes)
+    ends = [p - op for p, op in zip(module.padding, module.output_padding)]
+    grown = [max(-end, 0) for end in ends]
+    current = g.node("ConvTranspose", inputs, None, _child(name, "conv") if any(grown) or bias is not None else name,
+                     pads=list(module.padding) + [max(end, 0) for end in ends], **attributes)
+    if any(grown):
+        pads = g.constant(np.array([0] * (2 + len(grown)) + [0, 0] + grown, dtype=np.int64), _child(name, "pads"))
+        current = g.node("Pad", [current.name, pads], None, _child(name, "pad") if bias is not None else name)
+    if bias is None:
+        return Tensor(current.name, y)
+    shaped = g.constant(bias.reshape(-1, *[1] * len(grown)), _child(name, "bias"))
+    return g.node("Add", [current.name, shaped], y, name)
+
+
+# mode → (Resize's mode, coordinate_transformation_mode, nearest_mode); nearest-exact's ⌊(o + ½)/k⌋ is
+# round_prefer_ceil((o + ½)/k − ½)
+_RESIZE = {"nearest": ("nearest", "asymmetric", "floor"),
+           "nearest-exact": ("nearest", "half_pixel", "round_prefer_ceil"),
+           "linear": ("linear", "half_pixel", None), "bilinear": ("linear", "half_pixel", None),
+           "bicubic": ("cubic", "half_pixel", None)}
+
+
+def _upsample(g, module, x, name):
+    """Upsample (and UpsamplingNearest2d / UpsamplingBilinear2d).  Resize where it gives torch's values to float32
+    rounding: every axis enlarged by an integer factor k, the nearest modes reading ⌊o/k⌋ (or ⌊(o + ½)/k⌋) as
+    torch does there, the interpolating modes (bicubic: A = −0.75) without align_corners and k a power of two
+    (bicubic: 1 or 2), where 1/k is exact.  Elsewhere Resize's
+    own float32 coordinates (o/scale where torch takes o·(1/scale)) pick other pixels near ties and other
+    weights, so the layer's own separable form is exported: a Gather of its source indices along each axis
+    (nearest modes), or MatMul by its interpolation matrices, y = A_h · x · A_wᵀ (juanji.functional.upsample).
+    'area' is adaptive average pooling."""
+    y = module(x.value)
+    spatial, size = x.value.shape[2:], y.shape[2:]
+    if module.mode == "area":
+        return Tensor(_adaptive(g, x, size, name, "AveragePool", "GlobalAveragePool"), y)
+    factors = [o // n if o % n == 0 else 0 for n, o in zip(spatial, size)]
+    scales = module.scale_factor if isinstance(module.scale_factor, tuple) else (module.scale_factor,) * len(size)
+    torch_scales = None if module.scale_factor is None or module.recompute_scale_factor else scales
+    nearest = module.mode in ("nearest", "nearest-exact")
+    if nearest:
+        exact = module.mode == "nearest-exact"
+        sources = [upsample.nearest_indices(n, o, None if torch_scales is None else torch_scales[a], exact,
+                                            x.value.dtype, len(size) == 2)
+                   for a, (n, o) in enumerate(zip(spatial, size))]
+        resizable = all(k and np.array_equal(source, (2 * np.arange(o) + exact) // (2 * k))
+                        for k, source, o in zip(factors, sources, size))
+    else:       # Resize's float32 weights are torch's to rounding where 1/k is exact (bicubic: k ≤ 2 only)
+        allowed = (1, 2) if module.mode == "bicubic" else (1, 2, 4, 8, 16)
+        resizable = not module.align_corners and all(
+            k in allowed and (torch_scales is None or torch_scales[a] == k) for a, k in enumerate(factors))
+    if resizable:
+        mode, coordinates, nearest_mode = _RESIZE[module.mode]
+        attributes = dict(mode=mode, coordinate_transformation_mode=coordinates)
+        if nearest_mode:
+            attributes["nearest_mode"] = nearest_mode
+        if mode == "cubic":
+            attributes.update(cubic_coeff_a=upsample.CUBIC_A, exclude_outside=0)
+        factor = g.constant(np.array([1, 1, *factors], dtype=np.float32), _child(name, "scales"))
+        return g.node("Resize", [x.name, "", factor], y, name, **attributes)
+    if nearest:
+        steps = [(a, "Gather", sources[a]) for a in range(len(size))]
+    else:
+        matrices = [upsample.interpolation_matrix(n, o, module.mode, bool(module.align_corners),
+                                                  None if torch_scales is None else torch_scales[a], x.value.dtype,
+                                                  len(size) == 2) for a, (n, o) in enumerate(zip(spatial, size))]
+        steps = [(a, "MatMul", m) for a, m in enumerate(matrices) if m.shape != (m.shape[0],) * 2
+                 or not np.array_equal(m, np.eye(m.shape[0]))]
+    current = x.name
+    for index, (a, op_type, array) in enumerate(reversed(steps)):       # the last axis first
+        key = name if index == len(steps) - 1 else _child(name, f"axis{a + 2}")
+        if op_type == "Gather":
+            current = g.node("Gather", [current, g.constant(array, _child(name, f"indices{a + 2}"))], None, key,
+                             axis=a + 2).name
+        elif a == len(size) - 1:
+            current = g.node("MatMul", [current, g.constant(array.T, _child(name, f"matrix{a + 2}"))], None, key).name
+        else:
+            current = g.node("MatMul", [g.constant(array, _child(name, f"matrix{a + 2}")), current], None, key).name
+    return Tensor(current, y)
 
 
 # -- blocks of the model zoo -------------------------------------------------------------------------
@@ -309,6 +823,25 @@ def _dense_layer(g, module, x, name):
                   _child(name, "concat"), axis=1)
 
 
+def _squeeze_excitation(g, module, x, name):
+    """x · gate(x): the gate's layers (global average pool, fc1, activation, fc2, scale activation), then a Mul
+    broadcasting the (N, C, 1, 1) gate over x."""
+    scale = x
+    for key in module.GATE:
+        scale = g.convert(getattr(module, key), scale, _child(name, key))
+    return g.node("Mul", [x.name, scale.name], x.value * scale.value, name)
+
+
+def _inverted_residual(g, module, x, name):
+    """The body (and the stochastic depth, an identity in eval), plus x where the block has a shortcut."""
+    out = x
+    for key in module.branch():
+        out = g.convert(getattr(module, key), out, _child(name, key))
+    if not module.use_res_connect:
+        return out
+    return g.node("Add", [out.name, x.name], out.value + x.value, _child(name, "add"))
+
+
 def _googlenet(g, module, x, name):
     """The trunk, in eval mode: the auxiliary classifiers compute nothing then."""
     for child_name, child in module.named_children():
@@ -322,15 +855,30 @@ CONVERTERS = {
     nn.Identity: _pass_through, nn.Dropout: _pass_through,
     nn.Conv2d: _conv, nn.Conv1d: _conv, nn.Linear: _linear,
     nn.BatchNorm1d: _batch_norm, nn.BatchNorm2d: _batch_norm, Embedding: _embedding,
+    nn.LayerNorm: _layer_norm, nn.GroupNorm: _group_norm, nn.InstanceNorm1d: _instance_norm,
+    nn.InstanceNorm2d: _instance_norm, nn.LocalResponseNorm: _local_response_norm,
     nn.ReLU: _simple("Relu"), nn.Sigmoid: _simple("Sigmoid"), nn.Tanh: _simple("Tanh"),
     nn.LeakyReLU: _simple("LeakyRelu", alpha=lambda m: float(m.negative_slope)),
-    nn.Softmax: _simple("Softmax", axis=lambda m: m.dim),
+    nn.Softmax: _along_dim("Softmax"), nn.LogSoftmax: _along_dim("LogSoftmax"),
+    nn.Softmin: _along_dim("Softmax", negate=True),
+    nn.Hardtanh: _clip, nn.Hardsigmoid: _simple("HardSigmoid", alpha=lambda m: 1 / 6, beta=lambda m: 0.5),
+    nn.Hardswish: _hardswish, nn.SiLU: _silu, nn.Mish: _mish, nn.GELU: _gelu, nn.Softplus: _softplus,
+    nn.ELU: _simple("Elu", alpha=lambda m: m.alpha),
+    nn.SELU: _simple("Selu", alpha=lambda m: F.SELU_ALPHA, gamma=lambda m: F.SELU_SCALE), nn.PReLU: _prelu,
     nn.Flatten: _flatten, Permute: _simple("Transpose", perm=lambda m: list(m.dims)),
-    nn.MaxPool2d: _max_pool, nn.AvgPool2d: _avg_pool,
+    nn.Unflatten: _unflatten, nn.PixelShuffle: _pixel_shuffle, nn.PixelUnshuffle: _pixel_unshuffle,
+    **{cls: _pad_layer for cls in (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ReflectionPad1d,
+                                   nn.ReflectionPad2d, nn.ReplicationPad1d, nn.ReplicationPad2d, nn.CircularPad1d,
+                                   nn.CircularPad2d)},
+    nn.MaxPool2d: _max_pool, nn.AvgPool2d: _avg_pool, nn.MaxPool1d: _max_pool, nn.AvgPool1d: _avg_pool,
     nn.AdaptiveAvgPool2d: _adaptive_avg_pool, AdaptiveMaxPool2d: _adaptive_max_pool,
+    nn.AdaptiveAvgPool1d: _adaptive_avg_pool, nn.AdaptiveMaxPool1d: _adaptive_max_pool,
+    nn.MaxUnpool1d: _max_unpool, nn.MaxUnpool2d: _max_unpool,
+    nn.ConvTranspose1d: _conv_transpose, nn.ConvTranspose2d: _conv_transpose, nn.Upsample: _upsample,
     nn.GlobalAvgPool2d: _global_pool("GlobalAveragePool"), GlobalMaxPool1d: _global_pool("GlobalMaxPool"),
     SpatialPyramidPool2d: _spatial_pyramid_pool,
     ResidualBlock: _residual_block, PadShortcut: _pad_shortcut, DenseLayer: _dense_layer, GoogLeNet: _googlenet,
+    SqueezeExcitation: _squeeze_excitation, InvertedResidual: _inverted_residual,
 }
 
 

@@ -2,14 +2,12 @@
 
 juanji's zoo uses torchvision's dotted names (``features.0.weight``, ``layer1.0.conv1.weight``) and
 layouts (NCHW, weight (K, C/groups, R, S)), so a state_dict moves across unchanged: only the tensors
-become NumPy arrays, and BatchNorm's ``num_batches_tracked`` counter (juanji keeps none) is dropped.
+become NumPy arrays.  BatchNorm's ``num_batches_tracked`` counter travels too (a state_dict without it, as
+torch's older ones, leaves juanji's as it is).
 """
 from __future__ import annotations
 
 import numpy as np
-
-SKIPPED_SUFFIXES = (".num_batches_tracked",)
-
 
 def _to_numpy(value) -> np.ndarray:
     """A torch tensor (on any device, with or without grad) or an array-like → ndarray."""
@@ -26,10 +24,10 @@ def from_torch(model, state_dict, strict: bool = True):
     ``strict=False`` only the common names are loaded) and ``ValueError`` naming a shape mismatch;
     nothing is modified unless everything fits.
     """
-    arrays = {name: _to_numpy(value) for name, value in state_dict.items()
-              if not name.endswith(SKIPPED_SUFFIXES)}
+    arrays = {name: _to_numpy(value) for name, value in state_dict.items()}
     expected = state_names(model)
-    missing = [name for name in expected if name not in arrays]
+    optional = model.optional_state_names()
+    missing = [name for name in expected if name not in arrays and name not in optional]
     unexpected = [name for name in arrays if name not in expected]
     if strict and (missing or unexpected):
         raise KeyError(f"from_torch: the state_dict does not fit {type(model).__name__}"
@@ -47,14 +45,10 @@ def state_names(model) -> list[str]:
 
 
 def to_torch(model) -> dict:
-    """The model's parameters and buffers as a torchvision-layout dict of NumPy arrays, with the
-    ``num_batches_tracked`` (0) that torch's BatchNorm expects: load it in PyTorch with
+    """The model's parameters and buffers (BatchNorm's ``num_batches_tracked`` among them) as a
+    torchvision-layout dict of NumPy arrays: load it in PyTorch with
     ``torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch(model).items()})``."""
-    state = dict(model.state_dict())
-    for name in list(state):
-        if name.endswith(".running_var"):
-            state[name[:-len("running_var")] + "num_batches_tracked"] = np.array(0, dtype=np.int64)
-    return state
+    return dict(model.state_dict())
 
 
 def _preview(names, limit: int = 8) -> str:

@@ -15,9 +15,12 @@ import inspect
 
 from .alexnet import alexnet, zfnet
 from .densenet import densenet121, densenet_bc_40, densenet_bc_100
+from .efficientnet import efficientnet_b0
 from .googlenet import googlenet
 from .lenet import lenet5, lenet5_classic
 from .mobilenet import mobilenet_v1
+from .mobilenet_v2 import mobilenet_v2
+from .mobilenet_v3 import mobilenet_v3_small
 from .resnet import resnet18, resnet20, resnet34, resnet50, resnet56
 from .sppnet import spp_net
 from .text_cnn import text_cnn
@@ -35,7 +38,8 @@ _REGISTRY = {
     "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
     "resnet20": resnet20, "resnet56": resnet56,
     "densenet121": densenet121, "densenet_bc_100": densenet_bc_100, "densenet_bc_40": densenet_bc_40,
-    "mobilenet_v1": mobilenet_v1,
+    "mobilenet_v1": mobilenet_v1, "mobilenet_v2": mobilenet_v2, "mobilenet_v3_small": mobilenet_v3_small,
+    "efficientnet_b0": efficientnet_b0,
     "spp_net": spp_net,
     "text_cnn": text_cnn,
 }

@@ -3,7 +3,8 @@ parameter count and multiply-accumulates (MACs), from one forward pass on a zero
 
 MACs count the multiply-adds of layers with a weight matrix or kernel (Conv, Linear): per sample,
 (output elements) × (weight elements per output) = K·H'·W' · (C/groups)·R·S for a conv,
-out·in for a Linear; biases, BN, activations and pooling are not counted.  1 MAC = 2 FLOPs.
+(input elements) × (weight elements per input) = C·H·W · (K/groups)·R·S for a transposed conv, out·in for
+a Linear; biases, BN, activations and pooling are not counted.  1 MAC = 2 FLOPs.
 """
 from __future__ import annotations
 
@@ -24,11 +25,16 @@ class Row:
     macs: int
 
 
-def layer_macs(module, output) -> int:
-    """Multiply-accumulates of one sample through ``module`` whose output (batch of 1) is ``output``."""
+def layer_macs(module, output, input=None) -> int:
+    """Multiply-accumulates of one sample through ``module`` whose output (batch of 1) is ``output``; a transposed
+    convolution (weight (C, K/groups, R, S)) multiplies each of its ``input``'s elements by K/groups·R·S weights."""
     weight = module.params.get("weight")
-    if weight is None or weight.ndim < 2:
+    if weight is None or weight.ndim < 2 or getattr(module, "lookup", False):     # a table read: no multiply-adds
         return 0
+    if getattr(module, "elementwise_weight", False):     # a norm's per-element scale (LayerNorm over (C, H, W))
+        return 0
+    if getattr(module, "transposed", False) and input is not None:
+        return input[0].size * math.prod(weight.shape[1:])
     return output[0].size * math.prod(weight.shape[1:])
 
 
@@ -43,7 +49,9 @@ def summarize(model, input_shape=None) -> list[Row]:
 
     def record(name):
         def hook(module, inputs, y):
-            rows.append(Row(name, type(module).__name__, y.shape[1:], _count(module), layer_macs(module, y)))
+            y = y[0] if isinstance(y, tuple) else y         # a pooling's (output, indices)
+            rows.append(Row(name, type(module).__name__, y.shape[1:], _count(module),
+                            layer_macs(module, y, inputs[0] if inputs else None)))
             ran.add(name)
         return hook
 
@@ -103,10 +111,13 @@ AT_DEFAULTS = {
     "densenet121": (7978856, 38613480),
     "densenet_bc_100": (769210, 10104118),
     "densenet_bc_40": (176170, 2659858),
+    "efficientnet_b0": (5288548, 19875520),
     "googlenet": (6624904, 11100024),
     "lenet5": (61706, 15002),
     "lenet5_classic": (61706, 15002),
     "mobilenet_v1": (4231976, 15131112),
+    "mobilenet_v2": (3504872, 19466856),
+    "mobilenet_v3_small": (2542856, 4107344),
     "resnet18": (11689512, 8055272),
     "resnet20": (269722, 651402),
     "resnet34": (21797672, 12445672),

@@ -16,9 +16,9 @@ class Sequential(Module):
     """y = f_n(…f_2(f_1(x))); backward runs the layers in reverse.  Children are named "0", "1", … or
     by an OrderedDict's keys, as ``torch.nn.Sequential``."""
 
-    def __init__(self, *layers):
+    def __init__(self, *args):
         super().__init__()
-        _add_children(self, layers)
+        _add_children(self, args)
 
     def forward(self, x):
         for layer in self._modules.values():

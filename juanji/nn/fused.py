@@ -29,11 +29,11 @@ class _Adopted(_BatchNorm):
 
     def __init__(self, batch_norm: _BatchNorm):
         Module.__init__(self)
-        self.num_features, self.eps, self.momentum = batch_norm.num_features, batch_norm.eps, batch_norm.momentum
-        self.affine, self.training = batch_norm.affine, batch_norm.training
+        for setting in ("num_features", "eps", "momentum", "affine", "has_bias", "track_running_stats", "training",
+                        "retains_cache", "_ndims", "_shape_desc"):
+            setattr(self, setting, getattr(batch_norm, setting))
+        # the same dicts: num_batches_tracked, a 0-d array counted up in place, stays shared too
         self.params, self.grads, self.buffers = batch_norm.params, batch_norm.grads, batch_norm.buffers
-        self._ndims, self._shape_desc = batch_norm._ndims, batch_norm._shape_desc
-        self.retains_cache = batch_norm.retains_cache
 
 
 class BatchNormReLU(_Adopted):

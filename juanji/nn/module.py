@@ -66,6 +66,9 @@ class Module:
     _out_shape: tuple | None = None  # the shape of the last output computed with grad enabled
     # Hooks, by kind: an OrderedDict {handle id: hook} made at the first registration (most layers have none).
     _hooks: dict[str, OrderedDict] | None = None
+    # Buffers a state_dict may lack (one saved before the buffer existed, such as BatchNorm's
+    # num_batches_tracked): loading leaves them as they are, as torch does.
+    optional_buffers: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -95,7 +98,9 @@ class Module:
 
     # The bookkeeping below runs for every layer on every step and never holds a module: it is set with
     # object.__setattr__, past the child registry of __setattr__ (LeNet-5: ~50 calls a step).
-    def __call__(self, *inputs):
+    def __call__(self, *inputs, **options):
+        """forward(*inputs, **options); keyword options (ConvTranspose's output_size, …) reach forward but not the
+        hooks, which see the positional inputs as torch's hooks do."""
         object.__setattr__(self, "_out_shape", None)      # a forward that raises leaves no stale shape
         hooks = self._hooks
         if hooks and hooks["forward_pre"]:
@@ -103,7 +108,7 @@ class Module:
                 result = hook(self, inputs)
                 if result is not None:
                     inputs = result if isinstance(result, tuple) else (result,)
-        y = self.forward(*inputs)
+        y = self.forward(*inputs, **options)
         if hooks and hooks["forward"]:
             for hook in list(hooks["forward"].values()):
                 result = hook(self, inputs, y)
@@ -233,17 +238,24 @@ class Module:
                 state[f"{prefix}.{key}" if prefix else key] = value.copy()
         return state
 
+    def optional_state_names(self) -> set[str]:
+        """The dotted names of the buffers that a state_dict may lack (``optional_buffers``)."""
+        return {f"{prefix}.{key}" if prefix else key for prefix, module in self.named_modules()
+                for key in module.optional_buffers if key in module.buffers}
+
     def load_state_dict(self, state_dict, strict: bool = True) -> None:
         """Copy arrays into the existing parameters and buffers (in place, cast to their dtype).
 
-        Raises ``KeyError`` naming missing/unexpected keys (when ``strict``) and ``ValueError`` naming
-        the first shape mismatch; nothing is modified unless every array fits.
+        Raises ``KeyError`` naming missing/unexpected keys (when ``strict``; an ``optional_buffers`` entry
+        may be missing, and then keeps its value) and ``ValueError`` naming the first shape mismatch;
+        nothing is modified unless every array fits.
         """
         targets = {}
         for prefix, module in self.named_modules():
             for key, value in {**module.params, **module.buffers}.items():
                 targets[f"{prefix}.{key}" if prefix else key] = value
-        missing = [k for k in targets if k not in state_dict]
+        optional = self.optional_state_names()
+        missing = [k for k in targets if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in targets]
         if strict and (missing or unexpected):
             raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "

@@ -1,27 +1,103 @@
-"""Batch normalisation layers (``torch.nn.BatchNorm1d`` / ``BatchNorm2d``)."""
+"""Batch normalisation layers (``torch.nn.BatchNorm1d`` / ``BatchNorm2d``), and the checks of the arguments
+that every normalisation layer shares with torch's (device, dtype, eps, momentum, flags)."""
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 
 from ..functional import norm as F
 from .module import Module
 
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def factory_dtype(layer: str, device, dtype) -> np.dtype:
+    """The dtype of a layer's arrays from torch's factory arguments: ``dtype`` None is float32, else float32
+    or float64 (a NumPy dtype, its name, or torch's); ``device`` None or "cpu" (juanji runs NumPy on the CPU)."""
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"{layer}: device must be None or 'cpu' (juanji computes with NumPy on the CPU), "
+                         f"got {str(device)!r}")
+    if dtype is None:
+        return DTYPES[0]
+    try:
+        resolved = np.dtype(str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in DTYPES:
+        raise TypeError(f"{layer}: dtype must be float32 or float64 (or None: float32), got {dtype!r}")
+    return resolved
+
+
+def check_positive_int(layer: str, name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_real(layer: str, name: str, value, low=None, high=None, low_open=False, none=False) -> float | None:
+    """``value`` as a float in [low, high] (``low_open``: above low), or None where ``none`` allows it."""
+    if value is None and none:
+        return None
+    in_range = (isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+                and (low is None or value > low or (value == low and not low_open))
+                and (high is None or value <= high))
+    if not in_range:
+        bounds = (f" {'>' if low_open else '≥'} {low}" if low is not None else "") + \
+                 (f" and ≤ {high}" if high is not None else "")
+        raise ValueError(f"{layer}: {name} must be a finite number{bounds}{' or None' if none else ''}, "
+                         f"got {value!r}")
+    return float(value)
+
+
+def check_flag(layer: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{layer}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def init_running_norm(layer: Module, num_features, eps, momentum, affine, track_running_stats, device, dtype,
+                      bias, eps_may_be_zero=False) -> None:
+    """torch's ``_NormBase``: γ = 1 (``weight``) and β = 0 (``bias``, unless bias=False) where ``affine``;
+    running_mean = 0, running_var = 1 and ``num_batches_tracked`` = 0 (int64) where ``track_running_stats``.
+    ``eps`` > 0 (torch's batch norm refuses 0 in training), or ≥ 0 with ``eps_may_be_zero``."""
+    name = type(layer).__name__
+    dtype = factory_dtype(name, device, dtype)
+    layer.num_features = check_positive_int(name, "num_features", num_features)
+    layer.eps = check_real(name, "eps", eps, 0, low_open=not eps_may_be_zero)
+    layer.momentum = check_real(name, "momentum", momentum, 0, 1, none=True)
+    layer.affine = check_flag(name, "affine", affine)
+    layer.track_running_stats = check_flag(name, "track_running_stats", track_running_stats)
+    layer.has_bias = check_flag(name, "bias", bias)
+    ones, zeros = np.ones(layer.num_features, dtype=dtype), np.zeros(layer.num_features, dtype=dtype)
+    if layer.affine:
+        layer.params["weight"], layer.grads["weight"] = ones.copy(), zeros.copy()
+        if layer.has_bias:
+            layer.params["bias"], layer.grads["bias"] = zeros.copy(), zeros.copy()
+    if layer.track_running_stats:
+        layer.buffers = {"running_mean": zeros.copy(), "running_var": ones.copy(),
+                         "num_batches_tracked": np.zeros((), dtype=np.int64)}
+
+
+def scale_and_shift(layer: Module, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(γ, β) of a layer with ``weight``/``bias`` parameters, 1 and 0 (in ``dtype``) where it has none."""
+    c = layer.num_features
+    gamma, beta = layer.params.get("weight"), layer.params.get("bias")
+    return (np.ones(c, dtype=dtype) if gamma is None else gamma), (np.zeros(c, dtype=dtype) if beta is None else beta)
+
 
 class _BatchNorm(Module):
+    """torch's ``_BatchNorm``: in training the batch's statistics normalise, and update the running ones with
+    ``momentum`` (None: their cumulative average over ``num_batches_tracked`` batches); in eval the running
+    statistics normalise — or the batch's again where ``track_running_stats`` is False (no running buffers)."""
     _ndims: tuple[int, ...]
     _shape_desc: str
+    optional_buffers = ("num_batches_tracked",)         # checkpoints from before it was kept lack it
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
-                 dtype=np.float32):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
         super().__init__()
-        if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
-            raise ValueError(f"{type(self).__name__}: num_features must be a positive int, got {num_features!r}")
-        self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
-        ones, zeros = np.ones(num_features, dtype=dtype), np.zeros(num_features, dtype=dtype)
-        if affine:
-            self.params = {"weight": ones.copy(), "bias": zeros.copy()}
-            self.grads = {"weight": zeros.copy(), "bias": zeros.copy()}
-        self.buffers = {"running_mean": zeros.copy(), "running_var": ones.copy()}
+        init_running_norm(self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
 
     def forward(self, x):
         y, cache = self._normalise(x)
@@ -32,13 +108,16 @@ class _BatchNorm(Module):
         """(y, cache) of ``F.batch_norm`` on x with this layer's parameters and statistics; ``relu`` and
         ``residual`` ask the compiled kernels' sweep for max(y (+ residual), 0) instead (``juanji.nn.fuse``)."""
         self._check_input(x, self._shape_desc.format(C=self.num_features), self._ndims, self.num_features)
-        mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-        if self.affine:
-            gamma, beta = self.params["weight"], self.params["bias"]
-        else:       # γ = 1, β = 0 in the buffers' dtype, which follows .to()
-            gamma, beta = np.ones_like(mean), np.zeros_like(mean)
-        return F.batch_norm(x, gamma, beta, mean, var, self.training, self.momentum, self.eps,
-                            reduce=self._statistics_sum(), relu=relu, residual=residual)
+        gamma, beta = scale_and_shift(self, x.dtype)
+        updates = self.training and self.track_running_stats
+        tracked = self.buffers.get("num_batches_tracked")
+        factor = (1 / (int(tracked) + 1) if self.momentum is None else self.momentum) if updates else 0.0
+        y, cache = F.batch_norm(x, gamma, beta, self.buffers.get("running_mean"), self.buffers.get("running_var"),
+                                self.training or not self.track_running_stats, factor, self.eps,
+                                reduce=self._statistics_sum(), relu=relu, residual=residual)
+        if updates:
+            tracked += 1
+        return y, cache
 
     def backward(self, dy):
         cache, = self.saved_for_backward()
@@ -47,9 +126,9 @@ class _BatchNorm(Module):
     def _normalise_backward(self, dy, cache):
         """dX of ``_normalise``'s y, with dγ and dβ written into ``grads``."""
         dx, dgamma, dbeta = F.batch_norm_backward(dy, cache, reduce=self._gradient_sum(dy, cache))
-        if self.affine:
-            np.copyto(self.grads["weight"], dgamma)
-            np.copyto(self.grads["bias"], dbeta)
+        for key, grad in (("weight", dgamma), ("bias", dbeta)):
+            if key in self.grads:
+                np.copyto(self.grads[key], grad)
         return dx
 
     def _statistics_sum(self):
@@ -61,7 +140,8 @@ class _BatchNorm(Module):
         return None
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.has_bias}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):

@@ -3,14 +3,20 @@ from __future__ import annotations
 
 from ..functional import spp as F
 from .module import Module
-from .pooling import AdaptivePool2d
+from .pooling import AdaptivePool
 
 
-class AdaptiveMaxPool2d(AdaptivePool2d):
-    """``torch.nn.AdaptiveMaxPool2d``: x (N, C, H, W) → y (N, C, *output_size), max over PyTorch's
-    adaptive bins.  Backward routes each gradient to its bin's arg-max (the first, on ties)."""
+class AdaptiveMaxPool2d(AdaptivePool):
+    """``torch.nn.AdaptiveMaxPool2d``: x (N, C, H, W) or (C, H, W) → y (N, C, *output_size), max over PyTorch's
+    adaptive bins (None in output_size keeps that axis).  ``return_indices=True``: forward returns (y, indices),
+    each maximum's flat index row · W + column in its plane.  Backward routes each gradient to its bin's arg-max
+    (the first, on ties)."""
 
-    pool, pool_backward = F.adaptive_max_pool2d, F.adaptive_max_pool2d_backward
+    pool, pool_backward, pool_indices = F.adaptive_max_pool2d, F.adaptive_max_pool2d_backward, \
+        F.adaptive_max_pool2d_indices
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__(output_size, return_indices)
 
 
 class SpatialPyramidPool2d(Module):

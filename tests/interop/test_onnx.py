@@ -144,6 +144,51 @@ def test_layer_options_match_onnxruntime(make, shape):
     assert_matches(layer, sample_input(shape, np.float32, rng, batch=3))
 
 
+# The normalisation layers at the opsets where their export changes: LayerNormalization from 17, ReduceMean's
+# axes an input from 18; GroupNorm always composed; LRN native for an odd size on 4-D input, else composed.
+NORM_CASES = [
+    (lambda: nn.BatchNorm2d(3, momentum=None, bias=False), (3, 4, 4)),
+    (lambda: nn.BatchNorm2d(3, track_running_stats=False), (3, 4, 4)),                # batch statistics in eval
+    (lambda: nn.BatchNorm1d(4, 1e-3, 0.1, False, False), (4, 6)),
+    (lambda: nn.LayerNorm(6), (3, 6)),
+    (lambda: nn.LayerNorm((4, 5), elementwise_affine=False), (3, 4, 5)),
+    (lambda: nn.LayerNorm([4, 5], eps=1e-3, bias=False), (3, 4, 5)),
+    (lambda: nn.GroupNorm(2, 4), (4, 5, 3)),
+    (lambda: nn.GroupNorm(3, 6, affine=False), (6, 5)),
+    (lambda: nn.GroupNorm(1, 3, eps=1e-3, bias=False), (3, 4, 4)),
+    (lambda: nn.InstanceNorm2d(3), (3, 4, 5)),
+    (lambda: nn.InstanceNorm2d(3, affine=True, bias=False), (3, 4, 5)),
+    (lambda: nn.InstanceNorm1d(3, affine=True), (3, 6)),
+    (lambda: nn.InstanceNorm1d(3, affine=True, track_running_stats=True), (3, 6)),     # running statistics
+    (lambda: nn.LocalResponseNorm(5), (7, 4, 4)),                                       # ONNX's LRN
+    (lambda: nn.LocalResponseNorm(3, 0.3, 0.7, 1.5), (4, 3, 3)),
+    (lambda: nn.LocalResponseNorm(4, 0.3, 0.7, 1.5), (7, 4, 4)),                        # even: composed
+    (lambda: nn.LocalResponseNorm(3, 0.3, 0.7, 1.5), (7, 6)),                           # 3-D: composed
+    (lambda: nn.LocalResponseNorm(2, 0.3, 0.7, 1.5), (5, 3, 2, 2)),                     # 5-D: composed
+]
+
+
+@pytest.mark.parametrize("opset", [MIN_OPSET, 17, 18])
+@pytest.mark.parametrize("make, shape", NORM_CASES)
+def test_normalisation_layers_match_onnxruntime(make, shape, opset):
+    rng = np.random.default_rng(7)
+    layer = make()
+    randomise_buffers(layer, rng)
+    for array in layer.params.values():
+        array[...] = rng.normal(0, 1, array.shape)
+    proto = assert_matches(layer, sample_input(shape, np.float32, rng, batch=3) * 2, opset=opset)
+    ops = {node.op_type for node in proto.graph.node}
+    if isinstance(layer, nn.LayerNorm):
+        assert ("LayerNormalization" in ops) == (opset >= 17)
+    if isinstance(layer, nn.LocalResponseNorm):
+        assert ("LRN" in ops) == (layer.size % 2 == 1 and len(shape) == 3)
+
+
+def test_batch_statistics_cannot_be_traced_on_one_value_per_channel():
+    with pytest.raises(ONNXExportError, match=r"BatchNorm1d with track_running_stats=False"):
+        to_onnx(nn.BatchNorm1d(4, track_running_stats=False), input_shape=(4,))
+
+
 def test_embedding_exports_as_gather_of_int64_ids():
     jrandom.seed(2)
     model = nn.Sequential(Embedding(20, 6), Permute(0, 2, 1), nn.Conv1d(6, 4, 3), GlobalMaxPool1d())
@@ -151,6 +196,176 @@ def test_embedding_exports_as_gather_of_int64_ids():
     proto = assert_matches(model, x)
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
     assert proto.graph.node[0].op_type == "Gather"
+
+
+# Convolutions' padding modes (a Pad, or Slice + Concat for circular, before the Conv), the padding layers (negative
+# amounts crop: a Slice), pixel shuffles, Unflatten, Linear on more than 2 axes.
+PADDING_CASES = [
+    (lambda: nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"), (3, 6, 7)),
+    (lambda: nn.Conv2d(3, 4, (2, 3), padding="same", padding_mode="replicate", dilation=(2, 1)), (3, 6, 7)),
+    (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=(2, 1), groups=2, padding_mode="circular"), (4, 7, 6)),
+    (lambda: nn.Conv1d(3, 5, 4, padding="same", padding_mode="reflect", bias=False), (3, 9)),
+    (lambda: nn.Conv1d(3, 5, 3, padding=3, padding_mode="circular"), (3, 5)),
+    (lambda: nn.ZeroPad2d((1, -2, 2, 0)), (3, 5, 6)),
+    (lambda: nn.ZeroPad1d(2), (3, 5)),
+    (lambda: nn.ConstantPad2d((2, 1, -1, 3), 1.5), (3, 5, 6)),
+    (lambda: nn.ConstantPad1d((0, 3), -0.5), (3, 5)),
+    (lambda: nn.ReflectionPad2d((2, -1, 3, 1)), (3, 5, 6)),
+    (lambda: nn.ReflectionPad1d((3, -2)), (3, 5)),
+    (lambda: nn.ReplicationPad2d((-2, 3, 1, -1)), (3, 5, 6)),
+    (lambda: nn.ReplicationPad1d(4), (3, 5)),
+    (lambda: nn.CircularPad2d((2, -1, -2, 3)), (3, 5, 6)),
+    (lambda: nn.CircularPad1d((3, -2)), (3, 7)),
+    (lambda: nn.ZeroPad2d(0), (3, 5, 6)),                                # nothing to pad: an Identity
+    (lambda: nn.PixelShuffle(2), (12, 3, 4)),
+    (lambda: nn.PixelUnshuffle(2), (3, 4, 6)),
+    (lambda: nn.Unflatten(1, (2, -1, 3)), (12, 5)),
+    (lambda: nn.Sequential(nn.Flatten(), nn.Unflatten(1, [3, -1])), (3, 2, 2)),
+    (lambda: nn.Linear(7, 4), (3, 7)),                                   # MatMul and Add
+    (lambda: nn.Linear(7, 4, bias=False), (2, 3, 7)),
+    (lambda: nn.Identity(3, unused=True), (3, 4)),
+]
+
+
+@pytest.mark.parametrize("make, shape", PADDING_CASES)
+def test_padding_shuffle_and_reshape_layers_match_onnxruntime(make, shape):
+    jrandom.seed(8)
+    assert_matches(make(), sample_input(shape, np.float32, np.random.default_rng(8), batch=3))
+
+
+def test_pixel_shuffles_are_depth_to_space_in_crd_order_not_the_dcr_default():
+    """DepthToSpace CRD reads channel c·r² + i·r + j, as torch; the default DCR (and SpaceToDepth, the inverse of
+    DCR) order the channels (i·r + j)·C + c: with C > 1 they give another array, so PixelUnshuffle is composed."""
+    from onnx import helper
+    x = np.random.default_rng(9).standard_normal((2, 8, 3, 2)).astype(np.float32)
+    shuffled = nn.PixelShuffle(2)(x)
+    proto = assert_matches(nn.PixelShuffle(2), x)
+    assert [(n.op_type, helper.get_attribute_value(n.attribute[1])) for n in proto.graph.node] == [
+        ("DepthToSpace", b"CRD")]
+    node = helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=2)
+    graph = helper.make_graph([node], "s2d", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    space_to_depth = run_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), shuffled)
+    assert not np.array_equal(space_to_depth, x)
+    proto = assert_matches(nn.PixelUnshuffle(2), shuffled)
+    assert "SpaceToDepth" not in {n.op_type for n in proto.graph.node}
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Embedding(12, 5, max_norm=1.0), lambda: Embedding(12, 5, max_norm=2.0, norm_type=1.5),
+    lambda: Embedding(12, 5, padding_idx=-1, scale_grad_by_freq=True, _freeze=True)])
+def test_embedding_options_export(make):
+    """max_norm: the rows the layer renormalises in place are scaled on the way out of the Gather."""
+    jrandom.seed(10)
+    layer = make()
+    layer.weight[...] *= 2
+    assert_matches(nn.Sequential(layer, nn.Flatten()), np.random.default_rng(10).integers(0, 12, (4, 6)))
+
+
+@pytest.mark.parametrize("model, shape, fragment", [
+    (nn.Sequential(Embedding(5, 2, max_norm=1.0, norm_type=float("inf")), nn.Flatten()), (3,), "norm_type inf"),
+    (nn.ZeroPad2d(1), (4,), "pads the batch axis"),
+    (nn.PixelShuffle(2), (2, 4, 3, 3), "on a 5-D input"),
+])
+def test_what_onnx_cannot_say_is_refused_naming_the_layer(model, shape, fragment):
+    dtype = np.int64 if isinstance(model[0] if isinstance(model, nn.Sequential) else model, Embedding) else None
+    with pytest.raises(ONNXExportError, match=fragment):
+        to_onnx(model, input_shape=shape, input_dtype=dtype)
+
+
+# Transposed convolutions (an output_padding of stride or more: less end padding, or a Pad), the 1-d poolings,
+# divisor_override, adaptive poolings keeping an axis (None), and Upsample: Resize for whole-number factors,
+# else a Gather of the source indices (nearest modes) or MatMul by the interpolation matrices.
+RESAMPLING_CASES = [
+    (lambda: nn.ConvTranspose2d(4, 6, 3), (4, 5, 5)),
+    (lambda: nn.ConvTranspose2d(4, 6, (3, 2), 2, 1, 1, 2, False, (1, 2)), (4, 5, 4)),
+    (lambda: nn.ConvTranspose2d(2, 3, 3, padding=1, output_padding=1, dilation=2), (2, 4, 4)),   # op ≥ stride
+    (lambda: nn.ConvTranspose2d(2, 3, 2, output_padding=(1, 0), dilation=(2, 1)), (2, 4, 4)),    # op > padding
+    (lambda: nn.ConvTranspose1d(4, 6, 3, 2, 1, 1, 2, True, 2), (4, 7)),
+    (lambda: nn.ConvTranspose1d(3, 2, 2, output_padding=1, dilation=3, bias=False), (3, 5)),
+    (lambda: nn.MaxPool1d(3, 2, 1, ceil_mode=True), (3, 10)),
+    (lambda: nn.MaxPool1d(2, dilation=2), (3, 9)),
+    (lambda: nn.AvgPool1d(3, 2, 1, ceil_mode=True), (3, 10)),
+    (lambda: nn.AvgPool1d(3, 2, 1, count_include_pad=False), (3, 10)),
+    (lambda: nn.AvgPool2d(3, 2, 1, ceil_mode=True, divisor_override=5), (2, 8, 7)),
+    (lambda: nn.AvgPool2d(2, divisor_override=-3), (2, 8, 8)),
+    (lambda: nn.AdaptiveAvgPool1d(3), (3, 10)),
+    (lambda: nn.AdaptiveAvgPool1d(1), (3, 10)),
+    (lambda: nn.AdaptiveMaxPool1d(4), (3, 10)),
+    (lambda: nn.AdaptiveAvgPool2d((None, 3)), (2, 5, 7)),
+    (lambda: nn.AdaptiveMaxPool2d((3, None)), (2, 5, 7)),
+    (lambda: nn.Upsample(scale_factor=2), (2, 4, 5)),                                     # Resize
+    (lambda: nn.Upsample(scale_factor=(3, 1), mode="nearest-exact"), (2, 4, 5)),          # Resize
+    (lambda: nn.Upsample(scale_factor=2, mode="bilinear"), (2, 4, 5)),                    # Resize
+    (lambda: nn.Upsample(size=(8, 15), mode="bicubic"), (2, 4, 5)),                       # × 3: MatMul
+    (lambda: nn.Upsample(scale_factor=3, mode="linear"), (2, 6)),                         # × 3: MatMul
+    (lambda: nn.Upsample(scale_factor=1.7), (2, 4, 5)),
+    (lambda: nn.Upsample(size=(7, 3), mode="nearest-exact"), (2, 4, 5)),
+    (lambda: nn.Upsample(scale_factor=2.01), (2, 6, 5)),                 # out = 2·in: torch reads o >> 1 in 2-d
+    (lambda: nn.UpsamplingBilinear2d(scale_factor=2), (2, 4, 5)),
+    (lambda: nn.Upsample(scale_factor=(1.5, 0.8), mode="bilinear", recompute_scale_factor=True), (2, 4, 5)),
+    (lambda: nn.Upsample(scale_factor=1.05, mode="bicubic"), (2, 4, 5)),   # out = in, yet not a copy
+    (lambda: nn.Upsample(size=9, mode="linear", align_corners=True), (2, 6)),
+    (lambda: nn.Upsample(scale_factor=0.5, mode="area"), (2, 8, 7)),
+    (lambda: nn.Upsample(size=4, mode="area"), (2, 9)),
+]
+
+
+@pytest.mark.parametrize("make, shape", RESAMPLING_CASES)
+def test_transposed_convolutions_poolings_and_upsampling_match_onnxruntime(make, shape):
+    jrandom.seed(3)
+    rng = np.random.default_rng(3)
+    layer = make()
+    proto = assert_matches(layer, sample_input(shape, np.float32, rng, batch=3))
+    if isinstance(layer, nn.Upsample) and layer.mode != "area":
+        resized = [node.op_type for node in proto.graph.node] == ["Resize"]
+        assert resized == (layer.scale_factor in (2, (3, 1), 2.01) and not layer.align_corners)
+
+
+class SegNetStep(nn.Module):
+    """Encoder-decoder step: max pooling with indices, a convolution, unpooling at the remembered places."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.pool = (nn.MaxPool1d if dims == 1 else nn.MaxPool2d)(2, return_indices=True)
+        self.conv = (nn.Conv1d if dims == 1 else nn.Conv2d)(2, 2, 3, padding=1)
+        self.unpool = (nn.MaxUnpool1d if dims == 1 else nn.MaxUnpool2d)(2)
+
+    def forward(self, x):
+        y, indices = self.pool(x)
+        return self.unpool(self.conv(y), indices, output_size=x.shape)
+
+
+def _segnet_step(g, module, x, name):
+    from juanji.interop.onnx import max_pool_with_indices, max_unpool
+    y, indices = max_pool_with_indices(g, module.pool, x, f"{name}.pool")
+    y = g.convert(module.conv, y, f"{name}.conv")
+    return max_unpool(g, module.unpool, y, indices, name, output_size=x.value.shape)
+
+
+@pytest.mark.parametrize("dims, shape", [(1, (2, 9)), (2, (2, 7, 6))])
+def test_max_pool_indices_and_max_unpool_export_through_a_modules_converter(dims, shape):
+    """MaxPool's ONNX indices count over the whole tensor: Mod by the plane gives torch's; MaxUnpool is a
+    ScatterElements of the planes into zeros, the batch axis symbolic (the graph runs on any batch size)."""
+    jrandom.seed(4)
+    CONVERTERS[SegNetStep] = _segnet_step
+    try:
+        model = SegNetStep(dims)
+        proto = assert_matches(model, sample_input(shape, np.float32, np.random.default_rng(4), batch=3))
+        x = sample_input(shape, np.float32, np.random.default_rng(5), batch=5)
+        np.testing.assert_allclose(run_onnx(proto, x), model(x), atol=TOLERANCE, rtol=0)
+    finally:
+        del CONVERTERS[SegNetStep]
+    assert {"MaxPool", "Mod", "ScatterElements"} <= {node.op_type for node in proto.graph.node}
+
+
+@pytest.mark.parametrize("layer, shape, fragment", [
+    (nn.MaxPool2d(2, return_indices=True), (2, 4, 4), r"MaxPool2d with return_indices=True\) on its own"),
+    (nn.AdaptiveMaxPool1d(2, return_indices=True), (2, 4), r"AdaptiveMaxPool1d with return_indices=True"),
+    (nn.MaxUnpool2d(2), (2, 4, 4), r"MaxUnpool2d\) on its own: it takes the indices")])
+def test_layers_that_pass_indices_are_refused_on_their_own(layer, shape, fragment):
+    with pytest.raises(ONNXExportError, match=fragment):
+        to_onnx(nn.Sequential(layer), input_shape=shape)
 
 
 @pytest.mark.parametrize("opset", [MIN_OPSET, 17, 21])

@@ -29,7 +29,9 @@ def test_conv_and_linear_macs_follow_the_formula():
     assert conv.params == 8 * 3 * 25 + 8
 
 
-@pytest.mark.parametrize("name, gmacs", [("resnet50", 4.09), ("googlenet", 1.50), ("mobilenet_v1", 0.57)])
+@pytest.mark.parametrize("name, gmacs", [("resnet50", 4.09), ("googlenet", 1.50), ("mobilenet_v1", 0.57),
+                                         ("mobilenet_v2", 0.30), ("mobilenet_v3_small", 0.06),
+                                         ("efficientnet_b0", 0.39)])
 def test_macs_at_224_are_the_published_ones(name, gmacs):
     """torchvision's documented "GFLOPS" (which count multiply-adds) and MobileNet's 569 M mult-adds."""
     rows = summarize(models.create(name))

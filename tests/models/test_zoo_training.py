@@ -73,7 +73,7 @@ def test_create_accepts_hyphens_and_underscores():
 def test_the_zoo_is_complete():
     expected = {"lenet5", "alexnet", "zfnet", "googlenet", "resnet18", "resnet34", "resnet50", "resnet20",
                 "resnet56", "densenet121", "densenet_bc_100", "mobilenet_v1", "spp_net", "vgg_small",
-                "densenet_bc_40"}
+                "densenet_bc_40", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0"}
     expected |= {f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")}
     assert expected <= set(IMAGE_MODELS)
 

@@ -27,8 +27,10 @@ def test_conv2d_channel_mismatch():
                   "(N, 3, H, W)", "(2, 4, 5, 5)")
 
 
-def test_conv2d_3d_input():
-    forward_error(nn.Conv2d(3, 8, 3), np.zeros((3, 5, 5), np.float32), ValueError, "(N, 3, H, W)", "(3, 5, 5)")
+def test_conv2d_2d_input():
+    """(C, H, W) is an unbatched sample, as in torch; fewer axes are refused, and so is the wrong C."""
+    forward_error(nn.Conv2d(3, 8, 3), np.zeros((5, 5), np.float32), ValueError, "(N, 3, H, W) or (3, H, W)", "(5, 5)")
+    forward_error(nn.Conv2d(3, 8, 3), np.zeros((4, 5, 5), np.float32), ValueError, "(3, H, W)", "(4, 5, 5)")
 
 
 def test_conv1d_4d_input_and_channel_mismatch():
@@ -46,8 +48,10 @@ def test_batch_norm1d_channel_mismatch():
 
 
 def test_linear_feature_mismatch():
-    forward_error(nn.Linear(4, 2), np.zeros((5, 3), np.float32), ValueError, "(N, 4)", "(5, 3)")
-    forward_error(nn.Linear(4, 2), np.zeros((5, 1, 4), np.float32), ValueError, "(N, 4)", "(5, 1, 4)")
+    """Linear takes (*, in_features), as torch: any leading axes, the last one must match."""
+    forward_error(nn.Linear(4, 2), np.zeros((5, 3), np.float32), ValueError, "(*, 4)", "(5, 3)")
+    forward_error(nn.Linear(4, 2), np.zeros((5, 4, 1), np.float32), ValueError, "(*, 4)", "(5, 4, 1)")
+    forward_error(nn.Linear(4, 2), np.zeros((), np.float32), ValueError, "(*, 4)", "0-D")
 
 
 @pytest.mark.parametrize("layer, shape, reach", [
@@ -67,7 +71,10 @@ def test_conv1d_input_shorter_than_kernel():
 
 @pytest.mark.parametrize("layer", [nn.MaxPool2d(2), nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(2), nn.GlobalAvgPool2d()])
 def test_pooling_needs_4d(layer):
-    forward_error(layer, np.zeros((2, 3, 4), np.float32), ValueError, "(N, C, H, W)", "(2, 3, 4)")
+    """torch's 2-d poolings also take an unbatched (C, H, W); fewer axes are refused (GlobalAvgPool2d: 4-d only)."""
+    forward_error(layer, np.zeros((3, 4), np.float32), ValueError, "(N, C, H, W)", "(3, 4)")
+    if isinstance(layer, nn.GlobalAvgPool2d):
+        forward_error(layer, np.zeros((2, 3, 4), np.float32), ValueError, "(N, C, H, W)", "(2, 3, 4)")
 
 
 # -- dtypes ------------------------------------------------------------------------------------------
@@ -90,7 +97,7 @@ def test_float64_input_to_a_float32_layer(layer, shape):
 
 
 def test_a_list_is_not_an_array():
-    forward_error(nn.Linear(2, 2), [[1.0, 2.0]], TypeError, "(N, 2)", "list")
+    forward_error(nn.Linear(2, 2), [[1.0, 2.0]], TypeError, "(*, 2)", "list")
 
 
 # -- CrossEntropyLoss ----------------------------------------------------------------------------------
@@ -140,7 +147,7 @@ def test_cross_entropy_bad_logits():
     (lambda: nn.MaxPool2d(3, padding=2), ValueError, ("MaxPool2d", "padding (2, 2)", "(3, 3)")),
     (lambda: nn.MaxPool2d(0), ValueError, ("MaxPool2d", "kernel_size")),
     (lambda: nn.AvgPool2d(2, stride="2"), TypeError, ("AvgPool2d", "stride", "'2'")),
-    (lambda: nn.Dropout(1.0), ValueError, ("Dropout", "[0, 1)", "1.0")),
+    (lambda: nn.Dropout(1.5), ValueError, ("Dropout", "[0, 1]", "1.5")),
     (lambda: nn.CrossEntropyLoss(label_smoothing=1.5), ValueError, ("CrossEntropyLoss", "1.5")),
 ])
 def test_construction_errors_name_the_layer(make, error_type, fragments):

@@ -14,7 +14,7 @@ from layer_check import DTYPES, compare_with_torch, randomise_state
 from test_containers import cnn_pair
 
 ZOO = [("lenet5", 1, 28), ("resnet20", 3, 16), ("resnet18", 3, 16), ("vgg_small", 1, 16),
-       ("mobilenet_v1", 3, 16), ("densenet_bc_40", 3, 16), ("googlenet", 3, 16)]
+       ("mobilenet_v1", 3, 16), ("densenet_bc_40", 3, 16), ("googlenet", 3, 16), ("mobilenet_v3_small", 3, 16)]
 
 
 def twins(name, channels, size, dtype):
@@ -43,7 +43,7 @@ def test_a_fused_zoo_model_computes_what_the_unfused_one_does(name, channels, si
         got = [y_fused, fused.backward(dy), *(g for _, _, g in fused.parameters()), *fused.state_dict().values()]
         want = [y, model.backward(dy), *(g for _, _, g in model.parameters()), *model.state_dict().values()]
         for a, b in zip(got, want):
-            assert a.dtype == b.dtype == dtype
+            assert a.dtype == b.dtype and a.dtype in (dtype, np.int64)     # int64: num_batches_tracked
             if kernels == "numpy":
                 np.testing.assert_array_equal(a, b)
             else:       # the compiled sweep may sum in another order: a few ulps of the largest value

@@ -81,12 +81,20 @@ def analytic_gradients(model, criterion, x, labels):
     return loss, {"x": dx, **{name: grad.copy() for name, _, grad in model.parameters()}}
 
 
-def kink_margins(model):
-    """(smallest |ReLU input|, smallest top-1 − top-2 gap over pooling windows with a positive max),
-    read from the layers' caches after a forward pass."""
-    relu_inputs = [m._saved[0] for m in model.modules() if isinstance(m, nn.ReLU)]
+def kink_margins(model, run):
+    """(smallest |ReLU input|, smallest top-1 − top-2 gap over pooling windows with a positive max) of the
+    forward pass ``run()``, the layers' inputs seen through forward pre-hooks."""
+    relu_inputs, pool_inputs = [], []
+    handles = [m.register_forward_pre_hook(lambda module, args: relu_inputs.append(args[0].copy()))
+               for m in model.modules() if isinstance(m, nn.ReLU)]
+    handles.append(model[3].register_forward_pre_hook(lambda module, args: pool_inputs.append(args[0].copy())))
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
     smallest_preactivation = min(np.abs(a).min() for a in relu_inputs)
-    pooled = np.maximum(model[2]._saved[0], 0)                                  # the max pool's input
+    pooled = pool_inputs[0]                                                     # the max pool's input (≥ 0)
     padded = np.pad(pooled, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
     windows = sliding_window_view(padded, (3, 3), axis=(2, 3))[:, :, ::2, ::2].reshape(-1, 9)
     top2 = -np.sort(-windows, axis=1)[:, :2]
@@ -97,8 +105,7 @@ def kink_margins(model):
 
 def test_seed_keeps_every_kink_out_of_reach(setup):
     model, criterion, x, labels = setup
-    loss_of(model, criterion, x, labels)
-    smallest_preactivation, smallest_gap = kink_margins(model)
+    smallest_preactivation, smallest_gap = kink_margins(model, lambda: loss_of(model, criterion, x, labels))
     assert smallest_preactivation > MARGIN, "a ReLU input is too close to 0 for finite differences: change SEED"
     assert smallest_gap > MARGIN, "a max-pool window nearly ties: change SEED"
 

@@ -8,8 +8,8 @@ import torch
 
 from juanji import nn
 
-# The torch.nn classes juanji mirrors, by name (juanji.nn.<name> must exist and match torch.nn.<name>).
-CLASSES = [
+# The torch.nn classes a PyTorch user porting a CNN reaches for: juanji.nn must have every one of them.
+REQUIRED = [
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Linear", "Flatten", "Unflatten", "Identity",
     "Embedding", "Dropout",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Softmin", "ReLU6", "Hardswish",
@@ -21,6 +21,14 @@ CLASSES = [
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss",
     "BCEWithLogitsLoss", "KLDivLoss",
 ]
+# Every class juanji.nn exports under a torch.nn name takes exactly torch's signature (Module, the base class,
+# is built by its subclasses' constructors).
+CLASSES = sorted(name for name in nn.__all__ if inspect.isclass(getattr(nn, name)) and hasattr(torch.nn, name)
+                 and name != "Module")
+
+
+def test_every_class_a_porting_user_reaches_for_is_there():
+    assert not set(REQUIRED) - set(CLASSES), f"juanji.nn lacks {sorted(set(REQUIRED) - set(CLASSES))}"
 
 
 def torch_parameters(cls):

@@ -80,7 +80,7 @@ def batch_norm_backward_loop(dy, values, shift, inv_std, gamma, training, dx, dg
 
 def _as_ncl(array):
     """(N, C, …) → a contiguous (N, C, L) view or copy."""
-    return np.ascontiguousarray(array).reshape(array.shape[0], array.shape[1], -1)
+    return np.ascontiguousarray(array).reshape(array.shape[:2] + (int(np.prod(array.shape[2:])),))  # N may be 0
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, eps=1e-5, relu=False, residual=None):

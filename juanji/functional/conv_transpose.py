@@ -1,0 +1,110 @@
+"""Transposed convolution kernels (ConvTranspose2d, and ConvTranspose1d with H = R = 1), on conv2d's own kernels.
+
+Shapes (PyTorch's): x (N, C, H, W), weight (C, K/G, R, S), bias (K,), y (N, K, H', W') with
+    H' = (H − 1)·stride − 2P + D(R − 1) + output_padding + 1   (the same along W with S).
+A transposed convolution by W is the input gradient of the convolution from K channels to C by the same W (read as a
+conv weight (C, K/G, R, S)): its forward is that convolution's ``conv2d_input_grad``, its backward that convolution:
+    y  = conv2d_input_grad(x, W)          each x[n, c, i, j] scatters x · W[c, :, r, s] to y[:, :, i·S + r·D − P, …]
+    dX = conv2d(dY, W)                    dX[n, c, i, j] = Σ_{k, r, s} dY[n, k, i·S + r·D − P, …] · W[c, k, r, s]
+    dW = conv2d_weight_grad(x, cols(dY))  dW[c, k, r, s] = Σ_{n, i, j} x[n, c, i, j] · dY[n, k, i·S + r·D − P, …]
+    db = Σ_{n, i, j} dY
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .conv import conv2d, conv2d_backward, conv2d_input_grad
+from .geometry import output_shape, pair
+
+
+def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, output_padding: int = 0,
+                dilation: int = 1) -> int:
+    """(size − 1)·stride − 2·padding + dilation·(kernel − 1) + output_padding + 1: PyTorch's output length."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def _geometry(x_shape, w_shape, stride, padding, output_padding, dilation):
+    """Pairs, ((P, P), (P, P)) and the output size (H', W'); ValueError where that size is not positive."""
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    output_padding, dilation = pair(output_padding, "output_padding"), pair(dilation, "dilation")
+    out = tuple(output_size(x_shape[2 + a], w_shape[2 + a], stride[a], padding[a], output_padding[a], dilation[a])
+                for a in range(2))
+    if min(out) <= 0:
+        raise ValueError(f"conv_transpose2d: an input of spatial size {tuple(x_shape[2:])} gives an output of size "
+                         f"{out}, which is not positive")
+    return stride, ((padding[0],) * 2, (padding[1],) * 2), dilation, out
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """y = Wᵀ ∗ x + b (torch.nn.functional.conv_transpose2d's arguments, in its order).
+    x (N, C, H, W), weight (C, K/G, R, S), bias (K,) → y (N, K, H', W').  Returns (y, cache).
+
+    The convolution this is the input gradient of maps an (H', W') map to (H₀, W₀) ≥ (H, W) outputs (one more where
+    output_padding ≥ stride, which PyTorch allows below the dilation): x is extended by zeros to that size."""
+    stride, pads, dilation, out = _geometry(x.shape, weight.shape, stride, padding, output_padding, dilation)
+    conv_out, in_size = output_shape(out, weight.shape[2:], stride, pads, dilation), x.shape[2:]
+    if conv_out != in_size:
+        extended = np.zeros(x.shape[:2] + conv_out, dtype=x.dtype)
+        extended[:, :, :x.shape[2], :x.shape[3]] = x
+        x = extended
+    n, k = x.shape[0], weight.shape[1] * groups
+    y = conv2d_input_grad(np.ascontiguousarray(x), weight, (n, k, *out), stride, pads, dilation, groups)
+    if bias is not None:
+        y += bias.reshape(1, k, 1, 1)
+    return y, (x, in_size, weight, stride, pads, dilation, groups, bias is not None)
+
+
+def conv_transpose2d_backward(dy, cache, need_dx: bool = True):
+    """Returns (dx or None, dW, db or None): dX = W ⋆ dY (conv2d), dW = x ⋆ dY (conv2d's weight gradient), db = Σ dY.
+    One im2col of dY serves both: conv2d's forward makes the columns, its backward (with x as its dY) reads them."""
+    x, (h, w), weight, stride, pads, dilation, groups, has_bias = cache
+    dy = np.ascontiguousarray(dy)
+    dx, conv_cache = conv2d(dy, weight, None, stride, pads, dilation, groups)
+    _, dw, _ = conv2d_backward(x, conv_cache, need_dx=False)
+    db = dy.sum(axis=(0, 2, 3)) if has_bias else None
+    dx = dx if dx.shape[2:] == (h, w) else np.ascontiguousarray(dx[:, :, :h, :w])
+    return (dx if need_dx else None), dw, db
+
+
+def _scatter_offsets(weight, stride, dilation, in_size):
+    """(r, s, rows, cols) for every kernel offset: input (i, j) lands on padded output (i·S + r·D, j·S + s·D)."""
+    for r in range(weight.shape[2]):
+        for s in range(weight.shape[3]):
+            rows = slice(r * dilation[0], r * dilation[0] + stride[0] * (in_size[0] - 1) + 1, stride[0])
+            cols = slice(s * dilation[1], s * dilation[1] + stride[1] * (in_size[1] - 1) + 1, stride[1])
+            yield r, s, rows, cols
+
+
+def conv_transpose2d_reference(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Slow, obviously correct transposed convolution: explicit scatter loops over groups and kernel offsets,
+    y_padded[n, k, i·S + r·D, j·S + s·D] += Σ_c x[n, c, i, j] · W[c, k, r, s]; for tests only."""
+    stride, pads, dilation, out = _geometry(x.shape, weight.shape, stride, padding, output_padding, dilation)
+    (p, _), (q, _) = pads
+    cg, kg = weight.shape[0] // groups, weight.shape[1]
+    yp = np.zeros((x.shape[0], kg * groups, out[0] + 2 * p, out[1] + 2 * q), dtype=x.dtype)
+    for g in range(groups):
+        ins, outs = slice(g * cg, (g + 1) * cg), slice(g * kg, (g + 1) * kg)
+        for r, s, rows, cols in _scatter_offsets(weight, stride, dilation, x.shape[2:]):
+            yp[:, outs, rows, cols] += np.einsum("nchw,ck->nkhw", x[:, ins], weight[ins, :, r, s])
+    y = yp[:, :, p:p + out[0], q:q + out[1]].copy()
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)
+    return y
+
+
+def conv_transpose2d_backward_reference(dy, x, weight, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Slow gradients of the transposed convolution with the same loops, read backwards; for tests only.
+    With dY padded by P:  dX[n, c, i, j] = Σ_{k, r, s} dYp[n, k, i·S + r·D, j·S + s·D] · W[c, k, r, s],
+    dW[c, k, r, s] = Σ_{n, i, j} x[n, c, i, j] · dYp[n, k, i·S + r·D, j·S + s·D],  db = Σ dY.  Returns (dx, dW, db)."""
+    stride, pads, dilation, _ = _geometry(x.shape, weight.shape, stride, padding, output_padding, dilation)
+    (p, _), (q, _) = pads
+    dyp = np.pad(dy, ((0, 0), (0, 0), (p, p), (q, q)))
+    cg, kg = weight.shape[0] // groups, weight.shape[1]
+    dx, dw = np.zeros(x.shape, dtype=dy.dtype), np.zeros(weight.shape, dtype=dy.dtype)
+    for g in range(groups):
+        ins, outs = slice(g * cg, (g + 1) * cg), slice(g * kg, (g + 1) * kg)
+        for r, s, rows, cols in _scatter_offsets(weight, stride, dilation, x.shape[2:]):
+            read = dyp[:, outs, rows, cols]                                   # (N, K/G, H, W)
+            dx[:, ins] += np.einsum("nkhw,ck->nchw", read, weight[ins, :, r, s])
+            dw[ins, :, r, s] = np.einsum("nchw,nkhw->ck", x[:, ins], read)
+    return dx, dw, dy.sum(axis=(0, 2, 3))
