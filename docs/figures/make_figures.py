@@ -30,6 +30,7 @@ from juanji.data.images import load_image  # noqa: E402
 from juanji.functional import (avg_pool2d, avg_pool2d_backward, conv2d, conv2d_backward,  # noqa: E402
                                conv_output_size, im2col, max_pool2d, max_pool2d_backward, relu,
                                relu_backward, sigmoid, sigmoid_backward, softmax, tanh, tanh_backward)
+from juanji.functional.conv_transpose import conv_transpose2d  # noqa: E402
 from juanji.models import create  # noqa: E402
 from juanji.models.summary import summarize  # noqa: E402
 from juanji.viz import feature_maps, map_grid  # noqa: E402
@@ -69,6 +70,11 @@ TEXT = {
         "conv1": "conv 1 + ReLU", "pool1": "max-pool 1", "conv2": "conv 2 + ReLU", "pool2": "max-pool 2",
         "prob": "P", "noise": "the change",
         "boot": "ankle boot", "bag": "bag", "fooled": "after the change",
+        "x in": "input x", "stamps add": "the stamps add up",
+        "stamp": "stride 2: each input pixel stamps the kernel, times its value, two cells further on",
+        "zeros between": "the same: zeros between, padded by 2",
+        "overlap 3": "overlaps: kernel 3, stride 2", "overlap 4": "overlaps: kernel 4, stride 2",
+        "gather": "the same output from an ordinary convolution; how many stamps overlap on each cell",
     },
     "zh": {
         "sep": "，", "image": "图像", "kernel": "卷积核", "feature map": "特征图", "input": "输入",
@@ -99,6 +105,11 @@ TEXT = {
         "conv1": "卷积 1 + ReLU", "pool1": "最大池化 1", "conv2": "卷积 2 + ReLU", "pool2": "最大池化 2",
         "prob": "P", "noise": "改动",
         "boot": "短靴", "bag": "包", "fooled": "改动之后",
+        "x in": "输入 x", "stamps add": "各次盖印相加",
+        "stamp": "步幅 2：每个输入像素把卷积核乘上自己的值盖印到输出上，每次后移两格",
+        "zeros between": "等价做法：像素间插 0，四周填充 2",
+        "overlap 3": "重叠次数：卷积核 3，步幅 2", "overlap 4": "重叠次数：卷积核 4，步幅 2",
+        "gather": "同样的输出也可由普通卷积得到；每个输出格上叠了几次盖印",
     },
 }
 
@@ -588,6 +599,75 @@ def draw_receptive_field(data, text, path):
     save(figure, path)
 
 
+# -- transposed convolution ----------------------------------------------------------------------------
+STAMP_COLOURS = ("red", "orange", "green", "purple")
+
+
+def data_transposed_conv():
+    """A 2×2 input and a 3×3 kernel, stride 2: each pixel's stamp (conv_transpose2d of that pixel alone),
+    their sum, the same as zeros between + padding 2 + a convolution with rot180(W), and the overlap counts
+    of kernels 3 and 4 at stride 2 (all-ones kernels on a 4×4 input of ones, padding 1)."""
+    x = np.array([[1., 2.], [3., 4.]])[None, None]
+    w = np.arange(1., 10.).reshape(1, 1, 3, 3)
+    stamps, cover = [], []
+    for p in range(4):
+        alone = np.zeros_like(x)
+        alone.flat[p] = x.flat[p]
+        stamps.append(conv_transpose2d(alone, w, stride=2)[0][0, 0])
+        cover.append(conv_transpose2d((alone != 0) * 1.0, np.ones_like(w), stride=2)[0][0, 0] > 0)
+    spread = np.zeros((1, 1, 3, 3))
+    spread[:, :, ::2, ::2] = x
+    ones = np.ones((1, 1, 4, 4))
+    return {"x": x[0, 0], "w": w[0, 0], "stamps": np.stack(stamps), "cover": np.stack(cover),
+            "y": conv_transpose2d(x, w, stride=2)[0][0, 0], "spread": np.pad(spread[0, 0], 2),
+            "rot": w[0, 0, ::-1, ::-1],
+            "k3": conv_transpose2d(ones, np.ones((1, 1, 3, 3)), stride=2, padding=1)[0][0, 0],
+            "k4": conv_transpose2d(ones, np.ones((1, 1, 4, 4)), stride=2, padding=1)[0][0, 0]}
+
+
+def cell_grid(ax, rows, cols):
+    """Light lines between the cells of an imshow'd rows × cols matrix, empty cells included."""
+    ax.set_xlim(-0.5, cols - 0.5)
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.set_xticks(np.arange(-0.5, cols), minor=True)
+    ax.set_yticks(np.arange(-0.5, rows), minor=True)
+    ax.grid(which="minor", color="lightgrey", lw=0.8)
+    ax.set_axisbelow(True)                  # the lines over the image, under the frames
+    ax.tick_params(which="both", length=0)
+
+
+def draw_transposed_conv(data, text, path):
+    figure = plt.figure(figsize=(15, 7))
+    top, bottom = figure.subfigures(2, 1, height_ratios=[0.8, 1.2])
+    axes = top.subplots(1, 7, gridspec_kw={"width_ratios": [2, 3, 5, 5, 5, 5, 5]})
+    numbers(axes[0], data["x"], text["x in"], cmap="Greys", vmin=0, vmax=12)
+    numbers(axes[1], data["w"], text["W"], cmap="Oranges", vmin=0, vmax=18)
+    numbers(axes[6], data["y"], f'= {text["stamps add"]}', vmin=0, vmax=60)
+    for p, colour in enumerate(STAMP_COLOURS):
+        i, j = divmod(p, 2)
+        frame(axes[0], i, j, 1, 1, colour)
+        numbers(axes[2 + p], np.where(data["cover"][p], data["stamps"][p], np.nan), f"x[{i}, {j}] · W",
+                vmin=0, vmax=60)
+        cell_grid(axes[2 + p], 5, 5)
+        frame(axes[2 + p], 2 * i, 2 * j, 3, 3, colour)
+        frame(axes[6], 2 * i + 0.06 * p, 2 * j + 0.06 * p, 3, 3, colour, lw=2)
+    top.suptitle(text["stamp"])
+    axes = bottom.subplots(1, 5, gridspec_kw={"width_ratios": [7, 3, 5, 7, 8]})
+    numbers(axes[0], data["spread"], text["zeros between"], cmap="Greys", vmin=0, vmax=12)
+    for label, value in zip(axes[0].texts, data["spread"].flat):
+        label.set_color("black" if value else "silver")
+    cell_grid(axes[0], 7, 7)
+    axes[0].add_patch(Rectangle((1.5, 1.5), 3, 3, fill=False, ec="grey", lw=1.5, ls="--"))
+    frame(axes[0], 1, 2, 3, 3, "black")                 # the window of output (1, 2)
+    numbers(axes[1], data["rot"], text["rot"], cmap="Oranges", vmin=0, vmax=18)
+    numbers(axes[2], data["y"], f'= {text["output"]}', vmin=0, vmax=60)
+    frame(axes[2], 1, 2, 1, 1, "black")
+    numbers(axes[3], data["k3"], text["overlap 3"], cmap="Purples", vmin=0, vmax=6)
+    numbers(axes[4], data["k4"], text["overlap 4"], cmap="Purples", vmin=0, vmax=6)
+    bottom.suptitle(text["gather"])
+    save(figure, path)
+
+
 # -- architectures -------------------------------------------------------------------------------------
 ZOO = ("lenet5", "vgg_small", "resnet20", "resnet56", "densenet_bc_40", "mobilenet_v1")
 
@@ -693,7 +773,7 @@ def draw_fooling(data, text, path):
 ANIMATED = {"conv_slide", "window_geometry", "full_conv", "valley"}
 NAMES = ("pixels", "conv_slide", "conv_channels", "im2col", "filters", "window_geometry", "layer_maps",
          "shift", "full_conv", "pool_backward", "activations", "valley", "schedules", "one_by_one",
-         "receptive_field", "zoo", "lenet_maps", "fooling")
+         "receptive_field", "transposed_conv", "zoo", "lenet_maps", "fooling")
 
 
 def file_name(name: str, language: str) -> str:
