@@ -11,7 +11,7 @@ from .. import nn, optim
 from .rows import MODEL_INPUTS, NUM_CLASSES
 from .juanji_side import JuanjiSide
 
-DEFAULT_BATCH = {"lenet5": 64, "resnet20": 128}
+DEFAULT_BATCH = {"lenet5": 64, "resnet20": 128, "mobilenet_v2": 64}
 
 
 def run_breakdown(name: str, batch: int, steps: int = 10) -> dict:

@@ -17,8 +17,8 @@ CONV_TRANSPOSE_ROWS = {"convT 64→32 @16 4×4 s2 p1": (64, 64, 32, 16, 4, 2, 1)
 GROUPS = 8      # GroupNorm's groups on POOL_SHAPE's 64 channels; LayerNorm normalises them channels-last
 
 # model name: (channels, size) of its input; both frameworks build the same network for it
-MODEL_INPUTS = {"lenet5": (1, 28), "resnet20": (3, 32)}
-TRAIN_BATCHES = {"lenet5": (64, 256), "resnet20": (128,)}
+MODEL_INPUTS = {"lenet5": (1, 28), "resnet20": (3, 32), "mobilenet_v2": (3, 32)}
+TRAIN_BATCHES = {"lenet5": (64, 256), "resnet20": (128,), "mobilenet_v2": (64,)}
 INFERENCE_BATCH = 256
 NUM_CLASSES = 10
 

@@ -1,5 +1,5 @@
 """The PyTorch networks the benchmark and ``bench/parity.py`` compare with: the same layers, parameter
-count and ``state_dict`` names as juanji's ``lenet5`` and ``resnet20``, so that juanji's weights load
+count and ``state_dict`` names as juanji's ``lenet5``, ``resnet20`` and ``mobilenet_v2``, so that juanji's weights load
 unchanged (``juanji.interop.torch.to_torch``) and give the same logits."""
 from __future__ import annotations
 
@@ -65,3 +65,42 @@ def resnet20(num_classes: int = 10, in_channels: int = 3, input_size: int = 32) 
         [("conv1", nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)), ("bn1", nn.BatchNorm2d(16)),
          ("relu", nn.ReLU())] + layers +
         [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(64, num_classes))]))
+
+
+def conv_bn_relu6(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1):
+    """torchvision's Conv2dNormActivation with ReLU6, children "0", "1", "2" as juanji's."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, (kernel - 1) // 2, groups=groups,
+                                   bias=False), nn.BatchNorm2d(out_channels), nn.ReLU6())
+
+
+class InvertedResidual(nn.Module):
+    """[1×1 expand, ReLU6,] 3×3 depthwise, ReLU6, linear 1×1 projection + BN in ``conv``; + x where shapes allow."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: int):
+        super().__init__()
+        hidden = round(in_channels * expand_ratio)
+        layers = [conv_bn_relu6(in_channels, hidden, 1)] if expand_ratio != 1 else []
+        layers += [conv_bn_relu6(hidden, hidden, 3, stride, hidden), nn.Conv2d(hidden, out_channels, 1, bias=False),
+                   nn.BatchNorm2d(out_channels)]
+        self.conv = nn.Sequential(*layers)
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+def mobilenet_v2(num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
+                 dropout: float = 0.2) -> nn.Sequential:
+    """juanji's ``mobilenet_v2`` (width 1.0; the small-input stem of stride 1 only: ``input_size`` < 64)."""
+    if input_size >= 64:
+        raise ValueError(f"the benchmark's torch mobilenet_v2 has the small-input stem only, got {input_size}")
+    from ..models.mobilenet_v2 import SETTING
+    layers, channels = [conv_bn_relu6(in_channels, 32, 3, 1)], 32
+    for t, c, n, s in SETTING:
+        for index in range(n):
+            layers.append(InvertedResidual(channels, c, s if index == 0 else 1, t))
+            channels = c
+    layers.append(conv_bn_relu6(channels, 1280, 1))
+    return nn.Sequential(OrderedDict(
+        features=nn.Sequential(*layers), avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+        classifier=nn.Sequential(nn.Dropout(dropout), nn.Linear(1280, num_classes))))
