@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets, no full epoch")
     parser.add_argument("--out", default="bench/results/benchmark.md")
     parser.add_argument("--breakdown", choices=sorted(MODEL_INPUTS), metavar="MODEL",
-                        help="instead of the table: where juanji's train step of MODEL (lenet5, resnet20, mobilenet_v2) goes, "
-                             "layer type by layer type, at the first --threads count")
+                        help="instead of the table: where juanji's train step of MODEL (lenet5, resnet20, "
+                             "mobilenet_v2) goes, layer type by layer type, at the first --threads count")
     parser.add_argument("--batch", type=positive_int, default=None,
                         help="batch size of --breakdown (64 for lenet5 and mobilenet_v2, 128 for resnet20)")
     parser.add_argument("--distributed", action="store_true",
