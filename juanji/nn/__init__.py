@@ -5,6 +5,7 @@ from .container import Concat, Residual, Sequential
 from .conv import Conv1d, Conv2d
 from .conv_transpose import ConvTranspose1d, ConvTranspose2d
 from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
+from .stochastic_depth import StochasticDepth
 from .embedding import Embedding
 from . import functional          # torch.nn.functional's losses, softmax and log_softmax, as nn.functional
 from .fused import BatchNormAddReLU, BatchNormReLU, fuse, fuse_where_it_pays
@@ -33,7 +34,7 @@ __all__ = ["Module", "Sequential", "Residual", "Concat", "Conv1d", "Conv2d", "Li
            "PixelShuffle", "PixelUnshuffle",
            "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Softmin", "ReLU6", "Hardswish",
            "Hardsigmoid", "Hardtanh", "SiLU", "GELU", "ELU", "SELU", "PReLU", "Mish", "Softplus",
-           "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "BatchNorm1d", "BatchNorm2d",
+           "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "StochasticDepth", "BatchNorm1d", "BatchNorm2d",
            "GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "LocalResponseNorm",
            "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d", "CrossEntropyLoss",
            "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss",

@@ -46,6 +46,7 @@ CASES = {
     "Dropout": (lambda: nn.Dropout(0.5, rng=np.random.default_rng(1)), image),
     "Dropout1d": (lambda: nn.Dropout1d(0.5, rng=np.random.default_rng(1)), lambda: image()[:, :, 0]),
     "Dropout2d": (lambda: nn.Dropout2d(0.5, rng=np.random.default_rng(1)), image),
+    "StochasticDepth": (lambda: nn.StochasticDepth(0.5, "row", rng=np.random.default_rng(1)), image),
     "Dropout3d": (lambda: nn.Dropout3d(0.5, rng=np.random.default_rng(1)), lambda: image()[:, :, None]),
     "LogSoftmax": (lambda: nn.LogSoftmax(1), image),
     "Softmin": (lambda: nn.Softmin(1), image),
