@@ -30,19 +30,41 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # two threads at once: ``runtime.kernels.compiled_call`` lets one in at a time.
     numba.config.THREADING_LAYER = "workqueue"
 
+
+
+def private_cache_dir() -> str | None:
+    """Where compiled loops are cached: ``$XDG_CACHE_HOME/juanji/numba`` (``~/.cache/juanji/numba``), made
+    readable and writable by this user only.  Numba's cache index is a pickle, so whoever can write the
+    folder could make juanji run their code: a folder another user owns, or that others may write, is not
+    used (None: every process then compiles afresh).  ``NUMBA_CACHE_DIR``, where set, is the user's choice."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "juanji", "numba")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return folder if info.st_uid == os.getuid() and not info.st_mode & 0o022 else None
+
+
+CACHE = True        # whether compiled loops are cached on disk (see private_cache_dir)
+if numba is not None and "NUMBA_CACHE_DIR" not in os.environ:
+    numba.config.CACHE_DIR = private_cache_dir() or ""
+    CACHE = bool(numba.config.CACHE_DIR)
+
 prange = range if numba is None else numba.prange
 
 
 def jit(function=None, **options):
     """The loop compiled with ``numba.njit(parallel=True, cache=True, nogil=True, **options)`` (cached on
-    disk beside the module, so a later process loads it instead of compiling; other Python threads run
-    meanwhile); the loop itself without Numba.
+    disk in ``private_cache_dir()``, so a later process loads it instead of compiling; other Python threads
+    run meanwhile); the loop itself without Numba.
     ``fastmath={"reassoc"}`` lets a loop's sums run in SIMD lanes (their order then differs from the loop's)."""
     def decorate(function):
         if numba is None:
             function.py_func = function
             return function
-        return numba.njit(parallel=True, cache=True, nogil=True, **options)(function)
+        return numba.njit(parallel=True, cache=CACHE, nogil=True, **options)(function)
     return decorate if function is None else decorate(function)
 
 
@@ -53,7 +75,7 @@ def serial(function):
     if numba is None:
         function.py_func = function
         return function
-    return numba.njit(cache=True, nogil=True)(function)
+    return numba.njit(cache=CACHE, nogil=True)(function)
 
 
 def inline(function=None, **options):
@@ -63,7 +85,7 @@ def inline(function=None, **options):
         if numba is None:
             function.py_func = function
             return function
-        return numba.njit(cache=True, **options)(function)
+        return numba.njit(cache=CACHE, **options)(function)
     return decorate if function is None else decorate(function)
 
 
