@@ -1,5 +1,5 @@
 """MobileNet v3 Small (Howard et al. 2019, "Searching for MobileNetV3"), torchvision's: a 3×3 conv, 11 inverted
-residual blocks (ReLU or Hardswish, 3×3 or 5×5 depthwise, squeeze-excitation gated by a Hardsigmoid in eight of
+residual blocks (ReLU or Hardswish, 3×3 or 5×5 depthwise, squeeze-excitation gated by a Hardsigmoid in nine of
 them), a 1×1 conv to 576 channels, global average pool, fc 1024 → Hardswish → dropout → fc.  Batch norms have
 ε = 0.001 and momentum 0.01, as torchvision's.
 
