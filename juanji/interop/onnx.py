@@ -26,6 +26,7 @@ from .. import __version__, nn
 from ..functional import activation as F
 from ..functional import upsample
 from ..functional.geometry import adaptive_bins, pool_output_size
+from ..models.convnext import CNBlock, LayerNorm2d
 from ..models.densenet import DenseLayer
 from ..models.googlenet import GoogLeNet
 from ..models.mobile_blocks import InvertedResidual, SqueezeExcitation
@@ -223,9 +224,10 @@ def _affine(g, source, gamma, beta, shape, y, name):
     return out
 
 
-def _layer_norm(g, module, x, name):
-    """LayerNormalization over the last len(normalized_shape) axes from opset 17; before it, composed."""
-    k, y = len(module.normalized_shape), module(x.value)
+def _layer_norm(g, module, x, name, y=None):
+    """LayerNormalization over the last len(normalized_shape) axes from opset 17; before it, composed.  ``y``: the
+    output on the traced value where the module itself does not compute it from x (LayerNorm2d)."""
+    k, y = len(module.normalized_shape), module(x.value) if y is None else y
     gamma, beta = module.params.get("weight"), module.params.get("bias")
     if g.opset < 17:
         normalised = _standardized(g, x.name, list(range(x.value.ndim - k, x.value.ndim)), module.eps, name)
@@ -235,6 +237,15 @@ def _layer_norm(g, module, x, name):
     if beta is not None:
         inputs.append(g.constant(beta, _child(name, "bias")))
     return g.node("LayerNormalization", inputs, y, name, axis=-k, epsilon=float(module.eps))
+
+
+def _layer_norm_2d(g, module, x, name):
+    """ConvNeXt's LayerNorm over the channels of (N, C, H, W): Transpose to (N, H, W, C), the LayerNorm, back."""
+    y = module(x.value)
+    last = g.node("Transpose", [x.name], x.value.transpose(0, 2, 3, 1), _child(name, "channels_last"),
+                  perm=[0, 2, 3, 1])
+    normed = _layer_norm(g, module, last, _child(name, "norm"), y.transpose(0, 2, 3, 1))
+    return g.node("Transpose", [normed.name], y, name, perm=[0, 3, 1, 2])
 
 
 def _group_norm(g, module, x, name):
@@ -842,6 +853,17 @@ def _inverted_residual(g, module, x, name):
     return g.node("Add", [out.name, x.name], out.value + x.value, _child(name, "add"))
 
 
+def _cn_block(g, module, x, name):
+    """ConvNeXt's block: x + layer_scale · block(x) (the stochastic depth is an identity in eval), a Mul by the
+    (C, 1, 1) scale broadcast over (N, C, H, W), then the Add."""
+    branch = g.convert(module.block, x, _child(name, "block"))
+    gamma = module.params["layer_scale"]
+    scaled = g.node("Mul", [branch.name, g.constant(gamma, _child(name, "layer_scale"))], gamma * branch.value,
+                    _child(name, "scale"))
+    scaled = g.convert(module.stochastic_depth, scaled, _child(name, "stochastic_depth"))
+    return g.node("Add", [scaled.name, x.name], scaled.value + x.value, _child(name, "add"))
+
+
 def _googlenet(g, module, x, name):
     """The trunk, in eval mode: the auxiliary classifiers compute nothing then."""
     for child_name, child in module.named_children():
@@ -879,6 +901,7 @@ CONVERTERS = {
     SpatialPyramidPool2d: _spatial_pyramid_pool,
     ResidualBlock: _residual_block, PadShortcut: _pad_shortcut, DenseLayer: _dense_layer, GoogLeNet: _googlenet,
     SqueezeExcitation: _squeeze_excitation, InvertedResidual: _inverted_residual,
+    LayerNorm2d: _layer_norm_2d, CNBlock: _cn_block,
 }
 
 

@@ -14,6 +14,7 @@ import inspect
 
 
 from .alexnet import alexnet, zfnet
+from .convnext import convnext_tiny
 from .densenet import densenet121, densenet_bc_40, densenet_bc_100
 from .efficientnet import efficientnet_b0
 from .googlenet import googlenet
@@ -24,6 +25,7 @@ from .mobilenet_v3 import mobilenet_v3_small
 from .resnet import resnet18, resnet20, resnet34, resnet50, resnet56
 from .sppnet import spp_net
 from .text_cnn import text_cnn
+from .unet import unet
 from .vgg import vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vgg_small
 
 _REGISTRY = {
@@ -39,10 +41,19 @@ _REGISTRY = {
     "resnet20": resnet20, "resnet56": resnet56,
     "densenet121": densenet121, "densenet_bc_100": densenet_bc_100, "densenet_bc_40": densenet_bc_40,
     "mobilenet_v1": mobilenet_v1, "mobilenet_v2": mobilenet_v2, "mobilenet_v3_small": mobilenet_v3_small,
-    "efficientnet_b0": efficientnet_b0,
+    "efficientnet_b0": efficientnet_b0, "convnext_tiny": convnext_tiny,
     "spp_net": spp_net,
     "text_cnn": text_cnn,
+    "unet": unet,
 }
+
+SEGMENTATION = {"unet"}      # models that give logits per pixel (N, K, H, W): they train on masks
+
+
+def is_segmentation(name: str) -> bool:
+    """True for a model that classifies every pixel (a segmentation task's model), not whole images."""
+    return _lookup(name) in SEGMENTATION
+
 
 def did_you_mean(name: str, known) -> str:
     """``"; did you mean 'resnet20'?"`` for the closest of ``known`` to ``name``, or ``""`` when none is close:

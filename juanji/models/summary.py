@@ -39,12 +39,13 @@ def layer_macs(module, output, input=None) -> int:
 
 
 def summarize(model, input_shape=None) -> list[Row]:
-    """One Row per leaf module in call order, then any leaf with parameters that the forward pass did not
+    """One Row per leaf module in call order — and per container holding parameters of its own (ConvNeXt's block
+    its layer scale), after its children — then any of them with parameters that the forward pass did not
     run (e.g. GoogLeNet's auxiliary heads in eval mode).  ``input_shape`` is one sample's shape, (C, H, W)
     by default ``model.input_shape``; the zeros have ``model.input_dtype`` where a model sets one (token
     ids), else the parameters' dtype.  The model runs in eval mode and is restored to its previous mode."""
     shape = tuple(input_shape or model.input_shape)
-    leaves = [(name, module) for name, module in model.named_modules() if not module._modules]
+    leaves = [(name, module) for name, module in model.named_modules() if not module._modules or module.params]
     rows, ran = [], set()
 
     def record(name):
@@ -108,6 +109,7 @@ WEIGHT_ONLY = ("num_classes", "in_channels", "vocab_size")    # they size weight
 # them (tests/models/test_memory_estimate.py checks every entry).
 AT_DEFAULTS = {
     "alexnet": (61100840, 1107432),
+    "convnext_tiny": (28589128, 33571048),
     "densenet121": (7978856, 38613480),
     "densenet_bc_100": (769210, 10104118),
     "densenet_bc_40": (176170, 2659858),
@@ -125,6 +127,7 @@ AT_DEFAULTS = {
     "resnet56": (853018, 1855626),
     "spp_net": (42559690, 413834),
     "text_cnn": (32261, 8453),
+    "unet": (117243, 295568),
     "vgg11": (132863336, 16458216),
     "vgg11_bn": (132868840, 23884264),
     "vgg13": (133047848, 26092008),
@@ -143,10 +146,10 @@ def estimate_memory(builder, batch_size: int = 1, measured: bool = False, **kwar
     ``builder(**kwargs)``, without building it at that size.
 
     The counts at a reference are scaled up by the ratio of every numeric argument above its default
-    (squared for ``input_size`` and ``width_mult``, which grow both image sides or both channel counts,
-    and twice that for ``input_size`` and ``seq_len``, whose valid convolutions cut a constant off; for
-    ``WEIGHT_ONLY`` arguments, each of which sizes one layer no larger than the whole, the parameters
-    only, by 1 + Σ (ratio − 1)): an upper bound, as layers grow with their arguments.  The reference is
+    (squared for ``input_size``, ``width_mult`` and ``base_channels``, which grow both image sides or both
+    channel counts, and twice that for ``input_size`` and ``seq_len``, whose valid convolutions cut a
+    constant off; for ``WEIGHT_ONLY`` arguments, each of which sizes one layer no larger than the whole,
+    the parameters only, by 1 + Σ (ratio − 1)): an upper bound, as layers grow with their arguments.  The reference is
     the builder's defaults (``AT_DEFAULTS``: free), or with ``measured`` the model built with every
     argument cut to at most its default (``measure``: exact when none was cut).
     Bytes, float32: parameters ×4 (weights, gradients, two optimizer slots), activations ×3 per sample
@@ -159,7 +162,7 @@ def estimate_memory(builder, batch_size: int = 1, measured: bool = False, **kwar
         small = max(default) if isinstance(default, (tuple, list)) and default else default
         if (isinstance(big, (int, float)) and not isinstance(big, bool) and isinstance(small, (int, float))
                 and 0 < small < big):
-            ratio = (big / small) ** (2 if key in ("input_size", "width_mult") or big is not value else 1)
+            ratio = (big / small) ** (2 if key in ("input_size", "width_mult", "base_channels") or big is not value else 1)
             if key in ("input_size", "seq_len"):    # valid convolutions: (s − 4)/(s₀ − 4) > s/s₀
                 ratio *= 2
             if key in WEIGHT_ONLY:

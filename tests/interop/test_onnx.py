@@ -15,6 +15,7 @@ from juanji import models, nn  # noqa: E402
 from juanji import random as jrandom  # noqa: E402
 from juanji.cli import main  # noqa: E402
 from juanji.interop.onnx import CONVERTERS, MIN_OPSET, ONNXExportError, export, to_onnx  # noqa: E402
+from juanji.models.convnext import CNBlock, LayerNorm2d  # noqa: E402
 from juanji.nn.embedding import Embedding  # noqa: E402
 from juanji.nn.permute import Permute  # noqa: E402
 from juanji.nn.pooling1d import GlobalMaxPool1d  # noqa: E402
@@ -132,6 +133,7 @@ OTHER_CASES = [
     (lambda: nn.Residual(nn.Conv2d(3, 5, 3, stride=2, padding=1), nn.Conv2d(3, 5, 1, stride=2)), (3, 6, 6)),
     (lambda: nn.Concat(nn.Conv2d(3, 2, 1), nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(3, 4, 1))), (3, 5, 5)),
     (lambda: nn.Concat(nn.Linear(4, 2), nn.Identity(), dim=-1), (4,)),
+    (lambda: CNBlock(6, layer_scale=0.5, stochastic_depth_prob=0.3), (6, 5, 4)),     # ConvNeXt's, a visible scale
 ]
 
 
@@ -153,6 +155,7 @@ NORM_CASES = [
     (lambda: nn.LayerNorm(6), (3, 6)),
     (lambda: nn.LayerNorm((4, 5), elementwise_affine=False), (3, 4, 5)),
     (lambda: nn.LayerNorm([4, 5], eps=1e-3, bias=False), (3, 4, 5)),
+    (lambda: LayerNorm2d(6, eps=1e-6), (6, 4, 5)),                                   # over the channels of NCHW
     (lambda: nn.GroupNorm(2, 4), (4, 5, 3)),
     (lambda: nn.GroupNorm(3, 6, affine=False), (6, 5)),
     (lambda: nn.GroupNorm(1, 3, eps=1e-3, bias=False), (3, 4, 4)),

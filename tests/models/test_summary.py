@@ -9,6 +9,7 @@ from juanji.models.summary import format_summary, summarize
 @pytest.mark.parametrize("name, kwargs", [
     ("lenet5", {}), ("resnet20", {}), ("densenet_bc_100", {"input_size": 28, "in_channels": 1}),
     ("mobilenet_v1", {"input_size": 32}), ("googlenet", {"aux_logits": True, "input_size": 32}),
+    ("convnext_tiny", {"input_size": 32}),                  # its blocks hold their layer scales themselves
 ])
 def test_total_parameters_equal_the_model(name, kwargs):
     model = models.create(name, **kwargs)
@@ -31,7 +32,7 @@ def test_conv_and_linear_macs_follow_the_formula():
 
 @pytest.mark.parametrize("name, gmacs", [("resnet50", 4.09), ("googlenet", 1.50), ("mobilenet_v1", 0.57),
                                          ("mobilenet_v2", 0.30), ("mobilenet_v3_small", 0.06),
-                                         ("efficientnet_b0", 0.39)])
+                                         ("efficientnet_b0", 0.39), ("convnext_tiny", 4.46)])
 def test_macs_at_224_are_the_published_ones(name, gmacs):
     """torchvision's documented "GFLOPS" (which count multiply-adds) and MobileNet's 569 M mult-adds."""
     rows = summarize(models.create(name))

@@ -27,7 +27,7 @@ TORCHVISION_MODELS = {
     "vgg11_bn": {}, "vgg13_bn": {}, "vgg16_bn": {}, "vgg19_bn": {},
     "googlenet": {"aux_logits": False, "init_weights": False},
     "resnet18": {}, "resnet34": {}, "resnet50": {}, "densenet121": {},
-    "mobilenet_v2": {}, "mobilenet_v3_small": {}, "efficientnet_b0": {},
+    "mobilenet_v2": {}, "mobilenet_v3_small": {}, "efficientnet_b0": {}, "convnext_tiny": {},
 }
 # mobilenet_v3_small's recorded input gradient is 5e-9 (relative) from the exact one: torch's float64 Hardsigmoid
 # backward multiplies by the float32 constant 1/6 (see juanji.nn.Hardsigmoid); its logits agree to 2e-15.
