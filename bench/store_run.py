@@ -30,14 +30,16 @@ def main() -> int:
     for name in ("config.json", "metrics.jsonl"):
         shutil.copyfile(os.path.join(args.run, name), os.path.join(args.out, name))
     config = json.loads(open(os.path.join(args.run, "config.json"), encoding="utf-8").read())
+    segmentation = "test_mean_iou" in metrics[-1]      # a mask task: accuracy per pixel, and the mean IoU
     finished = time.strftime("%Y-%m-%d", time.localtime(os.path.getmtime(os.path.join(args.run, "metrics.jsonl"))))
     lines = [f"# {config['model']}: `{args.command}`", "",
              *provenance(args.command, machine_description(dict(os.environ))), "",
              f"The run's last epoch ended on {finished}. Its `config.json` and `metrics.jsonl` are the run "
              "directory's own; the checkpoints are left out.", "",
-             "| epoch | test accuracy | test loss | train seconds |", "|---|---|---|---|"]
+             "| epoch | test accuracy | test loss | train seconds |" + (" test mean IoU |" if segmentation else ""),
+             "|---|---|---|---|" + ("---|" if segmentation else "")]
     lines += [f"| {m['epoch']} | {m['test_accuracy']:.4f} | {m['test_loss']:.4f} | {m['train_seconds']:.1f} |"
-              for m in metrics]
+              + (f" {m['test_mean_iou']:.4f} |" if segmentation else "") for m in metrics]
     with open(os.path.join(args.out, "README.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print(f"kept {args.run} in {args.out}: {len(metrics)} epochs, last test accuracy "

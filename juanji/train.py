@@ -18,11 +18,11 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import distributed, get_num_threads, models, nn, optim
 from . import random as jrandom
-from .data import DataLoader, sequences
+from .data import DataLoader, segmentation, sequences
 from .data.folder import load_datasets
 from .data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 from .init import initialize
-from .metrics import evaluate
+from .metrics import evaluate, labelled_correct, mean_iou
 from .model_memory import check_model_memory
 from .models import did_you_mean
 from .runs import Run
@@ -127,21 +127,44 @@ class TrainingData:
     train_transform: object         # augmentation then normalisation, applied per training batch
 
 
+# what a model reads → (what it does, the tasks that give it, the model for such data); images: the rest
+READERS = {"words": ("reads words", sequences.TASKS, "a text model reads: --model text_cnn"),
+           "masks": ("labels every pixel", segmentation.TASKS, "a segmentation model reads: --model unet")}
+
+
+def check_model_fits_data(config: TrainConfig) -> None:
+    """A text model needs a text task (``--data words``), a segmentation model a segmentation task
+    (``--data fashion-masks``), and the reverse: refused before anything is loaded, naming the flag."""
+    model_reads = ("words" if "vocab_size" in inspect.signature(models.builder(config.model)).parameters
+                   else "masks" if models.is_segmentation(config.model) else "images")
+    data_is = next((kind for kind, (_, tasks, _) in READERS.items() if config.data in tasks), "images")
+    if model_reads == data_is:
+        return
+    if model_reads != "images":
+        does, tasks, _ = READERS[model_reads]
+        raise ValueError(f"--model {config.model} {does}: add --data {', '.join(tasks)}")
+    raise ValueError(f"--data {config.data} is {data_is}, which only {READERS[data_is][2]}")
+
+
 def load_training_data(config: TrainConfig) -> TrainingData:
-    """The training and test sets of ``config.data`` (image files, IDX files or a text task), checked."""
+    """The training and test sets of ``config.data`` (image files, IDX files, a text or a segmentation task),
+    checked."""
     if config.image_size is not None and not 1 <= config.image_size <= MAX_IMAGE_SIZE:
         raise ValueError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE}, got {config.image_size}")
-    reads_words = "vocab_size" in inspect.signature(models.builder(config.model)).parameters
-    if reads_words != sequences.is_task(config.data):
-        tasks = ", ".join(sequences.TASKS)
-        raise ValueError(f"--model {config.model} reads words: add --data {tasks}" if reads_words else
-                         f"--data {config.data} is words, which only a text model reads: --model text_cnn")
+    check_model_fits_data(config)
     if sequences.is_task(config.data):      # token sequences for text models: juanji/data/sequences.py
         train_set, test_set = sequences.load_task(config.data, config.limit)
         data = TrainingData(train_set, test_set, [], None, train_set.input_shape, train_set.model_kwargs(), None)
     else:
-        train_set, test_set, skipped = load_datasets(config.data, config.limit, config.image_size,
-                                                     config.channels, config.skip_bad)
+        if segmentation.is_task(config.data):   # images with a mask each: juanji/data/segmentation.py
+            if config.augment:
+                raise ValueError(f"--augment moves an image but not its mask: --data {config.data} trains "
+                                 f"without it")
+            train_set, test_set = segmentation.load_task(config.data, config.limit)
+            skipped = []
+        else:
+            train_set, test_set, skipped = load_datasets(config.data, config.limit, config.image_size,
+                                                         config.channels, config.skip_bad)
         for split, dataset in (("training", train_set), ("test", test_set)):
             if len(dataset) == 0:
                 raise ValueError(f"the {split} set of {config.data or 'the default data'} is empty")
@@ -292,9 +315,10 @@ class Trainer:
                                        f"output in {first_non_finite_layer(self.model, x)}; {self._after_divergence()}")
             self.network.backward(self.loss_fn.backward())
             self.optimizer.step()
-            total_loss += float(loss) * len(y)
-            correct += int((logits.argmax(axis=1) == y).sum())
-            seen += len(y)
+            hits, labelled = labelled_correct(logits, y, self.loss_fn.ignore_index)   # samples, or pixels
+            total_loss += float(loss) * labelled
+            correct += hits
+            seen += labelled
             if hasattr(batches, "set_postfix") and step % 20 == 0:
                 rate = seen / (time.perf_counter() - started)
                 batches.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
@@ -349,16 +373,18 @@ class Trainer:
         for epoch in range(self.start_epoch, self.config.epochs):
             lr = self.optimizer.lr
             metrics = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
-            test = evaluate(self.network, self.test_loader, self.loss_fn, return_predictions=True)
-            predicted = np.bincount(test["predictions"], minlength=len(self.train_set.classes))
+            test = evaluate(self.network, self.test_loader, self.loss_fn, num_classes=len(self.train_set.classes))
+            confusion = test["confusion"]
             if self.comm is not None:       # each process tested its share: the mean over all of them
-                predicted = self.comm.sum(predicted)
+                confusion = self.comm.sum(confusion)
                 test = self.comm.weighted_mean({"loss": test["loss"], "accuracy": test["accuracy"]}, test["count"])
             if not np.isfinite(test["loss"]):
                 raise TrainingDiverged(f"test loss became {test['loss']} after epoch {epoch + 1}: the weights are "
                                        f"no longer finite; {self._after_divergence()}")
             metrics.update(test_loss=test["loss"], test_accuracy=test["accuracy"],
-                           predicted_classes=int(np.count_nonzero(predicted)))
+                           predicted_classes=int(np.count_nonzero(confusion.sum(axis=0))))
+            if segmentation.is_task(self.config.data):      # accuracy is per pixel there, mostly background's
+                metrics["test_mean_iou"] = mean_iou(confusion)
             metrics["images_per_second"] = len(self.train_set) / metrics["train_seconds"]
             if self.scheduler is not None:
                 if isinstance(self.scheduler, optim.ReduceLROnPlateau):

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import checkpoint as ckpt
-from .data import DataLoader, sequences
+from . import models
+from .data import DataLoader, segmentation, sequences
 from .data.folder import load_datasets
 from .data.images import load_image
 from .data.photo import is_light_background, prepare_photo
@@ -97,6 +98,12 @@ class TrainedModel:
         return self.alphabet is not None
 
     @property
+    def is_segmentation(self) -> bool:
+        """True for a model that labels every pixel (``models.is_segmentation``: the U-Net), not whole inputs."""
+        name = getattr(self.model, "name", None)
+        return name is not None and models.is_segmentation(name)
+
+    @property
     def run_dir(self) -> str:
         """The run directory the checkpoint belongs to (its folder, for a file given directly)."""
         folder = os.path.dirname(self.checkpoint)
@@ -170,6 +177,8 @@ class TrainedModel:
         data = data or self.config.get("data")
         if sequences.is_task(data):
             return sequences.load_task(data)[1]
+        if segmentation.is_task(data):
+            return segmentation.load_task(data)[1]
         channels, size, _ = self.input_shape
         _, test_set, _ = load_datasets(data, image_size=size, channels=channels,
                                        skip_bad=self.config.get("skip_bad", False))

@@ -1,5 +1,5 @@
 """``juanji show ...``: pictures of a trained network — kernels, feature maps, saliency, Grad-CAM, occlusion,
-deconvnet, class models, training curves, confusion matrix, misclassified test images.  Each writes one PNG and
+deconvnet, class models, training curves, confusion matrix, misclassified test images, predicted masks.  Each writes one PNG and
 prints its path."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from . import add_photo_options
 def register(sub):
     """Add ``show`` and its sub-commands to the ``juanji`` argument parser."""
     show = sub.add_parser("show", help="pictures: kernels, features, saliency, gradcam, occlusion, deconv, "
-                                       "class-model, curves, confusion, misclassified",
+                                       "class-model, curves, confusion, misclassified, masks",
                           description="Draw what a trained network does as a PNG.")
     kinds = show.add_subparsers(dest="picture", required=True, metavar="PICTURE")
 
@@ -65,6 +65,8 @@ def register(sub):
     add("confusion", cmd_confusion, "confusion matrix on the test set as a heat map")
     p = add("misclassified", cmd_misclassified, "test images the model gets wrong, with true and predicted class")
     p.add_argument("--count", type=int, default=30, help="how many images (default 30)")
+    p = add("masks", cmd_masks, "a segmentation run's test images with their true and predicted masks")
+    p.add_argument("--count", type=int, default=8, help="how many images (default 8)")
 
 
 def _out_path(args, name: str) -> str:
@@ -246,6 +248,8 @@ def _test_predictions(args):
     trained = TrainedModel.load(args.checkpoint)
     if trained.is_text and args.picture == "misclassified":
         raise ValueError(f"{args.checkpoint}: a text run; 'show misclassified' draws images (see 'juanji eval')")
+    if trained.is_segmentation and args.picture == "misclassified":
+        raise ValueError(f"{args.checkpoint}: a segmentation run, whose mistakes are pixels: see 'juanji show masks'")
     test_set = trained.test_set()
     result = trained.evaluate(test_set)
     return trained.classes, test_set, result["predictions"], result["accuracy"]
@@ -276,4 +280,35 @@ def cmd_misclassified(args):
     path = _out_path(args, "misclassified.png")
     plot_panels(panels, path, f"{len(wrong):,} of {len(test_set):,} test images misclassified "
                               f"(accuracy {accuracy:.4f}); the first {len(panels)}", panel_size=(1.8, 2.0))
+    return _done(path)
+
+
+def cmd_masks(args):
+    from ..metrics import confusion_matrix, mean_iou
+    from ..viz.plots import plot_masks
+    if args.count < 1:
+        raise ValueError(f"--count must be at least 1, got {args.count}")
+    trained = TrainedModel.load(args.checkpoint)
+    if not trained.is_segmentation:
+        raise ValueError(f"{args.checkpoint}: not a segmentation run; 'show masks' draws the masks a model such as "
+                         f"unet predicts (juanji train --model unet --data fashion-masks)")
+    test_set = trained.test_set()
+    images, masks = test_set.images[:args.count], test_set.labels[:args.count]
+    with no_grad():
+        predicted = trained.model(trained.normalize(images)).argmax(axis=1)
+    classes = trained.classes
+    k = len(classes)
+
+    def caption(mask, guess) -> str:
+        """The garment of a true mask (its commonest class but background), and the image's mean IoU."""
+        counts = np.bincount(mask.ravel(), minlength=k)
+        garment = classes[int(counts[1:].argmax()) + 1] if counts[1:].any() else classes[0]
+        return f"{garment}\nIoU {mean_iou(confusion_matrix(mask, guess, k)):.2f}"
+
+    captions = [caption(mask, guess) for mask, guess in zip(masks, predicted)]
+    overall = mean_iou(confusion_matrix(masks, predicted, k))
+    path = _out_path(args, "masks.png")
+    plot_masks(images, masks, predicted, classes, path,
+               f"the first {len(images)} test images, their true masks and the predicted ones: mean IoU {overall:.4f} "
+               f"over these (per image: over the classes in its true or predicted mask)", captions)
     return _done(path)

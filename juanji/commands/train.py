@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import distributed
 from ..data import sequences
-from ..metrics import confusion_matrix
+from ..metrics import confusion_matrix, mean_iou
 from ..runs import Run
 from ..trained import TrainedModel
 from . import add_photo_options
@@ -135,7 +135,8 @@ def cmd_train(args):
     def report(m):
         say(f"epoch {m['epoch']:>2}/{config.epochs}  lr {m['lr']:.4g}  train loss {m['train_loss']:.4f} "
             f"acc {m['train_accuracy']:.4f}  test loss {m['test_loss']:.4f} acc {m['test_accuracy']:.4f}  "
-            f"{m['train_seconds']:.1f} s ({m['images_per_second']:.0f} img/s)", flush=True)
+            f"{m['train_seconds']:.1f} s ({m['images_per_second']:.0f} img/s)"
+            + (f"  test mean IoU {m['test_mean_iou']:.4f}" if "test_mean_iou" in m else ""), flush=True)
         if m["predicted_classes"] == 1 < len(trainer.train_set.classes):
             say(f"epoch {m['epoch']}: the model predicts one class for every test sample: it has collapsed "
                 f"(often a learning rate too large for the data: try a smaller --lr, or --warmup-epochs 1)")
@@ -148,7 +149,8 @@ def cmd_train(args):
         if board:
             board.close()
     best = max(history, key=lambda m: m["test_accuracy"])
-    say(f"final test accuracy {history[-1]['test_accuracy']:.4f} (best {best['test_accuracy']:.4f} at epoch "
+    iou = f", mean IoU {history[-1]['test_mean_iou']:.4f}" if "test_mean_iou" in history[-1] else ""
+    say(f"final test accuracy {history[-1]['test_accuracy']:.4f}{iou} (best {best['test_accuracy']:.4f} at epoch "
         f"{best['epoch']}); checkpoints, metrics.jsonl and curves.png in {config.out}")
     return 0
 
@@ -161,6 +163,8 @@ def cmd_eval(args):
     matrix = confusion_matrix(test_set.labels, result["predictions"], len(classes))
     kind = "sequences" if isinstance(test_set, sequences.SequenceDataset) else "images"
     print(f"test accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  ({len(test_set)} {kind})")
+    if trained.is_segmentation:
+        print(f"(accuracy and confusion matrix per pixel) mean IoU {mean_iou(matrix):.4f}")
     width = max(len(c) for c in classes) + 4
     print("confusion matrix (rows: true class, columns: predicted class)")
     print(" " * width + "".join(f"{i:>6}" for i in range(len(classes))))
@@ -173,6 +177,9 @@ def cmd_predict(args):
     from ..functional.activation import softmax
     trained = TrainedModel.load(args.checkpoint)
     classes = trained.classes
+    if trained.is_segmentation:
+        raise ValueError(f"{args.checkpoint}: a segmentation run labels every pixel, not whole images: "
+                         f"see 'juanji show masks'")
     for item in args.images:
         if trained.is_text:             # a text run: the arguments are words
             x = trained.encode([item])

@@ -89,3 +89,44 @@ def plot_confusion(matrix, classes, path, title: str) -> None:
     figure.colorbar(image, ax=ax, label="fraction of the true class")
     figure.tight_layout()
     save_png(figure, path)
+
+
+def class_colours(num_classes: int) -> np.ndarray:
+    """(K, 3) RGB in [0, 1], one colour per class of a mask: class 0 (background) black, the others
+    matplotlib's tab10 (tab20 beyond 10 classes, evenly spaced hues beyond 20)."""
+    others = num_classes - 1
+    if others <= 20:
+        colours = plt.get_cmap("tab10" if others <= 10 else "tab20").colors[:others]
+    else:
+        colours = plt.get_cmap("hsv")(np.arange(others) / others)[:, :3]
+    return np.vstack([np.zeros((1, 3)), np.asarray(colours, dtype=np.float64).reshape(-1, 3)])
+
+
+@with_label_fonts
+def plot_masks(images, true_masks, predicted_masks, classes, path, title: str, captions=None,
+               per_row: int = 8) -> None:
+    """Segmentations side by side: for each image (N, C, H, W) in [0, 1], the image, its true mask (N, H, W)
+    and the predicted one, one below the other in groups of ``per_row`` columns, each class in its colour
+    (``class_colours``) and a legend of the classes.  ``captions``: one line per image, under its number."""
+    from matplotlib.patches import Patch
+    colours = class_colours(len(classes))
+    count = len(images)
+    columns = min(count, per_row)
+    groups = math.ceil(count / columns)
+    figure, axes = plt.subplots(3 * groups, columns, figsize=(1.6 * columns + 1.8, 1.75 * 3 * groups + 0.7),
+                                squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(count):
+        group, column = divmod(i, columns)
+        caption = f"#{i}" + (f" {captions[i]}" if captions else "")
+        for row, (label, array) in enumerate((("", rgb(images[i])), ("true", colours[true_masks[i]]),
+                                              ("predicted", colours[predicted_masks[i]]))):
+            ax = axes[3 * group + row, column]
+            ax.imshow(np.clip(array, 0, 1), interpolation="nearest")
+            ax.set_title(caption if row == 0 else label, fontsize=7)
+    handles = [Patch(facecolor=colour, edgecolor="gray", label=name) for colour, name in zip(colours, classes)]
+    figure.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout(rect=(0, 0, 1 - 1.7 / figure.get_size_inches()[0], 1))
+    save_png(figure, path)

@@ -104,7 +104,13 @@ def command_lines(path: Path):
     for kind, start, body in blocks(path):
         if kind != "sh":
             continue
-        for offset, line in enumerate(body.splitlines()):
+        lines = body.splitlines()
+        for offset, line in enumerate(lines):
+            if offset and lines[offset - 1].endswith("\\"):
+                continue                            # read with the line it continues
+            while line.endswith("\\") and offset + 1 < len(lines):
+                offset += 1
+                line = line[:-1] + " " + lines[offset]
             words = shlex.split(line, comments=True)
             for i, word in enumerate(words):        # also after `&&`, `;` or `|`
                 if word == "juanji" and (i == 0 or words[i - 1] in ("&&", ";", "|", "||")):
