@@ -11,6 +11,7 @@ import numpy as np
 from ..functional import activation as F
 from ..runtime.grad_mode import is_grad_enabled
 from .module import Module
+from .normalization import factory_dtype
 
 
 # -- argument checks, at construction and at the boundary ----------------------------------------------
@@ -43,24 +44,6 @@ def _no_arguments(layer: str, args, kwargs) -> None:
     if args or kwargs:
         given = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
         raise TypeError(f"{layer} takes no arguments, got {', '.join(given)}")
-
-
-def _factory_dtype(layer: str, device, dtype) -> np.dtype:
-    """torch's ``device=None, dtype=None``: juanji runs on the CPU, and dtype None means float32; a NumPy dtype,
-    its name or a torch dtype (``torch.float64``) names the parameters' dtype."""
-    if device is not None and str(device).partition(":")[0] != "cpu":
-        raise ValueError(f"{layer}: device must be None or 'cpu' (juanji computes with NumPy on the CPU), "
-                         f"got {device!r}")
-    if dtype is None:
-        return np.dtype(np.float32)
-    name = dtype if isinstance(dtype, (type, np.dtype)) else str(dtype).removeprefix("torch.")
-    try:
-        resolved = np.dtype(name)
-    except TypeError:
-        resolved = None
-    if resolved is None or resolved.kind != "f":
-        raise TypeError(f"{layer}: dtype must be a floating-point dtype (np.float32, np.float64), got {dtype!r}")
-    return resolved
 
 
 # -- elementwise activations ---------------------------------------------------------------------------
@@ -358,7 +341,7 @@ class PReLU(_Elementwise):
             raise ValueError(f"PReLU: num_parameters must be a positive int, got {num_parameters!r}")
         self.num_parameters = int(num_parameters)
         self.init = _real("PReLU", "init", init)
-        self.params["weight"] = np.full(self.num_parameters, self.init, _factory_dtype("PReLU", device, dtype))
+        self.params["weight"] = np.full(self.num_parameters, self.init, factory_dtype("PReLU", device, dtype))
         self.grads["weight"] = np.zeros_like(self.params["weight"])
 
     def forward(self, x):

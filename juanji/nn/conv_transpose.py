@@ -10,7 +10,7 @@ from .. import random as jrandom
 from ..functional import conv_transpose as F
 from ..functional import init
 from .module import Module
-from .normalization import factory_dtype
+from .normalization import check_ints, factory_dtype
 
 
 class _ConvTransposeNd(Module):
@@ -55,16 +55,8 @@ class _ConvTransposeNd(Module):
             self.params["bias"] = init.uniform((self.out_channels,), bound, rng, dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
-    def _tuple(self, value, key, low):
-        """``value`` as a tuple of ``dims`` ints ≥ ``low``: an int, or a tuple/list of that length."""
-        name = type(self).__name__
-        values = (value,) * self.dims if isinstance(value, (int, np.integer)) else value
-        if (not isinstance(values, (tuple, list)) or len(values) != self.dims
-                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)):
-            raise TypeError(f"{name}: {key} must be an int or a tuple of {self.dims} ints, got {value!r}")
-        if min(values) < low:
-            raise ValueError(f"{name}: {key} must be {'positive' if low else 'non-negative'}, got {value!r}")
-        return tuple(int(v) for v in values)
+    def _tuple(self, value, key: str, low: int) -> tuple[int, ...]:
+        return check_ints(type(self).__name__, key, value, self.dims, low)
 
     def _geometry(self, output_padding):
         """(stride, padding, output_padding, dilation) as the 2-d kernels take them: a 1-d layer's (v,) becomes

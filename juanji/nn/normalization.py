@@ -24,8 +24,9 @@ def factory_dtype(layer: str, device, dtype) -> np.dtype:
         resolved = np.dtype(str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else dtype)
     except TypeError:
         resolved = None
-    if resolved not in DTYPES:
-        raise TypeError(f"{layer}: dtype must be float32 or float64 (or None: float32), got {dtype!r}")
+    if resolved is None or resolved not in DTYPES:     # (np.dtype == None holds for float64)
+        raise TypeError(f"{layer}: dtype must be float32 or float64 (a floating-point dtype; None: float32), "
+                        f"got {dtype!r}")
     return resolved
 
 
@@ -48,6 +49,18 @@ def check_real(layer: str, name: str, value, low=None, high=None, low_open=False
         raise ValueError(f"{layer}: {name} must be a finite number{bounds}{' or None' if none else ''}, "
                          f"got {value!r}")
     return float(value)
+
+
+def check_ints(layer: str, name: str, value, dims: int, low: int) -> tuple[int, ...]:
+    """``value`` as ``dims`` ints ≥ ``low`` (an int, or a tuple/list of ``dims`` ints), else an error naming the
+    layer and ``name``: a window's kernel_size, stride, padding, dilation."""
+    values = (value,) * dims if isinstance(value, (int, np.integer)) else value
+    if (not isinstance(values, (tuple, list)) or len(values) != dims
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)):
+        raise TypeError(f"{layer}: {name} must be an int or a tuple of {dims} ints, got {value!r}")
+    if min(values) < low:
+        raise ValueError(f"{layer}: {name} must be {'positive' if low else 'non-negative'}, got {value!r}")
+    return tuple(int(v) for v in values)
 
 
 def check_flag(layer: str, name: str, value) -> bool:

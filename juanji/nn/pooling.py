@@ -8,6 +8,7 @@ import numpy as np
 from ..functional import geometry
 from ..functional import pool as F
 from .module import Module
+from .normalization import check_ints
 
 
 class _Spatial(Module):
@@ -33,17 +34,8 @@ class _Spatial(Module):
         y = y[:, :, 0, :] if self.dims == 1 else y
         return y[0] if unbatched else y
 
-    def _tuple(self, value, key: str, low: int):
-        """``value`` as ``dims`` ints ≥ ``low`` (an int or a tuple/list of ``dims`` ints), else an error naming
-        the layer and ``key``."""
-        name = type(self).__name__
-        values = (value,) * self.dims if isinstance(value, (int, np.integer)) else value
-        if (not isinstance(values, (tuple, list)) or len(values) != self.dims
-                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)):
-            raise TypeError(f"{name}: {key} must be an int or a tuple of {self.dims} ints, got {value!r}")
-        if min(values) < low:
-            raise ValueError(f"{name}: {key} must be {'positive' if low else 'non-negative'}, got {value!r}")
-        return tuple(int(v) for v in values)
+    def _tuple(self, value, key: str, low: int) -> tuple[int, ...]:
+        return check_ints(type(self).__name__, key, value, self.dims, low)
 
     def _flag(self, value, key: str) -> bool:
         if not isinstance(value, (bool, np.bool_)):

@@ -242,3 +242,10 @@ def test_load_state_dict_wrong_shape_changes_nothing():
         model.load_state_dict(state)
     assert_unchanged(model, before)
     assert not np.array_equal(before["0.weight"], state["0.weight"])   # a load would have been visible
+
+
+@pytest.mark.parametrize("make", [lambda d: nn.Conv2d(1, 1, 1, dtype=d), lambda d: nn.Linear(1, 1, dtype=d),
+                                  lambda d: nn.BatchNorm2d(1, dtype=d), lambda d: nn.PReLU(dtype=d)])
+def test_a_dtype_numpy_cannot_name_is_refused(make):
+    with pytest.raises(TypeError, match="dtype must be float32 or float64 .*'bogus'"):
+        make("bogus")
