@@ -139,27 +139,28 @@ def explain(run, pixels, class_value: str | None = None, layer: str | None = Non
     """Saliency (H, W), divided by its maximum, and Grad-CAM of a class (default: the predicted one): at the
     layer's resolution (H', W'), and resampled to the image (H, W) with each cell on its receptive field's
     centre where the layers allow (``gradcam_centred``; else stretched)."""
-    return _explanation(run, _inside(run, pixels, class_value, layer))
+    return _explanation(run, _inside(run, run.normalize(pixels), class_value, layer))
 
 
 def analyze(run, pixels, class_value: str | None = None, layer: str | None = None) -> dict:
     """What the page shows of one image, from one forward and one backward pass (``viz.pictures.inside``):
     the prediction, the pixels and the network's input, every layer's maps, saliency and Grad-CAM."""
     x = run.normalize(pixels)
-    found = _inside(run, pixels, class_value, layer)
+    found = _inside(run, x, class_value, layer)
     return {"classes": ranked(run, found.scores, found.probabilities), "pixels": array(pixels), "input": array(x),
             "layers": [{"name": name, "type": type(l).__name__, "shape": list(y.shape), "maps": array(y)}
                        for name, l, y in found.layers if y.ndim == 3],
             "explanation": _explanation(run, found)}
 
 
-def _inside(run, pixels, class_value, layer) -> pictures.Inside:
+def _inside(run, x, class_value, layer) -> pictures.Inside:
+    """``viz.pictures.inside`` of the model input x, the class and layer of a request checked first."""
     if layer is not None and layer not in dict(run.layers()):
         raise NotFound(f"no layer named '{layer}'")
     if class_value:
         class_index(run, class_value, None)                 # an unknown class is refused before any work
     with run.lock:
-        return pictures.inside(run.trained, run.normalize(pixels), class_value or None, layer)
+        return pictures.inside(run.trained, x, class_value or None, layer)
 
 
 def _explanation(run, found: pictures.Inside) -> dict:
