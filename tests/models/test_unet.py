@@ -1,26 +1,113 @@
-"""The U-Net and its segmentation task (its skip connection against torch: tests/nn/test_unet_skip.py):
-the whole network's gradients by finite differences, its shapes and names, the fashion-masks task's masks, a short real training reaching a
-mean IoU far above an all-background predictor's, ``juanji show masks``, and the ONNX export."""
+"""The U-Net and its segmentation task: its skip connection and the whole network against torch twins
+written layer for layer, gradients by finite differences, shapes and names, the fashion-masks task's masks, a
+short real training reaching a mean IoU far above an all-background predictor's, ``juanji show masks``, and the ONNX export."""
 import json
+from collections import OrderedDict
 
 import numpy as np
 import pytest
+import torch
 
 from finite_difference import check_layer
-from juanji import models
+from juanji import models, nn
 from juanji import random as jrandom
 from juanji.cli import main
 from juanji.data import segmentation, write_idx
 from juanji.data.datasets import load_mnist
 from juanji.metrics import confusion_matrix, mean_iou
+from juanji.models.unet import skip
+from layer_check import compare_with_torch, randomise_state
 
 
 def randomise_buffers(model, rng):
-    """Running statistics away from (0, 1), so that a batch norm used wrongly in eval mode would show."""
+    """Running statistics away from (0, 1), so that a batch norm used wrongly in eval mode would show; the
+    parameters keep their He initialisation (large random weights put finite differences across ReLU kinks)."""
     for module in model.modules():
         for key, buffer in module.buffers.items():
             if buffer.dtype.kind == "f":
                 buffer[...] = rng.uniform(0.5, 1.5, buffer.shape) if "var" in key else rng.normal(0, 0.2, buffer.shape)
+
+
+class TorchSkip(torch.nn.Module):
+    """torch's U-Net skip, written out: y = cat([x, down(x)], dim=1), children named as juanji's."""
+
+    def __init__(self, down):
+        super().__init__()
+        self.skip, self.down = torch.nn.Identity(), down
+
+    def forward(self, x):
+        return torch.cat([self.skip(x), self.down(x)], dim=1)
+
+
+def juanji_level():
+    return skip(nn.Sequential(OrderedDict(pool=nn.MaxPool2d(2), conv=nn.Conv2d(3, 4, 3, padding=1),
+                                          bn=nn.BatchNorm2d(4), relu=nn.ReLU(),
+                                          up=nn.ConvTranspose2d(4, 2, 2, stride=2))))
+
+
+def torch_level():
+    t = torch.nn
+    return TorchSkip(t.Sequential(OrderedDict(pool=t.MaxPool2d(2), conv=t.Conv2d(3, 4, 3, padding=1),
+                                              bn=t.BatchNorm2d(4), relu=t.ReLU(),
+                                              up=t.ConvTranspose2d(4, 2, 2, stride=2))))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_skip_connection_equals_torch(dtype):
+    jrandom.seed(0)
+    module = juanji_level().to(dtype)
+    randomise_state(module)
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(dtype)
+    y = compare_with_torch(module, torch_level(), x, steps=2)
+    assert y.shape == (2, 5, 8, 8)
+
+
+def test_skip_connection_passes_x_through_and_splits_the_gradient():
+    module = skip(nn.Conv2d(3, 2, 1)).to(np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    y = module(x)
+    np.testing.assert_array_equal(y[:, :3], x)                  # the skip half is x itself
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    conv = module.down
+    expected = dy[:, :3] + np.einsum("nkhw,kc->nchw", dy[:, 3:], conv.params["weight"][:, :, 0, 0])
+    np.testing.assert_allclose(module.backward(dy), expected, rtol=1e-12)
+
+
+def test_skip_connection_gradients_by_finite_differences():
+    jrandom.seed(0)
+    module = juanji_level().to(np.float64).eval()     # eval: BN a fixed affine map, differentiable everywhere
+    randomise_state(module)
+    x = np.random.default_rng(2).standard_normal((2, 3, 6, 6))
+    check_layer(module, x, samples=8)
+
+
+def torch_double_conv(in_channels, channels):
+    t = torch.nn
+    return t.Sequential(OrderedDict(
+        conv1=t.Conv2d(in_channels, channels, 3, padding=1, bias=False), bn1=t.BatchNorm2d(channels), relu1=t.ReLU(),
+        conv2=t.Conv2d(channels, channels, 3, padding=1, bias=False), bn2=t.BatchNorm2d(channels), relu2=t.ReLU()))
+
+
+def torch_unet(num_classes, in_channels, base_channels):
+    """The U-Net of juanji.models.unet written in torch from its docstring's picture, names as juanji's."""
+    t, (b1, b2, b3) = torch.nn, (base_channels, 2 * base_channels, 4 * base_channels)
+    level2 = t.Sequential(OrderedDict(pool=t.MaxPool2d(2), bottleneck=torch_double_conv(b2, b3),
+                                      up=t.ConvTranspose2d(b3, b2, 2, stride=2)))
+    level1 = t.Sequential(OrderedDict(pool=t.MaxPool2d(2), enc2=torch_double_conv(b1, b2), level2=TorchSkip(level2),
+                                      dec2=torch_double_conv(2 * b2, b2), up=t.ConvTranspose2d(b2, b1, 2, stride=2)))
+    return t.Sequential(OrderedDict(enc1=torch_double_conv(in_channels, b1), level1=TorchSkip(level1),
+                                    dec1=torch_double_conv(2 * b1, b1), head=t.Conv2d(b1, num_classes, 1)))
+
+
+@pytest.mark.parametrize("dtype, training", [(np.float64, True), (np.float64, False), (np.float32, True)])
+def test_whole_unet_equals_its_torch_twin(dtype, training):
+    """Logits, dx, every parameter gradient and every running statistic, two steps, float64 ≤ 1e-10."""
+    jrandom.seed(0)
+    model = models.create("unet", num_classes=4, in_channels=2, input_size=12, base_channels=3).to(dtype)
+    randomise_state(model.train(training), seed=5)
+    x = np.random.default_rng(6).standard_normal((3, 2, 12, 12)).astype(dtype)
+    y = compare_with_torch(model, torch_unet(4, 2, 3), x, steps=2)
+    assert y.shape == (3, 4, 12, 12)
 
 
 def test_whole_unet_gradients_by_finite_differences():

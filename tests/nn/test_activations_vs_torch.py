@@ -1,7 +1,7 @@
 """juanji.nn's activations and softmax family against torch.nn's twins: every constructor argument drawn at random
 (passed positionally, by keyword or both), float32 and float64, batched, unbatched and non-contiguous inputs with
 the kinks among their values, in place and not; forward, dx and PReLU's weight gradient compared by
-tests/nn/layer_check.py's rule.  Then finite differences, inputs of ±1e4, torch's implicit softmax dim with its
+tests/layer_check.py's rule.  Then finite differences, inputs of ±1e4, torch's implicit softmax dim with its
 warning, in-place semantics, and arguments refused at construction."""
 import warnings
 import zlib
