@@ -5,7 +5,7 @@ its lock, repairs what a kill left behind, and loads what was trained in it.
         config.json                 the TrainConfig (juanji.schema)              Run.config
         checkpoints/epoch-001.npz   one checkpoint per epoch, with the whole     Run.checkpoints(),
                                     metrics history                              Run.latest_checkpoint()
-        best.npz                    the epoch with the highest test accuracy     Run.best
+        best.npz                    the epoch with the best score (best_score)   Run.best
         metrics.jsonl               one JSON object per epoch                    Run.metrics()
         curves.png                  loss and accuracy per epoch
         .lock                       held (flock) by the training that owns the run, while it runs
@@ -32,6 +32,12 @@ _TEMPORARY = re.compile(r"\..*\.tmp")         # what a killed atomic write leave
 # What juanji's own commands may write beside a run, none of it read back by training: the pictures of
 # `juanji show` (*.png), `juanji export`'s ONNX files, TensorBoard's event files (`--tensorboard RUN`).
 OUTPUTS = re.compile(r"[^/]+\.(png|onnx)|events\.out\.tfevents\.[^/]+")
+
+
+def best_score(metrics: dict) -> float:
+    """What best.npz maximises over the epochs of a metrics history: the test mean IoU of a segmentation
+    run (its per-pixel accuracy is mostly the background's), the test accuracy otherwise."""
+    return metrics.get("test_mean_iou", metrics["test_accuracy"])
 
 
 class RunLocked(RuntimeError):
@@ -228,7 +234,7 @@ class Run:
         after a kill or a full disk between the checkpoint and them; one note per file rewritten."""
         notes = []
         if history:
-            best_epoch = max(history, key=lambda m: m["test_accuracy"])["epoch"]    # the first of equals
+            best_epoch = max(history, key=best_score)["epoch"]    # the first of equals
             try:
                 best_now = ckpt.load(self.best).meta.get("epoch")
             except (OSError, ValueError):

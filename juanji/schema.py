@@ -103,7 +103,7 @@ def validate_header(meta: dict, source: str) -> None:
         check("model.name", str, optional=False)
         check("model.config", dict)
     check("epoch", int, 0)
-    check("best_accuracy", float)
+    check("best_accuracy", float)         # in older checkpoints (the best now follows from the history)
     for name in ("metrics", "optimizer", "scheduler", "rng"):
         check(name, dict)
     history = check("history", list)

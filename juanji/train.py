@@ -25,7 +25,7 @@ from .init import initialize
 from .metrics import evaluate, labelled_correct, mean_iou
 from .model_memory import check_model_memory
 from .models import did_you_mean
-from .runs import Run
+from .runs import Run, best_score
 from .trained import eval_loader
 from .schema import MAX_IMAGE_SIZE, TrainConfig
 
@@ -225,7 +225,6 @@ class Trainer:
         self.run = Run(config.out)
         self.run.check_unlocked()
         self.start_epoch = 0
-        self.best_accuracy = -1.0
         self.history: list[dict] = []
         self.notes: list[str] = []
         self.resumed = False
@@ -246,7 +245,7 @@ class Trainer:
         """The epoch's checkpoint (with the whole metrics history, so a resume never depends on
         metrics.jsonl having been written), and best.npz when this epoch is the best so far."""
         meta = {"epoch": epoch, "config": dataclasses.asdict(self.config), "metrics": history[-1],
-                "history": history, "best_accuracy": self.best_accuracy,
+                "history": history,
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "rng": jrandom.get_state(), "threads": get_num_threads(),
                 "data": {"classes": self.train_set.classes, "normalization": self.normalization,
@@ -275,7 +274,6 @@ class Trainer:
         except (KeyError, TypeError, ValueError) as error:
             raise ckpt.CheckpointError(f"{path}: header field 'rng' is not a generator state ({error})") from None
         self.start_epoch = state.meta["epoch"]
-        self.best_accuracy = state.meta.get("best_accuracy", -1.0)
         self.history = state.meta.get("history", [])
         self.resumed = True
         threads = state.meta.get("threads")
@@ -392,8 +390,7 @@ class Trainer:
                 else:
                     self.scheduler.step()
             history.append(metrics)
-            is_best = metrics["test_accuracy"] > self.best_accuracy
-            self.best_accuracy = max(self.best_accuracy, metrics["test_accuracy"])
+            is_best = best_score(metrics) > max(map(best_score, history[:-1]), default=-1.0)
             if self.writes:
                 self._save(epoch + 1, history, is_best)
                 self.run.write_metrics(history)

@@ -9,7 +9,7 @@ import pytest
 
 from juanji import checkpoint as ckpt
 from juanji.data import write_idx
-from juanji.runs import Run, RunLocked
+from juanji.runs import Run, RunLocked, best_score
 from juanji.schema import SchemaError, TrainConfig
 from juanji.train import Trainer
 
@@ -97,6 +97,22 @@ def test_repair_rewrites_what_a_kill_after_the_checkpoint_left_stale(trained, tm
     assert len(notes) == 2 and "best.npz rewritten from epoch" in notes[0]
     assert ckpt.load(run.best).meta["epoch"] == best and run.metrics() == history
     assert run.repair(history) == []
+
+
+def test_the_best_epoch_of_a_segmentation_is_the_one_of_the_best_mean_iou(trained, tmp_path):
+    """Per-pixel accuracy of a mask is mostly the background's: an all-background epoch can have the higher
+    accuracy and the worse masks. best.npz follows the mean IoU where a history has it."""
+    assert best_score({"test_accuracy": 0.9}) == 0.9
+    assert best_score({"test_accuracy": 0.9, "test_mean_iou": 0.4}) == 0.4
+    run = Run(tmp_path / "copy")
+    subprocess.run(["cp", "-a", trained.path, run.path], check=True)
+    history = ckpt.load(run.latest_checkpoint()).meta["history"]
+    history[0].update(test_accuracy=0.95, test_mean_iou=0.30)
+    history[1].update(test_accuracy=0.90, test_mean_iou=0.60)
+    run.repair(history)
+    assert ckpt.load(run.best).meta["epoch"] == 2
+    history[0]["test_mean_iou"] = 0.70
+    assert "best.npz rewritten from epoch 1" in run.repair(history)[0]
 
 
 def test_claim_says_who_may_write_into_a_folder(trained, tmp_path):
