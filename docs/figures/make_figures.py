@@ -411,8 +411,9 @@ def draw_full_conv(data, text, path):
 
 # -- pooling -------------------------------------------------------------------------------------------
 def data_pool_backward():
-    x = np.array([[1., 3., 2., 1.], [4., 2., 0., 1.], [1., 1., 5., 6.], [0., 2., 7., 3.]])[None, None]
-    dy = np.array([[1., 2.], [3., 4.]])[None, None]
+    # the X and dY of the pooling page's code
+    x = np.array([[1., 3., 2., 1.], [4., 2., 0., 1.], [5., 1., 3., 2.], [0., 2., 4., 6.]])[None, None]
+    dy = np.array([[10., 20.], [30., 40.]])[None, None]
     y_max, max_cache = max_pool2d(x, 2)
     y_avg, avg_cache = avg_pool2d(x, 2)
     return {"x": x[0, 0], "dy": dy[0, 0], "max": y_max[0, 0], "avg": y_avg[0, 0],
@@ -422,10 +423,10 @@ def data_pool_backward():
 def draw_pool_backward(data, text, path):
     figure, axes = plt.subplots(2, 4, figsize=(12, 6.4), gridspec_kw={"width_ratios": [4, 2, 2, 4]})
     for row, kind, dx, title in ((0, "max", "dx_max", "mask"), (1, "avg", "dx_avg", "split")):
-        numbers(axes[row, 0], data["x"], f'{text["x"]}  ({text[kind]})', vmin=0, vmax=12)
-        numbers(axes[row, 1], data[kind], text["y"], vmin=0, vmax=12, fmt="{:.3g}")
-        numbers(axes[row, 2], data["dy"], text["dY"], cmap="Oranges", vmin=0, vmax=6)
-        numbers(axes[row, 3], data[dx], text[title], cmap="Oranges", vmin=0, vmax=6)
+        numbers(axes[row, 0], data["x"], f'{text["x"]}  ({text[kind]})', vmin=0, vmax=8)
+        numbers(axes[row, 1], data[kind], text["y"], vmin=0, vmax=8, fmt="{:.3g}")
+        numbers(axes[row, 2], data["dy"], text["dY"], cmap="Oranges", vmin=0, vmax=60)
+        numbers(axes[row, 3], data[dx], text[title], cmap="Oranges", vmin=0, vmax=60)
         for ax in (axes[row, 0], axes[row, 3]):
             for i in (0, 2):
                 for j in (0, 2):

@@ -163,6 +163,32 @@ def test_shell_commands_parse(page, capsys):
     assert not problems, f"{page_id(page)}:\n" + "\n".join(problems)
 
 
+# One Chinese word per concept, the one docs/glossary.zh.md gives (which also lists the others, as the
+# textbooks write them): English word → (our word, words the Chinese pages do not use for it).
+ONE_WORD = {"stride": ("步幅", ["步长"]),
+            "dilation, dilated convolution": ("空洞率、空洞卷积", ["膨胀", "扩张率", "扩张卷积"]),
+            "batch normalisation": ("批归一化", ["批量归一化", "批标准化", "批量规范化"]),
+            "kernel": ("卷积核", ["滤波器", "过滤器"])}
+# Where one of those words means something else: the size of a gradient step is 步长 (not the stride), and
+# the convolution page names 滤波器 once as the kernel's other name, and for the classic image filters.
+ELSEWHERE = {"步长": {"concepts/optimization.zh.md"}, "滤波器": {"concepts/convolution.zh.md"}}
+
+
+def test_the_chinese_pages_use_one_word_per_concept():
+    glossary = DOCS / "glossary.zh.md"
+    rows = dict(re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|", glossary.read_text(encoding="utf-8"), re.M))
+    for english, (ours, others) in ONE_WORD.items():
+        assert rows.get(ours) == english, f"{page_id(glossary)} does not give {ours} for {english}"
+    used = []
+    for page in PAGES:
+        if page.name.endswith(".zh.md") and page != glossary:
+            text = page.read_text(encoding="utf-8")
+            used += [f"{page_id(page)}: {word} (for {english}, write {ours})"
+                     for english, (ours, others) in ONE_WORD.items() for word in others
+                     if word in text and page_id(page) not in ELSEWHERE.get(word, ())]
+    assert not used, "another word than the glossary's:\n" + "\n".join(used)
+
+
 def test_reference_lists_every_layer_with_the_torch_class_it_matches():
     import torch
 

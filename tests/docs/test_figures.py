@@ -2,6 +2,7 @@
 its language, and the numbers a figure shows are those of the functions the page teaches."""
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from pathlib import Path
@@ -93,6 +94,22 @@ def test_full_convolution_figure_is_the_backward_pass():
     full = np.array([[(padded[i:i + 2, j:j + 2] * rot).sum() for j in range(3)] for i in range(3)])
     assert np.array_equal(data["dx"], full)
     assert np.array_equal(rot, data["w"][::-1, ::-1])
+
+
+def page_array(page: Path, name: str) -> np.ndarray:
+    """The array a page's code assigns to ``name`` first: ``>>> name = np.array([[...],`` (continued on
+    ``...`` lines) ``, dtype=...)``."""
+    text = page.read_text(encoding="utf-8")
+    found = re.search(rf"^>>> {name} = np\.array\((.*?), dtype", text, re.M | re.S)
+    assert found, f"{page.name} assigns no np.array to {name}"
+    return np.array(ast.literal_eval(found.group(1).replace("...", "")), dtype=float)
+
+
+@pytest.mark.parametrize("page", ["pooling.md", "pooling.zh.md"])
+def test_pooling_figure_shows_the_pages_numbers(page):
+    data = figures.data_pool_backward()
+    assert np.array_equal(data["x"], page_array(CONCEPTS / page, "x"))
+    assert np.array_equal(data["dy"], page_array(CONCEPTS / page, "dy"))
 
 
 def test_pooling_figure_routes_to_the_max_and_splits_the_average():

@@ -1,12 +1,14 @@
 """The built tutorial site as a reader meets it: code that fits a laptop screen, formulas typeset by a KaTeX
-the site serves itself, a Chinese search index cut into words, anchors and language links that resolve
-under the sub-path of ``site_url`` — and, in headless Chromium, one page read and used for real.
+the site serves itself, Chinese text without stray spaces, one search index per language (the Chinese one
+cut into words), anchors, language links and sitemaps that resolve under the sub-path of ``site_url`` and
+at a server's root — and, in headless Chromium, pages read and used for real, with no request that fails.
 
 The browser test drives Debian's /usr/bin/chromium through Python's playwright (never a downloaded
 browser); it is skipped where either is missing.
 """
 from __future__ import annotations
 
+import contextlib
 import doctest
 import json
 import os
@@ -27,14 +29,18 @@ import pytest
 from test_docs import DOCS, PAGES, ROOT, blocks, page_id
 
 CODE_COLUMNS = 80       # a code block's width at a 1280 px wide window, both sidebars shown (measured: 80.2)
-SITE_PATH = urlsplit(re.search(r"^site_url:\s*(\S+)", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"),
-                               re.M).group(1)).path            # /docs/
+SITE_URL = re.search(r"^site_url:\s*(\S+)", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.M).group(1)
+SITE_PATH = urlsplit(SITE_URL).path            # /docs/
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-# Words a Chinese reader searches for, and the page that teaches each.
-CHINESE_TERMS = {"反向传播": "zh/concepts/conv-backprop/", "掩码": "zh/concepts/pooling/",
-                 "感受野": "zh/concepts/receptive-field/", "权值共享": "zh/concepts/weight-sharing/"}
+# Words a Chinese reader searches for, and the page that teaches each (in the Chinese site, zh/).
+CHINESE_TERMS = {"反向传播": "concepts/conv-backprop/", "掩码": "concepts/pooling/",
+                 "感受野": "concepts/receptive-field/", "权值共享": "concepts/weight-sharing/",
+                 "批量归一化": "glossary/"}
+LANGUAGE_ROOTS = {"en": "", "zh": "zh/"}
+# Han characters, CJK punctuation and full-width forms: between two of them a space is a stray one.
+CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef"
 
 
 def columns(line: str) -> int:
@@ -140,18 +146,109 @@ def test_language_links_resolve_under_the_site_path(site):
             if tag == "a" and "md-select__link" in attrs.get("class", ""):
                 path = urlsplit(urljoin(url, attrs["href"])).path
                 target = site / unquote(path).removeprefix(SITE_PATH) / "index.html"
-                if not path.startswith(SITE_PATH) or not target.exists():
+                # relative, so that they work wherever the site is served (404.html is served at any depth)
+                absolute = attrs["href"].startswith("/") and html.name != "404.html"
+                if absolute or not path.startswith(SITE_PATH) or not target.exists():
                     broken.append(f"{html.relative_to(site)}: {attrs['href']} → {path}")
     assert not broken, "language links that lead nowhere:\n" + "\n".join(broken)
 
 
+def search_index(site: Path, language: str) -> dict:
+    return json.loads((site / LANGUAGE_ROOTS[language] / "search/search_index.json").read_text(encoding="utf-8"))
+
+
 def test_chinese_search_index_is_cut_into_words(site):
-    index = json.loads((site / "search/search_index.json").read_text(encoding="utf-8"))
+    index = search_index(site, "zh")
     separator = re.compile(index["config"]["separator"])
     for term, page in CHINESE_TERMS.items():
         found = {doc["location"].split("#")[0] for doc in index["docs"]
                  if term in separator.split(doc["title"] + " " + doc["text"])}
         assert page in found, f"the search index has {term} as a word in {sorted(found)}, not in {page}"
+
+
+def test_each_language_searches_its_own_pages(site):
+    """Each language's search index (in its root, where Material's search reads it) holds all of that
+    language's pages and no other's, and its titles carry no zero-width space (they are shown as written)."""
+    for language, root in LANGUAGE_ROOTS.items():
+        index = search_index(site, language)
+        pages = {html.parent.relative_to(site / root).as_posix() + "/" for html in (site / root).rglob("index.html")
+                 if not any(html.is_relative_to(site / other) for other in LANGUAGE_ROOTS.values()
+                            if len(other) > len(root))} - {"./", "search/"}
+        indexed = {doc["location"].split("#")[0] for doc in index["docs"]}
+        assert indexed <= pages | {""}, f"{language}: the index lists pages of another language: {indexed - pages}"
+        assert pages <= indexed, f"{language}: pages missing from the index: {sorted(pages - indexed)}"
+        spaced = [doc["title"] for doc in index["docs"] if "\u200b" in doc["title"]]
+        assert not spaced, f"{language}: titles with zero-width spaces: {spaced[:5]}"
+    english = search_index(site, "en")
+    assert not [doc for doc in english["docs"] if re.search(f"[{CJK}]", doc["title"])]
+
+
+class _Text(HTMLParser):
+    """A page's text as it is shown, outside code, scripts and styles: runs of inline text, each block
+    element (where line breaks show as nothing) ending one."""
+    INLINE = {"a", "abbr", "b", "del", "em", "i", "img", "ins", "mark", "s", "small", "span", "strong", "sub",
+              "sup", "u", "wbr"}
+    HIDDEN = {"code", "kbd", "pre", "script", "style", "svg", "textarea"}
+
+    def __init__(self):
+        super().__init__()
+        self.parts, self.hidden = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self.hidden += tag in self.HIDDEN
+        self.parts.append("" if tag in self.INLINE else "\0")
+
+    def handle_endtag(self, tag):
+        self.hidden -= tag in self.HIDDEN
+        self.parts.append("" if tag in self.INLINE else "\0")
+
+    def handle_data(self, data):
+        self.parts.append("\0" if self.hidden else data)
+
+
+def test_chinese_text_has_no_stray_spaces(site):
+    """A line break in the Markdown source between two Chinese characters shows as a space ("输出与 输入");
+    docs/hooks/cjk.py drops it when the site is built."""
+    joins = re.compile(f"[{CJK}][ \t\r\n]+[{CJK}]")
+    found = []
+    for html in sorted((site / "zh").rglob("*.html")):
+        parser = _Text()
+        parser.feed(html.read_text(encoding="utf-8"))
+        text = "".join(parser.parts)
+        found += [f"{html.relative_to(site)}: {text[m.start() - 8:m.end() + 8]!r}" for m in joins.finditer(text)]
+    assert not found, f"{len(found)} spaces between Chinese characters:\n" + "\n".join(found[:30])
+
+
+def test_alternate_links_name_the_language_roots_and_their_sitemaps(site):
+    """Material fetches ROOT/sitemap.xml for each <link rel="alternate">: each names a language's root,
+    where that language's sitemap is, and the sitemap lists that language's pages, all built."""
+    wrong = []
+    for html in site.rglob("*.html"):
+        if html.name == "404.html":
+            continue
+        folder = html.parent.relative_to(site).as_posix()
+        url = SITE_PATH + ("" if folder == "." else folder + "/")
+        for tag, attrs in tags(html):
+            if tag == "link" and attrs.get("rel") == "alternate" and "hreflang" in attrs:
+                target = urlsplit(urljoin(url, attrs["href"])).path
+                if attrs["href"].startswith("/") or target != SITE_PATH + LANGUAGE_ROOTS[attrs["hreflang"]]:
+                    wrong.append(f"{html.relative_to(site)}: {attrs['href']} → {target}")
+    assert not wrong, "alternate links that are not their language's root:\n" + "\n".join(sorted(wrong)[:20])
+    for language, root in LANGUAGE_ROOTS.items():
+        sitemap = site / root / "sitemap.xml"
+        assert sitemap.exists(), f"no {root}sitemap.xml for the {language} pages"
+        locations = re.findall(r"<loc>([^<]+)</loc>", sitemap.read_text(encoding="utf-8"))
+        assert locations and all(loc.startswith(SITE_URL + root) for loc in locations), locations[:5]
+        missing = [loc for loc in locations if not (site / unquote(loc.removeprefix(SITE_URL)) / "index.html").exists()]
+        assert not missing, f"{root}sitemap.xml lists pages that were not built: {missing}"
+
+
+def test_the_glossary_is_in_both_languages_in_the_navigation(site):
+    for language, root in LANGUAGE_ROOTS.items():
+        assert (site / root / "glossary/index.html").exists()
+        home = (site / root / "index.html").read_text(encoding="utf-8")
+        assert 'href="glossary/"' in home, f"the {language} navigation does not list the glossary"
+        assert any(doc["location"].startswith("glossary/") for doc in search_index(site, language)["docs"])
 
 
 def _free_port() -> int:
@@ -160,14 +257,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(site):
-    """``python -m http.server`` serving the site under its sub-path: the base URL of the site."""
+@contextlib.contextmanager
+def _serving(directory: Path, path: str):
+    """``python -m http.server`` serving ``directory`` on 127.0.0.1: the URL of ``path`` on it."""
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                                "--directory", str(site.parents[len(Path(SITE_PATH.strip("/")).parts) - 1])],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}{SITE_PATH}"
+                                "--directory", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}{path}"
     try:
         for _ in range(100):
             try:
@@ -179,6 +275,20 @@ def server(site):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """The site served under its sub-path: the base URL of the site."""
+    with _serving(site.parents[len(Path(SITE_PATH.strip("/")).parts) - 1], SITE_PATH) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def root_server(site):
+    """The same site served at a server's root, as `python -m http.server -d build/site` would."""
+    with _serving(site, "/") as base:
+        yield base
 
 
 def _code(source: str) -> list[str]:
@@ -253,6 +363,76 @@ def test_a_page_in_headless_chromium(server, tmp_path):
             page.locator("input.md-search__input").click()
             page.locator("input.md-search__input").fill("掩码")
             page.wait_for_selector(".md-search-result__link[href*='concepts/pooling']", timeout=15000)
+        finally:
+            browser.close()
+
+
+def _chromium(playwright):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no {CHROMIUM} (Debian's chromium package)")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("served", ["server", "root_server"], ids=["under the site path", "at the root"])
+def test_no_request_fails_and_the_language_switch_keeps_the_page(served, request):
+    """The home page and a concept page in each language: every request they make succeeds (Material
+    fetches ROOT/sitemap.xml for each <link rel="alternate">), and their language switches lead to the same
+    page in each language — under the site path as at a server's root."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    base = request.getfixturevalue(served)
+    failed, sitemaps = [], []
+    with playwright.sync_playwright() as p:
+        browser = _chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.on("response", lambda response: response.status >= 400 and
+                    failed.append(f"{response.status} {response.url} (from {page.url})"))
+            page.on("requestfinished", lambda request: request.url.endswith("/sitemap.xml") and
+                    sitemaps.append(request.url))
+            for language, root in LANGUAGE_ROOTS.items():
+                for path in ("", "concepts/pooling/"):
+                    sitemaps.clear()
+                    page.goto(base + root + path)
+                    # one sitemap per <link rel="alternate">, fetched by Material's script after the load
+                    page.wait_for_load_state("load")
+                    for _ in range(200):
+                        if len(sitemaps) >= len(LANGUAGE_ROOTS) or failed:
+                            break
+                        page.wait_for_timeout(50)
+                    assert sorted(sitemaps) == sorted(base + r + "sitemap.xml" for r in LANGUAGE_ROOTS.values()) \
+                        or failed, (root + path, sitemaps)
+                    for other, other_root in LANGUAGE_ROOTS.items():
+                        href = page.locator(f"a.md-select__link[hreflang={other}]").get_attribute("href")
+                        target = urljoin(page.url, href)
+                        assert target == base + other_root + path, (root + path, href)
+                        urllib.request.urlopen(target, timeout=10).close()      # raises on a 404
+        finally:
+            browser.close()
+    assert not failed, "requests that failed:\n" + "\n".join(failed)
+
+
+@pytest.mark.slow
+def test_search_stays_in_its_language(server):
+    """An English query lists English pages, a Chinese one Chinese pages; the results' titles carry no
+    zero-width space; 批量归一化, the textbooks' word, finds the glossary (the pages say 批归一化)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    queries = [("", "kernel", lambda href: "/zh/" not in href), ("zh/", "卷积核", lambda href: "/zh/" in href),
+               ("zh/", "批量归一化", lambda href: "/zh/glossary/" in href)]
+    with playwright.sync_playwright() as p:
+        browser = _chromium(p)
+        try:
+            for root, query, belongs in queries:
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                page.goto(server + root)
+                page.locator("input.md-search__input").click()
+                page.locator("input.md-search__input").fill(query)
+                page.wait_for_selector(".md-search-result__link", timeout=15000)
+                results = page.evaluate("""() => [...document.querySelectorAll('.md-search-result__link')].map(a =>
+                    [a.href, a.querySelector('h1, h2') ? a.querySelector('h1, h2').textContent : ''])""")
+                assert results and all(belongs(href) for href, _ in results), (query, results[:5])
+                assert not [title for _, title in results if "\u200b" in title], (query, results[:5])
+                page.close()
         finally:
             browser.close()
 
