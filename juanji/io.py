@@ -1,4 +1,5 @@
-"""Writing files so that a crash, a kill or a full disk never leaves a half-written one: the one atomic writer.
+"""Writing files so that a crash, a kill or a full disk never leaves a half-written one: the one atomic writer;
+and reading a small file from outside without trusting it: the one bounded reader, ``read_small_file``.
 
 ``write_atomically`` writes a temporary file beside the target (``.<name>.<random>.tmp``), fsyncs it and
 renames it over the target with ``os.replace``.  A writer killed mid-way leaves only such a temporary
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+
+from .limits import mib
 
 TEMPORARY_SUFFIX = ".tmp"
 
@@ -23,10 +26,41 @@ def check_writable_target(path) -> None:
     except OSError as error:
         raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
     if not stat.S_ISREG(mode):
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
-                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
-                else "not a regular file")
-        raise OSError(f"cannot write {path}: it is {kind}, not a regular file; refusing to replace it")
+        raise OSError(f"cannot write {path}: it is {file_kind(mode)}, not a regular file; refusing to replace it")
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, for a message: "a folder", "a FIFO (named pipe)" ..."""
+    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+
+
+def read_small_file(path, limit: int) -> bytes:
+    """The whole content of the regular file ``path``, at most ``limit`` bytes; OSError naming the file when
+    it is missing, not a regular file (a folder, a FIFO, a device such as a link to /dev/zero) or larger.
+
+    The file is opened non-blocking and checked with ``fstat`` before any read, so a FIFO is refused at once
+    instead of waiting for a writer; a file that grows after the check is still cut off at ``limit + 1`` bytes.
+    """
+    path = os.fspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:        # FileNotFoundError stays one, with a message naming the file
+        raise type(error)(f"cannot read {path}: {error.strerror}") from None
+    content = bytearray()
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"cannot read {path}: it is {file_kind(info.st_mode)}, not a regular file")
+        if info.st_size <= limit:
+            while len(content) <= limit and (chunk := os.read(fd, limit + 1 - len(content))):
+                content += chunk
+        if info.st_size > limit or len(content) > limit:
+            raise OSError(f"cannot read {path}: it is larger than {mib(limit)}, the most juanji reads from it")
+    finally:
+        os.close(fd)
+    return bytes(content)
 
 
 def write_atomically(path, write) -> None:

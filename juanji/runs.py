@@ -22,13 +22,16 @@ import os
 import re
 
 from . import checkpoint as ckpt
-from .io import check_writable_target, remove_stale_temporaries, write_atomically, write_text
+from .io import check_writable_target, read_small_file, remove_stale_temporaries, write_atomically, write_text
 from .schema import SchemaError, TrainConfig, validate_config
 
 CONFIG, CHECKPOINTS, BEST, METRICS, CURVES, LOCK = (
     "config.json", "checkpoints", "best.npz", "metrics.jsonl", "curves.png", ".lock")
 _CHECKPOINT_NAME = re.compile(r"epoch-(\d{3,})\.npz")
 _TEMPORARY = re.compile(r"\..*\.tmp")         # what a killed atomic write leaves (juanji.io)
+# The most read of each file (``juanji.io.read_small_file``): a config is a few hundred bytes, an epoch's
+# metrics line about 400, so 16 MiB holds some 40,000 epochs and parses in well under a second.
+MAX_CONFIG_BYTES, MAX_METRICS_BYTES = 2 ** 20, 16 * 2 ** 20
 # What juanji's own commands may write beside a run, none of it read back by training: the pictures of
 # `juanji show` (*.png), `juanji export`'s ONNX files, TensorBoard's event files (`--tensorboard RUN`).
 OUTPUTS = re.compile(r"[^/]+\.(png|onnx)|events\.out\.tfevents\.[^/]+")
@@ -103,9 +106,8 @@ class Run:
     def config(self) -> TrainConfig:
         """The run's TrainConfig, read from config.json and validated (SchemaError names the field)."""
         try:
-            with open(self.config_path, encoding="utf-8") as f:
-                return validate_config(json.load(f), self.config_path)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            return validate_config(json.loads(read_small_file(self.config_path, MAX_CONFIG_BYTES)), self.config_path)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
             raise SchemaError(f"{self.config_path}: not a JSON file ({error})") from None
 
     def write_config(self, config: TrainConfig) -> None:
@@ -125,21 +127,23 @@ class Run:
         return found[-1][1] if found else None
 
     def metrics(self) -> list[dict]:
-        """The per-epoch metrics of metrics.jsonl ([] when there is none yet)."""
+        """The per-epoch metrics of metrics.jsonl ([] when there is none yet); OSError when it is not a regular
+        file or larger than ``MAX_METRICS_BYTES``, SchemaError naming a line that is not an epoch's object."""
         path = self.file(METRICS)
-        if not os.path.exists(path):
+        try:
+            text = read_small_file(path, MAX_METRICS_BYTES).decode("utf-8", errors="replace")
+        except FileNotFoundError:
             return []
         history = []
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    history.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise SchemaError(f"{path}: line {number} is not JSON ({error})") from None
-                if not isinstance(history[-1], dict) or not isinstance(history[-1].get("epoch"), int):
-                    raise SchemaError(f"{path}: line {number} is not an epoch's metrics object")
+        for number, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                history.append(json.loads(line))
+            except (json.JSONDecodeError, RecursionError) as error:
+                raise SchemaError(f"{path}: line {number} is not JSON ({error})") from None
+            if not isinstance(history[-1], dict) or not isinstance(history[-1].get("epoch"), int):
+                raise SchemaError(f"{path}: line {number} is not an epoch's metrics object")
         return history
 
     def write_metrics(self, history: list[dict]) -> None:
@@ -246,7 +250,7 @@ class Run:
                 notes.append(f"{self.best} rewritten from epoch {best_epoch}'s checkpoint")
         try:
             stale = self.metrics() != history
-        except SchemaError:
+        except (SchemaError, OSError):      # not JSON, too large: rewritten (a FIFO is refused by the writer)
             stale = True
         if stale or not os.path.isfile(self.file(CURVES)):
             self.write_metrics(history)

@@ -11,6 +11,8 @@ normalisation, alphabet), read from a run directory or a checkpoint file and che
 from __future__ import annotations
 
 import os
+import stat
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +24,7 @@ from .data.folder import load_datasets
 from .data.images import load_image
 from .data.photo import is_light_background, prepare_photo
 from .data.transforms import Normalize
+from .io import file_kind
 from .metrics import evaluate
 from .runs import Run
 
@@ -30,14 +33,26 @@ INVERT = ("auto", "yes", "no")  # prepare's choices for turning a photo into its
 
 
 def checkpoint_file(run_or_checkpoint) -> str:
-    """The checkpoint a command reads: a run directory's best.npz, or the file given."""
+    """The checkpoint a command reads: a run directory's best.npz, or the file given; OSError for what is not a
+    regular file (a FIFO, a device: nothing is read from it)."""
     path = os.fspath(run_or_checkpoint)
     if os.path.isdir(path):
         run = Run(path)
         if not os.path.exists(run.best):
             raise FileNotFoundError(f"{path}: a folder without best.npz, not a juanji run")
-        return run.best
+        path = run.best
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such checkpoint file") from None
+    if not stat.S_ISREG(mode):
+        raise OSError(f"{path}: it is {file_kind(mode)}, not a checkpoint file")
     return path
+
+
+def is_folder(data) -> bool:
+    """True when ``--data`` names a folder: not the default data set (None), nor a task such as ``words``."""
+    return data is not None and not sequences.is_task(data) and not segmentation.is_task(data)
 
 
 def eval_loader(test_set, normalization=None) -> DataLoader:
@@ -57,7 +72,8 @@ class TrainedModel:
     - ``alphabet``: the characters of a text run's vocabulary (None for images);
     - ``config``: the training configuration (``juanji.schema.TrainConfig``'s fields), or {} if not stored;
     - ``epoch``, ``test_accuracy``: the epoch it was saved after and its test accuracy then, where stored;
-    - ``checkpoint``: the file it was read from.
+    - ``checkpoint``: the file it was read from;
+    - ``history``: the metrics of every epoch up to ``epoch`` (the lines metrics.jsonl began with), or None.
     """
     model: object
     classes: list
@@ -68,6 +84,7 @@ class TrainedModel:
     epoch: int | None
     test_accuracy: float | None
     checkpoint: str
+    history: list | None = None
 
     @classmethod
     def load(cls, run_or_checkpoint) -> "TrainedModel":
@@ -90,7 +107,8 @@ class TrainedModel:
         return cls(model=model, classes=list(classes), input_shape=tuple(input_shape),
                    normalization=tuple(normalization) if normalization else None, alphabet=data.get("alphabet"),
                    config=meta.get("config") or {}, epoch=meta.get("epoch"),
-                   test_accuracy=(meta.get("metrics") or {}).get("test_accuracy"), checkpoint=path)
+                   test_accuracy=(meta.get("metrics") or {}).get("test_accuracy"), checkpoint=path,
+                   history=meta.get("history"))
 
     @property
     def is_text(self) -> bool:
@@ -172,9 +190,23 @@ class TrainedModel:
         return sequences.encode([w.lower() for w in words], self.alphabet, self.input_shape[0])
 
     # -- its data ----------------------------------------------------------------------------------
+    @property
+    def data(self) -> str | None:
+        """The data it was trained on as its config names it: None (the default data set), a task name
+        (``words``), or a folder's absolute path.  A relative one, stored as typed by an older juanji, is taken
+        relative to the run directory, with a warning: the folder training started from is not known."""
+        data = self.config.get("data")
+        if not is_folder(data) or os.path.isabs(data):
+            return data
+        resolved = os.path.join(self.run_dir, data)
+        warnings.warn(f"{self.checkpoint}: the data folder '{data}' was stored relative to the folder training "
+                      f"started from, which is not known; reading {resolved} (pass --data to choose)", stacklevel=2)
+        return resolved
+
     def test_set(self, data=None):
-        """The test set of the data it was trained on (or of ``data``), prepared as in training."""
-        data = data or self.config.get("data")
+        """The test set of the data it was trained on (``data`` above) or of ``data``, prepared as in training;
+        ValueError when its labels are not among the model's classes."""
+        data = data or self.data
         if sequences.is_task(data):
             return sequences.load_task(data)[1]
         if segmentation.is_task(data):
@@ -182,6 +214,9 @@ class TrainedModel:
         channels, size, _ = self.input_shape
         _, test_set, _ = load_datasets(data, image_size=size, channels=channels,
                                        skip_bad=self.config.get("skip_bad", False))
+        if len(test_set) and int(test_set.labels.max()) >= len(self.classes):
+            raise ValueError(f"{data or 'the default data'}: {len(test_set.classes)} classes, the model has "
+                             f"{len(self.classes)}; pass --data the data it was trained on")
         return test_set
 
     def evaluate(self, test_set) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 
 
@@ -14,7 +15,15 @@ def register(sub):
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or checkpoint files)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="(default 8000; 0: any free port, printed at start)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a name or address other machines use to reach the page (repeatable): requests addressed "
+                        "to names other than 127.0.0.1, localhost, ::1 and --host are refused")
+    p.add_argument("--data", help="folder of IDX files or class image folders to read the test set from (default: "
+                                  "the one trained on, when it is not a folder named only by the checkpoint)")
     p.set_defaults(run=cmd_serve)
+
+
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*|\[?[0-9A-Fa-f:.]+\]?")     # a DNS name, IPv4 or IPv6
 
 
 def run_names(paths) -> list[str]:
@@ -49,20 +58,27 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def cmd_serve(args):
     try:
         import uvicorn
-        from ..serve.app import create_app
+        from ..serve.app import allowed_hosts, create_app
     except ImportError as error:
         raise RuntimeError(f"juanji serve needs the [serve] extra: pip install 'juanji[serve]' ({error})") from None
     from ..serve.run import ServedRun
+    if args.data is not None and not os.path.isdir(args.data):
+        raise ValueError(f"--data {args.data}: no such folder")
+    for name in args.allow_host:
+        if not HOST_NAME.fullmatch(name):
+            raise ValueError(f"--allow-host {name!r}: expected a host name or an IP address")
     sock = listening_socket(args.host, args.port)
     try:
-        runs = [ServedRun(name, path) for name, path in zip(run_names(args.runs), args.runs)]
+        runs = [ServedRun(name, path, args.data) for name, path in zip(run_names(args.runs), args.runs)]
     except BaseException:
         sock.close()
         raise
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving {', '.join(r.name for r in runs)} on http://{host}:{sock.getsockname()[1]}/  "
           f"(Ctrl-C stops)", flush=True)
+    hosts = allowed_hosts(args.host, args.allow_host)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"note: --host {args.host} lets other machines open the page and send it images", flush=True)
-    uvicorn.Server(uvicorn.Config(create_app(runs), log_level="warning")).run(sockets=[sock])
+        print(f"note: --host {args.host} lets other machines open the page and send it images, addressed to "
+              f"{', '.join(hosts)} (--allow-host NAME adds the name they use)", flush=True)
+    uvicorn.Server(uvicorn.Config(create_app(runs, hosts), log_level="warning")).run(sockets=[sock])
     return 0

@@ -2,14 +2,27 @@
 
 Every error is a JSON answer ``{"error": "..."}`` with a 4xx status (5xx, without a traceback, for bugs).
 Runs are looked up by name in the set given at start: a request never names a file.
+
+It is a network service, and treated as one:
+- it answers only requests addressed to this machine's loopback names or to the names it was told
+  (Starlette's ``TrustedHostMiddleware``: a page on evil.example whose name resolves to 127.0.0.1, DNS
+  rebinding, gets a 400), and work (POST) only from its own page or from programs, not from other sites' pages;
+- decoding uploads and running the model (``HeavyJobs``) take at most a few threads of their own, with a
+  bounded queue, and a 503 with Retry-After beyond it; the light routes (the run list, metrics, kernels,
+  test images) run on Starlette's thread pool and never wait behind them.
 """
 from __future__ import annotations
 
+import functools
 import os
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -18,21 +31,93 @@ from starlette.staticfiles import StaticFiles
 from . import views
 from ..trained import INVERT
 from .inputs import MAX_BYTES, BadInput, read_pixels
+from .run import Unavailable
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")   # as a Host header names them (IPv6 in brackets)
+HEAVY_WORKERS = 2           # uploads decoded and model passes run at once: each may take a core and ~100 MB
+HEAVY_WAITING = 8           # more may wait for a worker (the page asks a few at a time); beyond: 503
+RETRY_AFTER_SECONDS = 1     # a LeNet-5 analysis takes ~0.05 s, a 4096² decode ~0.5 s
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def create_app(runs) -> Starlette:
-    """The app serving ``runs``, a list of ``ServedRun`` with distinct names."""
+class HeavyJobs:
+    """The work a request may cost much CPU and memory for — decoding an upload, a forward or backward pass,
+    evaluating the test set — on ``HEAVY_WORKERS`` threads of its own (an anyio ``CapacityLimiter``, apart from
+    the thread pool the light routes use); ``HEAVY_WAITING`` more requests may queue, the next is answered 503
+    with Retry-After before its body is read."""
+
+    def __init__(self):
+        self.limiter = anyio.CapacityLimiter(HEAVY_WORKERS)
+        self.capacity, self.admitted = HEAVY_WORKERS + HEAVY_WAITING, 0
+
+    def admit(self, endpoint):
+        """``endpoint`` run while no more than ``capacity`` such requests are in (counted on the event loop)."""
+        @functools.wraps(endpoint)
+        async def admitted(request):
+            if self.admitted >= self.capacity:
+                return JSONResponse({"error": f"busy: {self.capacity} image jobs are running or waiting; "
+                                              f"try again shortly"}, 503,
+                                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            self.admitted += 1
+            try:
+                return await endpoint(request)
+            finally:
+                self.admitted -= 1
+        return admitted
+
+    async def run(self, function, *args):
+        """``function(*args)`` on one of the workers."""
+        return await anyio.to_thread.run_sync(functools.partial(function, *args), limiter=self.limiter)
+
+
+class SameOriginWork:
+    """Refuse (403) work asked by another site's page: a request other than GET, HEAD, OPTIONS whose ``Origin``
+    is not this server's own, or which a browser marks ``Sec-Fetch-Site`` other than same-origin.  Programs
+    send neither header and pass; so does the page itself."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
+            headers = Headers(scope=scope)
+            origin, site = headers.get("origin"), headers.get("sec-fetch-site")
+            own = f"{scope['scheme']}://{headers.get('host', '')}".lower()
+            if (origin is not None and origin.lower() != own) or site not in (None, "same-origin", "none"):
+                refusal = JSONResponse({"error": f"requests from another site's page are refused (Origin "
+                                                 f"{origin or 'not sent'}, Sec-Fetch-Site {site or 'not sent'}); "
+                                                 f"use the page at {own}/ or a program"}, 403)
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def allowed_hosts(host: str, also=()) -> list[str]:
+    """The Host names the server answers to: the loopback names, ``host`` it listens on (unless a wildcard such
+    as 0.0.0.0, which names no one), and the names in ``also``; IPv6 addresses in brackets, as in a URL."""
+    names = [*LOCAL_HOSTS, *([] if host in ("", "0.0.0.0", "::") else [host]), *also]
+    return list(dict.fromkeys(f"[{n}]" if ":" in n and not n.startswith("[") else n.lower() for n in names))
+
+
+def create_app(runs, hosts=LOCAL_HOSTS) -> Starlette:
+    """The app serving ``runs``, a list of ``ServedRun`` with distinct names, to requests addressed to one of
+    ``hosts`` (see ``allowed_hosts``)."""
     by_name = {run.name: run for run in runs}
+    heavy = HeavyJobs()
+    listing = [{**run.describe(), "layers": views.layer_list(run), "kernels": views.kernel_list(run)} for run in runs]
 
-    def find(request: Request):
+    async def find(request: Request):
         name = request.path_params["run"]
         if name not in by_name:
             raise HTTPException(404, f"no run named '{name}'; the runs are {', '.join(by_name)}")
+        await run_in_threadpool(by_name[name].check)
         return by_name[name]
 
-    async def body_pixels(request: Request, run):
+    async def on_image(request: Request, view, *args):
+        """``view(run, pixels, *args)`` of the image the request sends, decoded and answered in ONE heavy job
+        (two would queue the answer of a decoded image behind the decoding of later ones)."""
+        run = await find(request)
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BYTES):
             raise BadInput(f"request body over {MAX_BYTES // 2 ** 20} MiB", 413)
@@ -45,71 +130,69 @@ def create_app(runs) -> Starlette:
         invert, center = query.get("invert", "auto"), query.get("center", "no")
         if invert not in INVERT or center not in ("yes", "no"):
             raise BadInput(f"invert must be one of {', '.join(INVERT)} and center yes or no, got {invert!r}, {center!r}")
-        return await run_in_threadpool(read_pixels, bytes(body), request.headers.get("content-type", ""),
-                                       run.trained, invert, center == "yes")
+        kind = request.headers.get("content-type", "")
+
+        def job():
+            return view(run, read_pixels(bytes(body), kind, run.trained, invert, center == "yes"), *args)
+        return await heavy.run(job)
 
     async def index(request):
         return FileResponse(os.path.join(STATIC, "index.html"))
 
     async def list_runs(request):
-        return JSONResponse({"runs": [{**run.describe(), "layers": await run_in_threadpool(views.layer_list, run),
-                                       "kernels": views.kernel_list(run)} for run in runs]})
+        return JSONResponse({"runs": listing})
 
     async def metrics(request):
-        return JSONResponse({"epochs": await run_in_threadpool(find(request).metrics)})
+        return JSONResponse({"epochs": await run_in_threadpool((await find(request)).metrics)})
 
+    @heavy.admit
     async def predict(request):
-        run = find(request)
-        return JSONResponse(await run_in_threadpool(views.predict, run, await body_pixels(request, run)))
+        return JSONResponse(await on_image(request, views.predict))
 
+    @heavy.admit
     async def features(request):
-        run = find(request)
-        pixels = await body_pixels(request, run)
         layer, form = request.query_params.get("layer"), request.query_params.get("format", "json")
         if form == "png":
             if layer is None:
                 raise HTTPException(400, "format=png draws one layer: add layer=NAME")
-            return Response(await run_in_threadpool(views.feature_png, run, pixels, layer), media_type="image/png")
+            return Response(await on_image(request, views.feature_png, layer), media_type="image/png")
         if form != "json":
             raise HTTPException(400, f"format must be json or png, got '{form}'")
-        return JSONResponse(await run_in_threadpool(views.features, run, pixels, layer))
+        return JSONResponse(await on_image(request, views.features, layer))
 
     async def kernels(request):
-        return JSONResponse(await run_in_threadpool(views.kernels, find(request), request.path_params["layer"]))
+        return JSONResponse(await run_in_threadpool(views.kernels, await find(request), request.path_params["layer"]))
 
+    @heavy.admit
     async def explain(request):
-        run = find(request)
-        pixels = await body_pixels(request, run)
-        return JSONResponse(await run_in_threadpool(views.explain, run, pixels, request.query_params.get("class"),
-                                                    request.query_params.get("layer")))
-
-    async def analyze(request):
-        run = find(request)
-        pixels = await body_pixels(request, run)
-        return JSONResponse(await run_in_threadpool(views.analyze, run, pixels, request.query_params.get("class"),
-                                                    request.query_params.get("layer")))
-
-    async def occlusion(request):
-        run = find(request)
-        pixels = await body_pixels(request, run)
         query = request.query_params
-        return JSONResponse(await run_in_threadpool(views.occlusion, run, pixels, query.get("class"),
-                                                    query.get("size"), query.get("stride")))
+        return JSONResponse(await on_image(request, views.explain, query.get("class"), query.get("layer")))
 
+    @heavy.admit
+    async def analyze(request):
+        query = request.query_params
+        return JSONResponse(await on_image(request, views.analyze, query.get("class"), query.get("layer")))
+
+    @heavy.admit
+    async def occlusion(request):
+        query = request.query_params
+        return JSONResponse(await on_image(request, views.occlusion, query.get("class"), query.get("size"),
+                                           query.get("stride")))
+
+    @heavy.admit
     async def deconv(request):
-        run = find(request)
-        pixels = await body_pixels(request, run)
-        return JSONResponse(await run_in_threadpool(views.deconv, run, pixels, request.query_params.get("layer"),
-                                                    request.query_params.get("map")))
+        query = request.query_params
+        return JSONResponse(await on_image(request, views.deconv, query.get("layer"), query.get("map")))
 
+    @heavy.admit
     async def confusion(request):
-        return JSONResponse(await run_in_threadpool(views.confusion, find(request)))
+        return JSONResponse(await heavy.run(views.confusion, await find(request)))
 
     async def test_image(request):
         index = request.path_params["index"]
         if not index.isdigit():
             raise HTTPException(404, f"test images are numbered 0, 1, 2 …, not '{index}'")
-        png = await run_in_threadpool(views.test_image, find(request), int(index))
+        png = await run_in_threadpool(views.test_image, await find(request), int(index))
         return Response(png, media_type="image/png")
 
     routes = [
@@ -127,10 +210,12 @@ def create_app(runs) -> Starlette:
         Route("/api/runs/{run}/test-images/{index}", test_image),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
-    return Starlette(routes=routes, exception_handlers={
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)), Middleware(SameOriginWork)]
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={
         HTTPException: lambda request, e: JSONResponse({"error": e.detail}, e.status_code),
         BadInput: lambda request, e: JSONResponse({"error": str(e)}, e.status),
         views.NotFound: lambda request, e: JSONResponse({"error": e.args[0]}, 404),
+        Unavailable: lambda request, e: JSONResponse({"error": e.args[0]}, 409),
         ValueError: lambda request, e: JSONResponse({"error": str(e)}, 400),
         Exception: lambda request, e: JSONResponse({"error": f"internal error ({type(e).__name__})"}, 500),
     })

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -31,8 +32,12 @@ def decode_image(body: bytes, trained, invert: str = "auto", center: bool = Fals
     if not body:
         raise BadInput("empty request body: send an image file (PNG, JPG, ...) or JSON {\"pixels\": ...}")
     try:
-        with Image.open(io.BytesIO(body)) as image:          # reads the header only
-            width, height = image.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(body)) as image:      # reads the header only
+                width, height = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):   # a header of 50,000² pixels, say
+        raise BadInput(f"image too large (its header declares more than {MAX_PIXELS:,} pixels)", 413) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise BadInput("not an image file Pillow can read (PNG, JPG, BMP, GIF ...)", 415) from None
     if width * height > MAX_PIXELS:
@@ -50,10 +55,12 @@ def decode_image(body: bytes, trained, invert: str = "auto", center: bool = Fals
 
 
 def decode_pixels(body: bytes, input_shape) -> np.ndarray:
-    """JSON ``{"pixels": P}`` with P nested lists of shape (C, H, W), or (H, W) for one channel, values in [0, 1]."""
+    """JSON ``{"pixels": P}`` with P nested lists of shape (C, H, W), or (H, W) for one channel, values in [0, 1].
+    Integers are read as floats (a 400-digit one becomes inf, refused below); nesting too deep for the parser,
+    a RecursionError, is refused like any malformed body."""
     try:
-        pixels = np.asarray(json.loads(body)["pixels"], dtype=np.float32)
-    except (ValueError, KeyError, TypeError):
+        pixels = np.asarray(json.loads(body, parse_int=float)["pixels"], dtype=np.float32)
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise BadInput('JSON body must be {"pixels": [[...], ...]}: numbers in [0, 1], rows of equal length') from None
     if pixels.ndim == 2:
         pixels = pixels[None]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..functional.activation import softmax
 from ..nn import no_grad
-from ..viz import pictures
+from ..viz import cells, pictures
 from ..viz.chain import run_chain
 from ..viz.deconvnet import deconvnet
 from ..viz.features import map_grid
@@ -37,7 +37,7 @@ def png(image) -> bytes:
 def _outputs(run, x):
     """[(name, layer, output (C', H', W') or (F,))] of every layer of the chain for one model input x (C, H, W)."""
     chain = run.layers()
-    with run.lock, no_grad():
+    with run.model_lock, no_grad():
         outputs = run_chain(chain, x[None])
     return [(name, layer, y[0]) for (name, layer), y in zip(chain, outputs)]
 
@@ -45,7 +45,7 @@ def _outputs(run, x):
 def predict(run, pixels) -> dict:
     """Every class with its probability (highest first), and the image as the network receives it."""
     x = run.normalize(pixels)
-    with run.lock:
+    with run.model_lock:
         scores = pictures.scores_of(run.model, x)
     return {"classes": ranked(run, scores), "pixels": array(pixels), "input": array(x)}
 
@@ -77,21 +77,37 @@ def layer_list(run) -> list[dict]:
 
 
 def features(run, pixels, layer: str | None = None) -> dict:
-    """The maps (C', H', W') after every layer of the chain that outputs maps (or after ``layer`` only)."""
+    """The maps (C', H', W') after every layer of the chain that outputs maps, or after ``layer`` only with
+    "parts", what its cells are made of (``viz.cells.parts``: a batch norm's numbers, a block's F(x) and shortcut)."""
     if not run.layers():
         raise ValueError(f"{run.name}: feature maps follow the layers of a Sequential model, "
                          f"not a {type(run.model).__name__}")
-    outputs = _outputs(run, run.normalize(pixels))
-    if layer is not None:
-        outputs = [o for o in outputs if o[0] == layer]
-        if not outputs:
-            raise NotFound(f"no layer named '{layer}'; the layers are "
-                           f"{', '.join(name for name, _ in run.layers())}")
-        if outputs[0][2].ndim != 3:
-            raise ValueError(f"layer {layer} outputs shape {outputs[0][2].shape}, not feature maps")
-    return {"input": array(run.normalize(pixels)),
-            "layers": [{"name": name, "type": type(l).__name__, "shape": list(y.shape), "maps": array(y)}
-                       for name, l, y in outputs if y.ndim == 3]}
+    x = run.normalize(pixels)
+    outputs = _outputs(run, x)
+    if layer is None:
+        return {"input": array(x),
+                "layers": [{"name": name, "type": type(l).__name__, "shape": list(y.shape), "maps": array(y)}
+                           for name, l, y in outputs if y.ndim == 3]}
+    names = [name for name, _, _ in outputs]
+    if layer not in names:
+        raise NotFound(f"no layer named '{layer}'; the layers are {', '.join(names)}")
+    position = names.index(layer)
+    _, found, y = outputs[position]
+    if y.ndim != 3:
+        raise ValueError(f"layer {layer} outputs shape {y.shape}, not feature maps")
+    with run.model_lock, no_grad():                   # one layer: what its cells are made of too
+        made_of = cells.parts(found, (outputs[position - 1][2] if position else x)[None])
+    return {"input": array(x), "layers": [{"name": layer, "type": type(found).__name__, "shape": list(y.shape),
+                                           "maps": array(y), "parts": _plain(made_of)}]}
+
+
+def _plain(value):
+    """``viz.cells.parts``'s answer for JSON: its arrays as ``array`` lists, the rest as it is."""
+    if isinstance(value, dict):
+        return {key: _plain(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return array(value) if isinstance(value, np.ndarray) else value
 
 
 def feature_png(run, pixels, layer: str) -> bytes:
@@ -159,7 +175,7 @@ def _inside(run, x, class_value, layer) -> pictures.Inside:
         raise NotFound(f"no layer named '{layer}'")
     if class_value:
         class_index(run, class_value, None)                 # an unknown class is refused before any work
-    with run.lock:
+    with run.model_lock:
         return pictures.inside(run.trained, x, class_value or None, layer)
 
 
@@ -167,19 +183,21 @@ def _explanation(run, found: pictures.Inside) -> dict:
     cam = found.gradcam
     return {"class": found.chosen, "name": run.classes[found.chosen], "saliency": array(found.saliency),
             "gradcam": array(cam.cam) if cam else None, "gradcam_layer": cam.layer if cam else None,
-            "gradcam_centred": cam.centred if cam else False, "gradcam_pixels": array(cam.pixels) if cam else None}
+            "gradcam_centred": cam.centred if cam else False, "gradcam_pixels": array(cam.pixels) if cam else None,
+            "saliency_max": found.saliency_max}
 
 
 def occlusion(run, pixels, class_value: str | None = None, size: str | None = None, stride: str | None = None) -> dict:
     """Zeiler & Fergus's occlusion map of a class: p(class) with a square of the mean pixel at each place
-    (H', W'), and the drop of p at the image's pixels (H, W), each pixel the mean over the squares on it."""
+    (H', W'), and the change of p at the image's pixels (H, W), each pixel the mean over the squares on it:
+    "change" p − p occluded (> 0 a drop, < 0 a rise), "drop" the same with the rises set to 0."""
     size, stride = _count(size, "size", 6), _count(stride, "stride", 2)
     x = run.normalize(pixels)
-    with run.lock:
+    with run.model_lock:
         c = class_index(run, class_value, pictures.scores_of(run.model, x))
         found = pictures.occlusion(run.model, x, c, size, stride)
     return {"class": c, "name": run.classes[c], "probability": found.probability, "size": size, "stride": stride,
-            "map": array(found.map), "drop": array(found.drop)}
+            "map": array(found.map), "drop": array(found.drop), "change": array(found.change)}
 
 
 def _count(value: str | None, name: str, default: int) -> int:
@@ -196,16 +214,17 @@ def deconv(run, pixels, layer: str | None, channel: str | None) -> dict:
         raise NotFound(f"no layer named '{layer}'; the layers are {', '.join(name for name, _ in run.layers())}")
     if channel is None or not channel.isdigit():
         raise ValueError(f"map must be a map number 0, 1, 2 …, got '{channel}'")
-    with run.lock:
+    with run.model_lock:
         projection, position = deconvnet(run.model, run.normalize(pixels), layer, int(channel))
     return {"layer": layer, "map": int(channel), "position": list(position), "projection": array(projection)}
 
 
-def confusion(run, limit: int = 200) -> dict:
-    """Confusion matrix of the run's best checkpoint on its test set, and the first misclassified images."""
+def confusion(run) -> dict:
+    """Confusion matrix of the run's best checkpoint on its test set, and every misclassified image (the page
+    shows them a page at a time)."""
     test = run.test_results()
     labels, predictions = test["set"].labels, test["predictions"]
-    wrong = np.flatnonzero(predictions != labels)[:limit]
+    wrong = np.flatnonzero(predictions != labels)
     return {"classes": run.classes, "accuracy": test["accuracy"], "count": len(labels),
             "matrix": test["matrix"].tolist(),
             "misclassified": [{"index": int(i), "true": int(labels[i]), "predicted": int(predictions[i])}
@@ -214,7 +233,7 @@ def confusion(run, limit: int = 200) -> dict:
 
 def test_image(run, index: int) -> bytes:
     """Test image ``index`` as a PNG (gray or RGB), at the size the model takes."""
-    images = run.test_results()["set"].images
+    images = run.test_set().images
     if not 0 <= index < len(images):
         raise NotFound(f"no test image {index}: the test set has {len(images)} images (0…{len(images) - 1})")
     return png(picture(images[index]))

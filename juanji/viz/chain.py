@@ -8,13 +8,14 @@ from ..nn import Sequential
 
 
 def layer_chain(model) -> list[tuple[str, object]]:
-    """[(dotted name, layer)] in the order a ``Sequential`` runs them; other blocks (residual, concat) stay whole.
+    """[(dotted name, layer)] in the order a ``Sequential`` runs them; other blocks (residual, concat) stay whole,
+    and so does a Sequential with a forward of its own (DenseNet's layer: [x, F(x)]).
     Running them one by one on x gives model(x)."""
     if not isinstance(model, Sequential):
         raise ValueError(f"pictures layer by layer follow a Sequential model, not a {type(model).__name__}")
     chain = []
     for name, child in model.named_children():
-        if isinstance(child, Sequential):
+        if isinstance(child, Sequential) and type(child).forward is Sequential.forward:
             chain += [(f"{name}.{inner}", layer) for inner, layer in layer_chain(child)]
         else:
             chain.append((name, child))

@@ -35,6 +35,7 @@ class Inside:
     chosen: int                 # the class explained: the one asked for, else the highest score
     layers: list                # [(name, layer, output without the batch axis)] of every layer of the chain
     saliency: np.ndarray        # max over channels of |∂S_c/∂x|, divided by its maximum (H, W)
+    saliency_max: float         # that maximum, in units of the score per unit of the network's input
     gradcam: GradCam | None     # None for a model that is not a Sequential, or one without maps
 
 
@@ -51,8 +52,13 @@ def scores_of(model, x) -> np.ndarray:
 
 def saliency(model, x, c: int) -> np.ndarray:
     """Simonyan et al.'s saliency (H, W) of class c, divided by its maximum (all zeros stay zeros)."""
-    found = saliency_map(model, x, c)
-    return found / (found.max() or 1)
+    return _scaled(saliency_map(model, x, c))[0]
+
+
+def _scaled(found) -> tuple[np.ndarray, float]:
+    """(a saliency map divided by its maximum, all zeros staying zeros; that maximum)."""
+    high = float(found.max())
+    return found / (high or 1), high
 
 
 def gradcam_at(model, chain, outputs, gradients, image_size, layer: str | None = None) -> GradCam:
@@ -85,7 +91,7 @@ def inside(trained, x, class_name: str | None = None, layer: str | None = None) 
     if not isinstance(model, Sequential):
         scores = scores_of(model, x)
         c = choose_class(trained, scores, class_name)
-        return Inside(scores, softmax(scores.astype(np.float64)), c, [], saliency(model, x, c), None)
+        return Inside(scores, softmax(scores.astype(np.float64)), c, [], *_scaled(saliency_map(model, x, c)), None)
     chain = layer_chain(model)
     outputs = run_chain(chain, x[None])
     scores = outputs[-1][0]
@@ -102,7 +108,7 @@ def inside(trained, x, class_name: str | None = None, layer: str | None = None) 
         cam = gradcam_at(model, chain, outputs, gradients, x.shape[1:], layer)
     return Inside(scores, softmax(scores.astype(np.float64)), c,
                   [(name, child, y[0]) for (name, child), y in zip(chain, outputs)],
-                  found / (found.max() or 1), cam)
+                  *_scaled(found), cam)
 
 
 def gradcam(model, x, c: int, layer: str | None = None) -> GradCam:
@@ -115,9 +121,14 @@ def gradcam(model, x, c: int, layer: str | None = None) -> GradCam:
 class Occlusion:
     probability: float          # p(class) of the image itself
     map: np.ndarray             # p(class) with the square at each place (H', W')
-    drop: np.ndarray            # how much p falls at each pixel (H, W): the mean over the squares on it, ≥ 0
+    change: np.ndarray          # p − p occluded at each pixel (H, W), the mean over the squares on it: > 0 a drop
     size: int
     stride: int
+
+    @property
+    def drop(self) -> np.ndarray:
+        """How much p falls at each pixel (H, W), ≥ 0: the change with the rises set to 0."""
+        return np.maximum(self.change, 0)
 
 
 def occlusion(model, x, c: int, size: int = 6, stride: int = 2) -> Occlusion:
@@ -125,5 +136,4 @@ def occlusion(model, x, c: int, size: int = 6, stride: int = 2) -> Occlusion:
     normalised input)."""
     probability = float(softmax(scores_of(model, x).astype(np.float64))[c])
     result = occlusion_map(model, x, c, size, stride)
-    drop = np.maximum(probability - pixel_map(result, x.shape, size, stride), 0)
-    return Occlusion(probability, result, drop, size, stride)
+    return Occlusion(probability, result, probability - pixel_map(result, x.shape, size, stride), size, stride)

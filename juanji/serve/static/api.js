@@ -1,8 +1,15 @@
 // Talking to the server: the JSON API under /api/ (docs/reference/serve-api.md), so whatever the page shows a
 // script can fetch too. An answer that is not OK becomes an Error with the server's message ({"error": "..."}).
 
+const BUSY_TRIES = 10;     // a 503 says the server's image workers are busy: asked again after Retry-After seconds
+
 async function api(path, options) {
-  const response = await fetch(path, options);
+  let response = await fetch(path, options);
+  for (let tries = 1; response.status === 503 && tries < BUSY_TRIES; tries++) {
+    const seconds = Number(response.headers.get("Retry-After")) || 1;
+    await new Promise((resolve) => setTimeout(resolve, 1000 * seconds));
+    response = await fetch(path, options);
+  }
   if (!response.ok) {
     let message = response.statusText;
     try { message = (await response.json()).error; } catch (e) { /* not JSON: keep the status text */ }

@@ -1,6 +1,6 @@
 // The drawing canvas and the image it holds: strokes in white on black, an uploaded file shown there, and the
 // pixels (C, H, W) in [0, 1] it makes. The canvas is `block` canvas pixels per input pixel; the average of
-// each block is one pixel of the image.
+// each block is one pixel of the image. Another run keeps the image (resampled where its input size differs).
 import {$} from "./page.js";
 
 const draw = $("draw");
@@ -43,13 +43,26 @@ export function setupCanvas({onDraw, onStrokeEnd, onFile}) {
   });
 }
 
-// A blank canvas for a model taking inputs of inputShape (C, H, W).
+// The canvas for a model taking inputs of inputShape (C, H, W), holding the image it held (the same pixels for
+// the same input size; stretched onto the new blocks for another).
 export function newCanvas(inputShape) {
+  const held = copy(draw, draw.width, draw.height);
   shape = inputShape;
-  const [, h, w] = shape;
-  block = Math.max(1, Math.round(DRAW_SIDE / Math.max(h, w)));
-  draw.width = w * block; draw.height = h * block;
+  block = blockFor(shape);
+  draw.width = shape[2] * block; draw.height = shape[1] * block;
   blank();
+  draw.getContext("2d").drawImage(held, 0, 0, draw.width, draw.height);
+}
+
+// Canvas pixels per input pixel for an input (C, H, W): about DRAW_SIDE a side.
+const blockFor = ([, h, w]) => Math.max(1, Math.round(DRAW_SIDE / Math.max(h, w)));
+
+// A new canvas of width × height holding `canvas` stretched onto it.
+function copy(canvas, width, height) {
+  const made = document.createElement("canvas");
+  made.width = width; made.height = height;
+  made.getContext("2d").drawImage(canvas, 0, 0, width, height);
+  return made;
 }
 
 function blank() {
@@ -70,18 +83,28 @@ function drawTo(point) {
   stroke = point;
 }
 
-// The canvas as the image (C, H, W) in [0, 1]: each block's average, gray by LUMA for a gray model.
-export function canvasPixels() {
-  const [c, h, w] = shape;
-  const data = draw.getContext("2d").getImageData(0, 0, draw.width, draw.height).data;
+// The canvas as the image (C, H, W) in [0, 1]: each block's average, gray by LUMA for a gray model; by default
+// the run's input size, or (to compare with another run) inputShape, the canvas stretched to its blocks.
+export function canvasPixels(inputShape = shape) {
+  const [c, h, w] = inputShape;
+  const size = blockFor(inputShape);
+  const same = size === block && h === shape[1] && w === shape[2];
+  const source = same ? draw : copy(draw, w * size, h * size);
+  return blockMeans(source, c, size);
+}
+
+// The average of each size × size block of a canvas, per channel c, in [0, 1].
+function blockMeans(source, c, size) {
+  const [h, w] = [source.height / size, source.width / size];
+  const data = source.getContext("2d").getImageData(0, 0, source.width, source.height).data;
   const value = (k, channel) => (c === 1 ? LUMA[0] * data[k] + LUMA[1] * data[k + 1] + LUMA[2] * data[k + 2]
                                          : data[k + channel]);
   const blockMean = (channel, i, j) => {
     let sum = 0;
-    for (let u = 0; u < block; u++) {
-      for (let v = 0; v < block; v++) sum += value(4 * ((i * block + u) * draw.width + j * block + v), channel);
+    for (let u = 0; u < size; u++) {
+      for (let v = 0; v < size; v++) sum += value(4 * ((i * size + u) * source.width + j * size + v), channel);
     }
-    return sum / (block * block) / 255;
+    return sum / (size * size) / 255;
   };
   const round = (v) => Math.round(v * 10 ** PIXEL_DECIMALS) / 10 ** PIXEL_DECIMALS;
   return Array.from({length: c}, (_, channel) => Array.from({length: h}, (_, i) =>

@@ -1,14 +1,19 @@
-// Inside the network: every layer's feature maps for the image; one map large beside its input, its kernel and
-// the deconvnet projection of its strongest cell; and, under the cursor, how the layer computed that one cell
-// (for a convolution the multiply-accumulate y = b + Σ_c Σ_uv w·x, with the actual numbers).
+// Inside the network: every layer's feature maps for the image, each layer with its colour bar; one map large
+// beside its input, its kernel and the deconvnet projection of its strongest cell; and, under the cursor, how the
+// layer computed that one cell with the network's numbers: a convolution's multiply-accumulate
+// y = b + Σ_c Σ_uv w·x, a pooling's window, a batch norm's (x − μ)/σ·γ + β, a residual block's F(x) + shortcut,
+// a concatenation's "channel c of input i". The input map is shown only where the cell reads one map of it.
 import {kernelOf, postPixels} from "./api.js";
 import {$, element, showError} from "./page.js";
-import {clamp, diverging, gray, grayFor, largest, paint} from "./paint.js";
+import {clamp, diverging, gray, grayFor, largest, minMax, paint, showScale} from "./paint.js";
 
 // Each layer's maps are drawn about this many screen pixels tall: a 28×28 map at 2 screen pixels per value …
 const MAP_HEIGHT = 56;
 // … and never under this many screen pixels per value, so that a large map's values stay visible.
 const MIN_CELL = 2;
+// A layer of 1×1 maps (after global pooling) is one strip about this many screen pixels long, a cell per map,
+// this tall, and each cell between these widths.
+const STRIP_LENGTH = 384, STRIP_HEIGHT = 16, STRIP_CELL = [2, 16];
 // The outline of the cell under the cursor and of the window it reads, in canvas pixels: 2 stands out of a
 // map drawn at several pixels per value. Its colour is a chosen map's border (--mark in style.css).
 const MARK_WIDTH = 2;
@@ -20,6 +25,7 @@ let run = null;            // the run shown: the order of its layers and their w
 let image = null;          // the image analysed: its pixels, the network's input and every layer's maps
 let chosen = null;         // the map shown large, {name, map}; kept when the image changes
 let channel = null;        // the input channel whose window and kernel slice the arithmetic shows
+let chooseAsked = 0;       // the number of the latest map chosen: a late answer about an older one is dropped
 
 // A new run: nothing chosen yet.
 export function resetInside(newRun) {
@@ -32,54 +38,96 @@ export function resetInside(newRun) {
 export function showInside(result, pixels) {
   const where = $("layers");
   if (!run.layers.length) { where.textContent = "This model is not a Sequential: no layer-by-layer view."; return; }
-  image = {pixels, input: result.input, layers: result.layers};
+  image = {pixels, input: result.input, layers: result.layers, parts: new Map()};
   where.replaceChildren(...image.layers.map(layerRow));
   if (chosen) choose(chosen.name, chosen.map);
 }
 
-// One layer: its name, type and shape, then every map on the layer's own gray scale, each one clickable.
+// One layer: its name, type and shape over its colour bar, then every map on the layer's own gray scale, each
+// one clickable; 1×1 maps as one strip.
 function layerRow(layer) {
   const [, h, w] = layer.shape;
-  const cell = Math.max(MIN_CELL, Math.floor(MAP_HEIGHT / h));
   const colour = grayFor(layer.maps);
   const maps = element("div", "maps");
-  layer.maps.forEach((map, k) => {
+  const cell = Math.max(MIN_CELL, Math.floor(MAP_HEIGHT / h));
+  if (h === 1 && w === 1) maps.append(strip(layer, colour));
+  else layer.maps.forEach((map, k) => {
     const canvas = element("canvas");
     canvas.width = w * cell; canvas.height = h * cell;
-    canvas.title = `${layer.name}: map ${k}`;
+    const [low, high] = minMax(map);
+    canvas.title = `${layer.name}: map ${k}, ${low === 0 && high === 0 ? "all 0" : `${fmt(low)} … ${fmt(high)}`}`;
     canvas.dataset.layer = layer.name; canvas.dataset.map = k;
     paint(canvas, map, colour);
     canvas.addEventListener("click", () => choose(layer.name, k));
     maps.appendChild(canvas);
   });
+  const label = element("div", "label", `${layer.name} ${layer.type} ${layer.shape.join("×")}`);
+  const scale = element("div");
+  showScale(scale, colour, minMax(layer.maps), "");
+  label.append(scale);
   const row = element("div", "layer");
-  row.append(element("div", "label", `${layer.name} ${layer.type} ${layer.shape.join("×")}`), maps);
+  row.append(label, maps);
   return row;
 }
 
-// Map k of a layer, large, with what made it.
+// C maps of 1×1 as one canvas, a cell per map: C values side by side, not C tiles of one value each.
+function strip(layer, colour) {
+  const count = layer.maps.length;
+  const cell = Math.min(STRIP_CELL[1], Math.max(STRIP_CELL[0], Math.floor(STRIP_LENGTH / count)));
+  const canvas = element("canvas", "strip");
+  canvas.width = count * cell; canvas.height = STRIP_HEIGHT;
+  canvas.dataset.layer = layer.name; canvas.dataset.strip = count;
+  paint(canvas, [layer.maps.map((map) => map[0][0])], colour);
+  const mapAt = (event) => Math.max(0, Math.min(count - 1, Math.floor(event.offsetX / cell)));
+  canvas.addEventListener("mousemove", (event) => {
+    const k = mapAt(event);
+    canvas.title = `${layer.name}: map ${k} = ${fmt(layer.maps[k][0][0])}`;
+  });
+  canvas.addEventListener("click", (event) => choose(layer.name, mapAt(event)));
+  return canvas;
+}
+
+// Map k of a layer, large, with what made it: a convolution's kernel (GET /kernels), a pooling's window, or
+// for any other layer what its cells are made of (POST /features?layer=L, its "parts", asked once per image).
 async function choose(name, k) {
   const layer = image.layers.find((l) => l.name === name);
+  const asked = ++chooseAsked;
   chosen = {name, map: k};
   document.querySelectorAll(".maps canvas.chosen").forEach((c) => c.classList.remove("chosen"));
-  document.querySelector(`.maps canvas[data-layer="${name}"][data-map="${k}"]`)?.classList.add("chosen");
+  document.querySelector(`.maps canvas[data-layer="${name}"]:is([data-map="${k}"], [data-strip])`)
+    ?.classList.add("chosen");
   $("detail").hidden = false;
   $("detail-title").textContent = `layer ${name} (${layer.type}), map ${k} of ${layer.shape[0]}: ${
     layer.shape[1]}×${layer.shape[2]}`;
-  let kernel = null;
-  if (layer.type === "Conv2d") {
-    try { kernel = await kernelOf(run, name); } catch (error) { showError($("mac"), error); return; }
-  }
-  const source = inputOf(name);
-  const channels = channelsRead(layer, kernel, k);
-  if (channel === null || !channels.includes(channel)) channel = channels[0];
-  $("detail-kernel-box").hidden = !kernel;
-  $("detail-input-box").hidden = !source;
   const layerWindow = run.layers.find((l) => l.name === name).window;
-  const view = {layer, layerWindow, kernel, source, k, channels, cell: [0, 0]};
+  let kernel = null, parts = null;
+  try {
+    if (layer.type === "Conv2d") kernel = await kernelOf(run, name);
+    else if (!layerWindow) parts = await partsOf(name);
+  } catch (error) { if (asked === chooseAsked) showError($("mac"), error); return; }
+  if (asked !== chooseAsked) return;
+  const input = inputOf(name);
+  const channels = input ? channelsRead(layer, layerWindow, kernel, parts, k).filter((c) => c < input.maps.length)
+                         : [];
+  if (channel === null || !channels.includes(channel)) channel = channels[0] ?? null;
+  $("detail-kernel-box").hidden = !kernel;
+  $("detail-input-box").hidden = !channels.length;
+  const view = {layer, layerWindow, kernel, parts, input, source: channels.length ? input : null, k, channels,
+                cell: [0, 0]};
   drawDetail(view);
   showDeconv(name, k);
   $("detail-map").onmousemove = (event) => followCursor(event, view);
+}
+
+// What the cells of a layer are made of, for the image shown (views.features → viz.cells.parts).
+function partsOf(name) {
+  if (!image.parts.has(name)) {
+    const asked = postPixels(run, `features?layer=${encodeURIComponent(name)}`, image.pixels)
+      .then((answer) => answer.layers[0].parts);
+    asked.catch(() => image.parts.delete(name));
+    image.parts.set(name, asked);
+  }
+  return image.parts.get(name);
 }
 
 // What a layer reads: the previous layer's maps, or the network's input for the first one (null if unknown).
@@ -91,13 +139,38 @@ function inputOf(name) {
   return previous ? {name: previous.name, maps: previous.maps} : null;
 }
 
-// The input channels map k reads: a convolution's weight is (K, C/groups, kh, kw), so map k reads the
-// C/groups channels of its group; a layer without a kernel (ReLU, pooling) reads channel k alone.
-function channelsRead(layer, kernel, k) {
-  if (!kernel) return [k];
-  const perGroup = kernel.weight[0].length;
-  const group = Math.floor(k / (layer.shape[0] / kernel.groups));
-  return Array.from({length: perGroup}, (_, c) => group * perGroup + c);
+// The input maps whose cells map k reads, one by one: a convolution's weight is (K, C/groups, kh, kw), so map k
+// reads the C/groups maps of its group; a pooling, an activation or a batch norm reads map k alone; a residual
+// block's shortcut adds map k (where it is the identity or a subsampling of it); a concatenation's map k is one
+// map of one of its inputs. None ([]) where the cell comes from all the input's maps at once.
+function channelsRead(layer, layerWindow, kernel, parts, k) {
+  if (kernel) {
+    const perGroup = kernel.weight[0].length;
+    const group = Math.floor(k / (layer.shape[0] / kernel.groups));
+    return Array.from({length: perGroup}, (_, c) => group * perGroup + c);
+  }
+  if (layerWindow) return [k];                                      // a pooling: channel by channel
+  if (!parts) return [];
+  if (parts.kind === "per_channel" || parts.kind === "batch_norm") return [k];
+  if (parts.kind === "residual") {
+    const reads = parts.shortcut_reads;
+    return reads.kind === "identity" || (reads.kind === "subsample" && k < reads.channels) ? [k] : [];
+  }
+  if (parts.kind === "concat") {
+    const {branch, c} = concatBranch(parts, k);
+    return branch.identity ? [c] : [];
+  }
+  return [];
+}
+
+// The input (branch) of a concatenation that its map k comes from, and which of that branch's maps it is.
+function concatBranch(parts, k) {
+  let c = k;
+  for (const [n, branch] of parts.branches.entries()) {
+    if (c < branch.channels) return {n, branch, c};
+    c -= branch.channels;
+  }
+  return null;
 }
 
 // The cell under the cursor on the large map.
@@ -125,31 +198,124 @@ async function showDeconv(name, k) {
 
 // ---- the detail: the map, its input with the window, and the arithmetic of one cell ------------------------
 function drawDetail(view) {
-  const {layer, source, k, cell: [i, j]} = view;
-  paint($("detail-map"), layer.maps[k], grayFor(layer.maps));
+  const {layer, parts, source, k, cell: [i, j]} = view;
+  const colour = grayFor(layer.maps);
+  paint($("detail-map"), layer.maps[k], colour);
   outline($("detail-map"), [i], [j], layer.shape.slice(1));
+  showScale($("detail-map-scale"), colour, minMax(layer.maps), `layer ${layer.name}'s scale`,
+            `map ${k}: all 0`, minMax(layer.maps[k]));
   if (source) {
     paint($("detail-input"), source.maps[channel], grayFor(source.maps));
-    $("detail-input-note").textContent = `its input: ${describe(source, channel)}`;
+    const stride = parts?.shortcut_reads?.stride;
+    const read = {identity: "the shortcut adds it as it is",
+                  subsample: `the shortcut adds its cells (${stride}i, ${stride}j)`}[parts?.shortcut_reads?.kind];
+    $("detail-input-note").textContent = `its input: ${describe(source, channel)}${
+      parts?.kind === "residual" ? `; ${read}` : parts?.kind === "concat" ? `, copied as map ${k}` : ""}`;
   }
   $("mac").replaceChildren(...arithmetic(view));
 }
 
-// How the layer computed y[k, i, j]: a convolution's sum, a pooling's max or mean, a ReLU's max(0, x).
+// How the layer computed y[k, i, j]: a convolution's sum, a pooling's max or mean, or what the layer's parts say.
 function arithmetic(view) {
-  const {layer, layerWindow, kernel, source, k, cell: [i, j]} = view;
-  const y = layer.maps[k][i][j];
+  const {layer, layerWindow, kernel, parts, source, k, cell: [i, j]} = view;
   if (source && layerWindow) {
     const lines = [windowLines(layerWindow, 0, i), windowLines(layerWindow, 1, j)];
     outline($("detail-input"), ...lines, planeShape(source));
     return kernel ? convolution(view, lines) : pooling(view, lines);
   }
-  if (source && layer.type === "ReLU") {
-    const x = source.maps[k][i][j];
+  const explain = {batch_norm: batchNorm, residual, concat, per_channel: perChannel}[parts?.kind];
+  if (explain && (source || parts.kind === "residual" || parts.kind === "concat")) return explain(view);
+  return [element("p", "", `y[${k}, ${i}, ${j}] = ${fmt(layer.maps[k][i][j])}: a ${layer.type} computes it from ${
+    allMaps(view)} (no arithmetic is shown for it)`)];
+}
+
+const allMaps = ({input}) => (input ? `all ${input.maps.length} maps of its input` : "its input");
+
+// The one line of a cell's arithmetic, "y[k, i, j] = … = ours   (the network computed y)".
+function computed({layer, k, cell: [i, j]}, steps, ours) {
+  return element("p", "", `y[${k}, ${i}, ${j}] = ${steps.join(" = ")} = ${fmt(ours)}   (the network computed ${
+    fmt(layer.maps[k][i][j])})`);
+}
+
+// A batch norm: y = (x − μ) / √(σ² + ε) · γ + β with the statistics it normalises with (in eval its running ones)
+// and its parameters, those of map k.
+function batchNorm(view) {
+  const {parts: n, source, k, cell: [i, j]} = view;
+  const x = source.maps[k][i][j];
+  outline($("detail-input"), [i], [j], planeShape(source));
+  const ours = (x - n.mean[k]) / Math.sqrt(n.var[k] + n.eps) * n.weight[k] + n.bias[k];
+  return [computed(view, ["(x − μ) / √(σ² + ε) · γ + β", `(${fmt(x)} ${plus(-n.mean[k])}) / √(${fmt(n.var[k])} + ${
+    n.eps}) · ${fmt(n.weight[k])} ${plus(n.bias[k])}`], ours),
+          element("p", "note", `μ, σ²: map ${k}'s ${n.running ? "running mean and variance from training"
+            : "mean and variance over this image"}; γ, β: its scale and shift`)];
+}
+
+// A residual block: y = [ReLU](F(x) + S(x)), F the block's body (all maps of x), S its shortcut.
+function residual(view) {
+  const {parts, input, source, k, cell: [i, j]} = view;
+  const [body, short] = [parts.body[k][i][j], parts.shortcut[k][i][j]];
+  const sum = body + short;
+  const sumText = `${fmt(body)} ${plus(short)}`;
+  const steps = parts.relu ? ["ReLU(F(x) + S(x))", `ReLU(${sumText})`, `ReLU(${fmt(sum)})`] : ["F(x) + S(x)", sumText];
+  const reads = parts.shortcut_reads;
+  let shortcut;
+  if (reads.kind === "identity" && source) {
     outline($("detail-input"), [i], [j], planeShape(source));
-    return [element("p", "", `y[${k}, ${i}, ${j}] = max(0, x[${k}, ${i}, ${j}]) = max(0, ${fmt(x)}) = ${fmt(y)}`)];
+    shortcut = `S(x)[${k}, ${i}, ${j}] = x[${k}, ${i}, ${j}] = ${fmt(source.maps[k][i][j])}: the identity`;
+  } else if (reads.kind === "subsample" && source) {
+    const [si, sj] = [reads.stride * i, reads.stride * j];
+    outline($("detail-input"), [si], [sj], planeShape(source));
+    shortcut = `S(x)[${k}, ${i}, ${j}] = x[${k}, ${reads.stride}·${i}, ${reads.stride}·${j}] = ${
+      fmt(source.maps[k][si][sj])}: map ${k} subsampled by ${reads.stride}`;
+  } else if (reads.kind === "subsample" && k >= reads.channels) {
+    shortcut = `S(x)[${k}] = 0: the input has ${reads.channels} maps, and the shortcut appends zero maps after them`;
+  } else if (reads.kind === "layers") {
+    shortcut = `S = ${reads.layers.join(" → ")}, of ${allMaps(view)}`;
+  } else {
+    shortcut = `S(x)[${k}, ${i}, ${j}] = ${fmt(short)}`;
   }
-  return [element("p", "", `y[${k}, ${i}, ${j}] = ${fmt(y)}`)];
+  return [computed(view, steps, parts.relu ? Math.max(0, sum) : sum),
+          element("p", "note", `F = ${parts.body_layers.join(" → ")}, of ${allMaps(view)}`),
+          element("p", "note", shortcut)];
+}
+
+// A concatenation: map k is map c of one of its inputs (branches), stacked one after the other.
+function concat(view) {
+  const {layer, parts, source, k, cell: [i, j]} = view;
+  const {n, branch, c} = concatBranch(parts, k);
+  const what = branch.identity ? "the layer's input itself" : `${branch.layers.join(" → ")} of the layer's input`;
+  const lines = [element("p", "", `map ${k} = channel ${c} of input ${n} (“${branch.name}”: ${what}), so y[${k}, ${
+    i}, ${j}] = ${fmt(layer.maps[k][i][j])}`)];
+  if (source) {
+    outline($("detail-input"), [i], [j], planeShape(source));
+    lines.push(element("p", "note", `x[${c}, ${i}, ${j}] = ${fmt(source.maps[c][i][j])}`));
+  }
+  return lines;
+}
+
+// A layer that works map by map: f(x) cell by cell (ReLU's max(0, x) with its numbers), a global pooling's mean
+// or max, or (an adaptive pooling to another size) a region of map k.
+function perChannel(view) {
+  const {layer, source, k, cell: [i, j]} = view;
+  const x = source.maps[k];
+  const [h, w] = planeShape(source);
+  const cellwise = layer.shape[1] === h && layer.shape[2] === w;
+  if (!cellwise && layer.shape[1] === 1 && layer.shape[2] === 1) {
+    outline($("detail-input"), [0, h - 1], [0, w - 1], [h, w]);
+    const values = x.flat();
+    const isMax = layer.type.includes("Max");
+    const ours = isMax ? Math.max(...values) : values.reduce((a, b) => a + b, 0) / values.length;
+    return [computed(view, [`${isMax ? "max" : "mean"} of map ${k}'s ${h}×${w} cells`], ours)];
+  }
+  if (!cellwise) {
+    return [element("p", "", `y[${k}, ${i}, ${j}] = ${fmt(layer.maps[k][i][j])}: a ${layer.type} of a region of map ${
+      k} of its input`)];
+  }
+  outline($("detail-input"), [i], [j], [h, w]);
+  if (layer.type === "ReLU") return [computed(view, [`max(0, x[${k}, ${i}, ${j}])`, `max(0, ${fmt(x[i][j])})`],
+                                              Math.max(0, x[i][j]))];
+  return [element("p", "", `y[${k}, ${i}, ${j}] = ${layer.type}(x[${k}, ${i}, ${j}]) = ${layer.type}(${
+    fmt(x[i][j])}) = ${fmt(layer.maps[k][i][j])}`)];
 }
 
 // The input rows (axis 0) or columns (axis 1) that output row or column i reads, from the window the server
@@ -227,6 +393,9 @@ function fmt(v) {
   if (v === null) return "pad 0";
   return Math.abs(v) < 0.5 * 10 ** -DECIMALS ? "0" : v.toFixed(DECIMALS);
 }
+
+// "+ v" or "− |v|": a term added, its sign written once.
+const plus = (v) => (v < 0 ? `− ${fmt(-v)}` : `+ ${fmt(v)}`);
 
 function table(caption, rows) {
   const t = element("table");

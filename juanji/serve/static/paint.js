@@ -1,5 +1,9 @@
 // Colours, and arrays of numbers painted onto canvases: every picture on the page (the image, feature maps,
-// kernels, heat maps) goes through paint().
+// kernels, heat maps) goes through paint(), and every map's colours are read off a colour bar (showScale).
+import {element} from "./page.js";
+
+// A colour bar is this many canvas pixels long and high, painted in this many steps from its low to its high end.
+const BAR_WIDTH = 120, BAR_HEIGHT = 8, BAR_STEPS = 60;
 
 export const clamp = (v) => Math.max(0, Math.min(1, v));
 export const gray = (v) => [v * 255, v * 255, v * 255];
@@ -58,4 +62,29 @@ export function paintImage(canvas, pixels) {
   if (pixels.length === 1) { paint(canvas, pixels[0], gray); return; }
   const rows = pixels[0].map((row, i) => row.map((_, j) => [0, 1, 2].map((c) => pixels[c][i][j])));
   paint(canvas, rows, (rgb) => rgb.map((v) => v * 255));
+}
+
+// A number as scales and ranges write it: 3 significant digits, powers of ten outside 0.001 … 9999 ("1.30e-5").
+export function short(v) {
+  if (v === 0) return "0";
+  const size = Math.abs(v);
+  return size >= 1e-3 && size < 1e4 ? String(Number(v.toPrecision(3))) : v.toExponential(2);
+}
+
+// A colour bar in `where`: colour(value) → [r, g, b] painted from scale[0] to scale[1], the two numbers at its ends
+// and what they measure (unit). A map whose values all are 0 gets the plain word `zero` instead, not a black
+// picture to decode; where the scale is fixed (values ≠ scale), the map's own range is written too.
+export function showScale(where, colour, scale, unit, zero = "all 0", values = scale) {
+  const [low, high] = scale;
+  Object.assign(where.dataset, {low, high, min: values[0], max: values[1]});
+  where.classList.add("scale");
+  where.classList.toggle("zero", values[0] === 0 && values[1] === 0);
+  if (values[0] === 0 && values[1] === 0) { where.replaceChildren(element("span", "word", zero)); return; }
+  const bar = element("canvas");
+  bar.width = BAR_WIDTH; bar.height = BAR_HEIGHT;
+  const steps = Array.from({length: BAR_STEPS}, (_, n) => low + (high - low) * n / (BAR_STEPS - 1));
+  paint(bar, [steps], colour);
+  where.replaceChildren(element("span", "end", short(low)), bar, element("span", "end", short(high)),
+                        element("span", "unit", unit));
+  if (values !== scale) where.append(element("span", "unit", `this map: ${short(values[0])} … ${short(values[1])}`));
 }

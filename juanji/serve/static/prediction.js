@@ -1,11 +1,12 @@
 // What the network makes of the image: the image as it receives it (its size, the normalisation) and the
-// most probable classes, each with a bar as long as its probability.
+// most probable classes, each with a bar as long as its probability; and, beside another run's, side by side.
 import {$, element} from "./page.js";
 import {minMax, paintImage} from "./paint.js";
 
 const TOP = 5;             // classes listed: the five most probable, those top-5 accuracy counts
 const BAR_WIDTH = 200;     // a bar's length at probability 1, in screen pixels
 const MIN_BAR_WIDTH = 1;   // a bar's least length, so that a probability near 0 still shows one
+const COMPARED = 3;        // classes side by side when two runs are compared: the top-3 of each
 
 // An answer of /predict or /analyze: the classes, most probable first, the pixels and the network's input.
 export function showPrediction(run, result) {
@@ -33,3 +34,38 @@ function receivedNote(run, result) {
   return `${size}; the network gets (x − ${numbers(norm[0])}) / ${numbers(norm[1])}: values ${
     low.toFixed(2)} … ${high.toFixed(2)}`;
 }
+
+// The runs the image can be compared with: every run but the one shown (the choice kept while it is another).
+export function showCompareChoices(runs, run) {
+  const select = $("compare-run");
+  const kept = select.value;
+  select.replaceChildren(new Option("no other run", ""),
+    ...runs.filter((r) => r !== run).map((r) => new Option(named(r), r.name)));
+  select.value = runs.some((r) => r.name === kept && r !== run) ? kept : "";
+  if (!select.value) showComparison(null);
+}
+
+// Two runs' answers for the same image side by side, [{run, result}, {run, result}], their top-3 classes each;
+// null hides the table.
+export function showComparison(pair) {
+  const table = $("compare");
+  table.hidden = !pair;
+  $("compare-note").textContent = "";
+  if (!pair) { table.replaceChildren(); return; }
+  const head = element("tr");
+  head.append(element("th", "", "rank"), ...pair.map(({run}) => element("th", "", named(run))));
+  const rows = Array.from({length: COMPARED}, (_, n) => {
+    const tr = element("tr");
+    tr.append(element("td", "", String(n + 1)), ...pair.map(({result}) => {
+      const c = result.classes[n];
+      return element("td", "", c ? `${c.name} ${(100 * c.probability).toFixed(1)} %` : "");
+    }));
+    return tr;
+  });
+  table.replaceChildren(head, ...rows);
+  const [a, b] = pair.map(({result}) => result.classes[0].name);
+  $("compare-note").textContent = a === b ? `Both runs predict ${a}.` : `The runs disagree: ${a} against ${b}.`;
+}
+
+// A run's name, and its model where the name does not say it.
+const named = (run) => (run.name === run.model ? run.name : `${run.name} (${run.model})`);

@@ -1,24 +1,32 @@
-// Training: the loss and accuracy curves of every run, re-read every few seconds so that they follow a
-// `juanji train` still writing metrics.jsonl; the confusion matrix on the test set; and its mistakes, which
-// open in the inside view.
+// Training: the loss, accuracy and learning-rate curves of every run, one row of charts per run (each chart on its
+// own scale, with ticks), re-read every few seconds so that they follow a `juanji train` still writing
+// metrics.jsonl; the confusion matrix on the test set; and its mistakes, a page at a time, which open in the
+// inside view.
 import {getBlob, getJSON, runPath} from "./api.js";
 import {$, element, showError} from "./page.js";
+import {short} from "./paint.js";
 
 // metrics.jsonl is re-read every 3 s: an epoch takes far longer, and a new point appears soon enough.
 const POLL_EVERY_MS = 3000;
 // One colour per run (Material Design's 800 shades, distinct on white), again from the first past six runs.
 const COLOURS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"];
-// A chart's margins in screen pixels: room for the value labels on the left (10 px text like "0.123") and
-// for the epochs below.
-const MARGIN = {left: 34, right: 8, top: 10, bottom: 24};
+const CHART = {width: 300, height: 190};
+// A chart's margins in screen pixels: room for the tick labels on the left (10 px text like "0.0005") and for
+// the epochs below.
+const MARGIN = {left: 44, right: 8, top: 10, bottom: 30};
+const TICKS = 5;           // about this many ticks on an axis, at round values (1, 2 or 5 × a power of ten)
 const POINT_RADIUS = 2.5;  // one dot per epoch, in screen pixels
-const MISTAKES_SHOWN = 60; // misclassified images drawn at once (the server sends the first 200)
+const MISTAKES_PER_PAGE = 60; // misclassified images drawn at once: a page, with buttons to the others
 // A cell's colour: the diagonal blue (COLOURS[0]) as deep as its share of the row; a mistake red (COLOURS[1]),
 // full at a quarter of its row: mistakes are rare, and a few must still show.
 const RIGHT_RGB = "21, 101, 192", WRONG_RGB = "198, 40, 40";
 const MISTAKE_GAIN = 4;
+// The charts of each run: what they plot of metrics.jsonl; a dashed line is the training set's.
+const METRICS = [{title: "Loss", lines: [["test_loss", false], ["train_loss", true]]},
+                 {title: "Accuracy", lines: [["test_accuracy", false], ["train_accuracy", true]]},
+                 {title: "Learning rate", lines: [["lr", false]]}];
 
-let runs = [];             // every run served, one curve each
+let runs = [];             // every run served, one row of curves each
 let drawn = null;          // the metrics last drawn (as JSON text): the charts change only when they do
 let run = null;            // the run whose test set the confusion matrix is of
 let openImage = null;      // openImage(blob, description): look inside the network at a test image
@@ -35,7 +43,7 @@ export function setupTraining(allRuns, open) {
 // A new run: its confusion matrix is not computed until asked for (it evaluates the whole test set).
 export function resetConfusion(newRun) {
   run = newRun;
-  $("confusion").replaceChildren(); $("misclassified").replaceChildren();
+  $("confusion").replaceChildren(); $("misclassified").replaceChildren(); $("mistake-pages").replaceChildren();
   $("accuracy").textContent = ""; $("wrong-filter").textContent = "";
   const button = $("load-confusion");
   button.hidden = false; button.disabled = false; button.textContent = "Evaluate on the test set";
@@ -45,17 +53,31 @@ export function resetConfusion(newRun) {
 async function pollMetrics() {
   let fetched;
   try {
-    fetched = await Promise.all(runs.map((r) => getJSON(`/api/runs/${encodeURIComponent(r.name)}/metrics`)));
+    fetched = await Promise.all(runs.map((r) => getJSON(runPath(r, "metrics"))));
   } catch (error) { showError($("legend"), error); return; }
   const text = JSON.stringify(fetched);
   if (text === drawn) return;
   drawn = text;
-  for (const [metric, svg] of [["loss", $("loss-chart")], ["accuracy", $("accuracy-chart")]]) {
-    chart(svg, runs.flatMap((_, r) => ["train", "test"].map((split) => ({
-      colour: COLOURS[r % COLOURS.length], dashed: split === "train",
-      points: fetched[r].epochs.map((m) => [m.epoch, m[`${split}_${metric}`]]).filter((p) => p[1] !== undefined),
-    }))));
-  }
+  $("curves").replaceChildren(...runs.map((r, n) => {
+    const colour = COLOURS[n % COLOURS.length];
+    const row = element("div", "row curves");
+    row.dataset.run = r.name;
+    const name = element("h3", "", r.name);
+    name.style.color = colour;
+    row.append(name, ...METRICS.map(({title, lines}) => {
+      const panel = element("div", "panel");
+      const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+      svg.setAttribute("width", CHART.width); svg.setAttribute("height", CHART.height);
+      svg.dataset.metric = lines[0][0];
+      panel.append(element("h3", "", title), svg);
+      chart(svg, lines.map(([key, dashed]) => ({
+        colour, dashed,
+        points: fetched[n].epochs.map((m) => [m.epoch, m[key]]).filter((p) => typeof p[1] === "number"),
+      })), `no ${lines[0][0]} in metrics.jsonl yet`);
+      return panel;
+    }));
+    return row;
+  }));
   showLegend(fetched);
 }
 
@@ -68,32 +90,53 @@ function showLegend(fetched) {
     span.style.color = COLOURS[n % COLOURS.length];
     return span;
   }));
-  legend.append("solid: test, dashed: training. Updates while juanji train writes metrics.jsonl.");
+  legend.append("solid: test, dashed: training; each chart on its own scale. Updates while juanji train writes " +
+                "metrics.jsonl.");
 }
 
-// Lines of [epoch, value] points on an <svg>: series [{colour, dashed, points}], one scale for all of them.
-function chart(svg, series) {
-  const W = +svg.getAttribute("width"), H = +svg.getAttribute("height");
+// About TICKS round values from low to high: multiples of a step of 1, 2 or 5 × a power of ten.
+function ticks(low, high, count = TICKS) {
+  const raw = (high - low) / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = power * [1, 2, 5, 10].find((f) => f * power >= raw);
+  const values = [];
+  for (let n = Math.ceil(low / step - 1e-9); n * step <= high + 1e-9 * step; n++) {
+    values.push(Number((n * step).toPrecision(12)));
+  }
+  return {step, values};
+}
+
+// Lines of [epoch, value] points on an <svg>: series [{colour, dashed, points}], on one scale from the lowest to
+// the highest of their values widened to round ticks; `none` is written where there is no point at all.
+function chart(svg, series, none) {
+  const W = CHART.width, H = CHART.height;
   const all = series.flatMap((s) => s.points);
-  svg.replaceChildren();
-  if (!all.length) return;
-  const xmax = Math.max(...all.map((p) => p[0]), 1);
-  let [ylow, yhigh] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
-  if (yhigh === ylow) { yhigh += 0.5; ylow -= 0.5; }
-  const [left, right, top, bottom] = [MARGIN.left, W - MARGIN.right, MARGIN.top, H - MARGIN.bottom];
-  const X = (x) => left + (right - left) * x / xmax, Y = (y) => bottom - (bottom - top) * (y - ylow) / (yhigh - ylow);
   const add = (tag, attributes, text) => {
     const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
     for (const [a, v] of Object.entries(attributes)) e.setAttribute(a, v);
     if (text !== undefined) e.textContent = text;
     svg.appendChild(e);
+    return e;
   };
+  if (!all.length) { add("text", {x: MARGIN.left, y: H / 2}, none); return; }
+  let [ylow, yhigh] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
+  if (yhigh === ylow) { const pad = Math.abs(ylow) / 10 || 0.5; ylow -= pad; yhigh += pad; }
+  const {step} = ticks(ylow, yhigh);
+  [ylow, yhigh] = [Math.floor(ylow / step + 1e-9) * step, Math.ceil(yhigh / step - 1e-9) * step];
+  const xmax = Math.max(...all.map((p) => p[0]), 1);
+  const [left, right, top, bottom] = [MARGIN.left, W - MARGIN.right, MARGIN.top, H - MARGIN.bottom];
+  const X = (x) => left + (right - left) * x / xmax, Y = (y) => bottom - (bottom - top) * (y - ylow) / (yhigh - ylow);
+  for (const y of ticks(ylow, yhigh).values) {
+    add("line", {x1: left, y1: Y(y), x2: right, y2: Y(y), stroke: "#eee"});
+    add("text", {x: left - 4, y: Y(y) + 3, "text-anchor": "end", class: "tick y"}, short(y));
+  }
+  for (const x of ticks(0, xmax, Math.min(TICKS, xmax)).values.filter(Number.isInteger)) {
+    add("line", {x1: X(x), y1: bottom, x2: X(x), y2: bottom + 4, stroke: "#999"});
+    add("text", {x: X(x), y: bottom + 14, "text-anchor": "middle", class: "tick x"}, String(x));
+  }
   add("line", {x1: left, y1: bottom, x2: right, y2: bottom, stroke: "#999"});
   add("line", {x1: left, y1: top, x2: left, y2: bottom, stroke: "#999"});
-  add("text", {x: 2, y: top + 4}, yhigh.toFixed(3));
-  add("text", {x: 2, y: bottom}, ylow.toFixed(3));
-  add("text", {x: W / 2, y: H - 4}, "epoch");
-  add("text", {x: right - 12, y: bottom + 12}, String(xmax));
+  add("text", {x: (left + right) / 2, y: H - 2, "text-anchor": "middle"}, "epoch");
   for (const s of series.filter((s) => s.points.length)) {
     add("polyline", {points: s.points.map((p) => `${X(p[0])},${Y(p[1])}`).join(" "), fill: "none",
                      stroke: s.colour, "stroke-width": 2, "stroke-dasharray": s.dashed ? "5 3" : ""});
@@ -136,14 +179,25 @@ async function showConfusion() {
   showMistakes(asked, result, null);
 }
 
-// The misclassified test images, all or (filter [true, predicted]) those of one cell of the matrix.
-function showMistakes(asked, result, filter) {
+// The misclassified test images, all or (filter [true, predicted]) those of one cell of the matrix, page by page
+// (page 0 first), with buttons to the pages before and after.
+function showMistakes(asked, result, filter, page = 0) {
   const shown = result.misclassified.filter((m) => !filter || (m.true === filter[0] && m.predicted === filter[1]));
   $("wrong-filter").textContent = filter
-    ? `(${result.classes[filter[0]]} taken for ${result.classes[filter[1]]}: ${shown.length} of the first ${
+    ? `(${result.classes[filter[0]]} taken for ${result.classes[filter[1]]}: ${shown.length} of ${
         result.misclassified.length})`
-    : `(the first ${result.misclassified.length}; click one to look inside, a matrix cell to filter)`;
-  $("misclassified").replaceChildren(...shown.slice(0, MISTAKES_SHOWN).map((m) => mistake(asked, result.classes, m)));
+    : `(all ${result.misclassified.length}; click one to look inside, a matrix cell to filter)`;
+  const first = page * MISTAKES_PER_PAGE, last = Math.min(shown.length, first + MISTAKES_PER_PAGE);
+  $("misclassified").replaceChildren(...shown.slice(first, last).map((m) => mistake(asked, result.classes, m)));
+  const turn = (label, to) => {
+    const button = element("button", "", label);
+    button.type = "button";
+    button.disabled = to < 0 || to * MISTAKES_PER_PAGE >= shown.length;
+    button.addEventListener("click", () => showMistakes(asked, result, filter, to));
+    return button;
+  };
+  const where = element("span", "note", shown.length ? `${first + 1}–${last} of ${shown.length}` : "none");
+  $("mistake-pages").replaceChildren(turn("‹ previous", page - 1), where, turn("next ›", page + 1));
 }
 
 function mistake(asked, classes, m) {
@@ -155,7 +209,8 @@ function mistake(asked, classes, m) {
   figure.addEventListener("click", async () => {
     let blob;
     try { blob = await getBlob(path); } catch (error) { showError($("topk"), error); return; }
-    await openImage(blob, `Test image #${m.index}: a ${classes[m.true]}, predicted ${classes[m.predicted]}.`);
+    await openImage(blob, `Test image #${m.index} of ${asked.name}'s test set: a ${classes[m.true]} (${
+      asked.name} predicted ${classes[m.predicted]}).`);
     $("try").scrollIntoView({behavior: "smooth"});
   });
   return figure;
