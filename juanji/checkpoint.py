@@ -7,8 +7,9 @@ Layout of the archive (a plain zip of ``.npy`` files, readable by ``np.load(allo
     optim/<name>/<slot> optimizer state arrays (momentum buffers, Adam moments)
 
 Saving goes through ``juanji.io.write_atomically``: a crash or a full disk mid-save leaves the previous
-checkpoint untouched.  Loading trusts nothing in the file: sizes are checked before anything is read,
-and the header is validated against ``juanji.schema``.
+checkpoint untouched.  Loading trusts nothing in the file: the number of members, their sizes, shapes and
+dtypes are checked before anything is read, the header is validated against ``juanji.schema``, and a
+resumed training checks that the checkpoint is the run its config.json describes (``check_same_run``).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from . import models
 from .io import write_atomically
 from .limits import memory_budget, mib
 from .model_memory import check_model_memory
-from .schema import SchemaError, validate_header
+from .schema import MAX_CHECKPOINT_MEMBERS, MAX_OPTIMIZER_SLOTS, SchemaError, validate_header
 
 FORMAT = "juanji-checkpoint"
 VERSION = 1
@@ -64,12 +65,13 @@ def load(path, model=None) -> Checkpoint:
     a complete juanji checkpoint of a version this code understands, or its header is malformed.
 
     Nothing is read beyond what the archive's own directory and ``.npy`` headers declare, and only after
-    the declared sizes pass ``limits.memory_budget()`` — and, given the ``model`` the weights are for,
-    after every ``model/`` array's declared shape matches its ``state_dict()`` and the optimizer's arrays are no
-    larger than the model's (twice: Adam's two moments): a zip bomb or a lying header costs nothing."""
+    the number of members passes ``most_members(model)`` and the declared sizes ``limits.memory_budget()`` —
+    and, given the ``model`` the weights are for, after every ``model/`` array's declared shape and dtype
+    match its ``state_dict()`` and every optimizer array is one of real numbers shaped as its parameter: a
+    zip bomb, a zip of a million members or a lying header costs nothing."""
     path, name = os.fspath(path), os.path.basename(os.fspath(path))
     with _open(path, name) as archive:
-        members = _index(archive, name)
+        members = _index(archive, name, model)
         meta = _read_meta(archive, members, name)
         _check_sizes(members, model, name)
         arrays = _read_arrays(archive, members, name)
@@ -83,6 +85,14 @@ def read_meta(path) -> dict:
     path, name = os.fspath(path), os.path.basename(os.fspath(path))
     with _open(path, name) as archive:
         return _read_meta(archive, _index(archive, name), name)
+
+
+def most_members(model=None) -> int:
+    """The most zip members a checkpoint of ``model`` can have: its header, the model's arrays and
+    ``MAX_OPTIMIZER_SLOTS`` optimizer arrays per parameter; without a model, ``schema.MAX_CHECKPOINT_MEMBERS``."""
+    if model is None:
+        return MAX_CHECKPOINT_MEMBERS
+    return 1 + len(_model_arrays(model)) + MAX_OPTIMIZER_SLOTS * len(model.parameters())
 
 
 # What can go wrong reading a damaged archive: zipfile's words for damaged, "encrypted" or odd entries,
@@ -109,10 +119,15 @@ def _open(path, name):
         raise CheckpointError(f"{name}: truncated or corrupt checkpoint ({error})") from None
 
 
-def _index(archive, name) -> dict:
-    """{array name: (ZipInfo, shape, dtype)} from the zip directory and each member's ``.npy`` header."""
+def _index(archive, name, model=None) -> dict:
+    """{array name: (ZipInfo, shape, dtype)} from the zip directory and each member's ``.npy`` header,
+    refused before any member is opened when the directory lists more than ``most_members(model)``."""
+    infos, most = archive.infolist(), most_members(model)
+    if len(infos) > most:
+        raise CheckpointError(f"{name}: holds {len(infos):,} members, more than the {most:,} a checkpoint "
+                              f"{'' if model is None else 'of this model '}can have; refusing to read them")
     members = {}
-    for info in archive.infolist():
+    for info in infos:
         if not info.filename.endswith(".npy") or info.filename[:-4] in members:
             raise CheckpointError(f"{name}: not a juanji checkpoint (member {info.filename!r:.80})")
         with archive.open(info) as f:
@@ -171,26 +186,54 @@ def _check_sizes(members, model, name) -> None:
     if model is None:
         return
     fits = f"{name}: does not fit model '{getattr(model, 'name', type(model).__name__)}'"
-    stored = {key[len("model/"):]: members[key][1] for key in members if key.startswith("model/")}
-    wanted = {f"{prefix}.{key}" if prefix else key: value.shape            # state_dict() without its copies
-              for prefix, module in model.named_modules() for key, value in {**module.params, **module.buffers}.items()}
-    missing = wanted.keys() - stored.keys() - model.optional_state_names()    # older files lack those
+    _check_model_arrays({key[len("model/"):]: (shape, dtype) for key, (_, shape, dtype) in members.items()
+                         if key.startswith("model/")}, model, fits)
+    model_bytes = sum(sizes[key] for key in members if key.startswith("model/"))
+    optimizer_bytes = sum(sizes[key] for key in members if key.startswith("optim/"))
+    if optimizer_bytes > MAX_OPTIMIZER_SLOTS * model_bytes + 2 ** 20:
+        raise CheckpointError(f"{name}: its optimizer arrays declare {mib(optimizer_bytes)} for a model of "
+                              f"{mib(model_bytes)}; refusing to read them")
+    parameters = {key: param.shape for key, param, _ in model.parameters()}
+    for key, (_, shape, dtype) in members.items():
+        if not key.startswith("optim/"):
+            continue
+        parameter = key[len("optim/"):].rpartition("/")[0]
+        if parameter not in parameters:
+            problem = "names no parameter of the model"
+        elif tuple(shape) != parameters[parameter]:
+            problem = f"declares shape {tuple(shape)}, its parameter's is {parameters[parameter]}"
+        elif dtype.kind != "f":
+            problem = f"holds {dtype}, not real floating-point numbers"
+        else:
+            continue
+        raise CheckpointError(f"{fits}: optimizer array '{key}' {problem}")
+
+
+def _model_arrays(model) -> dict:
+    """{dotted name: array} of the model's parameters and buffers (``state_dict()`` without its copies)."""
+    return {f"{prefix}.{key}" if prefix else key: value
+            for prefix, module in model.named_modules() for key, value in {**module.params, **module.buffers}.items()}
+
+
+# a stored array's dtype kind → the kinds it may be loaded from: floats from floats, integers from integers
+_FAMILY = {"f": "f", "i": "iu", "u": "iu", "b": "b"}
+
+
+def _check_model_arrays(stored: dict, model, fits: str) -> None:
+    """``stored`` ({name: (shape, dtype)}) holds every array of ``model`` (older files may lack its optional
+    buffers) and no other, each of its shape and of its dtype's family: a float parameter from real floats
+    (never complex, bool or a structured dtype, which a cast would silently turn into numbers)."""
+    wanted = _model_arrays(model)
+    missing = wanted.keys() - stored.keys() - model.optional_state_names()
     if missing or stored.keys() - wanted.keys():
         raise CheckpointError(f"{fits}: missing arrays {sorted(missing)[:5]}, "
                               f"unexpected arrays {sorted(stored.keys() - wanted.keys())[:5]}")
-    for key, shape in wanted.items():
-        if key not in stored:
-            continue
-        if members[f"model/{key}"][2].kind not in "fiub":
-            raise CheckpointError(f"{fits}: 'model/{key}' holds {members[f'model/{key}'][2]}, not numbers")
-        if tuple(stored[key]) != tuple(shape):
-            raise CheckpointError(f"{fits}: 'model/{key}' declares shape {tuple(stored[key])}, the model's "
-                                  f"is {tuple(shape)}")
-    model_bytes = sum(sizes[key] for key in members if key.startswith("model/"))
-    optimizer_bytes = sum(sizes[key] for key in members if key.startswith("optim/"))
-    if optimizer_bytes > 2 * model_bytes + 2 ** 20:
-        raise CheckpointError(f"{name}: its optimizer arrays declare {mib(optimizer_bytes)} for a model of "
-                              f"{mib(model_bytes)}; refusing to read them")
+    for key, (shape, dtype) in stored.items():
+        if dtype.kind not in _FAMILY.get(wanted[key].dtype.kind, wanted[key].dtype.kind):
+            raise CheckpointError(f"{fits}: 'model/{key}' holds {dtype}, the model's is {wanted[key].dtype}")
+        if tuple(shape) != wanted[key].shape:
+            raise CheckpointError(f"{fits}: 'model/{key}' declares shape {tuple(shape)}, the model's "
+                                  f"is {wanted[key].shape}")
 
 
 def _read_arrays(archive, members, name) -> dict:
@@ -219,6 +262,9 @@ def restore_model(checkpoint: Checkpoint, model=None, source: str = "checkpoint"
     """Load the weights into ``model``, or build the model the checkpoint names from the registry."""
     if model is None:
         model = build_model(checkpoint.meta, source)
+    _check_model_arrays({key: (np.shape(value), np.asarray(value).dtype)
+                         for key, value in checkpoint.model_state.items()},
+                        model, f"{source}: does not fit model '{getattr(model, 'name', type(model).__name__)}'")
     try:
         model.load_state_dict(checkpoint.model_state)
     except (KeyError, ValueError) as error:
@@ -233,3 +279,28 @@ def restore_optimizer(checkpoint: Checkpoint, optimizer, source: str = "checkpoi
         optimizer.load_state_dict(state)
     except (KeyError, ValueError) as error:
         raise CheckpointError(f"{source}: optimizer state does not fit: {error}") from None
+
+
+def check_same_run(checkpoint: Checkpoint, source: str, config_source: str, config: dict, model, optimizer,
+                   data: dict) -> None:
+    """Before a training resumes from ``checkpoint``: it holds the run that ``config`` (its ``config_source``,
+    config.json) describes — the header's model (name and arguments), optimizer (type and hyper-parameters
+    but the scheduled lr), copy of the options (all but out, epochs and data, which may move) and data
+    (class names, input shape) are those of ``model``, ``optimizer``, ``config`` and ``data`` — else
+    CheckpointError naming both files and the first difference, instead of a run that silently changes."""
+    meta, absent = checkpoint.meta, object()        # a field an older or hand-made header lacks is not compared
+    stored_model, stored_optimizer = meta.get("model") or {}, meta.get("optimizer") or {}
+    hyper = {key: list(value) if isinstance(value, tuple) else value
+             for key, value in optimizer.state_dict()["hyper"].items() if key != "lr"}
+    pairs = [("model", stored_model.get("name", absent), getattr(model, "name", None)),
+             ("model's arguments", stored_model.get("config", absent), getattr(model, "config", None)),
+             ("optimizer", stored_optimizer.get("type", absent), type(optimizer).__name__),
+             *((f"optimizer's {key}", (stored_optimizer.get("hyper") or {}).get(key, absent), value)
+               for key, value in hyper.items()),
+             *((f"option '{key}'", value, config.get(key)) for key, value in (meta.get("config") or {}).items()
+               if key not in ("out", "epochs", "data")),
+             *((f"data's {key}", (meta.get("data") or {}).get(key, absent), value) for key, value in data.items())]
+    for what, stored, wanted in pairs:
+        if stored is not absent and stored != wanted:
+            raise CheckpointError(f"{source} is not a checkpoint of the run {config_source} describes: its "
+                                  f"{what} is {stored!r:.60}, the run's is {wanted!r:.60}")

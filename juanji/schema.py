@@ -10,6 +10,15 @@ from dataclasses import dataclass, field
 
 MAX_CLASSES = 100_000
 MAX_IMAGE_SIZE = 4096           # pixels per side: 4096² × 3 float32 is 200 MB per image
+MAX_NAME_LENGTH = 256           # a model, optimizer, schedule, class or augmentation name (a folder name: 255 bytes)
+MAX_PATH_LENGTH = 4096          # --data, --out: Linux's PATH_MAX
+MAX_LIST_LENGTH = 64            # --augment's names
+# A checkpoint's zip members: its header, the model's arrays and at most MAX_OPTIMIZER_SLOTS optimizer arrays
+# per parameter (Adam with amsgrad, centred RMSprop with momentum: 3).  Given the model, the bound is its own
+# (checkpoint.most_members); without one, MAX_CHECKPOINT_MEMBERS: the zoo's largest, densenet121, has 727
+# arrays and 364 parameters, 1 + 727 + 3 × 364 = 1,820 members.
+MAX_OPTIMIZER_SLOTS = 3
+MAX_CHECKPOINT_MEMBERS = 4096
 
 
 class SchemaError(ValueError):
@@ -43,11 +52,15 @@ class TrainConfig:
     sync_bn: bool = False
 
 
-# field → (type, lowest, highest); None: no bound.  A config file is checked against these; the command
-# line's own checks (with the option's name in the message) are in juanji.train.
+# field → (lowest, highest) of a number, (shortest, longest) of a string or list; None: no bound.  A config file
+# is checked against these; the command line's own checks (with the option's name in the message) are in
+# juanji.train.
 _CONFIG_RANGES = {"epochs": (1, None), "batch_size": (1, None), "lr": (0, None), "momentum": (0, None),
                   "weight_decay": (0, None), "warmup_epochs": (0, None), "label_smoothing": (0, 1),
-                  "limit": (0, None), "image_size": (1, MAX_IMAGE_SIZE), "channels": (1, 3)}
+                  "limit": (0, None), "image_size": (1, MAX_IMAGE_SIZE), "channels": (1, 3),
+                  "model": (1, MAX_NAME_LENGTH), "optimizer": (1, MAX_NAME_LENGTH), "schedule": (1, MAX_NAME_LENGTH),
+                  "init": (1, MAX_NAME_LENGTH), "augment": (0, MAX_LIST_LENGTH), "data": (1, MAX_PATH_LENGTH),
+                  "out": (1, MAX_PATH_LENGTH)}
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list}
 
 
@@ -57,7 +70,7 @@ def _fail(source, name, problem):
 
 def check_value(value, kind, source, name, low=None, high=None, optional=False):
     """``value`` is of ``kind`` (int, float, str, bool, list, dict; an int counts as a float, a bool as
-    neither), finite, and within [low, high]; returns it."""
+    neither), finite, and within [low, high] — for a string or a list, its length; returns it."""
     if value is None and optional:
         return value
     ok = (type(value) is bool if kind is bool else
@@ -70,6 +83,12 @@ def check_value(value, kind, source, name, low=None, high=None, optional=False):
             _fail(source, name, f"must be finite, got {value}")
         if low is not None and value < low or high is not None and value > high:
             _fail(source, name, f"must lie in [{low}, {'∞' if high is None else high}], got {value}")
+    if kind in (str, list):     # checked before anything else reads it: a 50 MB name is refused, not searched
+        what = "characters" if kind is str else "entries"
+        if high is not None and len(value) > high:
+            _fail(source, name, f"must have at most {high:,} {what}, got {len(value):,}")
+        if low is not None and len(value) < low:
+            _fail(source, name, "must not be empty" if low == 1 else f"must have at least {low:,} {what}")
     return value
 
 
@@ -85,8 +104,9 @@ def validate_config(config, source: str = "config.json", prefix: str = "") -> Tr
     for name, value in config.items():
         kind, optional = fields[name].type.split(" | ")[0], fields[name].type.endswith("None")
         check_value(value, _TYPES[kind], source, prefix + name, *_CONFIG_RANGES.get(name, (None, None)), optional)
-        if name == "augment" and not all(isinstance(a, str) for a in value):
-            _fail(source, prefix + name, f"expected a list of names, got {value!r:.60}")
+        if name == "augment" and not all(isinstance(a, str) and 0 < len(a) <= MAX_NAME_LENGTH for a in value):
+            _fail(source, prefix + name, f"expected a list of names of at most {MAX_NAME_LENGTH} characters, "
+                                         f"got {value!r:.60}")
     return TrainConfig(**config)
 
 
@@ -100,11 +120,15 @@ def validate_header(meta: dict, source: str) -> None:
 
     model = check("model", dict)
     if model is not None:
-        check("model.name", str, optional=False)
+        check("model.name", str, 1, MAX_NAME_LENGTH, optional=False)
         check("model.config", dict)
+    if check("optimizer", dict) is not None:
+        check("optimizer.type", str, 1, MAX_NAME_LENGTH, optional=False)
+        check("optimizer.hyper", dict, optional=False)
+        check("optimizer.step", int, 0, optional=False)
     check("epoch", int, 0)
     check("best_accuracy", float)         # in older checkpoints (the best now follows from the history)
-    for name in ("metrics", "optimizer", "scheduler", "rng"):
+    for name in ("metrics", "scheduler", "rng"):
         check(name, dict)
     history = check("history", list)
     if history is not None and not all(isinstance(m, dict) for m in history):
@@ -119,8 +143,10 @@ def _validate_data(meta, source):
     data, model_config = meta["data"], (meta.get("model") or {}).get("config") or {}
     classes = check_value(data.get("classes"), list, source, "header.data.classes", optional=True)
     if classes is not None:
-        if not classes or len(classes) > MAX_CLASSES or not all(isinstance(c, str) for c in classes):
-            _fail(source, "header.data.classes", f"expected 1 to {MAX_CLASSES:,} class names, got {classes!r:.60}")
+        if not classes or len(classes) > MAX_CLASSES or not all(isinstance(c, str) and len(c) <= MAX_NAME_LENGTH
+                                                                for c in classes):
+            _fail(source, "header.data.classes", f"expected 1 to {MAX_CLASSES:,} class names of at most "
+                                                 f"{MAX_NAME_LENGTH} characters, got {classes!r:.60}")
         outputs = model_config.get("num_classes")
         if outputs is not None and outputs != len(classes):
             _fail(source, "header.data.classes", f"{len(classes)} class names for a model with {outputs!r} outputs")

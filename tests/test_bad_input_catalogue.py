@@ -21,6 +21,7 @@ import json
 import os
 import pickle
 import resource
+import shlex
 import shutil
 import stat
 import subprocess
@@ -38,7 +39,7 @@ from PIL import Image
 from juanji import checkpoint as ckpt
 from juanji import models, nn
 from juanji.cli import main
-from juanji.data import write_idx
+from juanji.data import ArrayDataset, write_idx
 from juanji.train import TrainConfig, Trainer, TrainingDiverged
 from mutation import mutate
 
@@ -146,7 +147,9 @@ def test_non_finite_training_input_is_reported_as_the_input_batch(tmp_path, bad)
     data = idx_folder(tmp_path / "data", count=32)
     trainer = Trainer(TrainConfig(data=str(data), epochs=1, batch_size=32, out=str(tmp_path / "run")),
                       progress=False)
-    trainer.train_set.images[3, 0, 10, 10] = bad
+    images = np.array(trainer.train_set.images)     # the file's pixels are mapped read-only: spoil a float copy
+    images[3, 0, 10, 10] = bad
+    trainer.train_loader.dataset = ArrayDataset(images, trainer.train_set.labels, trainer.train_set.classes)
     with pytest.raises(TrainingDiverged, match="at epoch 1, step 1: first non-finite output in the input batch"):
         trainer.fit()
     assert not os.listdir(tmp_path / "run" / "checkpoints")
@@ -596,11 +599,12 @@ def test_an_allocation_that_fails_anyway_is_one_line(tmp_path):
     folder = image_folder_with(tmp_path / "pets", {"cat": 20, "dog": 20})
     code = ("import resource, sys\nfrom juanji.cli import main\n"
             "vm = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024\n"
-            "resource.setrlimit(resource.RLIMIT_AS, (vm + (700 << 20),) * 2)\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (vm + (200 << 20),) * 2)\n"
             f"sys.exit(main(['train', '--data', {str(folder)!r}, '--image-size', '1024', '--channels', '3', "
             f"'--out', {str(tmp_path / 'run')!r}, '--no-progress']))\n")
     result = juanji_under_memory_limit(None, limit=resource.RLIM_INFINITY, code=code)
-    one_line_exit_2(result, "Unable to allocate 480. MiB for an array with shape (40, 3, 1024, 1024)")
+    # the estimate counts the 36 decoded uint8 training images once; stacking them needs them twice
+    one_line_exit_2(result, "Unable to allocate 108. MiB for an array with shape (36, 3, 1024, 1024)")
 
 
 def image_folder_with(root, counts, size=40):
@@ -807,9 +811,11 @@ def test_a_run_diverged_in_its_first_epoch_says_so_without_numpy_warnings(tmp_pa
     command = [sys.executable, "-m", "juanji.cli", "train", "--data", str(data), "--out", str(out), "--epochs", "1",
                "--batch-size", "8", "--lr", "1e30", "--no-progress"]
     result = subprocess.run(command, capture_output=True, text=True)
-    one_line_exit_2(result, "loss became", "at epoch 1, step", "No epoch completed, so there is no checkpoint; a new "
-                    f"'juanji train --out {out}' starts the run afresh")
-    result = subprocess.run(command[:-3] + ["--no-progress"], capture_output=True, text=True)
+    err = one_line_exit_2(result, "loss became", "at epoch 1, step", "No epoch completed, so there is no checkpoint; "
+                          "this starts the run afresh with a tenth of the learning rate (at most the default): ")
+    promised = shlex.split(err.strip().rpartition("(at most the default): ")[2])     # exactly the command it names
+    assert promised[:2] == ["juanji", "train"] and promised[promised.index("--lr") + 1] == "0.05", promised
+    result = subprocess.run([sys.executable, "-m", "juanji.cli", *promised[1:]], capture_output=True, text=True)
     assert result.returncode == 0 and "starting it afresh" in result.stdout, result.stderr
 
 

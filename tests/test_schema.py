@@ -1,10 +1,13 @@
 """The one schema of config.json and checkpoint headers: types, ranges, consistency, messages naming file and field."""
 import dataclasses
 import math
+import re
 
 import pytest
 
-from juanji.schema import SchemaError, TrainConfig, check_value, validate_config, validate_header
+from juanji import optim
+from juanji.schema import (MAX_OPTIMIZER_SLOTS, SchemaError, TrainConfig, check_value, validate_config,
+                           validate_header)
 
 
 @pytest.mark.parametrize("value, kind, low, high, fragment", [
@@ -43,3 +46,42 @@ def test_header_consistency_between_classes_shape_and_model():
     meta["model"]["config"]["input_size"] = 32
     with pytest.raises(SchemaError, match="^a.npz: field 'header.data.input_shape': .* input_size=32"):
         validate_header(meta, "a.npz")
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"model": "a" * 50_000_000}, "field 'model': must have at most 256 characters, got 50,000,000"),
+    ({"optimizer": ""}, "field 'optimizer': must not be empty"),
+    ({"data": "/" + "d" * 5000}, "field 'data': must have at most 4,096 characters, got 5,001"),
+    ({"augment": ["flip"] * 100}, "field 'augment': must have at most 64 entries, got 100"),
+    ({"augment": ["x" * 300]}, "field 'augment': expected a list of names of at most 256 characters"),
+])
+def test_names_paths_and_lists_in_a_config_are_bounded(change, fragment):
+    """Checked before anything reads them: a 50 MB model name is refused, not searched for a close match."""
+    with pytest.raises(SchemaError, match=f"^config.json: {re.escape(fragment)}"):
+        validate_config({**dataclasses.asdict(TrainConfig()), **change})
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda m: m["model"].update(name="a" * 257), "field 'header.model.name': must have at most 256 characters"),
+    (lambda m: m["data"].update(classes=["c" * 300]), "field 'header.data.classes': expected 1 to 100,000 class "
+                                                      "names of at most 256 characters"),
+    (lambda m: m.update(optimizer={"hyper": {}, "step": 1}), "field 'header.optimizer.type': expected str, got None"),
+    (lambda m: m.update(optimizer={"type": "SGD", "hyper": {}, "step": -1}),
+     "field 'header.optimizer.step': must lie in [0, ∞], got -1"),
+    (lambda m: m.update(optimizer={"type": "SGD", "hyper": [], "step": 1}),
+     "field 'header.optimizer.hyper': expected dict, got []"),
+])
+def test_header_names_and_optimizer_state_are_checked(change, fragment):
+    meta = {"model": {"name": "lenet5", "config": {}}, "data": {"classes": ["a", "b"]},
+            "optimizer": {"type": "SGD", "hyper": {"lr": 0.1}, "step": 3}}
+    validate_header(meta, "a.npz")
+    change(meta)
+    with pytest.raises(SchemaError, match=f"^a.npz: {re.escape(fragment)}"):
+        validate_header(meta, "a.npz")
+
+
+def test_the_most_optimizer_arrays_per_parameter_is_what_the_optimizers_keep():
+    """schema.MAX_OPTIMIZER_SLOTS bounds a checkpoint's members: no optimizer keeps more arrays per parameter."""
+    widest = {"momentum": 0.9, "centered": True, "amsgrad": True}
+    kept = [len(cls.slots_for(widest)) for cls in (optim.SGD, optim.Adagrad, optim.RMSprop, optim.Adam, optim.AdamW)]
+    assert max(kept) == MAX_OPTIMIZER_SLOTS

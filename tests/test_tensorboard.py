@@ -1,12 +1,20 @@
 """``juanji train --tensorboard DIR``: the event files read back with TensorBoard's own reader — the scalars are
 metrics.jsonl's, the histograms the weights', the kernel image the first convolution's."""
 import json
+import re
+import resource
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from juanji import checkpoint as ckpt
 from juanji.cli import main
+from juanji.data import write_idx
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
                                         reason="pip install tensorboard (the test extra)")
@@ -41,3 +49,90 @@ def test_scalars_equal_metrics_jsonl_and_histograms_the_weights(tmp_path):
     assert image == "kernels/0" and [i.step for i in events.Images(image)] == [1, 2]
     assert (events.Images(image)[-1].width, events.Images(image)[-1].height) == (17, 11)   # 3 × 2 kernels of 5×5
 
+
+
+# -- a writer that dies: a full disk under the event files ends training with one line, never a hang ----------
+JUANJI = [str(Path(sys.executable).with_name("juanji"))]      # the installed command, as a user runs it
+
+
+def idx_folder(path, count=32):
+    path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split in ("train", "t10k"):
+        write_idx(path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)).astype(np.uint8))
+        write_idx(path / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, count).astype(np.uint8))
+    return path
+
+
+@pytest.fixture
+def disk(tmp_path):
+    """A 64 KiB tmpfs holding one free page (the event file's first record fits, an epoch's does not); None
+    where mounting is not permitted (not root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
+        yield None
+        return
+    try:
+        (disk / "filler").write_bytes(bytes(15 * 4096))
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def no_file_may_grow():
+    """In the child: every write fails with EFBIG (SIGXFSZ ignored) — a real OS failure, without root."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+def one_line_exit_2(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("juanji: error: ") and result.stderr.count("\n") == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    return result.stderr
+
+
+def juanji(argv, cwd, preexec_fn=None):
+    return subprocess.run(JUANJI + [str(a) for a in argv], capture_output=True, text=True, cwd=cwd, timeout=60,
+                          preexec_fn=preexec_fn)
+
+
+def test_a_full_disk_under_the_event_files_ends_training_with_one_line_and_the_run_resumes(tmp_path, disk):
+    """tensorboardX's writer thread died on ENOSPC and training then waited forever on its queue.  Where the
+    tmpfs cannot be mounted, the event file fails at its first record instead (RLIMIT_FSIZE), on a resumed run."""
+    data = idx_folder(tmp_path / "data")
+    train = ["train", "--data", data, "--out", "run", "--batch-size", "16", "--no-progress", "--epochs"]
+    if disk is not None:
+        board, result = disk / "board", juanji(train + ["2", "--tensorboard", disk / "board"], tmp_path)
+        err = one_line_exit_2(result, f"cannot write TensorBoard events to {board}: No space left on device; "
+                                      f"training stopped after epoch 1, whose checkpoint is kept:")
+        command = shlex.split(re.search(r"kept: '(.*)' goes on from it$", err.strip())[1])
+    else:
+        assert juanji(train + ["1"], tmp_path).returncode == 0
+        board = tmp_path / "board"
+        result = juanji(["train", "--resume", "--out", "run", "--epochs", "2", "--tensorboard", board,
+                         "--no-progress"], tmp_path, no_file_may_grow)
+        one_line_exit_2(result, f"cannot write TensorBoard events to {board}: File too large")
+        command = ["juanji", "train", "--resume", "--out", "run", "--epochs", "2"]
+    epoch_1 = tmp_path / "run" / "checkpoints" / "epoch-001.npz"
+    assert ckpt.load(epoch_1).meta["epoch"] == 1 and not epoch_1.with_name("epoch-002.npz").exists()
+    assert command[:2] == ["juanji", "train"]
+    again = juanji(command[1:], tmp_path)                  # exactly the command the message names
+    assert again.returncode == 0, again.stderr
+    assert ckpt.load(epoch_1.with_name("epoch-002.npz")).meta["epoch"] == 2
+
+
+def test_a_board_folder_that_cannot_be_written_refuses_before_training(tmp_path, disk):
+    data = idx_folder(tmp_path / "data")
+    preexec_fn = None
+    if disk is not None:
+        (disk / "more").write_bytes(bytes(4096))                # the last free page taken
+        board = disk / "board"
+    else:
+        board, preexec_fn = tmp_path / "board", no_file_may_grow
+    result = juanji(["train", "--data", data, "--out", "run", "--epochs", "1", "--tensorboard", board,
+                     "--no-progress"], tmp_path, preexec_fn)
+    one_line_exit_2(result, f"cannot write TensorBoard events to {board}: ")
+    assert not (tmp_path / "run").exists()                  # nothing trained, nothing written

@@ -15,8 +15,6 @@ from .optimizer import Optimizer, check
 class Adagrad(Optimizer):
     """s ← s + g²;  p ← p − lr/(1 + (t−1)·lr_decay) · g/(√s + ε), s₀ = initial_accumulator_value."""
 
-    slot_names = ("sum",)
-
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10):
         check(lr_decay >= 0, self, "lr_decay", lr_decay, ">= 0")
@@ -26,6 +24,10 @@ class Adagrad(Optimizer):
         check(eps >= 0, self, "eps", eps, ">= 0")
         super().__init__(params, lr, lr_decay=float(lr_decay), weight_decay=float(weight_decay),
                          initial_accumulator_value=float(initial_accumulator_value), eps=float(eps))
+
+    @staticmethod
+    def slots_for(hyper):
+        return ("sum",)
 
     def update_parameter(self, param, grad, state):
         if self.weight_decay:
@@ -43,8 +45,6 @@ class RMSprop(Optimizer):
     momentum μ > 0: b ← μb + g/(√v + ε);  p ← p − lr·b.
     """
 
-    slot_names = ("square_avg", "grad_avg", "momentum_buffer")
-
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False):
         check(alpha >= 0, self, "alpha", alpha, ">= 0")
@@ -54,6 +54,11 @@ class RMSprop(Optimizer):
         super().__init__(params, lr, alpha=float(alpha), eps=float(eps),
                          weight_decay=float(weight_decay), momentum=float(momentum),
                          centered=bool(centered))
+
+    @staticmethod
+    def slots_for(hyper):
+        return (("square_avg",) + (("grad_avg",) if hyper["centered"] else ())
+                + (("momentum_buffer",) if hyper["momentum"] else ()))
 
     def update_parameter(self, param, grad, state):
         if self.weight_decay:
@@ -85,7 +90,6 @@ class Adam(Optimizer):
     amsgrad: the running maximum v̂ ← max(v̂, v) replaces v.
     """
 
-    slot_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     decoupled_weight_decay = False  # AdamW's one difference
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
@@ -97,6 +101,10 @@ class Adam(Optimizer):
         check(weight_decay >= 0, self, "weight_decay", weight_decay, ">= 0")
         super().__init__(params, lr, betas=(float(beta1), float(beta2)), eps=float(eps),
                          weight_decay=float(weight_decay), amsgrad=bool(amsgrad))
+
+    @staticmethod
+    def slots_for(hyper):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if hyper["amsgrad"] else ())
 
     def update_parameter(self, param, grad, state):
         beta1, beta2 = self.betas

@@ -7,8 +7,6 @@ from .optimizer import Optimizer, check
 class SGD(Optimizer):
     """g = ∇ + λp;  b ← μb + (1−τ)g (b ← g at step 1);  p ← p − lr·(g + μb if nesterov else b)."""
 
-    slot_names = ("momentum_buffer",)
-
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
         check(momentum >= 0, self, "momentum", momentum, ">= 0")
         check(weight_decay >= 0, self, "weight_decay", weight_decay, ">= 0")
@@ -16,6 +14,10 @@ class SGD(Optimizer):
               "nesterov=True only with momentum > 0 and dampening = 0")
         super().__init__(params, lr, momentum=float(momentum), dampening=float(dampening),
                          weight_decay=float(weight_decay), nesterov=bool(nesterov))
+
+    @staticmethod
+    def slots_for(hyper):
+        return ("momentum_buffer",) if hyper["momentum"] else ()
 
     def update_parameter(self, param, grad, state):
         if self.weight_decay:

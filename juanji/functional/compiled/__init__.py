@@ -15,6 +15,7 @@ float64 whatever the dtype, as NumPy's pairwise sums keep float32 sums accurate.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -47,12 +48,67 @@ def private_cache_dir() -> str | None:
     return folder if info.st_uid == os.getuid() and not info.st_mode & 0o022 else None
 
 
-CACHE = True        # whether compiled loops are cached on disk (see private_cache_dir)
 if numba is not None and "NUMBA_CACHE_DIR" not in os.environ:
     numba.config.CACHE_DIR = private_cache_dir() or ""
-    CACHE = bool(numba.config.CACHE_DIR)
+CACHE = numba is not None and bool(numba.config.CACHE_DIR)     # compiled loops cached on disk, in that folder only
 
 prange = range if numba is None else numba.prange
+
+if numba is not None:
+    from numba.core.caching import CompileResultCacheImpl, FunctionCache, UserProvidedCacheLocator
+
+    class _InTheFolder(CompileResultCacheImpl):
+        """Cache files in ``numba.config.CACHE_DIR`` only: where it cannot be written, Numba would cache in the
+        package's ``__pycache__`` or in ``~/.cache/numba`` instead, folders juanji did not choose."""
+        _locator_classes = [UserProvidedCacheLocator]
+
+    class GuardedCache(FunctionCache):
+        """Numba's on-disk cache of one compiled loop (what ``cache=True`` sets up), except that a cache that
+        cannot be read or written — a full disk, an index or data file cut short or garbled — costs a
+        compilation and a warning naming its folder, not the program: it is only a cache.  A damaged cache
+        file is a damaged pickle, which can raise any exception: hence ``except Exception``."""
+        _impl_class = _InTheFolder
+
+        def load_overload(self, sig, target_context):
+            try:
+                return super().load_overload(sig, target_context)
+            except Exception as error:
+                self._give_up(error)
+                return None         # Numba compiles it
+
+        def save_overload(self, sig, data):
+            try:
+                super().save_overload(sig, data)
+            except Exception as error:
+                self._give_up(error)
+
+        def _give_up(self, error):
+            self.disable()          # this loop's cache is left alone from now on
+            cache_failed(self.cache_path, f"{type(error).__name__}: {error}")
+
+
+_told = False       # whether cache_failed has warned in this process
+
+
+def cache_failed(folder: str, problem: str) -> None:
+    """Warn that Numba's cache in ``folder`` cannot be used and the loops are compiled: once in a process (a
+    full disk fails every loop's cache in turn)."""
+    global _told
+    if not _told:
+        _told = True
+        warnings.warn(f"Numba's cache {folder} cannot be used ({problem}); juanji compiles without it (free space "
+                      f"there, make it writable, or remove it)", RuntimeWarning, stacklevel=3)
+
+
+def cached(dispatcher):
+    """``dispatcher`` (a ``numba.njit`` function) cached on disk by a ``GuardedCache`` where ``CACHE``: set as
+    its ``_cache``, the attribute Numba's own ``cache=True`` (``Dispatcher.enable_caching``) sets."""
+    if CACHE:
+        try:
+            dispatcher._cache = GuardedCache(dispatcher.py_func)
+        except RuntimeError:        # Numba's "no locator available": the folder cannot be made or written
+            cache_failed(numba.config.CACHE_DIR, "it cannot be written")
+    return dispatcher
 
 
 def jit(function=None, **options):
@@ -64,18 +120,21 @@ def jit(function=None, **options):
         if numba is None:
             function.py_func = function
             return function
-        return numba.njit(parallel=True, cache=CACHE, nogil=True, **options)(function)
+        return cached(numba.njit(parallel=True, nogil=True, **options)(function))
     return decorate if function is None else decorate(function)
 
 
-def serial(function):
+def serial(function=None, **options):
     """A loop compiled without threads of its own and run without the GIL (``numba.njit(cache=True,
-    nogil=True)``): ``over_batch`` calls it from its threads, one slice of the batch each, beside NumPy's
-    BLAS; Numba's pool (and ``compiled_call``'s turn-taking) stays out of it.  The loop itself without Numba."""
-    if numba is None:
-        function.py_func = function
-        return function
-    return numba.njit(cache=CACHE, nogil=True)(function)
+    nogil=True, **options)``): ``over_batch`` calls it from its threads, one slice of the batch each, beside
+    NumPy's BLAS; Numba's pool (and ``compiled_call``'s turn-taking) stays out of it.  The loop itself without
+    Numba.  ``fastmath={"reassoc"}`` as for ``jit``."""
+    def decorate(function):
+        if numba is None:
+            function.py_func = function
+            return function
+        return cached(numba.njit(nogil=True, **options)(function))
+    return decorate if function is None else decorate(function)
 
 
 def inline(function=None, **options):
@@ -85,7 +144,7 @@ def inline(function=None, **options):
         if numba is None:
             function.py_func = function
             return function
-        return numba.njit(cache=CACHE, **options)(function)
+        return cached(numba.njit(**options)(function))
     return decorate if function is None else decorate(function)
 
 
