@@ -75,7 +75,9 @@ def main(argv=None) -> int:
             message = "out of memory; try a smaller --batch-size or --image-size, or fewer --threads"
         # always one line; under MPI it names the rank and ends every process
         return distributed.report_and_abort(" ".join(str(message).split()), 2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupted:
+        if isinstance(interrupted, distributed.Signalled):      # one process of a job: the job ends, naming it
+            return distributed.report_and_abort(f"{interrupted}; checkpoints of completed epochs are kept", 130)
         if distributed.is_main_process():
             print("juanji: interrupted; checkpoints of completed epochs are kept", file=sys.stderr)
         return 130

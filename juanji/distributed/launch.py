@@ -37,3 +37,24 @@ def launched_rank() -> int:
 def under_mpi() -> bool:
     """True when this process is one of several started by an MPI launcher."""
     return launched_size() != 1
+
+
+def check_launch(rank: int, size: int) -> None:
+    """ValueError unless the launcher's variables (those ``launched_size`` reads) agree with MPI's own
+    ``rank`` and ``size`` of COMM_WORLD.  They disagree when ``srun`` starts processes whose MPI library
+    cannot reach Slurm's PMI (each then initialises alone: N trainings into one run), or when the
+    variables were set by hand; training on would average nothing, or wait forever."""
+    for size_name, rank_name in _SIZE_RANK:
+        said_size, said_rank = _integer(size_name), _integer(rank_name)
+        if said_size is None:
+            continue
+        why = ("each process started alone: srun needs an MPI that reaches its PMI (srun --mpi=pmix, or use "
+               "mpirun), and these variables must not be set by hand" if size == 1 else
+               "the launcher and the MPI library disagree (were these variables set by hand?)")
+        if said_size != size:
+            raise ValueError(f"the launcher variable {size_name} says {said_size} processes, but MPI's "
+                             f"COMM_WORLD has {size}: {why}")
+        if said_rank is not None and said_rank != rank:
+            raise ValueError(f"the launcher variable {rank_name} says this is rank {said_rank}, but MPI's "
+                             f"COMM_WORLD rank is {rank}: {why}")
+        return

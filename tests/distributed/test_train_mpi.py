@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 
 from juanji import checkpoint as ckpt
-from juanji.data import load_mnist
-from juanji.data.idx import write_idx
 from juanji.runs import Run
 
-from mpi_run import ROOT, environment, juanji_command, mpirun, needs_mpi
+from mpi_run import ROOT, environment, juanji_command, mpirun, needs_mpi, rank_pid
 
 pytestmark = [needs_mpi, pytest.mark.slow]
 
@@ -59,19 +57,6 @@ def test_two_ranks_reach_the_accuracy_of_one_process_and_write_a_complete_run(tm
     assert predicted.returncode == 0 and predicted.stdout.startswith(IMAGE + ": "), predicted.stderr
     shown = juanji("show", "curves", str(tmp_path / "two"), "--out", str(tmp_path / "curves.png"))
     assert shown.returncode == 0 and (tmp_path / "curves.png").exists(), shown.stderr
-
-
-def rank_pid(marker: str, rank: int) -> int | None:
-    """The pid of the MPI process of ``rank`` whose environment holds ``marker`` (this test's run)."""
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                variables = f.read().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if marker.encode() in variables and f"OMPI_COMM_WORLD_RANK={rank}".encode() in variables:
-            return int(entry)
-    return None
 
 
 def test_a_killed_rank_ends_the_job_and_the_run_resumes_on_one_or_two_ranks(tmp_path):
@@ -151,17 +136,6 @@ def test_a_set_up_error_on_one_rank_stops_every_rank_without_abort():
     assert run.returncode == 2 and "MPI_ABORT" not in run.stderr, run.stderr
     assert [line for line in run.stderr.splitlines() if line.startswith("juanji:")] == \
         ["juanji: error: rank 1 of 2: no such file"], run.stderr
-
-
-@pytest.fixture(scope="module")
-def small_fashion(tmp_path_factory):
-    """400 training and 200 test images of Fashion-MNIST as IDX files: data for quick runs."""
-    root = tmp_path_factory.mktemp("fashion-small")
-    for split, train, count in (("train", True, 400), ("t10k", False, 200)):
-        dataset = load_mnist(train=train, limit=count)
-        write_idx(root / f"{split}-images-idx3-ubyte", np.rint(dataset.images[:, 0] * 255).astype(np.uint8))
-        write_idx(root / f"{split}-labels-idx1-ubyte", dataset.labels.astype(np.uint8))
-    return root
 
 
 def test_sync_bn_trains_as_one_process_and_per_rank_bn_does_not(small_fashion, tmp_path):
