@@ -583,10 +583,10 @@ def test_model_arguments_that_imply_terabytes(argv, fragment):
 @pytest.mark.parametrize("size, fragment", [
     ("100000", "--image-size must lie in [1, 4096], got 100000"),
     ("0", "--image-size must lie in [1, 4096], got 0"),
-    ("4000", "images of 3×4000×4000 float32 would take"),
+    ("4000", "images of 3×4000×4000 uint8 pixels would take"),
 ])
 def test_image_size_is_checked_before_decoding(tmp_path, size, fragment):
-    folder = image_folder_with(tmp_path / "pets", {"cat": 6, "dog": 6})
+    folder = image_folder_with(tmp_path / "pets", {"cat": 30, "dog": 30})     # 54 for training: 2.6 GB of uint8
     before = snapshot(tmp_path)
     result = juanji_under_memory_limit(["train", "--data", folder, "--image-size", size, "--out", tmp_path / "run",
                                         "--no-progress", "--channels", "3"])

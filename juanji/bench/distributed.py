@@ -5,8 +5,11 @@ step (global batch 128): juanji in 1 process × 2 threads and in 2 MPI ranks × 
 (``DistributedDataParallel``), PyTorch in 1 process × 2 threads and ``DistributedDataParallel`` over gloo
 in 2 processes × 1 thread.  Both 2-process set-ups are started by ``mpirun`` and split every global batch
 the same way (``ShardedLoader``).  For juanji's ranks it also reports the time inside Allreduce per step
-and its share of the step (it includes waiting for the slower rank).  Needs Open MPI, mpi4py and PyTorch
-(``pip install -e .[test]``).
+and its share of the step (it includes waiting for the slower rank).  Then the loader alone at 1, 2 and 4
+ranks (oversubscribed where the cores are fewer): ms per step that a rank spends reading, augmenting (crop,
+flip) and normalising its share of ResNet-20-like batches, 128 Fashion-MNIST images per rank, beside what
+reading the whole global batch costs (what every rank did before the loader sharded).  Needs Open MPI,
+mpi4py and PyTorch (``pip install -e .[test]``).
 
     python -m juanji.bench --distributed [--quick]
     python -m juanji.bench.distributed [--limit 60000] [--steps 20] [--out bench/results/distributed.md]
@@ -14,6 +17,7 @@ and its share of the step (it includes waiting for the slower rank).  Needs Open
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -25,9 +29,12 @@ import time
 import numpy as np
 
 from .report import machine_description, provenance
+from .rows import TRAIN_BATCHES
 
 CONFIGURATIONS = (("juanji", 1, 2), ("juanji", 2, 1), ("pytorch", 1, 2), ("pytorch", 2, 1))  # (framework, processes, threads)
 EPOCH_BATCH, STEP_BATCH = 64, 128
+LOADER_RANKS = (1, 2, 4)
+LOADER_BATCH = TRAIN_BATCHES["resnet20"][0]     # images per rank: ResNet-20's training batch
 
 
 class Juanji:
@@ -76,12 +83,14 @@ class Torch:
 
 
 def run_worker(framework: str, threads: int, limit: int, steps: int) -> dict | None:
-    """Time both tasks in this process (one of several under mpirun); rank 0 returns the figures."""
+    """Time both tasks (or the loader) in this process (one of several under mpirun); rank 0 returns the figures."""
     from threadpoolctl import threadpool_limits
     from ..distributed import ShardedLoader, init, shard
     comm = init()
     rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
     threadpool_limits(threads)
+    if framework == "loader":
+        return time_loader(comm, limit, steps)
     side = (Juanji if framework == "juanji" else Torch)(comm)
     if framework == "pytorch":
         side.torch.set_num_threads(threads)
@@ -96,7 +105,7 @@ def run_worker(framework: str, threads: int, limit: int, steps: int) -> dict | N
         step(x, y)
     _barrier(comm)
     results["lenet5 epoch s"] = time.perf_counter() - started
-    results["lenet5 images"] = len(loader.loader.dataset)
+    results["lenet5 images"] = len(loader.dataset)
     if framework == "juanji" and comm:
         results["lenet5 allreduce ms/step"] = 1e3 * (comm.allreduce_seconds - reduce_before) / len(loader)
     if framework == "juanji" and comm:          # the message alone: LeNet-5's gradients, summed over the ranks
@@ -125,6 +134,50 @@ def run_worker(framework: str, threads: int, limit: int, steps: int) -> dict | N
     if reduces:
         results["resnet20 allreduce ms/step"] = 1e3 * statistics.median(reduces)
     return results if rank == 0 else None
+
+
+def time_loader(comm, limit: int, steps: int) -> dict | None:
+    """Median ms per step of this rank's share of global batches of LOADER_BATCH × ranks Fashion-MNIST images,
+    augmented and normalised as ``juanji train --augment crop,flip`` does, and of the whole global batch
+    (2 warm-up steps each; epochs follow one another as needed).  Rank 0 returns the slowest rank's."""
+    from ..data import DataLoader, load_mnist
+    from ..data.datasets import channel_mean_std
+    from ..data.transforms import Compose, Normalize
+    from ..train import make_augmentation
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    dataset = load_mnist(train=True, limit=limit)
+    transform = Compose(make_augmentation(["crop", "flip"], 28) + [Normalize(*channel_mean_std(dataset.stored))])
+    medians = []
+    for share in ((rank, size), None):
+        loader = DataLoader(dataset, LOADER_BATCH * size, shuffle=True, transform=transform, shard=share)
+        batches, times = _epochs(loader), []
+        for _ in range(steps + 2):
+            started = time.perf_counter()
+            next(batches)
+            times.append(time.perf_counter() - started)
+        medians.append(1e3 * statistics.median(times[2:]))
+    if comm is not None:        # each rank's figures in its own slots: the slowest rank's are the maxima
+        slots = np.zeros((size, 2))
+        slots[rank] = medians
+        medians = comm.sum(slots).max(axis=0).tolist()
+    result = {"ranks": size, "images per rank": LOADER_BATCH, "share ms/step": medians[0],
+              "global batch ms/step": medians[1]}
+    return result if rank == 0 else None
+
+
+def _epochs(loader):
+    """``loader``'s batches, epoch after epoch."""
+    for epoch in itertools.count():
+        loader.set_epoch(epoch)
+        yield from loader
+
+
+def format_loader_table(results: dict) -> str:
+    lines = [f"| ranks | loader ms per step, each rank's share of {LOADER_BATCH} images | reading the whole "
+             f"global batch ms |", "|---|---|---|"]
+    for ranks, r in results.items():
+        lines.append(f"| {ranks} | {r['share ms/step']:.1f} | {r['global batch ms/step']:.1f} |")
+    return "\n".join(lines)
 
 
 def _barrier(comm):
@@ -167,7 +220,7 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=60000, help="training images of the LeNet-5 epoch")
     parser.add_argument("--steps", type=int, default=20, help="timed ResNet-20 steps (after 2 warm-up)")
     parser.add_argument("--out", help="also write the table to this Markdown file")
-    parser.add_argument("--worker", choices=["juanji", "pytorch"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["juanji", "pytorch", "loader"], help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -179,6 +232,9 @@ def main(argv=None) -> int:
     table = format_table(results)
     alone = results[("juanji", 2, 1)]["allreduce 61,706 float32 µs"]
     table += f"\n\nOne Allreduce of LeNet-5's 61,706 float32 gradients over 2 ranks: {alone:.0f} µs (mean of 100)."
+    loading = {ranks: _spawn("loader", ranks, 1, args.limit, args.steps) for ranks in LOADER_RANKS}
+    table += ("\n\nThe loader alone (Fashion-MNIST, random crop, flip and normalisation; median of the steps, "
+              "slowest rank):\n\n" + format_loader_table(loading))
     print(table)
     if args.out:
         command = f"python -m juanji.bench.distributed {' '.join(argv if argv is not None else sys.argv[1:])}"

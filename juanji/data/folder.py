@@ -8,12 +8,15 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from juanji.data import cache
 from juanji.data.datasets import ArrayDataset, load_mnist
-from juanji.data.images import ImageError, load_image
+from juanji.data.images import ImageError, read_pixels
 from juanji.limits import memory_budget, mib
+from juanji.runtime.threads import num_threads
 from juanji.schema import MAX_IMAGE_SIZE
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -47,28 +50,38 @@ def find_images(root, classes=None) -> tuple[list[str], np.ndarray, list[str]]:
 
 
 def read_images(paths, image_size: int, channels: int | None, skip_bad: bool = False):
-    """(images (N, C, S, S) float32 in [0, 1], kept (N,) indices into ``paths``, skipped [(path, problem)]).
+    """(images (N, C, S, S) uint8, kept (N,) indices into ``paths``, skipped [(path, problem)]).
 
-    Each image is scaled so that its shorter side is ``image_size``, then centre-cropped to a square.
+    Each image is scaled so that its shorter side is ``image_size``, then centre-cropped to a square; the
+    files are decoded on ``juanji.get_num_threads()`` threads (Pillow decodes and resizes without the GIL).
     ``channels`` None means 1 when every image is gray (R = G = B), else 3.  A file that cannot be read
     raises ValueError naming it, unless ``skip_bad``: then it is left out and listed in ``skipped``.
     """
     if not isinstance(image_size, int) or not 1 <= image_size <= MAX_IMAGE_SIZE:
         raise ValueError(f"image_size must be an integer in 1..{MAX_IMAGE_SIZE}, got {image_size!r}")
-    needed = 4 * len(paths) * (channels or 3) * image_size ** 2
+    needed = len(paths) * (channels or 3) * image_size ** 2
     if needed > memory_budget():
-        raise MemoryError(f"{len(paths):,} images of {channels or 3}×{image_size}×{image_size} float32 would take "
+        raise MemoryError(f"{len(paths):,} images of {channels or 3}×{image_size}×{image_size} uint8 pixels would take "
                           f"{mib(needed)}, more than the {mib(memory_budget())} this process may use; "
                           f"choose a smaller --image-size")
-    images, kept, skipped = [], [], []
-    for index, path in enumerate(paths):
+
+    def decode(path):
         try:
-            images.append(load_image(path, channels or 3, image_size, crop=True))
-            kept.append(index)
+            return read_pixels(path, channels or 3, image_size, crop=True), None
         except ImageError as error:
-            if not skip_bad:
-                raise ValueError(f"{path}: {error.problem}; --skip-bad leaves unreadable files out") from None
-            skipped.append((path, error.problem))
+            return None, error.problem
+
+    with ThreadPoolExecutor(num_threads()) as pool:
+        decoded = list(pool.map(decode, paths))
+    images, kept, skipped = [], [], []
+    for index, (path, (pixels, problem)) in enumerate(zip(paths, decoded)):
+        if problem is None:
+            images.append(pixels)
+            kept.append(index)
+        elif skip_bad:
+            skipped.append((path, problem))
+        else:
+            raise ValueError(f"{path}: {problem}; --skip-bad leaves unreadable files out")
     if not images:
         raise ValueError(f"no readable images among {len(paths)} files")
     images = np.stack(images)
@@ -77,27 +90,37 @@ def read_images(paths, image_size: int, channels: int | None, skip_bad: bool = F
     return images, np.array(kept, dtype=np.int64), skipped
 
 
-def image_folder(root, image_size: int = DEFAULT_IMAGE_SIZE, channels: int | None = None, skip_bad: bool = False,
-                 classes=None) -> tuple[ArrayDataset, list]:
-    """(ArrayDataset of every image under ``root/<class>/``, skipped files); see ``find_images``, ``read_images``."""
-    paths, labels, classes = find_images(root, classes)
+def image_dataset(paths, labels, classes, image_size: int, channels: int | None = None, skip_bad: bool = False,
+                  source: tuple = ()) -> tuple[ArrayDataset, list]:
+    """(ArrayDataset of the image files ``paths`` with ``labels``, skipped files); see ``read_images``.
+
+    The decoded pixels are cached (``juanji.data.cache``; ``source`` names what the files are, e.g. a
+    folder's training part, and their sizes and modification times the version) and memory-mapped.  Where
+    files had to be skipped nothing is cached: they are tried, and reported, again each time.
+    """
     if not paths:
-        raise ValueError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in the class folders {classes}")
-    images, kept, skipped = read_images(paths, image_size, channels, skip_bad)
-    return ArrayDataset(images, labels[kept], classes), skipped
+        return ArrayDataset(np.zeros((0, channels or 3, image_size, image_size), np.uint8), labels, classes), []
+    shape = (len(paths), image_size, image_size)
+    version = cache.key([(path, cache.file_version(path)) for path in paths])
+    with cache.entry(f"images-{cache.key(*source, image_size, channels)}", version,
+                     lambda array: (array.dtype == np.uint8 and (array.shape[0], *array.shape[2:]) == shape
+                                    and array.shape[1] in ((channels,) if channels else (1, 3)))) as cached:
+        if cached.array is not None:
+            return ArrayDataset(cached.array, labels, classes), []
+        images, kept, skipped = read_images(paths, image_size, channels, skip_bad)
+        return ArrayDataset(images if skipped else cached.store(images), labels[kept], classes), skipped
 
 
-def split(dataset: ArrayDataset, fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED):
-    """(train, test): ``fraction`` of each class (at least one image of a class with two or more) goes to
-    test, drawn with ``np.random.default_rng(seed)``."""
+def held_out(labels, fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED) -> np.ndarray:
+    """(N,) bool, True for the test part of a seeded split: ``fraction`` of each class (at least one sample
+    of a class with two or more), drawn with ``np.random.default_rng(seed)``."""
     rng = np.random.default_rng(seed)
-    test = np.zeros(len(dataset), dtype=bool)
-    for label in np.unique(dataset.labels):
-        members = rng.permutation(np.flatnonzero(dataset.labels == label))
+    test = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
         count = max(1, round(fraction * len(members))) if len(members) > 1 else 0
         test[members[:count]] = True
-    return (ArrayDataset(dataset.images[~test], dataset.labels[~test], dataset.classes),
-            ArrayDataset(dataset.images[test], dataset.labels[test], dataset.classes))
+    return test
 
 
 def is_image_folder(path) -> bool:
@@ -115,7 +138,9 @@ def load_datasets(data=None, limit: int | None = None, image_size: int | None = 
     """(train_set, test_set, skipped files) from ``data``: an image folder (see the module docstring; images
     resized to ``image_size``, default 32) or else a folder of MNIST-format IDX files (``load_mnist``).
 
-    ``limit`` keeps a seeded random ``limit`` of the training images (the first ``limit`` for IDX files).
+    ``limit`` keeps a seeded random ``limit`` of the training images (the first ``limit`` for IDX files).  The
+    files are split and limited before they are decoded, so a file skipped as unreadable leaves its part one
+    image short; the test images take the training images' channels.
     """
     if not is_image_folder(data):
         return (*_load_idx(data, limit, image_size, channels), [])
@@ -123,22 +148,37 @@ def load_datasets(data=None, limit: int | None = None, image_size: int | None = 
     test_folder = next((os.path.join(data, name) for name in ("test", "val")
                         if os.path.isdir(os.path.join(data, name))), None)
     if os.path.isdir(os.path.join(data, "train")) and test_folder:
-        train, skipped = image_folder(os.path.join(data, "train"), image_size, channels, skip_bad)
-        test, skipped_test = image_folder(test_folder, image_size, train.images.shape[1], skip_bad, train.classes)
-        skipped += skipped_test
+        train_paths, train_labels, classes = _find_some_images(os.path.join(data, "train"))
+        test_paths, test_labels, _ = _find_some_images(test_folder, classes)
+        train_source, test_source = (os.path.abspath(os.path.join(data, "train")),), (os.path.abspath(test_folder),)
     else:
         root = os.path.join(data, "train") if os.path.isdir(os.path.join(data, "train")) else data
-        everything, skipped = image_folder(root, image_size, channels, skip_bad)
-        train, test = split(everything)
-    if limit is not None and limit < len(train):
-        keep = np.sort(np.random.default_rng(SPLIT_SEED).permutation(len(train))[:limit])
-        train = ArrayDataset(train.images[keep], train.labels[keep], train.classes)
-    return train, test, skipped
+        paths, labels, classes = _find_some_images(root)
+        paths, test = np.array(paths), held_out(labels)
+        train_paths, train_labels, test_paths, test_labels = (paths[~test].tolist(), labels[~test],
+                                                              paths[test].tolist(), labels[test])
+        train_source, test_source = (os.path.abspath(root), "train"), (os.path.abspath(root), "test")
+    if limit is not None and limit < len(train_paths):
+        keep = np.sort(np.random.default_rng(SPLIT_SEED).permutation(len(train_paths))[:limit])
+        train_paths, train_labels = [train_paths[i] for i in keep], train_labels[keep]
+        train_source += (f"limit {limit}",)
+    train, skipped = image_dataset(train_paths, train_labels, classes, image_size, channels, skip_bad, train_source)
+    test, skipped_test = image_dataset(test_paths, test_labels, classes, image_size, train.stored.shape[1],
+                                       skip_bad, test_source)
+    return train, test, skipped + skipped_test
+
+
+def _find_some_images(root, classes=None):
+    """``find_images``; ValueError when the class folders hold no image file."""
+    paths, labels, classes = find_images(root, classes)
+    if not paths:
+        raise ValueError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in the class folders {classes}")
+    return paths, labels, classes
 
 
 def _load_idx(data, limit, image_size, channels):
     train = load_mnist(data, train=True, limit=limit)
-    channels_found, size = train.images.shape[1:3]
+    channels_found, size = train.stored.shape[1:3]
     if image_size not in (None, size) or channels not in (None, channels_found):
         raise ValueError(f"{data or 'the default data'} holds {size}×{size} IDX images with {channels_found} "
                          f"channel(s); --image-size and --channels resize an image folder only")

@@ -11,6 +11,7 @@ import zlib
 
 import numpy as np
 
+from juanji.data import cache
 from juanji.io import write_atomically
 from juanji.limits import memory_budget, mib
 
@@ -66,9 +67,7 @@ def _declared_size(content: bytes) -> int:
 
 def _read_declared(stream, name, budget: int) -> bytes:
     """The header, then at most one byte more than the data it declares (to tell trailing garbage)."""
-    content = stream.read(4)
-    if len(content) == 4 and content[:2] == b"\x00\x00" and content[2] in _TYPES:
-        content += stream.read(4 * content[3])
+    content = _read_header(stream)
     size = _declared_size(content)
     if size > budget:
         raise IDXError(f"{name}: header declares {size:,} bytes of data, more than the {mib(budget)} this "
@@ -79,6 +78,15 @@ def _read_declared(stream, name, budget: int) -> bytes:
 def _parse(content: bytes, name: str, complete: bool = True) -> np.ndarray:
     """Check the header and data length of uncompressed IDX bytes and return the data; ``complete`` False
     means the file holds more than ``content``."""
+    dtype, shape, header_size = _header(content, name)
+    _check_length(name, dtype, shape, len(content) - header_size, complete)
+    data = np.frombuffer(content, dtype=dtype, offset=header_size).reshape(shape)
+    return data.astype(dtype.newbyteorder("="))  # a writable copy in the machine's byte order
+
+
+def _header(content: bytes, name: str) -> tuple[np.dtype, tuple, int]:
+    """(dtype as stored, shape, header size) from the header that ``content`` begins with; IDXError naming
+    what is wrong with it."""
     if len(content) == 0:
         raise IDXError(f"{name}: empty file (0 bytes), expected an IDX header")
     if len(content) < 4:
@@ -95,19 +103,58 @@ def _parse(content: bytes, name: str, complete: bool = True) -> np.ndarray:
     if len(content) < header_size:
         raise IDXError(f"{name}: truncated: header of {ndim} dimensions needs {header_size} bytes, "
                        f"file has {len(content)}")
-
-    dtype, type_name = _TYPES[type_code]
     shape = tuple(int(size) for size in np.frombuffer(content, dtype=">u4", count=ndim, offset=4))
+    return _TYPES[type_code][0], shape, header_size
+
+
+def _check_length(name: str, dtype: np.dtype, shape: tuple, actual: int, complete: bool = True) -> None:
+    """IDXError unless ``actual`` data bytes are what the header's ``shape`` of ``dtype`` promises."""
     expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow for absurd headers
-    actual = len(content) - header_size
     if actual != expected:
         problem = "truncated" if actual < expected else "trailing garbage"
         dims = "×".join(map(str, shape))
+        type_name = next(type_name for stored, type_name in _TYPES.values() if stored == dtype)
         values = dims if dtype.itemsize == 1 else f"{dims} {type_name} values × {dtype.itemsize} bytes"
         holds = actual if complete else f"more than {actual - 1}"
         raise IDXError(f"{name}: {problem}: header promises {values} = {expected} bytes of data, file has {holds}")
-    data = np.frombuffer(content, dtype=dtype, offset=header_size).reshape(shape)
-    return data.astype(dtype.newbyteorder("="))  # a writable copy in the machine's byte order
+
+
+def map_idx(path, max_bytes: int | None = None) -> np.ndarray:
+    """``read_idx``'s array, read-only and memory-mapped rather than read, so that every process reading the
+    file shares one copy of it in the page cache.
+
+    A raw file is mapped where it lies once its header and length are checked; a gzip file is decompressed
+    once (by ``read_idx``, within ``max_bytes``) into the cache (``juanji.data.cache``, keyed by the file's
+    path, size and modification time; rebuilt when damaged) and mapped from there.  Multi-byte values, which
+    IDX stores big-endian, and empty arrays are read into memory instead.
+    """
+    name = os.path.basename(os.fspath(path))
+    with open(path, "rb") as file:
+        compressed = file.read(2) == _GZIP_MAGIC
+        file.seek(0)
+        try:
+            head = _read_header(gzip.GzipFile(fileobj=file, mode="rb") if compressed else file)
+        except (OSError, EOFError, zlib.error) as error:
+            if not compressed:
+                raise
+            raise IDXError(f"{name}: corrupt gzip stream: {error}") from error
+        size = os.fstat(file.fileno()).st_size
+    dtype, shape, header_size = _header(head, name)
+    if dtype.itemsize > 1 or math.prod(shape) == 0:
+        return read_idx(path, max_bytes)
+    if compressed:
+        path = os.path.abspath(path)
+        with cache.entry(f"idx-{cache.key(path)}", cache.key(cache.file_version(path)),
+                         lambda array: array.dtype == dtype and array.shape == shape) as cached:
+            return cached.array if cached.array is not None else cached.store(read_idx(path, max_bytes))
+    _check_length(name, dtype, shape, size - header_size)
+    return np.memmap(path, dtype=dtype, mode="r", offset=header_size, shape=shape)
+
+
+def _read_header(stream) -> bytes:
+    """The magic number and, where it is one, the dimension sizes it announces (fewer bytes if the file ends)."""
+    head = stream.read(4)
+    return head + stream.read(4 * head[3]) if len(head) == 4 and head[:2] == b"\x00\x00" else head
 
 
 def write_idx(path, array) -> None:

@@ -4,8 +4,8 @@ Pillow reads the file, restricted to ``FORMATS``: it identifies a file by its co
 or EPS file named ``x.png`` would otherwise be handed to Ghostscript.  Images larger than Pillow's
 decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, 89 million pixels) are refused, and so are chunks of
 compressed text or colour profile that would decompress beyond Pillow's limits.  The pixels come back
-as (C, H, W) float32 in [0, 1], optionally resized and normalised per channel.  Every problem with a file
-raises ``ImageError`` naming it.
+as (C, H, W) float32 in [0, 1] (``read_pixels``: uint8), optionally resized and normalised per channel.
+Every problem with a file raises ``ImageError`` naming it.
 """
 from __future__ import annotations
 
@@ -37,6 +37,15 @@ def load_image(path, channels: int = 1, size=None, crop: bool = False, mean=None
     - ``size`` (H, W), or an int for a square: resize (bilinear, antialiased) to exactly that size, or with
       ``crop`` keep the aspect ratio: scale so the image covers (H, W), then cut out the centre.
     """
+    array = read_pixels(path, channels, size, crop) / np.float32(255)
+    if mean is not None:
+        array = Normalize(mean, std)(array[None])[0]
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def read_pixels(path, channels: int = 1, size=None, crop: bool = False) -> np.ndarray:
+    """The pixels of one image file as uint8 (C, H, W), 0 to 255: ``load_image`` before it divides by 255
+    (same options), the form in which decoded images are cached."""
     from PIL import Image, ImageOps, UnidentifiedImageError  # Pillow is an optional extra
 
     if channels not in (1, 3):
@@ -57,7 +66,7 @@ def load_image(path, channels: int = 1, size=None, crop: bool = False, mean=None
                 image = ImageOps.fit(image, (width, height), Image.Resampling.BILINEAR)
             elif size is not None:
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32) / 255
+            pixels = np.asarray(image, dtype=np.uint8)
     except UnidentifiedImageError:
         raise ImageError(path, f"not an image file of a format juanji reads ({', '.join(FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -66,10 +75,7 @@ def load_image(path, channels: int = 1, size=None, crop: bool = False, mean=None
         raise ImageError(path, f"truncated or corrupt image ({error})") from None
     except ValueError as error:             # Pillow's limits on compressed text and colour-profile chunks
         raise ImageError(path, f"corrupt or too large to read safely ({error})") from None
-    array = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)   # (H, W[, 3]) → (C, H, W)
-    if mean is not None:
-        array = Normalize(mean, std)(array[None])[0]
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)   # (H, W[, 3]) → (C, H, W)
 
 
 def load_images(paths, channels: int = 1, size=None, crop: bool = False, mean=None, std=None) -> np.ndarray:

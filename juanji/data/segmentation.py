@@ -15,44 +15,40 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import load_mnist
+from .datasets import ImageDataset, float_chunks, load_mnist
 
 THRESHOLD = 0.2
 BACKGROUND = "background"
 
 
-class SegmentationDataset:
-    """Images (N, C, H, W) float32 with masks ``labels`` (N, H, W) int64 in [0, len(classes)).
+class SegmentationDataset(ImageDataset):
+    """Images (N, C, H, W) with masks ``labels`` (N, H, W) int64 in [0, len(classes)).
 
-    ``dataset[index_array]`` is a batch (images (B, C, H, W), masks (B, H, W)), as for ``ArrayDataset``,
-    so ``DataLoader`` batches it unchanged; ``images`` and ``labels`` are named as there."""
+    ``dataset[index_array]`` is a batch (images (B, C, H, W) float32, masks (B, H, W)), as for
+    ``ArrayDataset``, so ``DataLoader`` batches it unchanged; ``images``, ``stored`` and ``labels`` are as
+    there (``ImageDataset``)."""
 
     def __init__(self, images, labels, classes):
-        images, labels = np.ascontiguousarray(images, dtype=np.float32), np.asarray(labels)
-        if images.ndim != 4:
-            raise ValueError(f"images must have shape (N, C, H, W), got {images.shape}")
+        super().__init__(images)
+        images, labels = self.stored, np.asarray(labels)
         if labels.shape != (images.shape[0], *images.shape[2:]) or labels.dtype.kind not in "iu":
             raise ValueError(f"masks must be integers of shape {(images.shape[0], *images.shape[2:])} "
                              f"(N, H, W), got {labels.dtype} {labels.shape}")
         if labels.size and (labels.min() < 0 or labels.max() >= len(classes)):
             raise ValueError(f"mask values must lie in 0..{len(classes) - 1} ({len(classes)} classes)")
-        self.images, self.labels, self.classes = images, labels.astype(np.int64), list(classes)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index):
-        return self.images[index], self.labels[index]
+        self.labels, self.classes = labels.astype(np.int64), list(classes)
 
 
 def garment_masks(images, labels, threshold: float = THRESHOLD) -> np.ndarray:
-    """(N, H, W) int64 masks of gray images (N, 1, H, W) in [0, 1] with classes (N,):
-    mask[n, i, j] = labels[n] + 1 where images[n, 0, i, j] > threshold, else 0."""
+    """(N, H, W) int64 masks of gray images (N, 1, H, W), floats in [0, 1] or uint8 pixels (read as p / 255,
+    float32), with classes (N,): mask[n, i, j] = labels[n] + 1 where images[n, 0, i, j] > threshold, else 0."""
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim != 4 or images.shape[1] != 1 or labels.shape != images.shape[:1]:
         raise ValueError(f"garment_masks takes gray images (N, 1, H, W) and N labels, got {images.shape} and "
                          f"{labels.shape}")
-    return np.where(images[:, 0] > threshold, labels[:, None, None] + 1, 0).astype(np.int64)
+    bright = np.concatenate([np.zeros((0, *images.shape[2:]), dtype=bool),      # chunk by chunk: no float copy
+                             *(chunk[:, 0] > threshold for chunk in float_chunks(images))])
+    return np.where(bright, labels[:, None, None] + 1, 0).astype(np.int64)
 
 
 def fashion_masks(root=None, limit: int | None = None, threshold: float = THRESHOLD):
@@ -60,7 +56,7 @@ def fashion_masks(root=None, limit: int | None = None, threshold: float = THRESH
     classes ``["background", *the data's class names]``."""
     train, test = load_mnist(root, train=True, limit=limit), load_mnist(root, train=False)
     classes = [BACKGROUND, *train.classes]
-    return tuple(SegmentationDataset(split.images, garment_masks(split.images, split.labels, threshold), classes)
+    return tuple(SegmentationDataset(split.stored, garment_masks(split.stored, split.labels, threshold), classes)
                  for split in (train, test))
 
 

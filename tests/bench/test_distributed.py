@@ -30,3 +30,23 @@ def test_pytorch_ddp_over_gloo_runs_on_the_same_global_batches(monkeypatch):
     result = bench._spawn("pytorch", 2, 1, limit=256, steps=1)
     assert result["lenet5 images"] == 256 and result["resnet20 step ms"] > 0
     assert "lenet5 allreduce ms/step" not in result     # not measured inside PyTorch
+
+
+def test_the_loader_row_in_one_process():
+    result = bench.time_loader(None, limit=300, steps=2)        # 128-image batches: the epochs roll over
+    assert result["ranks"] == 1 and result["images per rank"] == 128
+    assert 0 < result["share ms/step"] < 1e4 and 0 < result["global batch ms/step"] < 1e4
+    assert "| 1 | " in bench.format_loader_table({1: result})
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_the_loader_row_takes_the_slowest_of_the_ranks(monkeypatch):
+    for name, value in environment().items():
+        monkeypatch.setenv(name, value)
+    result = bench._spawn("loader", 2, 1, limit=600, steps=1)
+    assert result["ranks"] == 2 and result["images per rank"] == 128
+    assert 0 < result["share ms/step"] and 0 < result["global batch ms/step"]
+    table = bench.format_loader_table({2: result})
+    assert table.splitlines()[0].startswith("| ranks | loader ms per step") and "| 2 | " in table
+

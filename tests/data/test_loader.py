@@ -1,8 +1,10 @@
-"""DataLoader: each sample once per epoch, batch sizes, and batches that depend only on (seed, epoch)."""
+"""DataLoader: each sample once per epoch, batch sizes, and batches that depend only on (seed, epoch); uint8
+pixels read as float32 batch by batch; transforms get the draws of the batch's own samples."""
 import numpy as np
 import pytest
 
 from juanji.data.datasets import ArrayDataset
+from juanji.data.draws import SampleDraws
 from juanji.data.loader import DataLoader
 from juanji.data.transforms import Compose, RandomCrop, RandomHorizontalFlip
 
@@ -86,6 +88,32 @@ def test_augmentation_differs_between_epochs_even_without_shuffle():
     loader = augmenting_loader()
     loader.shuffle = False
     assert not np.array_equal(epoch_batches(loader, 0)[0][0], epoch_batches(loader, 1)[0][0])
+
+
+def test_the_order_is_the_documented_permutation_so_older_runs_resume_alike():
+    loader = DataLoader(indexed_dataset(), batch_size=16, shuffle=True, seed=4)
+    ids = np.concatenate([sample_ids(x) for x, _ in epoch_batches(loader, 2)])
+    np.testing.assert_array_equal(ids, np.random.default_rng([4, 2]).permutation(103))
+
+
+def test_transforms_get_the_draws_of_the_samples_gathered():
+    seen = []
+
+    def record(x, draws):
+        seen.append((sample_ids(x), draws.random()))
+        return x
+
+    loader = DataLoader(indexed_dataset(20), batch_size=8, shuffle=True, seed=6, transform=record)
+    list(epoch_batches(loader, 1))
+    for ids, numbers in seen:
+        np.testing.assert_array_equal(numbers, SampleDraws(6, 1, ids).random())
+
+
+def test_uint8_pixels_come_out_as_float32_batches():
+    pixels = np.arange(4 * 1 * 2 * 2, dtype=np.uint8).reshape(4, 1, 2, 2) * 16
+    x, y = next(iter(DataLoader(ArrayDataset(pixels, [0, 1, 0, 1], ["a", "b"]), batch_size=3)))
+    assert x.dtype == np.float32 and y.tolist() == [0, 1, 0]
+    np.testing.assert_array_equal(x, pixels[:3].astype(np.float32) / 255)
 
 
 def test_batches_are_copies():

@@ -1,8 +1,15 @@
-"""Transforms: Normalize per channel, RandomCrop windows of the padded image, RandomHorizontalFlip mirrors, Compose."""
+"""Transforms: Normalize per channel, RandomCrop windows of the padded image, RandomHorizontalFlip mirrors, Compose;
+the random ones draw per sample (SampleDraws), so a sample's result does not depend on its batch."""
 import numpy as np
 import pytest
 
+from juanji.data.draws import SampleDraws
 from juanji.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
+
+
+def draws(n, seed=0, epoch=0):
+    """The draws of samples 0..n-1."""
+    return SampleDraws(seed, epoch, np.arange(n))
 
 
 def distinct_pixel_batch(n, channels=2, size=8):
@@ -46,7 +53,7 @@ def find_offset(crop, padded):
 def test_random_crop_takes_padded_windows_at_uniform_independent_offsets():
     batch = distinct_pixel_batch(500)
     original = batch.copy()
-    out = RandomCrop(8, padding=2)(batch, np.random.default_rng(1))
+    out = RandomCrop(8, padding=2)(batch, draws(500, seed=1))
     assert out.shape == (500, 2, 8, 8) and out.dtype == np.float32
     np.testing.assert_array_equal(batch, original)
 
@@ -65,26 +72,27 @@ def test_random_crop_takes_padded_windows_at_uniform_independent_offsets():
 
 def test_random_crop_rectangular_without_padding():
     batch = distinct_pixel_batch(50, channels=1, size=6)
-    out = RandomCrop((4, 3))(batch, np.random.default_rng(2))
+    out = RandomCrop((4, 3))(batch, draws(50, seed=2))
     assert out.shape == (50, 1, 4, 3)
     for crop, image in zip(out, batch):
         [(top, left)] = find_offset(crop, image)
         assert 0 <= top <= 2 and 0 <= left <= 3
-    np.testing.assert_array_equal(RandomCrop(6)(batch, np.random.default_rng(3)), batch)
+    np.testing.assert_array_equal(RandomCrop(6)(batch, draws(50, seed=3)), batch)
     with pytest.raises(ValueError, match="cannot crop 9×9"):
-        RandomCrop(9, padding=1)(batch, np.random.default_rng(0))
+        RandomCrop(9, padding=1)(batch, draws(50))
 
 
-def test_random_crop_same_rng_same_result():
+def test_random_crop_same_draws_same_result():
     batch = distinct_pixel_batch(20)
     crop = RandomCrop(6, padding=1)
-    np.testing.assert_array_equal(crop(batch, np.random.default_rng(7)), crop(batch, np.random.default_rng(7)))
+    np.testing.assert_array_equal(crop(batch, draws(20, seed=7)), crop(batch, draws(20, seed=7)))
+    assert not np.array_equal(crop(batch, draws(20, seed=7)), crop(batch, draws(20, seed=7, epoch=1)))
 
 
 def test_horizontal_flip_mirrors_exactly_the_selected_samples():
     batch = distinct_pixel_batch(2000, channels=3, size=4)
     original = batch.copy()
-    out = RandomHorizontalFlip()(batch, np.random.default_rng(0))
+    out = RandomHorizontalFlip()(batch, draws(2000))
     np.testing.assert_array_equal(batch, original)
     flipped = np.array([np.array_equal(o, b[..., ::-1]) for o, b in zip(out, batch)])
     kept = np.array([np.array_equal(o, b) for o, b in zip(out, batch)])
@@ -94,17 +102,38 @@ def test_horizontal_flip_mirrors_exactly_the_selected_samples():
 
 def test_horizontal_flip_probability_extremes():
     batch = distinct_pixel_batch(10)
-    rng = np.random.default_rng(0)
-    np.testing.assert_array_equal(RandomHorizontalFlip(p=0)(batch, rng), batch)
-    np.testing.assert_array_equal(RandomHorizontalFlip(p=1)(batch, rng), batch[..., ::-1])
+    np.testing.assert_array_equal(RandomHorizontalFlip(p=0)(batch, draws(10)), batch)
+    np.testing.assert_array_equal(RandomHorizontalFlip(p=1)(batch, draws(10)), batch[..., ::-1])
 
 
-def test_compose_applies_in_order_with_one_rng():
+def test_compose_applies_in_order_passing_the_draws_on():
     batch = distinct_pixel_batch(30)
     steps = [RandomCrop(6, padding=1), RandomHorizontalFlip(), Normalize([1, 2], [3, 4])]
-    out = Compose(steps)(batch, np.random.default_rng(5))
-    rng = np.random.default_rng(5)
+    out = Compose(steps)(batch, draws(30, seed=5))
+    shared = draws(30, seed=5)
     expected = batch
     for step in steps:
-        expected = step(expected, rng)
+        expected = step(expected, shared)
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("transform", [RandomCrop(6, padding=2), RandomHorizontalFlip(),
+                                       Compose([RandomCrop(8, padding=2), RandomHorizontalFlip()])],
+                         ids=["crop", "flip", "crop+flip"])
+def test_a_sample_is_transformed_alike_in_any_batch(transform):
+    """Sample i's result depends on (seed, epoch, i) alone: not on the batch's size, order or other samples."""
+    images = distinct_pixel_batch(40)
+    whole = transform(images, draws(40, seed=3, epoch=2))
+    picked = np.array([31, 4, 17, 0, 39, 22])
+    alone = transform(images[picked], SampleDraws(3, 2, picked))
+    np.testing.assert_array_equal(alone, whole[picked])
+    for i in (9, 30):
+        np.testing.assert_array_equal(transform(images[i:i + 1], SampleDraws(3, 2, [i]))[0], whole[i])
+
+
+def test_random_transforms_need_the_batch_draws():
+    batch = distinct_pixel_batch(4)
+    with pytest.raises(ValueError, match="RandomCrop draws from the batch's SampleDraws"):
+        RandomCrop(6, padding=1)(batch, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="RandomHorizontalFlip: draws for 3 samples, but the batch has 4"):
+        RandomHorizontalFlip()(batch, draws(3))
