@@ -50,6 +50,7 @@ class TrainConfig:
     out: str = "runs/lenet5"
     seed: int = 0
     sync_bn: bool = False
+    accumulate: int = 1         # micro-batches of --batch-size per optimizer step (gradients summed over them)
 
 
 # field → (lowest, highest) of a number, (shortest, longest) of a string or list; None: no bound.  A config file
@@ -57,7 +58,7 @@ class TrainConfig:
 # juanji.train.
 _CONFIG_RANGES = {"epochs": (1, None), "batch_size": (1, None), "lr": (0, None), "momentum": (0, None),
                   "weight_decay": (0, None), "warmup_epochs": (0, None), "label_smoothing": (0, 1),
-                  "limit": (0, None), "image_size": (1, MAX_IMAGE_SIZE), "channels": (1, 3),
+                  "limit": (0, None), "image_size": (1, MAX_IMAGE_SIZE), "channels": (1, 3), "accumulate": (1, None),
                   "model": (1, MAX_NAME_LENGTH), "optimizer": (1, MAX_NAME_LENGTH), "schedule": (1, MAX_NAME_LENGTH),
                   "init": (1, MAX_NAME_LENGTH), "augment": (0, MAX_LIST_LENGTH), "data": (1, MAX_PATH_LENGTH),
                   "out": (1, MAX_PATH_LENGTH)}

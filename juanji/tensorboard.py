@@ -91,5 +91,4 @@ class TensorBoardWriter:
             yield
         except OSError as error:
             self.close()
-            raise OSError(error.errno, f"cannot write TensorBoard events to {self.log_dir}: "
-                                       f"{error.strerror or error}") from None
+            raise OSError(f"cannot write TensorBoard events to {self.log_dir}: {error.strerror or error}") from None

@@ -7,9 +7,11 @@ epoch) — is restored from the checkpoint, so a resumed run reaches the same we
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import os
+import shlex
 import time
 import warnings
 
@@ -19,6 +21,7 @@ from . import checkpoint as ckpt
 from . import distributed, get_num_threads, models, nn, optim
 from . import random as jrandom
 from .data import DataLoader, segmentation, sequences
+from .data.datasets import channel_mean_std
 from .data.folder import load_datasets
 from .data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 from .init import initialize
@@ -26,8 +29,8 @@ from .metrics import evaluate, labelled_correct, mean_iou
 from .model_memory import check_model_memory
 from .models import did_you_mean
 from .runs import Run, best_score
-from .trained import eval_loader
-from .schema import MAX_IMAGE_SIZE, TrainConfig
+from .trained import eval_loader, is_folder
+from .schema import MAX_IMAGE_SIZE, TrainConfig, validate_config
 
 
 class TrainingDiverged(RuntimeError):
@@ -80,6 +83,27 @@ def make_scheduler(config: TrainConfig, optimizer):
         warmup = optim.LinearLR(optimizer, start_factor=0.1, total_iters=warmup_length)
         scheduler = optim.SequentialLR(optimizer, [warmup, scheduler], milestones=[warmup_length])
     return scheduler
+
+
+def absolute_data(data: str | None) -> str | None:
+    """``--data`` as a run stores it: a folder by its absolute path (a relative one would later be read from
+    whatever folder ``juanji eval`` or ``juanji serve`` starts in), a task name or None (the default) as given."""
+    return os.path.abspath(data) if is_folder(data) else data
+
+
+def train_command(config: TrainConfig, always=("out",)) -> str:
+    """The ``juanji train`` command line that trains ``config``: the options ``always`` and every other one not
+    at its default."""
+    defaults, words = dataclasses.asdict(TrainConfig()), ["juanji", "train"]
+    for name, value in dataclasses.asdict(config).items():
+        flag = f"--{name.replace('_', '-')}"
+        if value is None or value == defaults[name] and name not in always:
+            continue
+        if type(value) is bool:                 # --no-normalize, --skip-bad, --sync-bn
+            words.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            words += [flag, ",".join(value) if isinstance(value, list) else str(value)]
+    return shlex.join(words)
 
 
 def make_augmentation(names, image_size):
@@ -168,11 +192,10 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         for split, dataset in (("training", train_set), ("test", test_set)):
             if len(dataset) == 0:
                 raise ValueError(f"the {split} set of {config.data or 'the default data'} is empty")
-        input_shape = train_set.images.shape[1:]
+        input_shape = train_set.stored.shape[1:]
         normalization = None
         if config.normalize:
-            images = train_set.images
-            normalization = (images.mean(axis=(0, 2, 3)).tolist(), images.std(axis=(0, 2, 3)).tolist())
+            normalization = channel_mean_std(train_set.stored)     # chunk by chunk: the pixels may be mapped
         normalize = [Normalize(*normalization)] if normalization else []
         transform = Compose(make_augmentation(config.augment, input_shape[1]) + normalize)
         data = TrainingData(train_set, test_set, skipped, normalization, input_shape,
@@ -188,7 +211,8 @@ def make_loaders(config: TrainConfig, data: TrainingData, comm=None):
                               transform=data.train_transform)
     test_loader = eval_loader(data.test_set, data.normalization)
     if comm is not None:
-        distributed.check_shares(len(data.train_set), config.batch_size, comm.size, len(data.test_set))
+        distributed.check_shares(len(data.train_set), config.batch_size, comm.size, len(data.test_set),
+                                 config.sync_bn)
         train_loader = distributed.ShardedLoader(train_loader, comm.rank, comm.size)
         test_loader = distributed.ShardedLoader(test_loader, comm.rank, comm.size, skip_empty=True)
     return train_loader, test_loader
@@ -216,11 +240,16 @@ class Trainer:
     ``notes`` collects what the user should be told (a restart, a different thread count, repaired files).
 
     With ``comm`` (``juanji.distributed.init()``) the run is data-parallel: each process trains on its share
-    of every batch, and only process 0 writes the run directory.
+    of every batch, summing gradients over the processes in buckets of about ``bucket_mb`` MiB, and only
+    process 0 writes the run directory.
     """
 
-    def __init__(self, config: TrainConfig, progress: bool = True, resume: bool = False, comm=None):
+    def __init__(self, config: TrainConfig, progress: bool = True, resume: bool = False, comm=None,
+                 bucket_mb: float = distributed.BUCKET_MB):
+        config = dataclasses.replace(config, data=absolute_data(config.data))
+        validate_config(dataclasses.asdict(config), "TrainConfig")     # config.json must read back: lr=inf never
         self.config, self.progress, self.comm = config, progress, comm
+        self.bucket_mb = distributed.check_bucket_mb(bucket_mb)
         self.out = config.out
         self.run = Run(config.out)
         self.run.check_unlocked()
@@ -238,7 +267,7 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         if resume:
             self._resume()
-        self.network = self.model   # fit() wraps it for data parallelism: process 0's weights, summed gradients
+        self.network = self.model   # connect() wraps it for data parallelism: process 0's weights, summed gradients
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _save(self, epoch: int, history: list[dict], is_best: bool) -> None:
@@ -263,6 +292,9 @@ class Trainer:
                               f"from the beginning")
             return
         state = ckpt.load(path, self.model)
+        ckpt.check_same_run(state, path, self.run.config_path, dataclasses.asdict(self.config), self.model,
+                            self.optimizer, {"classes": list(self.train_set.classes),
+                                             "input_shape": list(self.input_shape)})
         ckpt.restore_model(state, self.model, path)
         ckpt.restore_optimizer(state, self.optimizer, path)
         if self.scheduler and state.meta.get("scheduler"):
@@ -306,18 +338,28 @@ class Trainer:
         started = time.perf_counter()
         batches = self._progress_bar(self.train_loader, epoch)
         for step, (x, y) in enumerate(batches):
-            logits = self.network(x)
-            loss = self.loss_fn(logits, y)
-            if not np.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}: first non-finite "
-                                       f"output in {first_non_finite_layer(self.model, x)}; {self._after_divergence()}")
-            self.network.backward(self.loss_fn.backward())
-            self.optimizer.step()
+            # --accumulate N: one optimizer step per N batches (and at the epoch's end), gradients summed till then
+            ends_step = (step + 1) % self.config.accumulate == 0 or step + 1 == len(self.train_loader)
+            with contextlib.nullcontext() if ends_step else self.network.no_sync():
+                if not len(y):          # this process's share of the epoch's short last batch is empty
+                    self.network.join_empty()
+                else:
+                    logits = self.network(x)
+                    loss = self.loss_fn(logits, y)
+                    if not np.isfinite(loss):
+                        raise TrainingDiverged(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}: first "
+                                               f"non-finite output in {first_non_finite_layer(self.model, x)}; "
+                                               f"{self._after_divergence()}")
+                    self.network.backward(self.loss_fn.backward())
+            if ends_step:
+                self.optimizer.step()
+            if not len(y):
+                continue
             hits, labelled = labelled_correct(logits, y, self.loss_fn.ignore_index)   # samples, or pixels
             total_loss += float(loss) * labelled
             correct += hits
             seen += labelled
-            if hasattr(batches, "set_postfix") and step % 20 == 0:
+            if hasattr(batches, "set_postfix") and step % 20 == 0 and seen:
                 rate = seen / (time.perf_counter() - started)
                 batches.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
                                     img_s=f"{rate:.0f}")
@@ -335,15 +377,15 @@ class Trainer:
     def _after_divergence(self) -> str:
         last = self.run.latest_checkpoint()
         if last is None:
-            return (f"try a smaller --lr. No epoch completed, so there is no checkpoint; a new 'juanji train "
-                    f"--out {self.out}' starts the run afresh")
+            smaller = dataclasses.replace(self.config, lr=float(f"{min(self.config.lr / 10, TrainConfig.lr):.3g}"))
+            return (f"try a smaller --lr. No epoch completed, so there is no checkpoint; this starts the run afresh "
+                    f"with a tenth of the learning rate (at most the default): {train_command(smaller, ('out', 'lr'))}")
         return f"try a smaller --lr. The last good checkpoint, {last}, is kept"
 
     def fit(self, on_epoch_end=None, on_note=None) -> list[dict]:
         """Train the remaining epochs while holding the run's lock; ``on_note(text)`` hears of repaired files.
         Data-parallel, every process calls it and process 0 alone holds the lock and writes the run."""
-        if self.comm is not None and self.network is self.model:        # the first collective
-            self.network = distributed.DistributedDataParallel(self.model, self.comm)
+        self.connect()
         with warnings.catch_warnings():
             # floating-point trouble shows as a non-finite loss, reported with its layer, not as NumPy's
             # warnings (a filter, not np.errstate: the batch's worker threads do not share the errstate)
@@ -360,6 +402,22 @@ class Trainer:
                         if on_note:
                             on_note(note)
                 return self._epochs(on_epoch_end)
+
+    def connect(self) -> None:
+        """Data-parallel, the first collectives (``fit`` calls it; once is enough): ValueError on every process
+        unless all were started with the same options and data (``--data`` by its contents: a machine may keep
+        its copy elsewhere), then every process takes process 0's weights.  In one process, with --accumulate,
+        the wrapper that sums the batches' gradients."""
+        if self.network is not self.model or self.comm is None and self.config.accumulate == 1:
+            return
+        if self.comm is not None:
+            options = {f"--{name.replace('_', '-')}": value for name, value in dataclasses.asdict(self.config).items()
+                       if name != "data"}
+            distributed.check_agreement(self.comm, {**options, "--bucket-mb": self.bucket_mb,
+                                                    "epochs already trained": self.start_epoch,
+                                                    **distributed.data_identity(training=self.train_set,
+                                                                                test=self.test_set)})
+        self.network = distributed.DistributedDataParallel(self.model, self.comm, self.bucket_mb)
 
     @property
     def writes(self) -> bool:

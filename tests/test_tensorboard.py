@@ -91,6 +91,7 @@ def one_line_exit_2(result, *fragments):
     assert result.stderr.startswith("juanji: error: ") and result.stderr.count("\n") == 1, result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, result.stderr
+    assert "[Errno" not in result.stderr, result.stderr        # the reason in words, once
     return result.stderr
 
 

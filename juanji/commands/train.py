@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 
 import numpy as np
 
@@ -23,6 +24,9 @@ def register(sub):
     p.add_argument("--model", help=f"model name (default {defaults.model}); see 'juanji models'")
     p.add_argument("--epochs", type=int, help=f"(default {defaults.epochs})")
     p.add_argument("--batch-size", type=int, help=f"(default {defaults.batch_size})")
+    p.add_argument("--accumulate", type=int, metavar="N", help="one optimizer step per N batches, their gradients "
+                                                               "summed: the step of one batch N times as large "
+                                                               f"(default {defaults.accumulate})")
     p.add_argument("--optimizer", help=f"sgd, nesterov, adam, adamw, rmsprop, adagrad (default {defaults.optimizer})")
     p.add_argument("--lr", type=float, help=f"learning rate (default {defaults.lr})")
     p.add_argument("--momentum", type=float, help=f"for sgd/nesterov (default {defaults.momentum})")
@@ -51,6 +55,12 @@ def register(sub):
     p.add_argument("--sync-bn", action="store_const", const=True,
                    help="under mpirun/srun: batch-norm statistics over the whole global batch, not each "
                         "process's share (no effect in one process)")
+    p.add_argument("--timeout", type=float, default=distributed.DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help=f"under mpirun/srun: end the job, naming the process, when one has not reached an exchange "
+                        f"SECONDS after another (default {distributed.DEFAULT_TIMEOUT:g}; time loading data counts)")
+    p.add_argument("--bucket-mb", type=float, default=distributed.BUCKET_MB, metavar="MIB",
+                   help=f"under mpirun/srun: gradients summed over the processes in parts of about MIB MiB, each "
+                        f"while the backward goes on (default {distributed.BUCKET_MB:g})")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
                                                          "(also with another number of MPI processes)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -75,6 +85,9 @@ def _resolve_train_config(args) -> TrainConfig:
              if getattr(args, f.name, None) is not None}
     if isinstance(given.get("augment"), str):
         given["augment"] = [a for a in given["augment"].split(",") if a]
+    if "data" in given:             # as the run stores it, so that --resume compares like with like
+        from ..train import absolute_data
+        given["data"] = absolute_data(given["data"])
     if args.resume and "out" not in given:
         raise ValueError("--resume needs --out RUN_DIR: the run to continue")
     run = Run(given["out"]) if "out" in given else Run.free(TrainConfig(**given).model)
@@ -105,15 +118,16 @@ def _checked(options: dict) -> TrainConfig:
 def cmd_train(args):
     from .. import set_num_threads
     from ..train import Trainer
+    comm = distributed.init(args.timeout)       # None when started plainly: mpi4py is not even imported
     # Every process resolves the same run directory: process 0 creates it only in fit(), after `together`.
-    config = _resolve_train_config(args)
-    comm = distributed.init()           # None when started plainly: mpi4py is not even imported
+    config = distributed.together(comm, lambda: _resolve_train_config(args))
     if comm is not None and args.threads is None:
         set_num_threads(comm.default_threads())
     main_process = comm is None or comm.rank == 0
     say = print if main_process else (lambda *_, **__: None)        # one process speaks
     trainer = distributed.together(comm, lambda: Trainer(config, progress=args.progress and main_process,
-                                                         resume=args.resume, comm=comm))
+                                                         resume=args.resume, comm=comm, bucket_mb=args.bucket_mb))
+    trainer.connect()                   # every process started alike (else one line naming what differs)
     for note in trainer.notes:
         say(note)
     if trainer.start_epoch >= config.epochs:
@@ -141,7 +155,12 @@ def cmd_train(args):
             say(f"epoch {m['epoch']}: the model predicts one class for every test sample: it has collapsed "
                 f"(often a learning rate too large for the data: try a smaller --lr, or --warmup-epochs 1)")
         if board:
-            board.write_epoch(m, trainer.model)
+            try:
+                board.write_epoch(m, trainer.model)
+            except OSError as error:        # after the epoch's checkpoint: the run goes on from it
+                resume = shlex.join(["juanji", "train", "--resume", "--out", config.out])
+                raise OSError(f"{error}; training stopped after epoch {m['epoch']}, whose checkpoint is kept: "
+                              f"'{resume}' goes on from it") from None
 
     try:
         history = trainer.fit(on_epoch_end=report, on_note=say)

@@ -15,11 +15,12 @@ from .agreement import check_agreement, data_identity
 from .batchnorm import SyncBatchNorm, convert_sync_batchnorm
 from .comm import (DEFAULT_TIMEOUT, CollectiveTimeout, Communicator, MissingMPI, Signalled, StoppedElsewhere,
                    check_timeout, init, is_main_process, report_and_abort, together)
-from .data_parallel import DistributedDataParallel
+from .data_parallel import BUCKET_MB, DistributedDataParallel, check_bucket_mb
 from .launch import check_launch, launched_rank, launched_size, under_mpi
 from .loader import ShardedLoader, check_shares, shard
 
-__all__ = ["DEFAULT_TIMEOUT", "CollectiveTimeout", "Communicator", "DistributedDataParallel", "MissingMPI",
-           "ShardedLoader", "Signalled", "StoppedElsewhere", "SyncBatchNorm", "check_agreement", "check_launch",
-           "check_shares", "check_timeout", "convert_sync_batchnorm", "data_identity", "init", "is_main_process",
-           "launched_rank", "launched_size", "report_and_abort", "shard", "together", "under_mpi"]
+__all__ = ["BUCKET_MB", "DEFAULT_TIMEOUT", "CollectiveTimeout", "Communicator", "DistributedDataParallel",
+           "MissingMPI", "ShardedLoader", "Signalled", "StoppedElsewhere", "SyncBatchNorm", "check_agreement",
+           "check_bucket_mb", "check_launch", "check_shares", "check_timeout", "convert_sync_batchnorm",
+           "data_identity", "init", "is_main_process", "launched_rank", "launched_size", "report_and_abort", "shard",
+           "together", "under_mpi"]

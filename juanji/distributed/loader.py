@@ -1,48 +1,32 @@
-"""``ShardedLoader``: each process's share of every global batch, from the one (seed, epoch) shuffle."""
+"""Each process's share of every global batch: ``DataLoader(..., shard=(rank, size))`` reads and augments it
+(juanji/data/loader.py); here the constructor that shards a loader, and the check that every share holds samples."""
 from __future__ import annotations
 
+from ..data.loader import DataLoader, shard
 
-def shard(n: int, rank: int, size: int) -> slice:
-    """The contiguous part of n samples that process ``rank`` of ``size`` takes: sizes differ by at most 1
-    (10 samples over 3 processes: ``slice(0, 3)``, ``slice(3, 6)``, ``slice(6, 10)``)."""
-    return slice(n * rank // size, n * (rank + 1) // size)
+__all__ = ["ShardedLoader", "check_shares", "shard"]
 
 
-def check_shares(samples: int, batch_size: int, size: int, test_samples: int) -> None:
-    """ValueError unless each of ``size`` processes gets a sample of every training batch of ``samples``
-    (the epoch's last, shorter batch included: a process with nothing to compute would still have to step)
-    and some of the ``test_samples``."""
-    smallest = min(batch_size, samples % batch_size or batch_size)
+def check_shares(samples: int, batch_size: int, size: int, test_samples: int, sync_bn: bool = False) -> None:
+    """ValueError unless each of ``size`` processes gets a sample of every full training batch of ``samples``
+    (else one would idle through every step), of the epoch's last, shorter batch too with ``sync_bn`` (its
+    statistics need every process's forward; without it an empty share joins the step with a zero gradient
+    of weight 0: ``DistributedDataParallel.join_empty``), and some of the ``test_samples``."""
+    smallest = min(batch_size, samples % batch_size or batch_size) if sync_bn else batch_size
     if smallest < size:
-        raise ValueError(f"{size} processes need at least {size} images in every batch, but with --batch-size "
-                         f"{batch_size} a batch of the {samples} training images holds {smallest}; choose "
-                         f"another --batch-size (or --limit)")
+        raise ValueError(f"{size} processes need at least {size} images in every batch{' with --sync-bn' * sync_bn}, "
+                         f"but with --batch-size {batch_size} a batch of the {samples} training images holds "
+                         f"{smallest}; choose another --batch-size (or --limit)")
     if test_samples < size:
         raise ValueError(f"{size} processes need at least {size} test images, got {test_samples}")
 
 
-class ShardedLoader:
-    """Iterate over ``loader``'s batches (the global batches), yielding process ``rank``'s share of each.
+class ShardedLoader(DataLoader):
+    """``loader``'s batches (the global batches) as process ``rank`` of ``size`` sees them: its share
+    ``shard(len(batch), rank, size)`` of each, read and augmented by this process alone.  Only a constructor:
+    ``loader``'s settings with ``shard=(rank, size)`` (see ``DataLoader``); ``skip_empty`` for evaluation."""
 
-    Every process draws the same shuffle and augmentation (the loader's are a function of (seed, epoch)),
-    takes the whole global batch and keeps its slice ``shard(len(batch), rank, size)``: the union of the
-    shares is exactly the batch one process would see.  ``skip_empty`` leaves out empty shares (for
-    evaluation; in training every process must step together, so there every share must hold samples).
-    """
-
-    def __init__(self, loader, rank: int, size: int, skip_empty: bool = False):
-        if not 0 <= rank < size:
-            raise ValueError(f"ShardedLoader: rank must be in [0, {size}), got {rank}")
-        self.loader, self.rank, self.size, self.skip_empty = loader, rank, size, skip_empty
-
-    def set_epoch(self, epoch: int) -> None:
-        self.loader.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        for x, y in self.loader:
-            part = shard(len(y), self.rank, self.size)
-            if part.stop > part.start or not self.skip_empty:
-                yield x[part], y[part]
+    def __init__(self, loader: DataLoader, rank: int, size: int, skip_empty: bool = False):
+        super().__init__(loader.dataset, loader.batch_size, loader.shuffle, loader.seed, loader.drop_last,
+                         loader.transform, shard=(rank, size), skip_empty=skip_empty)
+        self.epoch = loader.epoch

@@ -14,6 +14,7 @@ from juanji import models, nn, optim
 from juanji import random as jrandom
 from juanji.data import DataLoader
 from juanji.data.datasets import ArrayDataset
+from juanji.data.transforms import Compose, RandomCrop, RandomHorizontalFlip
 from juanji.init import initialize
 
 CASES = ("lenet5", "resnet-per-rank-bn", "resnet-sync-bn")
@@ -31,11 +32,14 @@ def build(case: str, seed: int = 0):
 
 
 def data_loader(case: str) -> DataLoader:
+    """float64 images, shuffled and augmented (random crop of the 2-padded image, random flip): each rank
+    reads and augments only its share, so its draws must be the samples' own, whatever the rank count."""
     size = 28 if case == "lenet5" else 12
     rng = np.random.default_rng(7)
     dataset = ArrayDataset(rng.standard_normal((SAMPLES, 1, size, size)), rng.integers(0, 10, SAMPLES),
-                           [str(i) for i in range(10)])
-    return DataLoader(dataset, BATCH, shuffle=True, seed=3, transform=lambda x, rng: x.astype(np.float64))
+                           [str(i) for i in range(10)], dtype=np.float64)
+    augmentation = Compose([RandomCrop(size, padding=2), RandomHorizontalFlip()])
+    return DataLoader(dataset, BATCH, shuffle=True, seed=3, transform=augmentation)
 
 
 def make_optimizer(model):
@@ -53,14 +57,15 @@ def state(model, optimizer) -> dict:
 
 def main(out: str) -> None:
     from juanji import distributed
-    comm = distributed.init()
+    comm = distributed.init()               # None under ``mpirun -n 1``: then the plain model is trained
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
     for case in CASES:
-        model = build(case, seed=comm.rank)         # different weights on each rank: the broadcast must fix it
-        if case == "resnet-sync-bn":
+        model = build(case, seed=rank)      # different weights on each rank: the broadcast must fix it
+        if case == "resnet-sync-bn" and comm is not None:
             distributed.convert_sync_batchnorm(model, comm)
-        parallel = distributed.DistributedDataParallel(model, comm)
+        parallel = model if comm is None else distributed.DistributedDataParallel(model, comm)
         optimizer = make_optimizer(model)
-        loader = distributed.ShardedLoader(data_loader(case), comm.rank, comm.size)
+        loader = distributed.ShardedLoader(data_loader(case), rank, size)
         loss_fn = nn.CrossEntropyLoss()
         for epoch in range(EPOCHS):
             loader.set_epoch(epoch)
@@ -69,7 +74,7 @@ def main(out: str) -> None:
                 parallel.backward(loss_fn.backward())
                 optimizer.step()
         parallel.eval()         # process 0's running statistics everywhere
-        np.savez(os.path.join(out, f"{case}-rank{comm.rank}.npz"), **state(model, optimizer))
+        np.savez(os.path.join(out, f"{case}-rank{rank}.npz"), **state(model, optimizer))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""N processes under a real mpirun follow the trajectory of one process on the same global batches:
-float64 weights, batch-norm buffers and optimizer state agree to 1e-12 after a few steps."""
+"""N processes under a real mpirun follow the trajectory of one process on the same global batches, augmented
+(crop and flip) by each rank for its own share: float64 weights, batch-norm buffers and optimizer state agree
+to 1e-12 after a few steps."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +47,19 @@ def one_process(case: str, ranks: int) -> dict:
     return state(model, optimizer)
 
 
+def test_the_equivalence_data_is_augmented_in_float64():
+    """The trajectories below are compared on augmented batches (else shares augmented apart could not show)."""
+    loader = data_loader("resnet-sync-bn")
+    loader.set_epoch(1)
+    x, y = next(iter(loader))
+    plain = loader.dataset[np.random.default_rng([3, 1]).permutation(len(loader.dataset))[:len(y)]][0]
+    assert x.dtype == np.float64 and x.shape == plain.shape
+    assert not np.array_equal(x, plain)
+    assert np.mean([np.array_equal(a, b) for a, b in zip(x, plain)]) < 0.5
+
+
 @needs_mpi
-@pytest.mark.parametrize("ranks", [2, 3])
+@pytest.mark.parametrize("ranks", [1, 2, 3])
 def test_ranks_follow_the_single_process_trajectory(ranks, tmp_path):
     run = mpirun(ranks, "tests/distributed/equivalence.py", str(tmp_path), timeout=120)
     assert run.returncode == 0, run.stderr

@@ -70,7 +70,9 @@ def test_every_rank_needs_a_sample_of_every_batch():
     with pytest.raises(ValueError, match="3 processes need at least 3 images in every batch, but with "
                                          "--batch-size 2 a batch of the 100 training images holds 2"):
         check_shares(100, 2, 3, 10)
-    with pytest.raises(ValueError, match="holds 1;"):
-        check_shares(65, 64, 2, 10)         # the epoch's last batch: 1 image
+    check_shares(65, 64, 2, 10)             # the epoch's last batch, 1 image: rank 0's share is empty, it joins
+    check_shares(2, 64, 3, 10)
+    with pytest.raises(ValueError, match="2 images in every batch with --sync-bn, .* holds 1;"):
+        check_shares(65, 64, 2, 10, sync_bn=True)       # batch norm's statistics need every rank's forward
     with pytest.raises(ValueError, match="2 processes need at least 2 test images, got 1"):
         check_shares(64, 32, 2, 1)
