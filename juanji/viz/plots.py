@@ -58,20 +58,24 @@ def rgb(image) -> np.ndarray:
 
 
 @with_label_fonts
-def plot_saliency(pixels, saliency, path, title: str, label: str = "saliency max |∂S_c/∂I|") -> None:
+def plot_saliency(pixels, saliency, path, title: str, label: str = "saliency max |∂S_c/∂I|",
+                  captions=("image", "overlay")) -> None:
     """The image (C, H, W) in [0, 1], a heat map (H, W) of it (saliency, Grad-CAM, occlusion) in the ``hot``
-    colour map, and the map laid over the image with opacity = heat (scaled to [0, 1])."""
+    colour map, and the map laid over the image with opacity = heat (scaled to [0, 1]).  ``label`` and
+    ``captions`` (the image's, the overlay's) are the panels' words, in any language."""
     strength = to_unit(saliency)[..., None]
     heat = plt.get_cmap("hot")(strength[..., 0])[..., :3]
     image = rgb(pixels)
-    panels = [("image", image), (label, heat),
-              ("overlay", (1 - strength) * image + strength * heat)]
+    panels = [(captions[0], image), (label, heat),
+              (captions[1], (1 - strength) * image + strength * heat)]
     plot_panels(panels, path, title, panel_size=(3, 3))
 
 
 @with_label_fonts
-def plot_confusion(matrix, classes, path, title: str) -> None:
-    """Heat map of counts[true, predicted]: colour = fraction of the true class, the count written in each cell."""
+def plot_confusion(matrix, classes, path, title: str,
+                   labels=("predicted class", "true class", "fraction of the true class")) -> None:
+    """Heat map of counts[true, predicted]: colour = fraction of the true class, the count written in each cell.
+    ``labels``: the words of the x axis, the y axis and the colour bar, in any language."""
     matrix = np.asarray(matrix)
     k = len(classes)
     fraction = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -83,10 +87,10 @@ def plot_confusion(matrix, classes, path, title: str) -> None:
                     color="white" if fraction[i, j] > 0.5 else "black")
     ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(k), classes, fontsize=8)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
     ax.set_title(title, fontsize=9)
-    figure.colorbar(image, ax=ax, label="fraction of the true class")
+    figure.colorbar(image, ax=ax, label=labels[2])
     figure.tight_layout()
     save_png(figure, path)
 

@@ -1,5 +1,6 @@
-"""The concept pages' figures: docs/figures/make_figures.py runs, every page shows figures that exist in
-its language, and the numbers a figure shows are those of the functions the page teaches."""
+"""The pages' figures: docs/figures/make_figures.py (the concept pages' drawings) and show_figures.py (the
+pictures of ``juanji show``) run, every page shows figures that exist, drawn in its language, and the numbers
+a figure shows are those of the functions the page teaches."""
 from __future__ import annotations
 
 import ast
@@ -12,14 +13,28 @@ import pytest
 from PIL import Image
 
 from juanji.functional import conv2d_reference, im2col, max_pool2d
+from juanji.train import Trainer, TrainConfig
+
+from test_docs import PAGES, page_id
 
 ROOT = Path(__file__).resolve().parents[2]
 CONCEPTS = ROOT / "docs" / "concepts"
 FIGURES = ROOT / "docs" / "images" / "figures"
+IMAGES = ROOT / "docs" / "images"
+# The one picture drawn in English alone: a screenshot of `juanji serve`'s page, whose words are English
+# (docs/images/serve_screenshot.py); a Chinese one waits for a Chinese page.
+ENGLISH_ONLY = {"serve.png"}
 
-spec = importlib.util.spec_from_file_location("make_figures", ROOT / "docs" / "figures" / "make_figures.py")
-figures = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(figures)
+
+def script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / "figures" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+figures = script("make_figures")
+show_figures = script("show_figures")
 
 
 def shown(page: Path) -> list[str]:
@@ -40,6 +55,34 @@ def test_the_generator_writes_every_figure(tmp_path):
                 assert image.n_frames > 1, f"{path.name} does not move"
     expected = {figures.file_name(name, language) for name in figures.NAMES for language in figures.LANGUAGES}
     assert {path.name for path in FIGURES.iterdir()} == expected, "re-run python docs/figures/make_figures.py"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_every_picture_a_page_shows_exists_in_its_language(page):
+    language = "zh" if page.name.endswith(".zh.md") else "en"
+    for link in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+        path = (page.parent / link).resolve()
+        assert path.exists(), f"{page_id(page)} shows {link}, which does not exist"
+        assert f".{language}." in path.name or path.name in ENGLISH_ONLY, \
+            f"{page_id(page)} shows {link}, not its {language} version"
+
+
+@pytest.mark.slow
+def test_the_show_pictures_are_drawn_in_both_languages(tmp_path):
+    """show_figures.py draws each picture from a run in English and in Chinese (here from a run of one epoch
+    on 500 images, for both of its runs), and the pages' copies are all there."""
+    run = tmp_path / "run"
+    Trainer(TrainConfig(epochs=1, limit=500, out=str(run)), progress=False).fit()
+    written = show_figures.make([run, run], tmp_path / "out")
+    assert {path.name for path in written} == {show_figures.file_name(name, language)
+                                               for name in show_figures.FIGURES for language in show_figures.LANGUAGES}
+    for name in show_figures.FIGURES:
+        en, zh = (np.asarray(Image.open(tmp_path / "out" / show_figures.file_name(name, language)).convert("L"))
+                  for language in show_figures.LANGUAGES)
+        assert en.shape[1] > 300 and zh.shape[1] > 300, name
+        assert en.shape != zh.shape or not np.array_equal(en, zh), f"{name}: the Chinese picture has the English words"
+    kept = {path.name for path in IMAGES.glob("*.png") if path.name.endswith((".en.png", ".zh.png"))}
+    assert kept == {path.name for path in written}, "re-run python docs/figures/show_figures.py RUN RUN_20K"
 
 
 @pytest.mark.parametrize("page", sorted(CONCEPTS.glob("*.md")), ids=lambda p: p.name)

@@ -1,7 +1,8 @@
 """The built tutorial site as a reader meets it: code that fits a laptop screen, formulas typeset by a KaTeX
 the site serves itself, Chinese text without stray spaces, one search index per language (the Chinese one
 cut into words), anchors, language links and sitemaps that resolve under the sub-path of ``site_url`` and
-at a server's root — and, in headless Chromium, pages read and used for real, with no request that fails.
+at a server's root — and, in headless Chromium, pages read and used for real, with no request that fails:
+every copy button's code pasted into the interactive prompt, and the formulas fitted to a phone's screen.
 
 The browser test drives Debian's /usr/bin/chromium through Python's playwright (never a downloaded
 browser); it is skipped where either is missing.
@@ -12,25 +13,26 @@ import contextlib
 import doctest
 import json
 import os
+import pty
 import re
-import shutil
+import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import pytest
 
-from test_docs import DOCS, PAGES, ROOT, blocks, page_id
+from test_docs import DOCS, PAGES, SITE_PATH, SITE_URL, blocks, built_folder, examples, page_id
 
 CODE_COLUMNS = 80       # a code block's width at a 1280 px wide window, both sidebars shown (measured: 80.2)
-SITE_URL = re.search(r"^site_url:\s*(\S+)", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.M).group(1)
-SITE_PATH = urlsplit(SITE_URL).path            # /docs/
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -71,19 +73,6 @@ def test_formulas_are_math_not_indented_code(page):
         blank = not line.strip()
         last = line if line.strip() else last
     assert not indented, f"{page_id(page)}: indented code blocks (use $$...$$ or a fenced block): {indented}"
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The site built with ``mkdocs build --strict`` into ``<tmp>/root`` + SITE_PATH, as a server would
-    hold it under its sub-path."""
-    root = tmp_path_factory.mktemp("served")
-    out = root / SITE_PATH.strip("/")
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
-    return out
 
 
 class _Tags(HTMLParser):
@@ -472,3 +461,127 @@ def test_every_page_typesets_its_formulas_and_cuts_nothing_off(server, site):
             browser.close()
     assert not problems, "\n".join(problems)
     assert typeset > 100, f"only {typeset} formulas typeset in all pages"
+
+
+PHONE = {"width": 375, "height": 800}       # an iPhone SE or mini, the narrowest screen readers commonly use
+PASTE_WORKERS = 2                           # prompts run at once: CI's cores
+
+
+@pytest.mark.slow
+def test_display_formulas_fit_a_phone(server, site):
+    """At 375 px every display formula of every page fits its box, solutions open: KaTeX does not
+    break lines, so docs/javascripts/math.js scales down the ones wider than the screen (conv-backprop has
+    seven: sums over four indices). Each box lies inside the screen."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    folders = [built_folder(page).as_posix() for page in PAGES if "$$" in page.read_text(encoding="utf-8")]
+    problems, checked = [], 0
+    with playwright.sync_playwright() as p:
+        browser = _chromium(p)
+        try:
+            page = browser.new_page(viewport=PHONE)
+            for folder in folders:
+                page.goto(server + ("" if folder == "." else folder + "/"))
+                page.wait_for_load_state("load")
+                found = page.evaluate("""async () => {
+                    document.querySelectorAll('details').forEach(d => d.open = true);
+                    await document.fonts.ready;
+                    await new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+                    const displays = [...document.querySelectorAll('.katex-display')];
+                    return {count: displays.length, wide: displays.filter(e => {
+                        const box = e.getBoundingClientRect();
+                        return e.scrollWidth > e.clientWidth + 1 || box.left < -1 || box.right > innerWidth + 1;
+                    }).map(e => e.textContent.slice(0, 60))};
+                }""")
+                checked += found["count"]
+                if found["wide"]:
+                    problems.append(f"{folder}: {found['wide']}")
+                if folder in ("concepts/conv-backprop", "zh/concepts/conv-backprop"):
+                    assert found["count"] >= 7, (folder, found)
+        finally:
+            browser.close()
+    assert not problems, "display formulas wider than their box at 375 px:\n" + "\n".join(problems)
+    assert checked > 40, f"only {checked} display formulas on all pages"
+
+
+def _typed(terminal: int, data: bytes) -> None:
+    """Write ``data`` to the terminal as a paste does, all at once (the write waits while the terminal's
+    input is full); stop if the prompt has gone."""
+    try:
+        while data:
+            data = data[os.write(terminal, data):]
+    except OSError:
+        pass
+
+
+def _pasted(texts: list[str], cwd: Path, timeout: float = 300) -> str:
+    """What ``python -i`` shows in a terminal (a pty: the interactive prompt, GNU readline and all) when each
+    text is pasted at it and Enter pressed twice — the second ends a compound statement that a text ends
+    with, as a reader does on seeing the ``...`` prompt — and then ``exit()`` typed."""
+    terminal, prompt_side = pty.openpty()
+    env = {**os.environ, "TERM": "dumb",
+           "PYTHON_BASIC_REPL": "1"}        # Python ≥ 3.13: the classic prompt, which indents nothing itself
+    env.pop("PYTHONSTARTUP", None)
+    process = subprocess.Popen([sys.executable, "-q", "-i"], stdin=prompt_side, stdout=prompt_side,
+                               stderr=prompt_side, cwd=cwd, env=env, start_new_session=True)
+    os.close(prompt_side)
+    typed = "".join(text + "\n\n" for text in texts) + "exit()\n"
+    threading.Thread(target=_typed, args=(terminal, typed.encode()), daemon=True).start()
+    shown, deadline = bytearray(), time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([terminal], [], [], 1)[0]:
+                try:
+                    chunk = os.read(terminal, 1 << 16)
+                except OSError:             # EIO: the prompt has exited, its side of the terminal is closed
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+        else:
+            shown += b"\n(timed out)"
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        os.close(terminal)
+    return shown.decode("utf-8", errors="replace")
+
+
+@pytest.mark.slow
+def test_copied_code_pastes_into_the_interactive_prompt(server, tmp_path):
+    """Every page's copy buttons give code that pastes into ``python`` in a terminal, block after block as a
+    reader goes down the page: no SyntaxError (a statement after a for/def/with block needs a blank line
+    before it there) and no error but those the page shows. What a button copies is read as Material reads
+    it, its block's data-copy attribute without trailing blanks (clicking each button, as
+    test_a_page_in_headless_chromium does on one page, takes a minute for all of them)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    pages = [page for page in PAGES if examples(page)]
+    copied = {}
+    with playwright.sync_playwright() as p:
+        browser = _chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            for doc in pages:
+                folder = built_folder(doc).as_posix()
+                page.goto(server + ("" if folder == "." else folder + "/"))
+                copied[doc] = page.evaluate("""() => [...document.querySelectorAll('.language-pycon pre > code')]
+                    .map(code => code.closest('[data-copy]').getAttribute('data-copy').trimEnd())""")
+                assert len(copied[doc]) == sum(kind == "pycon" for kind, _, _ in blocks(doc)), page_id(doc)
+        finally:
+            browser.close()
+
+    def paste(doc: Path) -> str:
+        folder = tmp_path / page_id(doc).replace("/", "-")
+        folder.mkdir()
+        return _pasted(copied[doc], folder)
+
+    with ThreadPoolExecutor(PASTE_WORKERS) as pool:
+        shown = dict(zip(pages, pool.map(paste, pages)))
+    problems = []
+    for doc, output in shown.items():
+        expected = sum(e.exc_msg is not None for e in examples(doc))       # the errors the page shows
+        tracebacks = output.count("Traceback (most recent call last):")
+        syntax = re.findall(r"^\s*(?:SyntaxError|IndentationError|TabError)\b.*$", output, re.M)
+        if syntax or tracebacks != expected or "(timed out)" in output:
+            problems.append(f"{page_id(doc)}: {syntax or ''} {tracebacks} tracebacks, the page shows {expected}:\n"
+                            + output[-3000:])
+    assert not problems, "copied code that does not paste into python:\n" + "\n\n".join(problems)
