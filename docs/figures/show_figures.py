@@ -7,14 +7,9 @@ RUN is the LeNet-5 of the walkthrough's, the visualizing page's and the command-
 RUN_20K the one of the serve page's Grad-CAM, occlusion and deconvnet, whose numbers that page quotes:
 
     juanji train --epochs 3 --out runs/lenet5-3
-    juanji train --limit 20000 --epochs 2 --out runs/lenet5-20k
+    juanji train --limit 20000 --epochs 2 --warmup-epochs 0 --out runs/lenet5-20k
 
-The serve page's numbers (p = 0.913, a Grad-CAM of zero) are those of the network the second command trained
-when the page was written, at commit ad227fc; today's training makes another one from it (p = 0.931, a
-Grad-CAM that is not zero). That network, trained again by that commit's code, is the one drawn:
-
-    mkdir old && git archive ad227fc juanji | tar -x -C old
-    PYTHONPATH=old python -m juanji.cli train --limit 20000 --epochs 2 --out runs/lenet5-20k
+(without ``--warmup-epochs 0`` the second trains another network, whose numbers are not the page's).
 
 Every picture is drawn once per language, ``NAME.en.png`` and ``NAME.zh.png``, from the same arrays.
 """
