@@ -21,15 +21,16 @@ def check_model_memory(name: str, batch_size: int = 1, source: str | None = None
     for key, value in kwargs.items():
         if key in SIZE_ARGUMENTS and (type(value) is not int or not 1 <= value <= SIZE_ARGUMENTS[key]):
             raise ValueError(f"{source}{key} must be an integer in 1..{SIZE_ARGUMENTS[key]:,}, got {value!r:.40}")
-    params, activations, needed = estimate_memory(build, batch_size, **kwargs)
+    params, activations, workspace, needed = estimate_memory(build, batch_size, **kwargs)
     budget = memory_budget()
     if needed > budget and 12 * AT_DEFAULTS[build.__name__][0] < budget // 2:
         # the bound from the defaults is too coarse here (a big model on small images); building the model
         # at its defaults or below (weights, gradients, float64 init) is affordable: measure it
-        params, activations, needed = estimate_memory(build, batch_size, measured=True, **kwargs)
+        params, activations, workspace, needed = estimate_memory(build, batch_size, measured=True, **kwargs)
     if needed > budget:
         sizes = ", ".join(f"{k}={v}" for k, v in kwargs.items())
         raise MemoryError(f"{source}{name} ({sizes}) would need about {mib(needed)} to train on batches of "
-                          f"{batch_size} ({params:,} parameters, {activations:,} activations per sample); "
+                          f"{batch_size} ({params:,} parameters; per sample {activations:,} activations and "
+                          f"{workspace:,} values of the kernels' workspace); "
                           f"the limit is {mib(budget)}")
     return needed

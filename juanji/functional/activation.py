@@ -245,10 +245,19 @@ def _high_part(a):
 def erf(x):
     """erf x = 2/√π ∫₀ˣ e^(−t²) dt (NumPy has none), on |x| < 0.84375: x + x·P(x²)/Q(x²); below 1.25:
     erx + P(|x| − 1)/Q(|x| − 1); below 6: 1 − e^(−x² − 0.5625 + R(1/x²)/S(1/x²)) / |x|; beyond: 1; the sign
-    of x restored.  Within an ulp or two of float64 (float32 in float32)."""
+    of x restored.  Within an ulp or two of float64 (float32 in float32).  In blocks of ``plan.ERF_BLOCK``
+    values, so that its temporaries stay in cache and take a block's memory, not x's."""
     x = np.asarray(x)
-    a = np.abs(x.reshape(-1))
-    y = np.empty_like(a)
+    flat = x.reshape(-1)
+    y = np.empty_like(np.abs(flat[:0]), shape=flat.shape)
+    for start in range(0, flat.size, plan.ERF_BLOCK):
+        _erf_block(flat[start:start + plan.ERF_BLOCK], y[start:start + plan.ERF_BLOCK])
+    return y.reshape(x.shape)
+
+
+def _erf_block(x, y):
+    """``erf`` of a 1-D x, into y."""
+    a = np.abs(x)
     small, middle, tail = a < 0.84375, (a >= 0.84375) & (a < 1.25), (a >= 1.25) & (a < 6)
     rest = ~(small | middle | tail)                           # |x| ≥ 6, inf, NaN
 
@@ -264,7 +273,7 @@ def erf(x):
     h = _high_part(t)
     y[tail] = 1 - np.exp(-h * h - 0.5625) * np.exp((h - t) * (h + t) + ratio) / t
     y[rest] = np.minimum(a[rest], 1)                          # 1, and NaN stays NaN
-    return np.copysign(y, x.reshape(-1), out=y).reshape(x.shape)
+    np.copysign(y, x, out=y)
 
 
 def erf_reference(x):

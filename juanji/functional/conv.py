@@ -12,7 +12,7 @@ import numpy as np
 from ..runtime.threads import over_batch
 from ..runtime.workspace import array_in
 from .geometry import output_shape, pad2d, pair, resolve_padding, unpad2d, window_at, window_view
-from .plan import ConvPlan, full_convolution_padding, input_grad_method, plan_conv, weight_grad_method
+from .plan import ConvPlan, full_convolution_padding, input_grad_method, numpy_plan, plan_conv, weight_grad_method
 
 
 def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None,
@@ -104,6 +104,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     elif plan.forward == "winograd":
         from .compiled import winograd
         y, saved = winograd.conv2d(x, weight, bias, pads, out_size, plan.block_bytes, scratch)
+    elif plan.forward == "depthwise_shifts":
+        y, saved = depthwise_shifts(x, weight, bias, stride, pads, dilation, out_size, plan.block_bytes), x
     else:
         y, saved = _im2col_forward(x, weight, bias, stride, pads, dilation, groups, out_size, plan.forward,
                                    workspace, scratch)
@@ -155,6 +157,169 @@ def _to_nchw(y_kn: np.ndarray, bias, out: np.ndarray) -> None:
         np.add(view, bias.reshape(1, -1, 1, 1), out=out)
 
 
+# -- depthwise layers on NumPy's kernels: R·S shifted multiply-adds ------------------------------------------
+#
+# Offset (u, v) of output (i, j) reads padded pixel (i·Sh + u·Dh, j·Sw + v·Dw).  The padded input is split into
+# its Sh·Sw stride phases, phase (a, b) holding the padded pixels (a + Sh·p, b + Sw·q), each phase one plane of
+# ``pitch`` = ⌈Wp/Sw⌉ columns (and a spare zero row).  Offset (u, v) then reads phase (u·Dh mod Sh, v·Dw mod Sw)
+# at stride 1 from (u·Dh div Sh, v·Dw div Sw) on: in a plane laid out flat, the H' rows it reads for the H'
+# output rows are one contiguous run of H'·pitch values, of which each row's first W' are the outputs' and the
+# rest (pitch − W', the kernel's reach) belong to no output.  So each offset is one multiply-add of whole
+# contiguous runs — NumPy's ufuncs run long SIMD loops instead of W'-long rows — into outputs ``pitch`` wide,
+# whose extra columns are dropped (forward) or held at zero (dY's, in backward, so that they add nothing).
+# The work goes in blocks of (n, c) planes of ``plan.block_bytes`` (kept in cache from offset to offset):
+# the memory is a few blocks per thread, whatever the kernel's size.
+
+
+def _shift_geometry(x_shape, weight_shape, stride, pads, out_size):
+    """(phase rows, pitch, values a block holds per (n, c) plane): a phase plane is (rows + 1) × pitch and a
+    filter's outputs H' × pitch; per plane, a block holds the phases of x (and of dX in backward) and, for each
+    of the m filters, the outputs and the products (dY's runs and the products in backward)."""
+    k, _, r, s = weight_shape
+    rows = -(-(x_shape[2] + sum(pads[0])) // stride[0])
+    pitch = -(-(x_shape[3] + sum(pads[1])) // stride[1])
+    phases = stride[0] * stride[1] * (rows + 1) * pitch
+    return rows, pitch, 2 * phases + 2 * (k // x_shape[1]) * out_size[0] * pitch
+
+
+def _phase_slices(x_shape, pads, stride):
+    """For each stride phase (a, b): (a, b, the x pixels it holds, where they lie in its plane) as slices of the
+    last two axes.  Padded row a + Sh·p is x's row a + Sh·p − top: the first row of x in phase a is at
+    p₀ = ⌈(top − a)/Sh⌉ (at least 0), x's row a + Sh·p₀ − top."""
+    ranges = []
+    for axis in (0, 1):
+        size, before, step = x_shape[2 + axis], pads[axis][0], stride[axis]
+        ranges.append([])
+        for phase in range(step):
+            first = max(0, -(-(before - phase) // step))
+            source = slice(phase + step * first - before, size, step)
+            count = len(range(*source.indices(size)))
+            ranges[axis].append((source, slice(first, first + count)))
+    return [(a, b, (rows_x, cols_x), (rows_p, cols_p))
+            for a, (rows_x, rows_p) in enumerate(ranges[0]) for b, (cols_x, cols_p) in enumerate(ranges[1])]
+
+
+def _to_phases(x, phases, pads, stride):
+    """The padded x (n, c, H, W) into ``phases`` (Sh, Sw, n, c, rows + 1, pitch), whose padding is zero."""
+    for a, b, source, place in _phase_slices(x.shape, pads, stride):
+        phases[a, b][(..., *place)] = x[(..., *source)]
+
+
+def _from_phases(phases, x, pads, stride):
+    """The inverse of ``_to_phases``: x's pixels of ``phases`` into x, the padding left out."""
+    for a, b, source, place in _phase_slices(x.shape, pads, stride):
+        x[(..., *source)] = phases[a, b][(..., *place)]
+
+
+def _shifted(phases, offset, stride, dilation, out_rows, pitch):
+    """The run of phase values that offset (u, v) reads for the H' × pitch outputs: (n, c, H'·pitch), a view
+    (writeable where ``phases`` is)."""
+    (row_phase, row_shift), (col_phase, col_shift) = (divmod(o * d, st)[::-1] for o, d, st in
+                                                      zip(offset, dilation, stride))
+    plane = phases[row_phase, col_phase]
+    start = row_shift * pitch + col_shift
+    return plane.reshape(*plane.shape[:2], -1)[:, :, start:start + out_rows * pitch]
+
+
+def _blocks(start, stop, channels, planes):
+    """([(samples, channels) slices], (samples, channels) of the largest): blocks covering samples [start, stop)
+    and every channel, ``planes`` (n, c) planes at most each (at least one): whole samples where one sample's
+    planes fit, else runs of one sample's channels."""
+    planes = max(1, planes)
+    if planes >= channels:
+        step = min(stop - start, planes // channels)
+        return [(slice(a, min(stop, a + step)), slice(0, channels)) for a in range(start, stop, step)], (step, channels)
+    return ([(slice(a, a + 1), slice(c, min(channels, c + planes)))
+             for a in range(start, stop) for c in range(0, channels, planes)], (1, planes))
+
+
+def depthwise_shifts(x, weight, bias, stride, pads, dilation, out_size, block_bytes) -> np.ndarray:
+    """Depthwise y (plan "depthwise_shifts"): x (N, C, H, W), weight (m·C, 1, R, S) (filter k reads channel
+    k // m) → y (N, m·C, H', W'), one multiply-add per kernel offset, block by block:
+
+        y[:, k] = b[k] + Σ_{u, v} W[k, 0, u, v] · Xp(u, v)[:, k // m]
+        Xp(u, v) = Xp[:, :, u·Dh : u·Dh + Sh·H' : Sh, v·Dw : v·Dw + Sw·W' : Sw]   (the padded x the offset reads)
+    """
+    n, c = x.shape[:2]
+    k, _, r, s = weight.shape
+    m, (out_rows, out_cols) = k // c, out_size
+    rows, pitch, plane = _shift_geometry(x.shape, weight.shape, stride, pads, out_size)
+    taps = weight.reshape(c, m, r, s)
+    y = np.empty((n, k, out_rows, out_cols), dtype=np.result_type(x, weight))
+    planes_y = y.reshape(n, c, m, out_rows, out_cols)
+
+    def forward_chunk(start, stop):
+        blocks, most = _blocks(start, stop, c, block_bytes // (plane * x.itemsize))
+        phases = np.zeros((*stride, *most, rows + 1, pitch), x.dtype)   # its padding stays zero
+        acc, product = np.empty((2, *most, m, out_rows * pitch), y.dtype)
+        for samples, channels in blocks:
+            size = (samples.stop - samples.start, channels.stop - channels.start)
+            xp, out, tmp = phases[:, :, :size[0], :size[1]], acc[:size[0], :size[1]], product[:size[0], :size[1]]
+            _to_phases(x[samples, channels], xp, pads, stride)
+            for offset in np.ndindex(r, s):
+                window = _shifted(xp, offset, stride, dilation, out_rows, pitch)[:, :, None]
+                tap = taps[channels, :, offset[0], offset[1], None]
+                if offset == (0, 0):
+                    np.multiply(window, tap, out=out)
+                else:
+                    out += np.multiply(window, tap, out=tmp)
+            outputs = out.reshape(*size, m, out_rows, pitch)[..., :out_cols]
+            if bias is None:
+                np.copyto(planes_y[samples, channels], outputs)
+            else:
+                np.add(outputs, bias.reshape(c, m, 1, 1)[channels], out=planes_y[samples, channels])
+
+    over_batch(n, forward_chunk, elements=y.size * r * s)
+    return y
+
+
+def depthwise_shifts_backward(dy, x, weight, stride, pads, dilation, block_bytes, need_dx=True):
+    """(dX or None, dW) of ``depthwise_shifts``, block by block, per kernel offset (u, v) with Xp(u, v) the
+    strided slice of the padded input that the offset read:
+
+        dW[k, 0, u, v] = Σ_{n, i, j} dY[n, k] · Xp(u, v)[n, k // m]
+        dXp(u, v)[:, c] += Σ_{q < m} W[m·c + q, 0, u, v] · dY[:, m·c + q]     (dX: dXp without its padding)
+    """
+    n, c = x.shape[:2]
+    k, _, r, s = weight.shape
+    m, (out_rows, out_cols) = k // c, dy.shape[2:]
+    rows, pitch, plane = _shift_geometry(x.shape, weight.shape, stride, pads, dy.shape[2:])
+    taps = weight.reshape(c, m, r, s)
+    planes_dy = dy.reshape(n, c, m, out_rows, out_cols)
+    dx = np.empty(x.shape, dtype=dy.dtype) if need_dx else None
+
+    def backward_chunk(start, stop):
+        blocks, most = _blocks(start, stop, c, block_bytes // (plane * x.itemsize))
+        phases = np.zeros((*stride, *most, rows + 1, pitch), x.dtype)
+        d_phases = np.empty_like(phases) if need_dx else None
+        runs = np.zeros((*most, m, out_rows, pitch), dy.dtype)   # columns past W' stay zero
+        product = np.empty((*most, out_rows * pitch), dy.dtype)
+        dw = np.zeros((c, m, r, s), dtype=dy.dtype)
+        for samples, channels in blocks:
+            size = (samples.stop - samples.start, channels.stop - channels.start)
+            xp, grad = phases[:, :, :size[0], :size[1]], runs[:size[0], :size[1]]
+            tmp = product[:size[0], :size[1]]
+            _to_phases(x[samples, channels], xp, pads, stride)
+            grad[..., :out_cols] = planes_dy[samples, channels]
+            grad_runs = grad.reshape(*size, m, -1)
+            if need_dx:
+                dxp = d_phases[:, :, :size[0], :size[1]]
+                dxp.fill(0)
+            for u, v in np.ndindex(r, s):
+                window = _shifted(xp, (u, v), stride, dilation, out_rows, pitch)
+                dw[channels, :, u, v] += np.einsum("ncl,ncml->cm", window, grad_runs)
+                if need_dx:
+                    d_window = _shifted(dxp, (u, v), stride, dilation, out_rows, pitch)
+                    for q in range(m):
+                        d_window += np.multiply(grad_runs[:, :, q], taps[channels, q, u, v, None], out=tmp)
+            if need_dx:
+                _from_phases(dxp, dx[samples, channels], pads, stride)
+        return dw
+
+    dw = sum(over_batch(n, backward_chunk, elements=dy.size * r * s))
+    return dx, dw.reshape(weight.shape)
+
+
 def channel_major(dy: np.ndarray, out=None) -> np.ndarray:
     """dY (N, K, H', W') → (K, N·H'·W'), the layout of GEMMs over the whole batch (grouped layers, and
     small maps where K > H'·W'); copied chunk by chunk, into ``out`` if given."""
@@ -187,6 +352,9 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
         from .compiled import winograd
         dx, dw = winograd.backward(dy, saved, pads, plan.block_bytes, need_dx, scratch)
         return dx, dw, db
+    if plan.forward == "depthwise_shifts":                  # saved: the input itself
+        dx, dw = depthwise_shifts_backward(dy, saved, weight, stride, pads, dilation, plan.block_bytes, need_dx)
+        return dx, dw, db
     if plan.forward in ("depthwise", "depthwise_rows"):     # saved: the input itself
         from .compiled import depthwise
         dx, dw = depthwise.backward(dy, saved, weight, stride, pads, dilation, plan.weight_grad == "depthwise_rows",
@@ -197,6 +365,47 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     dx = (conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups, dy_kn, scratch, plan.input_grad)
           if need_dx else None)
     return dx, dw, db
+
+
+def workspace_values(x_shape, weight_shape, stride, pads, dilation, groups, backward: bool = True):
+    """What conv2d and conv2d_backward hold beyond x, y and the gradients, on NumPy's kernels (the compiled ones
+    hold no more), as {key: values} of two kinds of memory (``runtime.workspace``):
+
+    - kept: the layer's own workspace, from forward to backward and on to the next step: the columns, C·R·S·H'·W'
+      values per sample (a pointwise layer's padded input, if padded);
+    - scratch: the thread's scratch memory, which keeps each key's last array from layer to layer (the padded
+      input, the grouped GEMMs' outputs, dY's channel-major copy, the columns of dX: col2im's, or those of the
+      full convolution that makes dX, which runs with the scratch as its workspace).
+
+    ``backward`` False: the forward's alone (under no_grad the kept arrays go to the scratch memory too).
+    "depthwise_shifts" holds neither, only a few blocks of ``plan.block_bytes`` per thread, whatever the batch.
+    ``pads`` as resolved by ``geometry.resolve_padding``.
+    """
+    n, c, h, w = x_shape
+    k, _, r, s = weight_shape
+    chosen = numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups)
+    if chosen.forward == "depthwise_shifts":
+        return {}, {}
+    out_size = output_shape((h, w), (r, s), stride, pads, dilation)
+    pixels = out_size[0] * out_size[1]
+    padded = n * c * (h + sum(pads[0])) * (w + sum(pads[1])) if any(map(any, pads)) else 0
+    columns = n * c * r * s * pixels
+    pointwise = chosen.forward == "pointwise"
+    kept = {"padded": padded} if pointwise else {"cols": columns}
+    scratch = {"padded": 0 if pointwise else padded, "gemm": n * k * pixels if chosen.forward == "grouped" else 0}
+    if not backward:
+        return kept, scratch
+    scratch["channel_major"] = n * k * pixels if chosen.weight_grad in ("grouped", "batch") else 0
+    scratch["columns_transposed"] = columns if chosen.weight_grad == "batch" else 0
+    if chosen.input_grad == "full_convolution":
+        full_pads = full_convolution_padding(pads, (r, s), dilation)
+        inner = workspace_values((n, k, *out_size), (c, k // groups, r, s), (1, 1), full_pads, dilation, groups,
+                                 backward=False)
+        for key, values in (*inner[0].items(), *inner[1].items()):
+            scratch[key] = max(scratch.get(key, 0), values)
+    else:
+        scratch.update(dcols=columns, dpadded=padded)
+    return kept, scratch
 
 
 def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, scratch=None,

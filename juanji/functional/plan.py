@@ -23,11 +23,24 @@ from .geometry import output_shape, plain_3x3, resolve_padding
 COMPILED_MIN_ELEMENTS = 1 << 19
 # Depthwise layers other than 3×3 at stride 1 or 2 (whose row loops win on every map size) use the general
 # compiled loops from this input map size on: below it, as on MobileNet's 16×16 down to 2×2 maps, their
-# per-row overhead outweighs 4- to 16-pixel rows and NumPy's kernels are faster.
+# per-row overhead outweighs 4- to 16-pixel rows and NumPy's kernels are as fast or faster (its shifted
+# multiply-adds, 7×7 on (64, 96, 16, 16): 62/108 ms forward/backward against the loops' 79/207, one thread).
 DEPTHWISE_MIN_PIXELS = 32 * 32
 # Winograd's tiles V and products M of one block of samples (16 planes each) are about this size, so that
 # they stay in a core's cache from transform to GEMM to transform.
 WINOGRAD_BLOCK_BYTES = 1 << 20
+# The blocks of NumPy's depthwise kernel ("depthwise_shifts": input phases, outputs and products) are about this
+# size: they stay in the shared cache over the R·S passes, and each pass's ufunc calls are long enough to cost
+# little to start (8 MiB the best of 1 to 32 MiB on MobileNetV2's and ConvNeXt's depthwise layers).
+DEPTHWISE_BLOCK_BYTES = 1 << 23
+# ``activation.erf`` (GELU's) works through this many values at a time: its dozen temporaries were 6.6 times its
+# input (GELU's at evaluation of ConvNeXt-Tiny on 1000 28×28 images, 1000 × 28 × 28 × 384: about 10 GB) and are
+# now a block's, in cache; a quarter less time, too (float32, one thread).
+ERF_BLOCK = 1 << 16
+# NumPy's layer, group and instance norm take blocks of about this size through their passes (μ, x − μ, σ²,
+# the scale and shift; the backward's sums and dX) while they are in a core's cache: on (64, 64, 32, 32)
+# float32 a third to a half faster than whole-array passes, 0.5 to 2 MiB alike (0.25 MiB: the calls add up).
+SAMPLE_NORM_BLOCK_BYTES = 1 << 20
 
 
 def compiled(elements: int | None = None) -> bool:
@@ -41,19 +54,26 @@ class ConvPlan(NamedTuple):
 
     forward      "im2col" (per-sample GEMMs W · cols[n]), "pointwise" (1×1 at stride 1: the input is its own
                  columns), "grouped" (a GEMM per group over the batch, channel-major columns),
+                 "depthwise_shifts" (NumPy's depthwise kernel: a multiply-add per kernel offset, no columns),
                  "depthwise" / "depthwise_rows" (the compiled loops; rows: 3×3 at stride 1 or 2, a row at a
                  time), "winograd" (the compiled F(2×2, 3×3))
     weight_grad  "per_sample" (Σ_n cols[n] · dY[n]ᵀ), "batch" (the columns side by side, one product: small
-                 maps, K > H'·W'), "grouped", "depthwise", "depthwise_rows", "winograd"
+                 maps, K > H'·W'), "grouped", "depthwise_shifts", "depthwise", "depthwise_rows", "winograd"
     input_grad   "full_convolution" (dY ∗ rot180(W): stride 1, K ≤ C), "col2im" (Wᵀ · dY summed back by
-                 NumPy's strided adds), "compiled_col2im" (the same sums, plane by plane), "depthwise",
-                 "depthwise_rows" (one filter per channel at stride 1), "winograd"
-    block_bytes  the Winograd blocks' size (``WINOGRAD_BLOCK_BYTES``)
+                 NumPy's strided adds), "compiled_col2im" (the same sums, plane by plane), "depthwise_shifts",
+                 "depthwise", "depthwise_rows" (one filter per channel at stride 1), "winograd"
+    block_bytes  the size of the blocks of the kernels that work block by block: Winograd's
+                 (``WINOGRAD_BLOCK_BYTES``, the default) and "depthwise_shifts" (``DEPTHWISE_BLOCK_BYTES``)
     """
     forward: str
     weight_grad: str
     input_grad: str
     block_bytes: int = WINOGRAD_BLOCK_BYTES
+
+
+def depthwise(x_shape, weight_shape, groups) -> bool:
+    """One input channel per filter (groups = C > 1; K = m·C filters, m per channel)."""
+    return groups > 1 and groups == x_shape[1] and weight_shape[1] == 1
 
 
 def depthwise_rows(kernel_size, stride, dilation, pads) -> bool:
@@ -77,7 +97,7 @@ def plan_conv(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPlan
     k, cg, r, s = weight_shape
     stride, dilation = tuple(stride), tuple(dilation)
     elements = math.prod(x_shape)
-    if compiled(elements) and groups > 1 and groups == c and cg == 1:   # depthwise: one-row GEMMs in NumPy
+    if compiled(elements) and depthwise(x_shape, weight_shape, groups):
         if depthwise_rows((r, s), stride, dilation, pads):
             rows_dx = "depthwise_rows" if stride == (1, 1) and k == c else "depthwise"
             return ConvPlan("depthwise_rows", "depthwise_rows", rows_dx)
@@ -85,6 +105,23 @@ def plan_conv(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPlan
             return ConvPlan("depthwise", "depthwise", "depthwise")
     if compiled(elements) and plain_3x3((r, s), dilation, pads) and stride == (1, 1) and groups == 1:
         return ConvPlan("winograd", "winograd", "winograd")
+    return numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups)
+
+
+def numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPlan:
+    """``plan_conv``'s choice among NumPy's kernels, where the compiled loops are not chosen or do not pay."""
+    n, c, h, w = x_shape
+    k, cg, r, s = weight_shape
+    stride = tuple(stride)
+    if depthwise(x_shape, weight_shape, groups):
+        # The grouped GEMMs of a depthwise layer have one row each and their columns copy the input R·S times
+        # (49× at 7×7: ConvNeXt-Tiny could not evaluate 1000 28×28 images in 15 GB); the shifted multiply-adds
+        # keep a few cache-sized blocks.  They are chosen at every kernel size, 3×3 included: measured (rough:
+        # best of 5, float32, one thread, a shared 2-core machine), forward / backward in ms, shifts against
+        # grouped: MobileNetV2's (128, 96, 16, 16) 3×3 at stride 1 21/34 against 27/104, at stride 2 9/17
+        # against 13/33; ConvNeXt's (32, 96, 8, 8) 7×7 11/19 against 12/44, and on 28×28 maps 79/138 against
+        # 70/390 (the one forward that is slower, by about a seventh).
+        return ConvPlan("depthwise_shifts", "depthwise_shifts", "depthwise_shifts", DEPTHWISE_BLOCK_BYTES)
     out_h, out_w = output_shape((h, w), (r, s), stride, pads, dilation)
     grouped = groups > 1
     forward = "grouped" if grouped else "pointwise" if (r, s) == (1, 1) and stride == (1, 1) else "im2col"
@@ -107,6 +144,16 @@ def input_grad_method(x_shape, weight_shape, stride, pads, dilation, groups, pix
         return "full_convolution"
     # the R·S passes of col2im plane by plane, while each is in cache (sample-major columns only)
     return "compiled_col2im" if groups == 1 and compiled(n * cg * r * s * pixels) else "col2im"
+
+
+def sample_norm_kernels() -> str:
+    """The kernels of layer, group and instance norm (``functional.sample_norm``): "compiled" or "numpy".
+    The compiled loops go a row at a time, one sweep of x for its statistics and one writing y while the row
+    is in cache (the backward: dY and x read once, dX written once), where NumPy's kernels make a pass per
+    step; they run on juanji's batch split (``serial``: no pool to start), so at every size.  Measured (rough:
+    best of 5, float32, forward + backward, one thread, a shared 2-core machine): group norm on (64, 64, 32,
+    32) 5.8 ms against NumPy's 13, layer norm channels-last 5.7 against 19; on (2, 8, 4, 4) 40 µs against 105."""
+    return "compiled" if compiled() else "numpy"
 
 
 def describe(layers=None) -> str:

@@ -3,120 +3,191 @@
 Each standardises rows of the input — a sample's trailing axes (layer norm), a sample's group of channels
 (group norm), a sample's channel (instance norm) — then scales and shifts per element or per channel:
 x̂ = (x − μ) / √(σ² + ε) with μ and the biased σ² of the row;  y = γ · x̂ + β.
+All three see x as rows (N, G, J, L): N leading indices with G rows each, a row J channels of L values.
+Group norm is (N, G, C/G, H·W…), instance norm (N, C, 1, H·W…), both with γ, β per channel (G, J); layer
+norm is (M, 1, 1, K), γ, β per value of the row (K).  The kernels — NumPy's or the compiled row loops of
+``compiled.sample_norm``, ``plan.sample_norm_kernels``' choice — keep x, μ and 1/σ for the backward, not x̂.
 """
 from typing import NamedTuple
 
 import numpy as np
 
+from . import plan
 from ..runtime.threads import over_batch
 from .norm import update_running_statistics
 
 
 class NormCache(NamedTuple):
-    """What a per-sample normalisation keeps for its backward: x̂ in x's shape; 1/√(σ² + ε) of each row and
-    ``rows`` = (M, K), the rows x̂ was standardised in — or, where x̂ came from running statistics, 1/√(σ² + ε)
-    of each channel and ``rows`` None; γ (None: no scale) and the axes of x that γ, β are broadcast along."""
-    xhat: np.ndarray
+    """What a per-sample normalisation keeps for its backward: its ``plan`` ("numpy" or "compiled": the
+    kernels its forward ran, and its backward runs; "running": x̂ came from running statistics, on NumPy's),
+    x as rows (N, G, J, L), μ and 1/√(σ² + ε) of each row (N, G) ("running": each channel's, broadcast),
+    γ (None: no scale), the shape of γ and β, and whether they hold a value per value of a row (layer norm)
+    rather than one per channel."""
+    plan: str
+    x: np.ndarray
+    mean: np.ndarray
     inv_std: np.ndarray
-    rows: tuple[int, int] | None
     gamma: np.ndarray | None
-    axes: tuple[int, ...]
+    affine_shape: tuple[int, ...]
+    per_value: bool
 
 
-def standardize(rows, eps):
-    """rows (M, K) → (x̂ (M, K), μ (M,), σ² (M,), 1/√(σ² + ε) (M,)):  x̂ = (x − μ) / √(σ² + ε), μ and the
-    biased σ² of each row, all in the rows' dtype.  The rows are split over the batch threads."""
-    m, k = rows.shape
-    xhat = np.empty_like(rows)
-    mean, var, inv_std = (np.empty(m, dtype=rows.dtype) for _ in range(3))
+def _normalise(x, rows, per_value, gamma, beta, eps, affine_shape):
+    """(y, cache, μ, σ²) of x seen as ``rows`` (N, G, J, L), γ and β of ``affine_shape`` (None: 1, 0) per
+    value of a row or per channel; μ and σ² of each row (N, G)."""
+    x4 = np.ascontiguousarray(x).reshape(rows)
+    chosen = plan.sample_norm_kernels()
+    if chosen == "compiled":
+        from .compiled import sample_norm as compiled
+        y, mean, var = compiled.normalise(x4, gamma, beta, eps, per_value)
+    else:
+        y, mean, var = _normalise_rows(x4, _seen(gamma, rows, per_value), _seen(beta, rows, per_value), eps,
+                                       per_value)
+    inv_std = 1 / np.sqrt(var + eps)
+    return y.reshape(x.shape), NormCache(chosen, x4, mean, inv_std, gamma, affine_shape, per_value), mean, var
+
+
+def _seen(param, rows, per_value):
+    """γ or β as NumPy's kernels broadcast it against x (N, G, J, L): (1, 1, 1, K) or (1, G, J, 1); None stays."""
+    if param is None:
+        return None
+    n, groups, channels, length = rows
+    return param.reshape((1, 1, 1, length) if per_value else (1, groups, channels, 1))
+
+
+def _blocks(start, stop, x):
+    """[(first, stop)] ranges of x's leading indices [start, stop), rows (N, G, J, L), of about
+    ``plan.SAMPLE_NORM_BLOCK_BYTES`` each (one index at least): NumPy's kernels take a block through all of
+    their passes while it is in cache."""
+    step = max(1, plan.SAMPLE_NORM_BLOCK_BYTES // max(1, x[0].nbytes))
+    return [(first, min(stop, first + step)) for first in range(start, stop, step)]
+
+
+def _normalise_rows(x, gamma, beta, eps, per_value):
+    """(y, μ, σ²) of rows x (N, G, J, L) on NumPy's kernels, γ and β broadcast as ``_seen`` gives them;
+    μ and σ² (N, G) in x's dtype (NaN for rows of no values).  The rows are split over the batch threads,
+    and each thread's share goes block by block."""
+    n, groups, channels, length = x.shape
+    k = channels * length
+    y = np.empty_like(x)
+    mean, var = np.full((n, groups), np.nan, x.dtype), np.full((n, groups), np.nan, x.dtype)
+    averaging = np.full(k, 1 / max(k, 1), x.dtype)
 
     def work(start, stop):
-        out = xhat[start:stop]
-        mean[start:stop] = rows[start:stop].mean(axis=1)
-        np.subtract(rows[start:stop], mean[start:stop, None], out=out)
-        # Σ (x − μ)² as one BLAS dot per row: no temporary of squares
-        var[start:stop] = np.matmul(out[:, None, :], out[:, :, None]).reshape(-1) / k
-        inv_std[start:stop] = 1 / np.sqrt(var[start:stop] + eps)
-        out *= inv_std[start:stop, None]
+        for first, last in _blocks(start, stop, x):
+            rows, out = x[first:last].reshape(-1, k), y[first:last].reshape(-1, k)
+            mu = rows @ averaging                           # one BLAS call: NumPy's mean is slow on short rows
+            np.subtract(rows, mu[:, None], out=out)
+            sigma2 = np.einsum("ij,ij->i", out, out) / k    # Σ (x − μ)², no temporary of squares
+            mean[first:last], var[first:last] = mu.reshape(-1, groups), sigma2.reshape(-1, groups)
+            scale = (1 / np.sqrt(sigma2 + eps)).reshape(-1, groups, 1, 1)
+            block = y[first:last]
+            if gamma is not None and not per_value:
+                scale = scale * gamma                       # γ/σ per (row, channel): one pass over y for both
+            block *= scale
+            if gamma is not None and per_value:
+                block *= gamma
+            if beta is not None:
+                block += beta
 
-    if rows.size:
-        over_batch(m, work, 3 * rows.size)
-    return xhat, mean, var, inv_std
-
-
-def standardize_backward(dxhat, xhat, inv_std):
-    """dX of ``standardize``, rows (M, K):  dX = (dX̂ − mean(dX̂) − x̂ · mean(dX̂ · x̂)) / √(σ² + ε) per row."""
-    m, k = dxhat.shape
-    dx = np.empty_like(dxhat)
-
-    def work(start, stop):
-        d, h, out = dxhat[start:stop], xhat[start:stop], dx[start:stop]
-        np.multiply(h, np.matmul(d[:, None, :], h[:, :, None]).reshape(-1, 1) / k, out=out)
-        np.subtract(d, out, out=out)
-        out -= d.mean(axis=1, keepdims=True)
-        out *= inv_std[start:stop, None]
-
-    if dx.size:
-        over_batch(m, work, 3 * dxhat.size)
-    return dx
-
-
-def _normalise_rows(x, m, eps, gamma, beta, axes):
-    """(y, cache, μ, σ²) of x standardised as ``m`` rows, then y = γ · x̂ + β, γ and β broadcast along ``axes``."""
-    rows = x.reshape(m, x.size // m if m else 0)
-    xhat, mean, var, inv_std = standardize(rows, eps)
-    xhat = xhat.reshape(x.shape)
-    y = _affine(xhat, gamma, beta, axes)
-    return y, NormCache(xhat, inv_std, rows.shape, gamma, axes), mean, var
-
-
-def _seen(shape, axes):
-    """The shape in which an array of x's other axes broadcasts against x (1 along ``axes``)."""
-    return tuple(1 if axis in axes else size for axis, size in enumerate(shape))
-
-
-def _affine(xhat, gamma, beta, axes):
-    """γ · x̂ + β with γ, β (None: 1, 0) broadcast along ``axes``; a new array in x̂'s dtype."""
-    shape = _seen(xhat.shape, axes)
-    y = xhat * gamma.reshape(shape) if gamma is not None else xhat.copy()
-    if beta is not None:
-        y += beta.reshape(shape)
-    return y
+    if x.size:
+        over_batch(n, work, 3 * x.size)
+    return y, mean, var
 
 
 def normalization_backward(dy, cache):
     """(dx, dγ, dβ) of any normalisation of this module, γ and β summed over the axes they are broadcast along:
-    dβ = Σ dY, dγ = Σ dY · x̂ (None without γ), dX̂ = γ · dY, and dX = standardize_backward(dX̂) on the rows
-    (per-sample statistics) or dX = dX̂ / √(σ² + ε) per channel (running statistics)."""
-    axes = cache.axes
-    shape = _seen(dy.shape, axes)
-    dbeta = dy.sum(axis=axes)
-    if cache.gamma is None:
-        dgamma, dxhat = None, dy
+    dβ = Σ dY, dγ = Σ dY · x̂ (None without γ), dX̂ = γ · dY, and per row
+    dX = (dX̂ − mean(dX̂) − x̂ · mean(dX̂ · x̂)) / √(σ² + ε) (per-sample statistics), or per channel
+    dX = dX̂ / √(σ² + ε) (running statistics)."""
+    dtype = np.result_type(dy, cache.x)
+    dy4 = np.ascontiguousarray(dy, dtype).reshape(cache.x.shape)
+    if cache.plan == "compiled":
+        from .compiled import sample_norm as compiled
+        dx, dgamma, dbeta = compiled.normalise_backward(dy4, cache.x, cache.mean, cache.inv_std, cache.gamma,
+                                                        cache.per_value)
     else:
-        dgamma = (dy * cache.xhat).sum(axis=axes)
-        dxhat = dy * cache.gamma.reshape(shape)
-    if cache.rows is None:
-        dx = dxhat * cache.inv_std.reshape(shape)
+        dx, dgamma, dbeta = _normalise_rows_backward(dy4, cache)
+    dgamma = None if cache.gamma is None else dgamma.astype(dtype).reshape(cache.affine_shape)
+    return dx.reshape(dy.shape), dgamma, dbeta.astype(dtype).reshape(cache.affine_shape)
+
+
+def _normalise_rows_backward(dy, cache):
+    """(dX, dγ, dβ) on NumPy's kernels, dy (N, G, J, L) like the cache's x; dγ, dβ per value (K,) or per
+    channel (G, J), in float64.  Block by block (``_blocks``), x − μ goes into dX's memory, which then
+    becomes dX:  dX = γ/σ · dY − (mean(dX̂) + (x − μ)/σ · mean(dX̂ · x̂)) / σ."""
+    x, per_value = cache.x, cache.per_value
+    n, groups, channels, length = x.shape
+    shape = (length,) if per_value else (groups, channels)
+    gamma = np.ones(shape, dy.dtype) if cache.gamma is None else cache.gamma.astype(dy.dtype).reshape(shape)
+    dx = np.empty_like(dy)
+
+    def work(start, stop):
+        dgamma, dbeta = np.zeros(shape), np.zeros(shape)
+        for first, last in _blocks(start, stop, x):
+            out = dx[first:last]
+            np.subtract(x[first:last], cache.mean[first:last, :, None, None], out=out)
+            if per_value:
+                sums = _backward_per_value(dy[first:last], out, cache.inv_std[first:last], gamma)
+            else:
+                sums = _backward_per_channel(dy[first:last], out, cache.inv_std[first:last], gamma,
+                                             cache.plan == "running")
+            dgamma += sums[0]
+            dbeta += sums[1]
+        return dgamma, dbeta
+
+    sums = over_batch(n, work, 4 * dy.size) if dy.size else []      # no values: no means to take
+    return dx, sum((part[0] for part in sums), np.zeros(shape)), sum((part[1] for part in sums), np.zeros(shape))
+
+
+def _backward_per_channel(dy, out, inv_std, gamma, running):
+    """dX of a block of rows (B, G, J, L) into ``out`` (x − μ on entry), γ (G, J), 1/σ (B, G) (with
+    ``running``, fixed statistics: dX = γ/σ · dY); returns its (dγ, dβ) (G, J) from each channel's Σ dY and
+    Σ dY · x̂."""
+    k = out[0, 0].size
+    totals = dy.sum(axis=3)
+    products = np.einsum("ngjl,ngjl->ngj", dy, out) * inv_std[:, :, None]
+    scale = (inv_std[:, :, None] * gamma)[..., None]
+    if running:
+        np.multiply(dy, scale, out=out)
     else:
-        dx = standardize_backward(dxhat.reshape(cache.rows), cache.xhat.reshape(cache.rows),
-                                  cache.inv_std).reshape(dy.shape)
-    return dx, dgamma, dbeta
+        mean_dxhat, mean_dxhat_xhat = (totals * gamma).sum(axis=2) / k, (products * gamma).sum(axis=2) / k
+        out *= (-inv_std * inv_std * mean_dxhat_xhat)[:, :, None, None]
+        out += dy * scale
+        out -= (inv_std * mean_dxhat)[:, :, None, None]
+    return products.sum(axis=0), totals.sum(axis=0)
+
+
+def _backward_per_value(dy, out, inv_std, gamma):
+    """dX of a block of rows (B, 1, 1, K) into ``out`` (x − μ on entry), γ (K,), 1/σ (B, 1); returns its (dγ,
+    dβ) (K,).  The sums over a row's values and over the rows are BLAS products."""
+    k = len(gamma)
+    rows, centred, inv_std = dy.reshape(-1, k), out.reshape(-1, k), inv_std.reshape(-1)
+    products = rows * centred                                          # dY · (x − μ)
+    dgamma, dbeta = inv_std @ products, np.ones(len(rows), rows.dtype) @ rows
+    mean_dxhat, mean_dxhat_xhat = rows @ gamma / k, products @ gamma * inv_std / k
+    centred *= (-inv_std * inv_std * mean_dxhat_xhat)[:, None]
+    scaled = np.multiply(rows, gamma, out=products)
+    scaled *= inv_std[:, None]
+    centred += scaled
+    centred -= (inv_std * mean_dxhat)[:, None]
+    return dgamma, dbeta
 
 
 def layer_norm(x, normalized_ndim, gamma=None, beta=None, eps=1e-5):
     """x (*, D₁ … D_k) normalised over its last k = ``normalized_ndim`` axes:  y = γ · x̂ + β, γ and β
     (D₁ … D_k) or None.  Returns (y, cache); the backward is ``normalization_backward``."""
     lead = x.ndim - normalized_ndim
-    y, cache, _, _ = _normalise_rows(x, int(np.prod(x.shape[:lead], dtype=np.int64)), eps, gamma, beta,
-                                     tuple(range(lead)))
-    return y, cache
+    m, k = int(np.prod(x.shape[:lead], dtype=np.int64)), int(np.prod(x.shape[lead:], dtype=np.int64))
+    return _normalise(x, (m, 1, 1, k), True, gamma, beta, eps, x.shape[lead:])[:2]
 
 
 def group_norm(x, num_groups, gamma=None, beta=None, eps=1e-5):
     """x (N, C, *) normalised over each sample's ``num_groups`` groups of C/G consecutive channels (and *):
     y = γ · x̂ + β, γ and β (C,) or None.  Returns (y, cache); the backward is ``normalization_backward``."""
-    return _normalise_rows(x, x.shape[0] * num_groups, eps, gamma, beta, _per_channel(x))[:2]
+    n, c = x.shape[:2]
+    rows = (n, num_groups, c // num_groups, int(np.prod(x.shape[2:], dtype=np.int64)))
+    return _normalise(x, rows, False, gamma, beta, eps, (c,))[:2]
 
 
 def instance_norm(x, gamma=None, beta=None, running_mean=None, running_var=None, use_input_stats=True,
@@ -127,27 +198,27 @@ def instance_norm(x, gamma=None, beta=None, running_mean=None, running_var=None,
     without, the running statistics normalise (x̂ = (x − r_μ) / √(r_σ² + ε)).  Returns (y, cache); the
     backward is ``normalization_backward``."""
     n, c = x.shape[:2]
-    axes = _per_channel(x)
+    rows = (n, c, 1, int(np.prod(x.shape[2:], dtype=np.int64)))
     if not use_input_stats:
-        shape = _seen(x.shape, axes)
-        inv_std = 1 / np.sqrt(running_var + eps)
-        xhat = (x - running_mean.reshape(shape)) * inv_std.reshape(shape)
-        return _affine(xhat, gamma, beta, axes), NormCache(xhat, inv_std, None, gamma, axes)
-    y, cache, mean, var = _normalise_rows(x, n * c, eps, gamma, beta, axes)
+        x4 = np.ascontiguousarray(x).reshape(rows)
+        mean, inv_std = (np.broadcast_to(s.astype(x.dtype), (n, c)) for s in (running_mean,
+                                                                               1 / np.sqrt(running_var + eps)))
+        y = (x4 - mean[:, :, None, None]) * inv_std[:, :, None, None]
+        if gamma is not None:
+            y *= _seen(gamma, rows, False)
+        if beta is not None:
+            y += _seen(beta, rows, False)
+        return y.reshape(x.shape), NormCache("running", x4, mean, inv_std, gamma, (c,), False)
+    y, cache, mean, var = _normalise(x, rows, False, gamma, beta, eps, (c,))
     if running_mean is not None and n:
-        update_running_statistics(running_mean, running_var, mean.reshape(n, c).mean(axis=0),
-                                  var.reshape(n, c).mean(axis=0), x.size // (n * c), momentum)
+        update_running_statistics(running_mean, running_var, mean.mean(axis=0), var.mean(axis=0),
+                                  rows[3], momentum)
     return y, cache
-
-
-def _per_channel(x):
-    """The axes a per-channel array is broadcast along against x (N, C, *): all but 1."""
-    return (0,) + tuple(range(2, x.ndim))
 
 
 # -- references for the tests: one row at a time, the Jacobian written out ---------------------------------------
 def standardize_reference(rows, eps):
-    """``standardize``'s x̂, row by row with NumPy's mean and var."""
+    """x̂ of rows (M, K), row by row with NumPy's mean and var."""
     return np.stack([(row - row.mean()) / np.sqrt(row.var() + eps) for row in rows]).reshape(rows.shape)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class Row:
     output_shape: tuple | None      # per sample (without the batch axis); None: not run by forward
     params: int
     macs: int
+    kept: int = 0                   # values its kernels keep from forward to backward (a conv's columns)
+    scratch: dict = field(default_factory=dict)     # {key: values} of the thread's scratch memory it uses
 
 
 def layer_macs(module, output, input=None) -> int:
@@ -51,8 +53,10 @@ def summarize(model, input_shape=None) -> list[Row]:
     def record(name):
         def hook(module, inputs, y):
             y = y[0] if isinstance(y, tuple) else y         # a pooling's (output, indices)
+            kept, scratch = (module.workspace_values(inputs[0].shape) if hasattr(module, "workspace_values")
+                             else ({}, {}))
             rows.append(Row(name, type(module).__name__, y.shape[1:], _count(module),
-                            layer_macs(module, y, inputs[0] if inputs else None)))
+                            layer_macs(module, y, inputs[0] if inputs else None), sum(kept.values()), scratch))
             ran.add(name)
         return hook
 
@@ -105,45 +109,45 @@ def format_summary(rows: list[Row], input_shape) -> str:
 
 WEIGHT_ONLY = ("num_classes", "in_channels", "vocab_size")    # they size weight matrices, not layer outputs
 
-# (parameters, activation values per sample) of each zoo builder at its defaults, as ``measure`` counts
-# them (tests/models/test_memory_estimate.py checks every entry).
+# (parameters, activation values per sample, kernel workspace values per sample) of each zoo builder at its
+# defaults, as ``measure`` counts them (tests/models/test_memory_estimate.py checks every entry).
 AT_DEFAULTS = {
-    "alexnet": (61100840, 1107432),
-    "convnext_tiny": (28589128, 33571048),
-    "densenet121": (7978856, 38613480),
-    "densenet_bc_100": (769210, 10104118),
-    "densenet_bc_40": (176170, 2659858),
-    "efficientnet_b0": (5288548, 19875520),
-    "googlenet": (6624904, 11100024),
-    "lenet5": (61706, 15002),
-    "lenet5_classic": (61706, 15002),
-    "mobilenet_v1": (4231976, 15131112),
-    "mobilenet_v2": (3504872, 19466856),
-    "mobilenet_v3_small": (2542856, 4107344),
-    "resnet18": (11689512, 8055272),
-    "resnet20": (269722, 651402),
-    "resnet34": (21797672, 12445672),
-    "resnet50": (25557032, 36056552),
-    "resnet56": (853018, 1855626),
-    "spp_net": (42559690, 413834),
-    "text_cnn": (32261, 8453),
-    "unet": (117243, 295568),
-    "vgg11": (132863336, 16458216),
-    "vgg11_bn": (132868840, 23884264),
-    "vgg13": (133047848, 26092008),
-    "vgg13_bn": (133053736, 38334952),
-    "vgg16": (138357544, 28701160),
-    "vgg16_bn": (138365992, 42248680),
-    "vgg19": (143667240, 31310312),
-    "vgg19_bn": (143678248, 46162408),
-    "vgg_small": (388714, 275786),
-    "zfnet": (62357608, 3407432),
+    "alexnet": (61100840, 1107432, 6046587),
+    "convnext_tiny": (28589128, 33571048, 1204224),
+    "densenet121": (7978856, 38613480, 44317676),
+    "densenet_bc_100": (769210, 10104118, 9523788),
+    "densenet_bc_40": (176170, 2659858, 3717708),
+    "efficientnet_b0": (5288548, 19875520, 1171992),
+    "googlenet": (6624904, 11100024, 9734320),
+    "lenet5": (61706, 15002, 56248),
+    "lenet5_classic": (61706, 15002, 56248),
+    "mobilenet_v1": (4231976, 15131112, 1247256),
+    "mobilenet_v2": (3504872, 19466856, 1143768),
+    "mobilenet_v3_small": (2542856, 4107344, 1068504),
+    "resnet18": (11689512, 8055272, 19271680),
+    "resnet20": (269722, 651402, 1741952),
+    "resnet34": (21797672, 12445672, 30561280),
+    "resnet50": (25557032, 36056552, 19777536),
+    "resnet56": (853018, 1855626, 4838528),
+    "spp_net": (42559690, 413834, 2151568),
+    "text_cnn": (32261, 8453, 10688),
+    "unet": (117243, 295568, 960368),
+    "vgg11": (132863336, 16458216, 43790592),
+    "vgg11_bn": (132868840, 23884264, 43790592),
+    "vgg13": (133047848, 26092008, 111226368),
+    "vgg13_bn": (133053736, 38334952, 111226368),
+    "vgg16": (138357544, 28701160, 122967552),
+    "vgg16_bn": (138365992, 42248680, 122967552),
+    "vgg19": (143667240, 31310312, 134708736),
+    "vgg19_bn": (143678248, 46162408, 134708736),
+    "vgg_small": (388714, 275786, 868816),
+    "zfnet": (62357608, 3407432, 8276784),
 }
 
 
-def estimate_memory(builder, batch_size: int = 1, measured: bool = False, **kwargs) -> tuple[int, int, int]:
-    """(parameters, activation values per sample, bytes to train on batches of ``batch_size``) of
-    ``builder(**kwargs)``, without building it at that size.
+def estimate_memory(builder, batch_size: int = 1, measured: bool = False, **kwargs) -> tuple[int, int, int, int]:
+    """(parameters, activation values per sample, kernel workspace values per sample, bytes to train on batches
+    of ``batch_size``) of ``builder(**kwargs)``, without building it at that size.
 
     The counts at a reference are scaled up by the ratio of every numeric argument above its default
     (squared for ``input_size``, ``width_mult`` and ``base_channels``, which grow both image sides or both
@@ -153,7 +157,7 @@ def estimate_memory(builder, batch_size: int = 1, measured: bool = False, **kwar
     the builder's defaults (``AT_DEFAULTS``: free), or with ``measured`` the model built with every
     argument cut to at most its default (``measure``: exact when none was cut).
     Bytes, float32: parameters ×4 (weights, gradients, two optimizer slots), activations ×3 per sample
-    (outputs, cached inputs, gradients)."""
+    (outputs, cached inputs, gradients), and the kernels' workspace per sample (``measure``'s)."""
     defaults = {k: p.default for k, p in inspect.signature(builder).parameters.items()}
     probe, factor, param_factor = {}, 1.0, 1.0     # param_factor: 1 + Σ (ratio − 1), as each sizes one layer
     for key, value in kwargs.items():
@@ -171,13 +175,22 @@ def estimate_memory(builder, batch_size: int = 1, measured: bool = False, **kwar
                 factor *= ratio
             value = default
         probe[key] = tuple(value) if isinstance(value, list) else value
-    params, activations = measure(builder, tuple(sorted(probe.items()))) if measured else AT_DEFAULTS[builder.__name__]
-    params, activations = math.ceil(params * factor * param_factor), math.ceil(activations * factor)
-    return params, activations, 4 * (4 * params + 3 * activations * batch_size)
+    reference = measure(builder, tuple(sorted(probe.items()))) if measured else AT_DEFAULTS[builder.__name__]
+    params = math.ceil(reference[0] * factor * param_factor)
+    activations, workspace = (math.ceil(values * factor) for values in reference[1:])
+    return params, activations, workspace, 4 * (4 * params + (3 * activations + workspace) * batch_size)
 
 
 @functools.lru_cache(maxsize=32)
-def measure(builder, kwargs: tuple) -> tuple[int, int]:
-    """(parameters, activation values per sample) of ``builder(**dict(kwargs))``, built and run once."""
+def measure(builder, kwargs: tuple) -> tuple[int, int, int]:
+    """(parameters, activation values per sample, kernel workspace values per sample) of
+    ``builder(**dict(kwargs))``, built and run once.  The workspace: what every layer keeps from forward to
+    backward (the convolutions' columns, on NumPy's kernels), and the thread's scratch memory, which holds
+    each key's largest array (``Row.scratch``)."""
     rows = summarize(builder(**dict(kwargs)))
-    return sum(r.params for r in rows), sum(math.prod(r.output_shape) for r in rows if r.output_shape is not None)
+    scratch = {}
+    for row in rows:
+        for key, values in row.scratch.items():
+            scratch[key] = max(scratch.get(key, 0), values)
+    return (sum(r.params for r in rows), sum(math.prod(r.output_shape) for r in rows if r.output_shape is not None),
+            sum(r.kept for r in rows) + sum(scratch.values()))

@@ -96,6 +96,17 @@ class Conv2d(Module):
         out = geometry.output_shape(input_shape[-2:], self.kernel_size, self.stride, self.pads, self.dilation)
         return (*input_shape[:-3], self.out_channels, *out)
 
+    def workspace_values(self, input_shape) -> tuple[dict, dict]:
+        """(kept, scratch) {key: values} that a training step on a batch x of ``input_shape`` (N, C, spatial…)
+        holds beyond x, y and the gradients: ``functional.conv.workspace_values`` of the kernels' x (padded
+        first where the padding mode is not zeros)."""
+        spatial = tuple(input_shape[2:]) if len(input_shape) == 4 else (1, input_shape[-1])
+        pads = self.pads
+        if self.explicit_padding:
+            spatial, pads = (spatial[0] + sum(pads[0]), spatial[1] + sum(pads[1])), ((0, 0), (0, 0))
+        return F.workspace_values((input_shape[0], self.in_channels, *spatial), self.params["weight"].shape[:2] +
+                                  self.kernel_size, self.stride, pads, self.dilation, self.groups)
+
     def _check(self, x, ndim):
         """Check x ((N,) C, spatial…: ``ndim`` axes batched) and the window's fit; True when x is batched."""
         c = self.in_channels

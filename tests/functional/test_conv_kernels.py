@@ -11,7 +11,9 @@ import juanji
 from juanji.functional import conv as F
 from juanji.functional import geometry as G
 from juanji.functional import plan
+from juanji.runtime import kernels as backend_kernels
 from juanji.runtime.kernels import numba_available
+from juanji.runtime.workspace import Workspace
 from kernel_check import DTYPES, assert_close, torch_vjp
 
 # Every test runs on NumPy's and on the compiled kernels (``kernels``), serially and with the batch split
@@ -148,8 +150,9 @@ def test_conv2d_backward_matches_slow_reference(config):
     for name, got, want in zip(["dx", "dW", "db"], F.conv2d_backward(dy, cache), expected):
         assert got.shape == want.shape
         assert_close(got, want, f"{name} vs conv2d_backward_reference")
-    juanji.set_kernels("numpy")     # the two functions are pieces of NumPy's kernel: its columns
-    x_shape, cols, weight, stride, dilation, pads, groups, chosen = F.conv2d(x, w, **config["kwargs"])[1]
+    juanji.set_kernels("numpy")     # the two functions are pieces of NumPy's im2col kernels: their columns
+    columns = plan.ConvPlan("grouped", "grouped", "col2im") if config["kwargs"]["groups"] > 1 else None
+    x_shape, cols, weight, stride, dilation, pads, groups, _ = F.conv2d(x, w, plan=columns, **config["kwargs"])[1]
     assert_close(F.conv2d_weight_grad(dy, cols, w.shape, groups), expected[1], "conv2d_weight_grad")
     assert_close(F.conv2d_input_grad(dy, w, x.shape, stride, pads, dilation, groups), expected[0],
                  "conv2d_input_grad")
@@ -220,3 +223,28 @@ def test_im2col_of_a_1x1_kernel_at_stride_1_is_the_input_itself():
     assert np.shares_memory(cols, x) and cols.shape == (2, 3, 20)
     np.testing.assert_array_equal(cols, x.reshape(2, 3, 20))
     assert not np.shares_memory(F.im2col(x, (1, 1), (2, 2), (1, 1), (2, 3)), x)     # stride 2: a copy
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, groups", [
+    ((3, 4, 9, 9), (6, 4, 3, 3), 1, 1, 1),          # im2col, col2im (K > C)
+    ((3, 6, 9, 9), (4, 6, 3, 3), 1, 1, 1),          # full convolution (K ≤ C): its columns in the scratch
+    ((3, 4, 9, 9), (6, 4, 3, 3), 2, 0, 1),
+    ((3, 4, 4, 4), (32, 4, 3, 3), 1, 1, 1),         # K > H'·W': dW over the batch's columns side by side
+    ((3, 4, 6, 6), (6, 4, 1, 1), 1, 1, 1),          # pointwise, padded: the padded input is its columns
+    ((3, 4, 6, 6), (6, 4, 1, 1), 1, 0, 1),          # pointwise: nothing kept
+    ((3, 4, 7, 7), (6, 2, 3, 3), 1, 1, 2),          # grouped
+    ((3, 4, 7, 7), (8, 1, 7, 7), 1, 3, 4),          # depthwise: nothing, in either memory
+])
+def test_workspace_values_are_what_the_numpy_kernels_hold(x_shape, w_shape, stride, padding, groups, monkeypatch):
+    """The layer's workspace holds exactly the values ``workspace_values`` counts as kept, and the scratch
+    memory those it counts there (each key once, at its largest)."""
+    monkeypatch.setattr(backend_kernels, "_chosen", "numpy")
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    workspace, scratch = Workspace(), Workspace()
+    y, cache = F.conv2d(x, w, None, stride, padding, 1, groups, workspace, scratch)
+    F.conv2d_backward(rng.standard_normal(y.shape), cache, scratch=scratch)
+    pads = G.resolve_padding(padding, w_shape[2:], (1, 1))
+    kept, used = F.workspace_values(x_shape, w_shape, (stride, stride), pads, (1, 1), groups)
+    assert workspace.nbytes() == 8 * sum(kept.values())
+    assert scratch.nbytes() == 8 * sum(used.values())

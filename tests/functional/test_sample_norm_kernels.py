@@ -1,34 +1,61 @@
-"""The per-sample normalisation kernels (juanji.functional.sample_norm): standardisation of rows against its
-row-by-row reference (the Jacobian written out), and layer, group and instance norm against torch.nn.functional
-— forward, dx, dγ, dβ and instance norm's running statistics — in float64 and float32 (kept float32), serially
-and with the rows split over two threads."""
+"""The per-sample normalisation kernels (juanji.functional.sample_norm), on NumPy's kernels and the compiled
+ones: the rows each norm standardises against the row-by-row reference (the Jacobian written out), and layer,
+group and instance norm against torch.nn.functional — forward, dx, dγ, dβ and instance norm's running
+statistics — in float64 and float32 (kept float32), serially and with the rows split over two threads."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
 
+from juanji.functional import plan
 from juanji.functional import sample_norm as S
 from kernel_check import DTYPES, assert_close, torch_vjp
 
-pytestmark = pytest.mark.usefixtures("batch_threads")
+pytestmark = pytest.mark.usefixtures("kernels", "batch_threads")
 
 
 def arrays(rng, dtype, *shapes):
     return [(rng.standard_normal(shape) * 2 + 0.5).astype(dtype) for shape in shapes]
 
 
+# each norm without γ, β: the rows it standardises, as (M, K)
+AS_ROWS = {"layer": (lambda x: S.layer_norm(x, 2, eps=1e-3), lambda x: x.reshape(len(x), -1)),
+           "group": (lambda x: S.group_norm(x, 2, eps=1e-3), lambda x: x.reshape(len(x) * 2, -1)),
+           "instance": (lambda x: S.instance_norm(x, eps=1e-3), lambda x: x.reshape(x.shape[0] * x.shape[1], -1))}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rows", [(1, 1), (5, 1), (3, 7), (8, 33)])
-def test_standardize_matches_its_reference(rows, dtype):
-    x, dxhat = arrays(np.random.default_rng(0), dtype, rows, rows)
-    xhat, mean, var, inv_std = S.standardize(x, 1e-3)
-    dx = S.standardize_backward(dxhat, xhat, inv_std)
-    assert xhat.dtype == mean.dtype == var.dtype == inv_std.dtype == dx.dtype == dtype
-    x64 = x.astype(np.float64)
-    assert_close(xhat, S.standardize_reference(x64, 1e-3), "x̂", dtype)
-    assert_close(mean, x64.mean(axis=1), "μ", dtype)
-    assert_close(var, x64.var(axis=1), "σ²", dtype)
-    assert_close(dx, S.standardize_backward_reference(dxhat.astype(np.float64), x64, 1e-3), "dx", dtype)
+@pytest.mark.parametrize("shape", [(1, 2, 1), (5, 2, 1), (3, 2, 7), (8, 4, 33)])
+@pytest.mark.parametrize("norm", AS_ROWS)
+def test_the_rows_match_their_reference(norm, shape, dtype):
+    forward, as_rows = AS_ROWS[norm]
+    x, dxhat = arrays(np.random.default_rng(0), dtype, shape, shape)
+    xhat, cache = forward(x)
+    dx, dgamma, dbeta = S.normalization_backward(dxhat, cache)
+    assert xhat.dtype == dx.dtype == dtype and dgamma is None and dbeta.dtype == dtype
+    rows = as_rows(x.astype(np.float64))
+    assert_close(xhat, S.standardize_reference(rows, 1e-3).reshape(shape), "x̂", dtype)
+    assert_close(cache.mean.reshape(-1), rows.mean(axis=1), "μ", dtype)
+    assert_close(cache.inv_std.reshape(-1), 1 / np.sqrt(rows.var(axis=1) + 1e-3), "1/σ", dtype)
+    dx_rows = S.standardize_backward_reference(as_rows(dxhat.astype(np.float64)), rows, 1e-3)
+    assert_close(dx, dx_rows.reshape(shape), "dx", dtype)
+
+
+@pytest.mark.parametrize("norm", ["layer", "group", "instance"])
+def test_blocks_of_one_sample_give_the_same_numbers(norm, monkeypatch):
+    """NumPy's kernels go block by block (``plan.SAMPLE_NORM_BLOCK_BYTES``): blocks of one leading index each,
+    the least there is, against the whole batch in one block."""
+    x, dy, gamma, beta = arrays(np.random.default_rng(7), np.float64, (5, 4, 3), (5, 4, 3), (4, 3), (4, 3))
+    forward = {"layer": lambda: S.layer_norm(x, 2, gamma, beta),
+               "group": lambda: S.group_norm(x, 2, gamma[:, 0], beta[:, 0]),
+               "instance": lambda: S.instance_norm(x, gamma[:, 0], beta[:, 0])}[norm]
+    results = []
+    for block_bytes in (1 << 20, 1):
+        monkeypatch.setattr(plan, "SAMPLE_NORM_BLOCK_BYTES", block_bytes)
+        y, cache = forward()
+        results.append((y, *S.normalization_backward(dy, cache)))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
 
 
 def test_the_references_are_torchs():

@@ -1,9 +1,16 @@
-"""The memory estimate that guards model building: its table is the models' true size, and it bounds from above."""
+"""The memory estimate that guards model building: its table is the models' true size, it bounds from above, and
+its kernel workspace is what the kernels hold."""
+import threading
+
+import numpy as np
 import pytest
 
 from juanji import models
 from juanji.model_memory import check_model_memory
-from juanji.models.summary import AT_DEFAULTS, estimate_memory, measure
+from juanji import nn
+from juanji.models.summary import AT_DEFAULTS, estimate_memory, measure, summarize
+from juanji.runtime import kernels
+from juanji.runtime.workspace import scratch
 
 BIG = {"alexnet", "zfnet", "spp_net", "densenet121", "googlenet", "mobilenet_v1", "resnet18", "resnet34", "resnet50",
        "densenet_bc_100", "resnet56"} | {name for name in AT_DEFAULTS if name.startswith("vgg") and name != "vgg_small"}
@@ -29,7 +36,7 @@ def test_the_estimate_bounds_the_real_size_from_above(name, kwargs):
     builder = models._REGISTRY[name]
     real = measure(builder, tuple(sorted(kwargs.items())))
     for measured in (False, True):
-        params, activations, _ = estimate_memory(builder, measured=measured, **kwargs)
+        params, activations, _, _ = estimate_memory(builder, measured=measured, **kwargs)
         assert params >= real[0] and activations >= real[1]
         if len(kwargs) == 1:
             assert params <= 10 * real[0]       # a bound, not a refusal of everything
@@ -38,7 +45,7 @@ def test_the_estimate_bounds_the_real_size_from_above(name, kwargs):
 def test_at_or_below_the_defaults_the_measured_estimate_is_exact():
     builder = models._REGISTRY["resnet20"]
     kwargs = {"num_classes": 10, "input_size": 28, "in_channels": 1}
-    assert estimate_memory(builder, measured=True, **kwargs)[:2] == measure(builder, tuple(sorted(kwargs.items())))
+    assert estimate_memory(builder, measured=True, **kwargs)[:3] == measure(builder, tuple(sorted(kwargs.items())))
 
 
 def test_refusal_names_the_sizes_and_the_limit():
@@ -47,3 +54,37 @@ def test_refusal_names_the_sizes_and_the_limit():
         check_model_memory("lenet5", source="juanji x", input_size=60_000)
     with pytest.raises(ValueError, match="num_classes must be an integer in 1..1,000,000, got True"):
         check_model_memory("lenet5", num_classes=True)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("resnet20", {"num_classes": 10, "input_size": 12, "in_channels": 1}),       # im2col, full convolution, 1×1
+    ("mobilenet_v2", {"num_classes": 10, "input_size": 16, "width_mult": 0.25}),  # depthwise: no columns
+    ("unet", {"input_size": 16}),
+])
+def test_the_workspace_counted_is_what_a_train_step_holds(name, kwargs, monkeypatch):
+    """A forward and backward on NumPy's kernels, in a thread of its own (fresh scratch memory): the layers'
+    workspaces hold exactly the values ``summarize`` counts as kept (depthwise layers none), and the thread's
+    scratch memory at most its largest array per key."""
+    monkeypatch.setattr(kernels, "_chosen", "numpy")
+    model = models.create(name, **kwargs)
+    rows = summarize(model)
+    kept, most = sum(row.kept for row in rows), {}
+    for row in rows:
+        for key, values in row.scratch.items():
+            most[key] = max(most.get(key, 0), values)
+    batch, held = 3, {}
+
+    def train_step():
+        y = model(np.random.default_rng(0).standard_normal((batch, *model.input_shape)).astype(np.float32))
+        model.backward(np.ones_like(y))
+        held["scratch"] = scratch().nbytes()
+
+    model.train()
+    thread = threading.Thread(target=train_step)
+    thread.start()
+    thread.join()
+    convolutions = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert sum(m._workspace.nbytes() for m in convolutions) == 4 * batch * kept
+    assert 0 < held["scratch"] <= 4 * batch * sum(most.values())
+    if name == "mobilenet_v2":
+        assert all(m._workspace.nbytes() == 0 for m in convolutions if m.groups == m.in_channels > 1)

@@ -1,0 +1,177 @@
+"""NumPy's depthwise kernel ("depthwise_shifts": a multiply-add per kernel offset) against the slow loop references,
+torch (forward, dX, dW, db) and finite differences, on random geometry and blocks down to a few planes; the plan's
+rule that picks it; and its memory, the input's and the output's size rather than R·S times the input's."""
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import juanji
+from finite_difference import check_layer
+from juanji import nn
+from juanji.functional import conv as F
+from juanji.functional import geometry as G
+from juanji.functional import plan
+from juanji.runtime import kernels as backend_module
+from kernel_check import assert_close, torch_vjp
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning")
+
+
+def shifts(block_bytes=plan.DEPTHWISE_BLOCK_BYTES):
+    return plan.ConvPlan("depthwise_shifts", "depthwise_shifts", "depthwise_shifts", block_bytes)
+
+
+@st.composite
+def depthwise_layers(draw):
+    """(x shape, weight shape, stride, padding as resolved ((top, bottom), (left, right)), dilation) of a depthwise
+    layer with m filters per channel whose (dilated) kernel fits in the padded input; 'same' (stride 1) pads an
+    even kernel one more after, other paddings are drawn per side."""
+    n, c, m = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    if stride == (1, 1) and draw(st.booleans()):
+        pads = G.resolve_padding("same", kernel, dilation)
+    else:
+        pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+    reach = [d * (k - 1) + 1 - sum(p) for k, d, p in zip(kernel, dilation, pads)]
+    h, w = (max(1, size) + draw(st.integers(0, 5)) for size in reach)
+    return (n, c, h, w), (m * c, 1, *kernel), stride, pads, dilation
+
+
+def arrays(x_shape, w_shape, dtype, seed, bias=True):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype),
+            rng.standard_normal(w_shape[0]).astype(dtype) if bias else None)
+
+
+@settings(max_examples=80, deadline=None)
+@given(depthwise_layers(), st.sampled_from([1, 300, 5000, plan.DEPTHWISE_BLOCK_BYTES]), st.booleans(),
+       st.integers(0, 2**16))
+# blocks of one plane: every sample's channels one at a time, at stride 3 and with a multiplier
+@example(((2, 3, 9, 8), (6, 1, 3, 2), (3, 2), ((1, 0), (2, 1)), (2, 1)), 1, True, 0)
+def test_shifts_match_the_slow_references(layer, block_bytes, bias, seed):
+    """Any kernel 1–7, stride 1–3, dilation 1–2, padding per side, multiplier 1–2, in blocks from one plane
+    (``block_bytes`` 1) to the default's: y, dX, dW and db as the loops over outputs and kernel offsets."""
+    x_shape, w_shape, stride, pads, dilation = layer
+    x, w, b = arrays(x_shape, w_shape, np.float64, seed, bias)
+    kwargs = dict(stride=stride, padding=pads, dilation=dilation, groups=x_shape[1])
+    y, cache = F.conv2d(x, w, b, plan=shifts(block_bytes), **kwargs)
+    assert cache[-1].forward == "depthwise_shifts"
+    assert_close(y, F.conv2d_reference(x, w, b, **kwargs), "y vs conv2d_reference")
+    dy = np.random.default_rng(seed + 1).standard_normal(y.shape)
+    expected = F.conv2d_backward_reference(dy, x, w, **kwargs)
+    for name, got, want in zip(["dx", "dW", "db"], F.conv2d_backward(dy, cache), expected):
+        assert_close(got, want, f"{name} vs conv2d_backward_reference")
+
+
+@settings(max_examples=40, deadline=None)
+@given(depthwise_layers(), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
+@pytest.mark.usefixtures("batch_threads")
+def test_shifts_match_torch(layer, dtype, seed):
+    """y, dX, dW, db against torch (x padded by torch.nn.functional.pad for the sides drawn apart), float32 to
+    1e-4 and float64 to 1e-10, one and two threads, and the dtype kept (no silent upcast)."""
+    x_shape, w_shape, stride, pads, dilation = layer
+    x, w, b = arrays(x_shape, w_shape, dtype, seed)
+    c = x_shape[1]
+    y, cache = F.conv2d(x, w, b, stride, pads, dilation, c, plan=shifts(2000))
+    dy = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(dtype)
+    dx, dw, db = F.conv2d_backward(dy, cache)
+    (top, bottom), (left, right) = pads
+    y_t, grads = torch_vjp(lambda t, u, v: TF.conv2d(TF.pad(t, (left, right, top, bottom)), u, v, stride,
+                                                     dilation=dilation, groups=c), dy, x, w, b)
+    for name, got, want in zip(["y", "dx", "dW", "db"], (y, dx, dw, db), (y_t, *grads)):
+        assert got.dtype == dtype, f"{name} is {got.dtype}"
+        assert_close(got, want, f"{name} vs torch")
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, m", [
+    (7, 1, 3, 1, 1),            # ConvNeXt's
+    (3, 2, 1, 1, 1),            # MobileNet's downsampling
+    (4, 1, "same", 2, 2),       # an even dilated kernel: 'same' pads one more after
+    ((3, 5), (2, 3), (2, 1), (2, 1), 2),
+])
+def test_a_depthwise_layer_passes_finite_differences(kernel, stride, padding, dilation, m, monkeypatch):
+    """nn.Conv2d(groups=C) in float64 on NumPy's kernels (which plan it "depthwise_shifts"): dX, dW and db
+    against central differences, no torch."""
+    monkeypatch.setattr(backend_module, "_chosen", "numpy")
+    layer = nn.Conv2d(3, 3 * m, kernel, stride, padding, dilation, groups=3, dtype=np.float64,
+                      rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((2, 3, 9, 10))
+    layer(x)
+    assert layer.saved_for_backward()[0][-1].forward == "depthwise_shifts"
+    check_layer(layer, x, samples=8)
+
+
+@pytest.mark.parametrize("kernels, backend", [("numpy", "numpy"), ("numba small maps", "numba")])
+def test_the_plan_runs_every_depthwise_layer_by_the_shifts_on_numpys_kernels(kernels, backend, monkeypatch):
+    """Every depthwise layer — 3×3 at stride 1 and 2, 7×7, dilated, with 2 filters per channel — on NumPy's
+    kernels, and on the compiled ones where their general loops do not pay (maps under DEPTHWISE_MIN_PIXELS);
+    a grouped layer that is not depthwise, and one input channel without groups, keep their GEMMs."""
+    monkeypatch.setattr(backend_module, "_chosen", backend)
+    monkeypatch.setattr(plan, "COMPILED_MIN_ELEMENTS", 0)
+    one = ((1, 1), (1, 1))
+    layers = [((4, 8, 16, 16), (8, 1, 3, 3), (1, 1), one, (1, 1), 8),
+              ((4, 8, 16, 16), (8, 1, 3, 3), (2, 2), one, (1, 1), 8),
+              ((4, 8, 8, 8), (8, 1, 7, 7), (1, 1), ((3, 3), (3, 3)), (1, 1), 8),
+              ((4, 8, 16, 16), (8, 1, 3, 3), (1, 1), ((2, 2), (2, 2)), (2, 2), 8),
+              ((4, 8, 8, 8), (16, 1, 5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 8)]
+    if backend == "numba":
+        if not backend_module.numba_available():
+            pytest.skip("Numba is not installed (pip install 'juanji[fast]')")
+        layers = [layer for layer in layers if not plan.depthwise_rows(layer[1][2:], layer[2], layer[4], layer[3])]
+    for layer in layers:
+        assert plan.plan_conv(*layer) == shifts(), layer
+    assert plan.plan_conv((4, 8, 8, 8), (8, 4, 3, 3), (1, 1), one, (1, 1), 2).forward == "grouped"
+    assert plan.plan_conv((4, 1, 8, 8), (6, 1, 5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 1).forward == "im2col"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_without_dx_and_the_inputs_untouched(dtype):
+    x, w, b = arrays((3, 4, 9, 9), (8, 1, 5, 5), dtype, 4)
+    copies = [a.copy() for a in (x, w, b)]
+    y, cache = F.conv2d(x, w, b, 2, 2, 1, 4, plan=shifts(3000))
+    dy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
+    dx, dw, db = F.conv2d_backward(dy, cache, need_dx=False)
+    _, dw_full, db_full = F.conv2d_backward(dy, cache)
+    assert dx is None
+    np.testing.assert_array_equal(dw, dw_full)
+    np.testing.assert_array_equal(db, db_full)
+    for original, copy in zip((x, w, b), copies):
+        np.testing.assert_array_equal(original, copy)
+
+
+def peak_bytes(function):
+    """The largest memory NumPy held at once (tracemalloc traces its arrays) while ``function`` ran, less what
+    was held before."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        function()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_shifts_hold_the_input_and_output_not_r_s_copies_of_the_input():
+    """A 7×7 depthwise layer at ConvNeXt's first stage on 28×28 images, forward and backward: what the shifts
+    allocate beyond y, dX and the cache is a few blocks per thread, where the grouped GEMMs' columns are 49
+    copies of the input."""
+    x, w, b = arrays((16, 96, 28, 28), (96, 1, 7, 7), np.float32, 6)
+    dy = np.random.default_rng(7).standard_normal(x.shape).astype(np.float32)
+    kwargs = dict(stride=1, padding=3, dilation=1, groups=96)
+
+    def train_step(chosen):
+        _, cache = F.conv2d(x, w, b, plan=chosen, **kwargs)
+        F.conv2d_backward(dy, cache)
+
+    shifted = peak_bytes(lambda: train_step(shifts()))
+    grouped = peak_bytes(lambda: train_step(plan.ConvPlan("grouped", "grouped", "col2im")))
+    threads = juanji.get_num_threads()
+    assert shifted <= 2 * x.nbytes + threads * 2 * plan.DEPTHWISE_BLOCK_BYTES     # y, dX and the blocks
+    assert grouped >= 49 * x.nbytes
