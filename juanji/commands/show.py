@@ -13,7 +13,7 @@ from ..viz.kernels import SCALES
 from ..io import write_atomically
 from ..runs import Run
 from ..trained import TrainedModel
-from . import add_photo_options
+from . import add_photo_options, number
 
 
 def register(sub):
@@ -49,24 +49,24 @@ def register(sub):
     p = add("occlusion", cmd_occlusion, "how much the class probability drops with a gray square over each place",
             image=True)
     p.add_argument("--class", dest="class_name", help="class name or index (default: the predicted class)")
-    p.add_argument("--size", type=int, default=6, help="side of the gray square in pixels (default 6)")
-    p.add_argument("--stride", type=int, default=2, help="step between squares in pixels (default 2)")
+    p.add_argument("--size", type=number(int, 1), default=6, help="side of the gray square in pixels (default 6)")
+    p.add_argument("--stride", type=number(int, 1), default=2, help="step between squares in pixels (default 2)")
     p = add("deconv", cmd_deconv, "deconvnet: each map's strongest activation projected back to the pixels",
             image=True)
     p.add_argument("--layer", help="layer name, nested Sequentials opened: features.3 (default: the last one with "
                                    "maps, poolings left out)")
     p = add("class-model", cmd_class_model, "the image the network scores highest for a class (gradient ascent)")
     p.add_argument("--class", dest="class_name", help="class name or index (default: every class)")
-    p.add_argument("--steps", type=int, default=200, help="gradient ascent steps (default 200)")
-    p.add_argument("--lr", type=float, default=0.1, help="step size (default 0.1)")
-    p.add_argument("--l2", type=float, default=0.05, help="λ of the penalty λ‖I‖² (default 0.05)")
+    p.add_argument("--steps", type=number(int, 1), default=200, help="gradient ascent steps (default 200)")
+    p.add_argument("--lr", type=number(float, 0), default=0.1, help="step size (default 0.1)")
+    p.add_argument("--l2", type=number(float, 0), default=0.05, help="λ of the penalty λ‖I‖² (default 0.05)")
     p = add("curves", cmd_curves, "loss and accuracy per epoch of one or several runs", checkpoint=False)
     p.add_argument("runs", nargs="+", metavar="RUN")
     add("confusion", cmd_confusion, "confusion matrix on the test set as a heat map")
     p = add("misclassified", cmd_misclassified, "test images the model gets wrong, with true and predicted class")
-    p.add_argument("--count", type=int, default=30, help="how many images (default 30)")
+    p.add_argument("--count", type=number(int, 1), default=30, help="how many images (default 30)")
     p = add("masks", cmd_masks, "a segmentation run's test images with their true and predicted masks")
-    p.add_argument("--count", type=int, default=8, help="how many images (default 8)")
+    p.add_argument("--count", type=number(int, 1), default=8, help="how many images (default 8)")
 
 
 def _out_path(args, name: str) -> str:

@@ -173,3 +173,25 @@ def test_errors_exit_2_without_traceback_unless_debug(tmp_path):
     debug = subprocess.run([sys.executable, "-m", "juanji.cli", "--debug", "eval", str(bad)],
                            capture_output=True, text=True)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("subcommand, option, value, message", [
+    ("class-model", "--steps", "-1", "must be at least 1, got '-1'"),
+    ("class-model", "--lr", "nan", "must be finite, got 'nan'"),
+    ("class-model", "--l2", "-0.5", "must be at least 0, got '-0.5'"),
+    ("occlusion", "--size", "inf", "expected an integer, got 'inf'"),
+    ("occlusion", "--stride", "0", "must be at least 1, got '0'"),
+    ("misclassified", "--count", "0", "must be at least 1, got '0'"),
+    ("masks", "--count", "1e9", "expected an integer, got '1e9'"),
+])
+def test_every_numeric_option_of_show_is_checked_before_any_work(run_dir, tmp_path, capsys, subcommand, option,
+                                                                  value, message):
+    """Out-of-range numbers once reached a traceback (class-model --steps -1) or a picture of NaNs (--lr nan)."""
+    boot = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "images", "ankle-boot.png")
+    image = [boot] if subcommand == "occlusion" else []
+    with pytest.raises(SystemExit) as ended:
+        main(["show", subcommand, str(run_dir), *image, option, value, "--out", str(tmp_path / "x.png")])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"juanji show {subcommand}: error: argument {option}: {message}"
+    assert not (tmp_path / "x.png").exists()
