@@ -34,6 +34,19 @@ def test_erf_in_float32_stays_float32_within_two_float32_ulps():
     assert (np.abs(y - expected) <= 2 * np.spacing(np.abs(expected).astype(np.float32))).all()
 
 
+def test_erf_works_block_by_block_on_any_shape_and_layout(monkeypatch):
+    """erf goes through ``plan.ERF_BLOCK`` values at a time (GELU's temporaries were 6.6× its input): blocks
+    that end mid-row, a last partial block and a transposed 4-d view give erf of each value, in x's shape."""
+    from juanji.functional import plan
+    x = np.random.default_rng(1).standard_normal((3, 7, 11, 13)) * 3     # 3003 values
+    whole = A.erf(x)                                                       # one block
+    monkeypatch.setattr(plan, "ERF_BLOCK", 1000)                           # 4 blocks, the last of 3 values
+    for view, expected in ((x, whole), (x.transpose(0, 2, 3, 1), whole.transpose(0, 2, 3, 1))):
+        y = A.erf(view)
+        assert y.shape == view.shape
+        np.testing.assert_array_equal(y, expected)
+
+
 def test_erf_of_the_limits_and_nan():
     y = A.erf(np.array([np.inf, -np.inf, np.nan, 40.0, -40.0]))
     np.testing.assert_array_equal(y[[0, 1, 3, 4]], [1, -1, 1, -1])
