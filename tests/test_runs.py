@@ -8,19 +8,11 @@ import numpy as np
 import pytest
 
 from juanji import checkpoint as ckpt
-from juanji.data import write_idx
 from juanji.runs import Run, RunLocked, best_score
 from juanji.schema import SchemaError, TrainConfig
 from juanji.train import Trainer
+from idx_data import idx_folder
 
-
-def idx_folder(path, count=32):
-    path.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for split in ("train", "t10k"):
-        write_idx(path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)).astype(np.uint8))
-        write_idx(path / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, count).astype(np.uint8))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -19,18 +19,9 @@ import numpy as np
 import pytest
 
 from juanji.cli import main
-from juanji.data import write_idx
 from juanji.schema import SchemaError
 from juanji.train import TrainConfig, Trainer
-
-def idx_folder(path, count=32):
-    """An MNIST-layout folder of ``count`` random 28×28 training and test images."""
-    path.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for split in ("train", "t10k"):
-        write_idx(path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)).astype(np.uint8))
-        write_idx(path / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, count).astype(np.uint8))
-    return path
+from idx_data import idx_folder
 
 
 def snapshot(root):

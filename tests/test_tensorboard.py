@@ -14,7 +14,7 @@ import pytest
 
 from juanji import checkpoint as ckpt
 from juanji.cli import main
-from juanji.data import write_idx
+from idx_data import idx_folder
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
                                         reason="pip install tensorboard (the test extra)")
@@ -54,14 +54,6 @@ def test_scalars_equal_metrics_jsonl_and_histograms_the_weights(tmp_path):
 # -- a writer that dies: a full disk under the event files ends training with one line, never a hang ----------
 JUANJI = [str(Path(sys.executable).with_name("juanji"))]      # the installed command, as a user runs it
 
-
-def idx_folder(path, count=32):
-    path.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for split in ("train", "t10k"):
-        write_idx(path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)).astype(np.uint8))
-        write_idx(path / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, count).astype(np.uint8))
-    return path
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ class Example:
         return name, message.strip()
 
 
-def session(body: str) -> list[Example]:
+def console_examples(body: str) -> list[Example]:
     """The statements of a pycon block, read as docs/javascripts/copy.js reads them (and doctest, which
     runs them): ">>> " starts a statement, "... " lines right after it continue it, and the lines after
     those, up to the next prompt or a blank line, are its output. Comment lines are statements too."""
@@ -93,7 +93,7 @@ def sections(markdown: str) -> list[Section]:
         position = match.end()
         if match.group(2) == "pycon":
             indent = len(match.group(1))
-            examples = session("".join(line[indent:] for line in match.group(3).splitlines(keepends=True)))
+            examples = console_examples("".join(line[indent:] for line in match.group(3).splitlines(keepends=True)))
             if examples:
                 found[-1].blocks.append(examples)
     headings(markdown[position:])
