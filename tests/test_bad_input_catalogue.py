@@ -39,53 +39,20 @@ from PIL import Image
 from juanji import checkpoint as ckpt
 from juanji import models, nn
 from juanji.cli import main
-from juanji.data import ArrayDataset, write_idx
+from juanji.data import ArrayDataset
 from juanji.train import TrainConfig, Trainer, TrainingDiverged
+from checkpoint_edits import checkpoint_arrays, rewrite
+from idx_data import idx_folder
 from mutation import mutate
+from refusals import fails_cleanly, one_line_exit_2, snapshot
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def snapshot(root):
-    """{relative path: bytes} of every file under ``root`` (a FIFO or socket: its kind, never opened)."""
-    files = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(folder, name)
-            if not os.path.isfile(path):
-                files[os.path.relpath(path, root)] = f"not a regular file, mode {os.lstat(path).st_mode:o}"
-                continue
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, root)] = f.read()
-    return files
-
-
-def fails_cleanly(capsys, argv, *fragments):
-    """Run ``juanji argv`` in-process: exit status 2 and one stderr line holding every fragment."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("juanji: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
-
-
-def idx_folder(path, count=64, labels=None, image_dtype=np.uint8):
-    """An MNIST-layout folder of ``count`` random 28×28 training and test images."""
-    path.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for split in ("train", "t10k"):
-        write_idx(path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)).astype(image_dtype))
-        write_idx(path / f"{split}-labels-idx1-ubyte",
-                  rng.integers(0, 10, count).astype(np.uint8) if labels is None else labels)
-    return path
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A one-epoch run on a tiny IDX folder."""
     root = tmp_path_factory.mktemp("bad-input")
-    data = idx_folder(root / "data")
+    data = idx_folder(root / "data", count=64)
     out = root / "run"
     assert main(["train", "--data", str(data), "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
     return out
@@ -162,7 +129,7 @@ def test_non_finite_training_input_is_reported_as_the_input_batch(tmp_path, bad)
     (np.zeros(10, np.uint8), "image/label count mismatch"),
 ])
 def test_bad_labels(tmp_path, capsys, labels, fragment):
-    data = idx_folder(tmp_path / "data", labels=labels)
+    data = idx_folder(tmp_path / "data", count=64, labels=labels)
     before = snapshot(tmp_path)
     fails_cleanly(capsys, ["train", "--data", data, "--out", tmp_path / "run", "--no-progress"], fragment)
     assert snapshot(tmp_path) == before
@@ -175,7 +142,7 @@ def test_bad_labels(tmp_path, capsys, labels, fragment):
     (lambda b: b"", "train-images-idx3-ubyte: empty file"),
 ])
 def test_damaged_idx_files(tmp_path, capsys, damage, fragment):
-    data = idx_folder(tmp_path / "data")
+    data = idx_folder(tmp_path / "data", count=64)
     path = data / "train-images-idx3-ubyte"
     path.write_bytes(damage(path.read_bytes()))
     before = snapshot(tmp_path)
@@ -200,7 +167,7 @@ def test_damaged_idx_files(tmp_path, capsys, damage, fragment):
     (["--data", "words"], "--data words is words, which only a text model reads: --model text_cnn"),
 ])
 def test_bad_training_options(tmp_path, capsys, argv, fragment):
-    data = idx_folder(tmp_path / "data")
+    data = idx_folder(tmp_path / "data", count=64)
     before = snapshot(tmp_path)
     fails_cleanly(capsys, ["train", "--data", data, "--out", tmp_path / "run", "--no-progress", *argv], fragment)
     assert snapshot(tmp_path) == before
@@ -259,14 +226,9 @@ def _evil_pickle(marker):
     return pickle.dumps(Payload())
 
 
-def _rewrite_meta(source, target, change):
-    with np.load(source, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    meta = json.loads(str(arrays["__meta__"]))
-    change(meta)
-    arrays["__meta__"] = np.array(json.dumps(meta))
-    with open(target, "wb") as f:
-        np.savez(f, **arrays)
+def _bad_header(workspace, change):
+    """The workspace's best.npz with its header changed by ``change``, as bad.npz."""
+    rewrite(workspace / "best.npz", change_meta=change, to=workspace / "bad.npz")
 
 
 CHECKPOINT_CASES = {
@@ -278,21 +240,17 @@ CHECKPOINT_CASES = {
     "png renamed": (lambda ws: (ws / "bad.npz").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100)),
                     "not a zip archive"),
     "plain npz": (lambda ws: np.savez(ws / "bad.npz", weight=np.zeros(3)), "no __meta__ header"),
-    "newer version": (lambda ws: _rewrite_meta(ws / "best.npz", ws / "bad.npz", lambda m: m.update(version=99)),
+    "newer version": (lambda ws: _bad_header(ws, lambda m: m.update(version=99)),
                       "written by a newer juanji (checkpoint format version 99, this juanji reads up to 1)"),
-    "version not a number": (lambda ws: _rewrite_meta(ws / "best.npz", ws / "bad.npz",
-                                                      lambda m: m.update(version="2")),
+    "version not a number": (lambda ws: _bad_header(ws, lambda m: m.update(version="2")),
                              "corrupt header (version '2' is not an integer)"),
     "header not an object": (lambda ws: np.savez(ws / "bad.npz", __meta__=np.array("[1, 2]")),
                              "not a juanji checkpoint (format 'list')"),
-    "another model": (lambda ws: _rewrite_meta(ws / "best.npz", ws / "bad.npz",
-                                               lambda m: m.update(model={"name": "resnet20", "config": {}})),
+    "another model": (lambda ws: _bad_header(ws, lambda m: m.update(model={"name": "resnet20", "config": {}})),
                       "does not fit model 'resnet20'"),
-    "unknown model": (lambda ws: _rewrite_meta(ws / "best.npz", ws / "bad.npz",
-                                               lambda m: m.update(model={"name": "lenet6", "config": {}})),
+    "unknown model": (lambda ws: _bad_header(ws, lambda m: m.update(model={"name": "lenet6", "config": {}})),
                       "cannot build the model it names: unknown model 'lenet6'; did you mean 'lenet5'?"),
-    "bad model config": (lambda ws: _rewrite_meta(ws / "best.npz", ws / "bad.npz",
-                                                  lambda m: m.update(model={"name": "lenet5", "config": [3]})),
+    "bad model config": (lambda ws: _bad_header(ws, lambda m: m.update(model={"name": "lenet5", "config": [3]})),
                          "bad.npz: field 'header.model.config': expected null or dict, got [3]"),
 }
 
@@ -412,15 +370,6 @@ def juanji_under_memory_limit(argv, limit=MEMORY_LIMIT, code=None):
                           env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
 
 
-def one_line_exit_2(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    err = result.stderr
-    assert err.startswith("juanji: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
-
-
 def copy_run(run_dir, target):
     shutil.copytree(run_dir, target)
     return target
@@ -441,11 +390,6 @@ def npy_header(descr, shape) -> bytes:
     header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
     header = header.ljust(118 - 10 + 64 * (len(header) // 64), b" ") + b"\n"
     return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
-
-
-def checkpoint_arrays(path):
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
 
 
 def zeros_member(archive, name, descr, shape, chunk=1 << 24):
@@ -528,10 +472,10 @@ def test_optimizer_arrays_larger_than_the_model_are_refused(run_dir, tmp_path):
                                                                                   "would need about"),
 ])
 def test_model_sizes_in_a_header_are_checked_before_building(workspace, change, fragment):
-    def rewrite(meta):
+    def without_data(meta):
         meta.pop("data")
         change(meta)
-    _rewrite_meta(workspace / "best.npz", workspace / "bad.npz", rewrite)
+    _bad_header(workspace, without_data)
     before = snapshot(workspace)
     one_line_exit_2(juanji_under_memory_limit(["eval", workspace / "bad.npz"]), "bad.npz: ", fragment)
     assert snapshot(workspace) == before
@@ -645,7 +589,7 @@ HEADER_CASES = {
 @pytest.mark.parametrize("case", sorted(HEADER_CASES))
 def test_checkpoint_header_against_the_schema(workspace, capsys, case):
     change, fragment = HEADER_CASES[case]
-    _rewrite_meta(workspace / "best.npz", workspace / "bad.npz", change)
+    _bad_header(workspace, change)
     before = snapshot(workspace)
     for command in (["eval"], ["show", "confusion"], ["export"]):
         extra = [workspace / "m.onnx"] if command == ["export"] else []

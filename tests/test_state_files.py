@@ -9,10 +9,8 @@ import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,29 +19,10 @@ import pytest
 from juanji.cli import main
 from juanji.schema import SchemaError
 from juanji.train import TrainConfig, Trainer
+from checkpoint_edits import add_members, rewrite
+from disk_failures import mount_tmpfs, no_file_may_grow
 from idx_data import idx_folder
-
-
-def snapshot(root):
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
-
-
-def fails_cleanly(capsys, argv, *fragments):
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("juanji: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
-
-
-def one_line_exit_2(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("juanji: error: ") and result.stderr.count("\n") == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
-    return result.stderr
+from refusals import fails_cleanly, one_line_exit_2, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +40,6 @@ def run(trained, tmp_path):
     """A copy of the trained run (its config.json names the data folder beside the original)."""
     shutil.copytree(trained / "run", tmp_path / "run")
     return tmp_path / "run"
-
-
-def rewrite(path, change_arrays=None, change_meta=None):
-    """Rewrite the checkpoint at ``path`` with its arrays and header changed in place."""
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    meta = json.loads(str(arrays.pop("__meta__")))
-    if change_arrays:
-        change_arrays(arrays)
-    if change_meta:
-        change_meta(meta)
-    np.savez(path, __meta__=np.array(json.dumps(meta)), **arrays)
 
 
 def optimizer_arrays_as(dtype):
@@ -139,12 +106,6 @@ def edit_config(run, **changes):
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
-def add_members(path, count):
-    with zipfile.ZipFile(path, "a") as archive:
-        for i in range(count):
-            archive.writestr(f"optim/extra{i}.npy", b"")
-
-
 @pytest.mark.parametrize("case", sorted(RESUME_CASES))
 def test_a_checkpoint_that_does_not_hold_this_run_is_refused_on_resume(run, capsys, case):
     damage, *fragments = RESUME_CASES[case]
@@ -190,25 +151,12 @@ RUN_A_KERNEL = ("import numpy as np; from juanji.functional.compiled import acti
                 "print(activation.relu(np.array([-1.0, 2.0], np.float32)))")
 
 
-def mount_tmpfs(path):
-    """A 64 KiB tmpfs at ``path`` (root only); False where mounting is not permitted."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True)
-    return mounted.returncode == 0
-
-
 @pytest.fixture
 def mounts():
     mounted = []
     yield mounted
     for path in reversed(mounted):
         subprocess.run(["umount", str(path)], check=True)
-
-
-def no_file_may_grow():
-    """In the child: every write past offset 0 fails with EFBIG (SIGXFSZ ignored), a real OS failure."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
 
 
 def run_a_kernel(cache_home, preexec_fn=None):

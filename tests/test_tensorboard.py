@@ -2,9 +2,7 @@
 metrics.jsonl's, the histograms the weights', the kernel image the first convolution's."""
 import json
 import re
-import resource
 import shlex
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +12,9 @@ import pytest
 
 from juanji import checkpoint as ckpt
 from juanji.cli import main
+from disk_failures import mount_tmpfs, no_file_may_grow
 from idx_data import idx_folder
+from refusals import one_line_exit_2
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
                                         reason="pip install tensorboard (the test extra)")
@@ -61,8 +61,7 @@ def disk(tmp_path):
     """A 64 KiB tmpfs holding one free page (the event file's first record fits, an epoch's does not); None
     where mounting is not permitted (not root)."""
     disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
+    if not mount_tmpfs(disk):
         yield None
         return
     try:
@@ -72,19 +71,11 @@ def disk(tmp_path):
         subprocess.run(["umount", str(disk)], check=True)
 
 
-def no_file_may_grow():
-    """In the child: every write fails with EFBIG (SIGXFSZ ignored) — a real OS failure, without root."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-
-
-def one_line_exit_2(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("juanji: error: ") and result.stderr.count("\n") == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
-    assert "[Errno" not in result.stderr, result.stderr        # the reason in words, once
-    return result.stderr
+def in_words(result, *fragments):
+    """``one_line_exit_2``, the OS's reason in words, once (no "[Errno")."""
+    err = one_line_exit_2(result, *fragments)
+    assert "[Errno" not in err, err
+    return err
 
 
 def juanji(argv, cwd, preexec_fn=None):
@@ -99,15 +90,15 @@ def test_a_full_disk_under_the_event_files_ends_training_with_one_line_and_the_r
     train = ["train", "--data", data, "--out", "run", "--batch-size", "16", "--no-progress", "--epochs"]
     if disk is not None:
         board, result = disk / "board", juanji(train + ["2", "--tensorboard", disk / "board"], tmp_path)
-        err = one_line_exit_2(result, f"cannot write TensorBoard events to {board}: No space left on device; "
-                                      f"training stopped after epoch 1, whose checkpoint is kept:")
+        err = in_words(result, f"cannot write TensorBoard events to {board}: No space left on device; "
+                               f"training stopped after epoch 1, whose checkpoint is kept:")
         command = shlex.split(re.search(r"kept: '(.*)' goes on from it$", err.strip())[1])
     else:
         assert juanji(train + ["1"], tmp_path).returncode == 0
         board = tmp_path / "board"
         result = juanji(["train", "--resume", "--out", "run", "--epochs", "2", "--tensorboard", board,
                          "--no-progress"], tmp_path, no_file_may_grow)
-        one_line_exit_2(result, f"cannot write TensorBoard events to {board}: File too large")
+        in_words(result, f"cannot write TensorBoard events to {board}: File too large")
         command = ["juanji", "train", "--resume", "--out", "run", "--epochs", "2"]
     epoch_1 = tmp_path / "run" / "checkpoints" / "epoch-001.npz"
     assert ckpt.load(epoch_1).meta["epoch"] == 1 and not epoch_1.with_name("epoch-002.npz").exists()
@@ -127,5 +118,5 @@ def test_a_board_folder_that_cannot_be_written_refuses_before_training(tmp_path,
         board, preexec_fn = tmp_path / "board", no_file_may_grow
     result = juanji(["train", "--data", data, "--out", "run", "--epochs", "1", "--tensorboard", board,
                      "--no-progress"], tmp_path, preexec_fn)
-    one_line_exit_2(result, f"cannot write TensorBoard events to {board}: ")
+    in_words(result, f"cannot write TensorBoard events to {board}: ")
     assert not (tmp_path / "run").exists()                  # nothing trained, nothing written

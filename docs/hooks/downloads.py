@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 
 # A fence may be indented, as inside a collapsible ``??? note "Solution"`` block: its body is dedented.
+# tests/docs reads the pages' code blocks by this pattern too (``fenced_blocks``).
 FENCE = re.compile(r"^( *)```(\w*)[^\n]*\n(.*?)^\1```[ \t]*$", re.M | re.S)
 TRACEBACK = ("Traceback (most recent call last):", "Traceback (innermost last):")
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*(?:\{[^}\n]*\})?[ \t]*$", re.M)
@@ -33,6 +34,14 @@ WORDS = {
                      "请在一个空文件夹里运行：有些示例会写文件。",
            "introduction": "[本页]({url})的示例，按页面上的顺序。"},
 }
+
+
+def fenced_blocks(markdown: str):
+    """(match, kind, body) of every fenced block of the page: the ``FENCE`` match, the kind the fence names
+    ("pycon", "sh"...; "" for none) and the body, dedented by the fence's indentation."""
+    for match in FENCE.finditer(markdown):
+        indent = len(match.group(1))
+        yield match, match.group(2), "".join(line[indent:] for line in match.group(3).splitlines(keepends=True))
 
 
 @dataclass
@@ -88,14 +97,12 @@ def sections(markdown: str) -> list[Section]:
     def headings(text: str) -> None:
         found.extend(Section(len(m.group(1)), m.group(2)) for m in HEADING.finditer(text))
 
-    for match in FENCE.finditer(markdown):
+    for match, kind, body in fenced_blocks(markdown):
         headings(markdown[position:match.start()])
         position = match.end()
-        if match.group(2) == "pycon":
-            indent = len(match.group(1))
-            examples = console_examples("".join(line[indent:] for line in match.group(3).splitlines(keepends=True)))
-            if examples:
-                found[-1].blocks.append(examples)
+        examples = console_examples(body) if kind == "pycon" else []
+        if examples:
+            found[-1].blocks.append(examples)
     headings(markdown[position:])
     return found
 

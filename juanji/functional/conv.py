@@ -166,7 +166,8 @@ def _to_nchw(y_kn: np.ndarray, bias, out: np.ndarray) -> None:
 # output rows are one contiguous run of H'·pitch values, of which each row's first W' are the outputs' and the
 # rest (pitch − W', the kernel's reach) belong to no output.  So each offset is one multiply-add of whole
 # contiguous runs — NumPy's ufuncs run long SIMD loops instead of W'-long rows — into outputs ``pitch`` wide,
-# whose extra columns are dropped (forward) or held at zero (dY's, in backward, so that they add nothing).
+# whose extra columns are dropped (forward) or held at zero (dY's, in backward, so that they add nothing; where
+# they meet an inf or NaN, which times zero is NaN, the backward counts the real columns alone).
 # The work goes in blocks of (n, c) planes of ``plan.block_bytes`` (kept in cache from offset to offset):
 # the memory is a few blocks per thread, whatever the kernel's size.
 
@@ -221,6 +222,11 @@ def _shifted(phases, offset, stride, dilation, out_rows, pitch):
     return plane.reshape(*plane.shape[:2], -1)[:, :, start:start + out_rows * pitch]
 
 
+def _real_columns(runs, out_rows, pitch, out_cols):
+    """The outputs' own columns of runs (..., H'·pitch): a (..., H', W') view, the spare columns left out."""
+    return runs.reshape(*runs.shape[:-1], out_rows, pitch)[..., :out_cols]
+
+
 def _blocks(start, stop, channels, planes):
     """([(samples, channels) slices], (samples, channels) of the largest): blocks covering samples [start, stop)
     and every channel, ``planes`` (n, c) planes at most each (at least one): whole samples where one sample's
@@ -263,7 +269,7 @@ def depthwise_shifts(x, weight, bias, stride, pads, dilation, out_size, block_by
                     np.multiply(window, tap, out=out)
                 else:
                     out += np.multiply(window, tap, out=tmp)
-            outputs = out.reshape(*size, m, out_rows, pitch)[..., :out_cols]
+            outputs = _real_columns(out, out_rows, pitch, out_cols)
             if bias is None:
                 np.copyto(planes_y[samples, channels], outputs)
             else:
@@ -287,6 +293,7 @@ def depthwise_shifts_backward(dy, x, weight, stride, pads, dilation, block_bytes
     taps = weight.reshape(c, m, r, s)
     planes_dy = dy.reshape(n, c, m, out_rows, out_cols)
     dx = np.empty(x.shape, dtype=dy.dtype) if need_dx else None
+    finite_taps = np.isfinite(weight).all()
 
     def backward_chunk(start, stop):
         blocks, most = _blocks(start, stop, c, block_bytes // (plane * x.itemsize))
@@ -305,13 +312,26 @@ def depthwise_shifts_backward(dy, x, weight, stride, pads, dilation, block_bytes
             if need_dx:
                 dxp = d_phases[:, :, :size[0], :size[1]]
                 dxp.fill(0)
+            # dY's spare columns meet x's pixels that no output of the offset reads (dW's sums) and the taps (dX's
+            # adds); zero times inf or NaN is NaN.  So a dW sum that is not finite is taken again over the real
+            # columns (a finite one is exact: its spare terms were zeros), and where the weight holds an inf or a
+            # NaN, dX gets the real columns alone.
             for u, v in np.ndindex(r, s):
                 window = _shifted(xp, (u, v), stride, dilation, out_rows, pitch)
-                dw[channels, :, u, v] += np.einsum("ncl,ncml->cm", window, grad_runs)
+                tap_dw = np.einsum("ncl,ncml->cm", window, grad_runs)
+                if not np.isfinite(tap_dw).all():
+                    tap_dw = np.einsum("nchw,ncmhw->cm", _real_columns(window, out_rows, pitch, out_cols),
+                                       grad[..., :out_cols])
+                dw[channels, :, u, v] += tap_dw
                 if need_dx:
                     d_window = _shifted(dxp, (u, v), stride, dilation, out_rows, pitch)
                     for q in range(m):
-                        d_window += np.multiply(grad_runs[:, :, q], taps[channels, q, u, v, None], out=tmp)
+                        tap = taps[channels, q, u, v, None]
+                        if finite_taps:
+                            d_window += np.multiply(grad_runs[:, :, q], tap, out=tmp)
+                        else:
+                            _real_columns(d_window, out_rows, pitch, out_cols)[...] += (grad[:, :, q, :, :out_cols]
+                                                                                         * tap[..., None])
             if need_dx:
                 _from_phases(dxp, dx[samples, channels], pads, stride)
         return dw

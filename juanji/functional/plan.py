@@ -22,24 +22,26 @@ from .geometry import output_shape, plain_3x3, resolve_padding
 # pool to start and are worth calling at any size.
 COMPILED_MIN_ELEMENTS = 1 << 19
 # Depthwise layers other than 3×3 at stride 1 or 2 (whose row loops win on every map size) use the general
-# compiled loops from this input map size on: below it, as on MobileNet's 16×16 down to 2×2 maps, their
-# per-row overhead outweighs 4- to 16-pixel rows and NumPy's kernels are as fast or faster (its shifted
-# multiply-adds, 7×7 on (64, 96, 16, 16): 62/108 ms forward/backward against the loops' 79/207, one thread).
+# compiled loops from this input map size on: below it, as on MobileNet's 16×16 down to 2×2 maps, the loops'
+# fixed cost per output row is spread over 4 to 16 pixels, while NumPy's shifted multiply-adds make one run of
+# H'·pitch values per kernel offset and plane block whatever the row length, so NumPy's kernels keep them.
 DEPTHWISE_MIN_PIXELS = 32 * 32
 # Winograd's tiles V and products M of one block of samples (16 planes each) are about this size, so that
 # they stay in a core's cache from transform to GEMM to transform.
 WINOGRAD_BLOCK_BYTES = 1 << 20
 # The blocks of NumPy's depthwise kernel ("depthwise_shifts": input phases, outputs and products) are about this
-# size: they stay in the shared cache over the R·S passes, and each pass's ufunc calls are long enough to cost
-# little to start (8 MiB the best of 1 to 32 MiB on MobileNetV2's and ConvNeXt's depthwise layers).
+# size: small enough to stay in the shared cache over the R·S passes (each pass reads the block's input again),
+# large enough that each pass's few ufunc calls run long loops, which makes their fixed cost per call small.
 DEPTHWISE_BLOCK_BYTES = 1 << 23
-# ``activation.erf`` (GELU's) works through this many values at a time: its dozen temporaries were 6.6 times its
-# input (GELU's at evaluation of ConvNeXt-Tiny on 1000 28×28 images, 1000 × 28 × 28 × 384: about 10 GB) and are
-# now a block's, in cache; a quarter less time, too (float32, one thread).
+# ``activation.erf`` (GELU's) works through this many values at a time: each step of its rational approximations
+# makes a temporary as large as what it works on, a dozen of them, which over a whole activation map would be
+# several times its memory (GELU's at evaluation of ConvNeXt-Tiny on 1000 28×28 images has 1000 × 28 × 28 × 384
+# values); a block's temporaries are small and stay in cache from step to step instead of going through memory.
 ERF_BLOCK = 1 << 16
 # NumPy's layer, group and instance norm take blocks of about this size through their passes (μ, x − μ, σ²,
-# the scale and shift; the backward's sums and dX) while they are in a core's cache: on (64, 64, 32, 32)
-# float32 a third to a half faster than whole-array passes, 0.5 to 2 MiB alike (0.25 MiB: the calls add up).
+# the scale and shift; the backward's sums and dX) while they are in a core's cache: whole-array passes would
+# each read and write the array in memory; much smaller blocks would make more ufunc calls, whose fixed cost
+# per call then adds up.
 SAMPLE_NORM_BLOCK_BYTES = 1 << 20
 
 
@@ -116,11 +118,10 @@ def numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPla
     if depthwise(x_shape, weight_shape, groups):
         # The grouped GEMMs of a depthwise layer have one row each and their columns copy the input R·S times
         # (49× at 7×7: ConvNeXt-Tiny could not evaluate 1000 28×28 images in 15 GB); the shifted multiply-adds
-        # keep a few cache-sized blocks.  They are chosen at every kernel size, 3×3 included: measured (rough:
-        # best of 5, float32, one thread, a shared 2-core machine), forward / backward in ms, shifts against
-        # grouped: MobileNetV2's (128, 96, 16, 16) 3×3 at stride 1 21/34 against 27/104, at stride 2 9/17
-        # against 13/33; ConvNeXt's (32, 96, 8, 8) 7×7 11/19 against 12/44, and on 28×28 maps 79/138 against
-        # 70/390 (the one forward that is slower, by about a seventh).
+        # keep a few cache-sized blocks.  They are chosen at every kernel size, 3×3 included: a GEMM of one row
+        # is a matrix-vector product, bound by reading its columns, so the grouped path's time goes to moving
+        # columns R·S times the input's size (written, read by y's and dW's products, and again for dX's own
+        # columns), where the shifts read each block's input R·S times from cache and write only y (dX in backward).
         return ConvPlan("depthwise_shifts", "depthwise_shifts", "depthwise_shifts", DEPTHWISE_BLOCK_BYTES)
     out_h, out_w = output_shape((h, w), (r, s), stride, pads, dilation)
     grouped = groups > 1
@@ -150,9 +151,8 @@ def sample_norm_kernels() -> str:
     """The kernels of layer, group and instance norm (``functional.sample_norm``): "compiled" or "numpy".
     The compiled loops go a row at a time, one sweep of x for its statistics and one writing y while the row
     is in cache (the backward: dY and x read once, dX written once), where NumPy's kernels make a pass per
-    step; they run on juanji's batch split (``serial``: no pool to start), so at every size.  Measured (rough:
-    best of 5, float32, forward + backward, one thread, a shared 2-core machine): group norm on (64, 64, 32,
-    32) 5.8 ms against NumPy's 13, layer norm channels-last 5.7 against 19; on (2, 8, 4, 4) 40 µs against 105."""
+    step; they run on juanji's batch split (``serial``: no pool to start), so at every size: on small arrays one
+    compiled call also replaces NumPy's several ufunc calls, each with its own fixed cost."""
     return "compiled" if compiled() else "numpy"
 
 

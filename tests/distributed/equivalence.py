@@ -1,10 +1,12 @@
-"""The float64 set-up shared by the equivalence test and its MPI worker: a model, its data, a few steps.
+"""The float64 set-up shared by the data-parallel tests and their MPI workers: a model, its data, a few steps,
+and a worker's job (``train_on_this_rank``).
 
 ``python equivalence.py OUT`` under ``mpirun -n R`` trains every case data-parallel and writes
 ``OUT/CASE-rankK.npz`` (weights, buffers, optimizer state) from every rank.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -55,26 +57,48 @@ def state(model, optimizer) -> dict:
     return arrays
 
 
-def main(out: str) -> None:
+def train(network, optimizer, loader, accumulate: int = 1, loss_fn=None) -> None:
+    """``EPOCHS`` epochs as ``juanji train --accumulate`` runs them: an optimizer step every ``accumulate``
+    batches and at the epoch's end; an empty share joins the step's collectives."""
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    for epoch in range(EPOCHS):
+        loader.set_epoch(epoch)
+        for step, (x, y) in enumerate(loader):
+            ends_step = (step + 1) % accumulate == 0 or step + 1 == len(loader)
+            with contextlib.nullcontext() if ends_step else network.no_sync():
+                if len(y):
+                    loss_fn(network(x), y)
+                    network.backward(loss_fn.backward())
+                else:
+                    network.join_empty()
+            if ends_step:
+                optimizer.step()
+
+
+def train_on_this_rank(out: str, trajectories: dict, wrap):
+    """A worker's job under ``mpirun``: each trajectory, name → (case, loader of the global batches, micro-batches
+    per optimizer step), trains the case's model wrapped by ``wrap(model, comm)`` on this rank's shares and writes
+    ``OUT/NAME-rankK.npz``.  Returns the communicator (None under ``mpirun -n 1``)."""
     from juanji import distributed
-    comm = distributed.init()               # None under ``mpirun -n 1``: then the plain model is trained
+    comm = distributed.init()
     rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
-    for case in CASES:
+    for name, (case, loader, accumulate) in trajectories.items():
         model = build(case, seed=rank)      # different weights on each rank: the broadcast must fix it
         if case == "resnet-sync-bn" and comm is not None:
             distributed.convert_sync_batchnorm(model, comm)
-        parallel = model if comm is None else distributed.DistributedDataParallel(model, comm)
+        network = wrap(model, comm)
         optimizer = make_optimizer(model)
-        loader = distributed.ShardedLoader(data_loader(case), rank, size)
-        loss_fn = nn.CrossEntropyLoss()
-        for epoch in range(EPOCHS):
-            loader.set_epoch(epoch)
-            for x, y in loader:
-                loss_fn(parallel(x), y)
-                parallel.backward(loss_fn.backward())
-                optimizer.step()
-        parallel.eval()         # process 0's running statistics everywhere
-        np.savez(os.path.join(out, f"{case}-rank{rank}.npz"), **state(model, optimizer))
+        train(network, optimizer, distributed.ShardedLoader(loader, rank, size), accumulate)
+        network.eval()          # process 0's running statistics everywhere
+        np.savez(os.path.join(out, f"{name}-rank{rank}.npz"), **state(model, optimizer))
+    return comm
+
+
+def main(out: str) -> None:
+    from juanji.distributed import DistributedDataParallel
+    # under ``mpirun -n 1`` (no communicator) the plain model is trained
+    train_on_this_rank(out, {case: (case, data_loader(case), 1) for case in CASES},
+                       lambda model, comm: model if comm is None else DistributedDataParallel(model, comm))
 
 
 if __name__ == "__main__":

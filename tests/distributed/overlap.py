@@ -6,17 +6,15 @@ backward reached the first layer).
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 
-import numpy as np
-
 from juanji import nn
 from juanji.data import DataLoader
 
-from equivalence import CASES, EPOCHS, build, data_loader, make_optimizer, state
+from equivalence import CASES, build, data_loader, train_on_this_rank
+from equivalence import train  # noqa: F401  (test_accumulate.py's, from here with loader_of)
 
 TINY_BUCKETS = 0.002            # MiB: every layer of these small models gets a bucket of its own
 # case → (model, global batch of the loader, micro-batches per optimizer step)
@@ -29,24 +27,6 @@ def loader_of(case: str, batch: int) -> DataLoader:
     """The equivalence test's shuffled, augmented float64 data in batches of ``batch``."""
     like = data_loader(case)
     return DataLoader(like.dataset, batch, shuffle=True, seed=like.seed, transform=like.transform)
-
-
-def train(network, optimizer, loader, accumulate: int, loss_fn=None) -> None:
-    """``EPOCHS`` epochs as ``juanji train --accumulate`` runs them: an optimizer step every ``accumulate``
-    batches and at the epoch's end; an empty share joins the step's collectives."""
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    for epoch in range(EPOCHS):
-        loader.set_epoch(epoch)
-        for step, (x, y) in enumerate(loader):
-            ends_step = (step + 1) % accumulate == 0 or step + 1 == len(loader)
-            with contextlib.nullcontext() if ends_step else network.no_sync():
-                if len(y):
-                    loss_fn(network(x), y)
-                    network.backward(loss_fn.backward())
-                else:
-                    network.join_empty()
-            if ends_step:
-                optimizer.step()
 
 
 def started_before_the_first_layer(comm) -> dict:
@@ -71,20 +51,13 @@ def started_before_the_first_layer(comm) -> dict:
 
 
 def main(out: str) -> None:
-    from juanji import distributed
-    comm = distributed.init()               # None under ``mpirun -n 1``: the wrapper then only accumulates
-    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
-    for name, (case, batch, accumulate) in TRAJECTORIES.items():
-        model = build(case, seed=rank)      # different weights on each rank: the broadcast must fix it
-        if case == "resnet-sync-bn" and comm is not None:
-            distributed.convert_sync_batchnorm(model, comm)
-        network = distributed.DistributedDataParallel(model, comm, TINY_BUCKETS)
-        optimizer = make_optimizer(model)
-        train(network, optimizer, distributed.ShardedLoader(loader_of(case, batch), rank, size), accumulate)
-        network.eval()          # process 0's running statistics everywhere
-        np.savez(os.path.join(out, f"{name}-rank{rank}.npz"), **state(model, optimizer))
+    from juanji.distributed import DistributedDataParallel
+    # under ``mpirun -n 1`` (no communicator) the wrapper only accumulates
+    comm = train_on_this_rank(out, {name: (case, loader_of(case, batch), accumulate)
+                                    for name, (case, batch, accumulate) in TRAJECTORIES.items()},
+                              lambda model, comm: DistributedDataParallel(model, comm, TINY_BUCKETS))
     if comm is not None:
-        with open(os.path.join(out, f"started-rank{rank}.json"), "w") as f:
+        with open(os.path.join(out, f"started-rank{comm.rank}.json"), "w") as f:
             json.dump(started_before_the_first_layer(comm), f)
 
 

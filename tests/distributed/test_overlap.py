@@ -13,24 +13,15 @@ import pytest
 from juanji import nn
 from juanji.distributed import DistributedDataParallel
 
-from equivalence import CASES, EPOCHS, build, make_optimizer, state
+from equivalence import CASES, build, make_optimizer, state
 from mpi_run import mpirun, needs_mpi
 from overlap import TRAJECTORIES, loader_of
-from test_equivalence import one_process
+from test_equivalence import assert_every_rank_saved, one_process
 
 
 def plain(case: str, batch: int) -> dict:
     """One process, no wrapper, batches of ``batch``: the trajectory accumulation must reproduce."""
-    model = build(case)
-    optimizer = make_optimizer(model)
-    loader, loss_fn = loader_of(case, batch), nn.CrossEntropyLoss()
-    for epoch in range(EPOCHS):
-        loader.set_epoch(epoch)
-        for x, y in loader:
-            loss_fn(model(x), y)
-            model.backward(loss_fn.backward())
-            optimizer.step()
-    return state(model, optimizer)
+    return one_process(case, 1, loader_of(case, batch))
 
 
 def expected(name: str, ranks: int) -> dict:
@@ -46,13 +37,7 @@ def test_overlapped_accumulated_and_uneven_steps_follow_one_process(ranks, tmp_p
     run = mpirun(ranks, "tests/distributed/overlap.py", str(tmp_path), timeout=120)
     assert run.returncode == 0, run.stderr
     for name in TRAJECTORIES:
-        reference = expected(name, ranks)
-        for rank in range(ranks):
-            with np.load(tmp_path / f"{name}-rank{rank}.npz") as got:
-                assert sorted(got.files) == sorted(reference), name
-                for key, value in reference.items():
-                    np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-12,
-                                               err_msg=f"{name}, rank {rank} of {ranks}: {key}")
+        assert_every_rank_saved(tmp_path, name, ranks, expected(name, ranks))
     for rank in range(ranks if ranks > 1 else 0):
         started = json.loads((tmp_path / f"started-rank{rank}.json").read_text())
         # LeNet-5 has 5 layers with parameters, one bucket each; all but the first layer's had started their

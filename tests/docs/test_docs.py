@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import doctest
+import importlib.util
 import re
 import shlex
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,12 +27,22 @@ from juanji.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "images" not in p.relative_to(DOCS).parts)
-# A fence may be indented, as inside a collapsible ``??? note "Solution"`` block: its body is dedented.
-FENCE = re.compile(r"^( *)```(\w*)[^\n]*\n(.*?)^\1```[ \t]*$", re.M | re.S)
 KINDS = {"pycon", "sh", "text"}
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 SITE_URL = re.search(r"^site_url:\s*(\S+)", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.M).group(1)
 SITE_PATH = urlsplit(SITE_URL).path            # /docs/
+
+
+def hook(name: str):
+    """A module of docs/hooks, loaded by its path and registered as mkdocs loads it (they are no package)."""
+    spec = importlib.util.spec_from_file_location(f"hooks.{name}", DOCS / "hooks" / f"{name}.py")
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The site's own reading of a page's code blocks: the blocks tested are those the downloads are made of.
+downloads_hook = hook("downloads")
 
 
 def page_id(path: Path) -> str:
@@ -40,10 +52,8 @@ def page_id(path: Path) -> str:
 def blocks(path: Path):
     """(kind, first line number of the body (0-based), body) of every fenced block of a page."""
     text = path.read_text(encoding="utf-8")
-    for match in FENCE.finditer(text):
-        indent = len(match.group(1))
-        body = "".join(line[indent:] for line in match.group(3).splitlines(keepends=True))
-        yield match.group(2), text.count("\n", 0, match.start(3)), body
+    for match, kind, body in downloads_hook.fenced_blocks(text):
+        yield kind, text.count("\n", 0, match.start(3)), body
 
 
 def examples(path: Path) -> list[doctest.Example]:
@@ -129,7 +139,7 @@ def command_lines(path: Path):
 
 def inline_commands(path: Path):
     """(line number, words) of every inline `juanji ...` code span in the page's prose."""
-    text = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), path.read_text(encoding="utf-8"))
+    text = downloads_hook.FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), path.read_text(encoding="utf-8"))
     for number, line in enumerate(text.splitlines(), 1):
         for span in re.findall(r"`(juanji [^`]+)`", line):
             yield number, shlex.split(span)[1:]

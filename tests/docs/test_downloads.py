@@ -65,15 +65,21 @@ def same_program(ours: Path, theirs: Path) -> bool:
     return ast.dump(ast.parse(ours.read_text(encoding="utf-8"))) == ast.dump(ast.parse(theirs.read_text(encoding="utf-8")))
 
 
+def run_each_page(site: Path, tmp_path: Path, which: int, same, run) -> dict:
+    """{page: ``run(download, folder)``} for each page's script (``which`` 0) or notebook (1), ``WORKERS`` at a
+    time, each in a folder of its own; a Chinese page's is left out where ``same(it, the English page's)``."""
+    files = {page: downloads(site, page)[which] for page in CODE_PAGES}
+    pages = [page for page in CODE_PAGES
+             if not (page.name.endswith(".zh.md") and same(files[page], files[english(page)]))]
+    assert pages, "no page's download runs"
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return dict(zip(pages, pool.map(lambda page: run(files[page], tmp_path / page_id(page).replace("/", "-")),
+                                        pages)))
+
+
 @pytest.mark.slow
 def test_every_script_runs_and_prints_what_the_page_shows(site, tmp_path):
-    scripts = {page: downloads(site, page)[0] for page in CODE_PAGES}
-    skipped = {page for page in CODE_PAGES if page.name.endswith(".zh.md")
-               and same_program(scripts[page], scripts[english(page)])}
-    pages = [page for page in CODE_PAGES if page not in skipped]
-    with ThreadPoolExecutor(WORKERS) as pool:
-        runs = dict(zip(pages, pool.map(lambda page: run_script(scripts[page], tmp_path / page_id(page).replace(
-            "/", "-")), pages)))
+    runs = run_each_page(site, tmp_path, 0, same_program, run_script)
     problems = []
     for page, run in runs.items():
         if run.returncode or run.stderr.strip():
@@ -88,7 +94,6 @@ def test_every_script_runs_and_prints_what_the_page_shows(site, tmp_path):
                 break
             position = found
     assert not problems, "\n\n".join(problems)
-    assert len(skipped) + len(pages) == len(CODE_PAGES) and pages
 
 
 def shown(cell) -> str:
@@ -128,12 +133,6 @@ def same_notebook(ours: Path, theirs: Path) -> bool:
 
 @pytest.mark.slow
 def test_every_notebook_runs_and_shows_what_the_page_shows(site, tmp_path):
-    notebooks = {page: downloads(site, page)[1] for page in CODE_PAGES}
-    skipped = {page for page in CODE_PAGES if page.name.endswith(".zh.md")
-               and same_notebook(notebooks[page], notebooks[english(page)])}
-    pages = [page for page in CODE_PAGES if page not in skipped]
-    with ThreadPoolExecutor(WORKERS) as pool:
-        differences = dict(zip(pages, pool.map(lambda page: run_notebook(notebooks[page], tmp_path / page_id(
-            page).replace("/", "-")), pages)))
+    differences = run_each_page(site, tmp_path, 1, same_notebook, run_notebook)
     problems = [f"{page_id(page)}, {lines[0]}" for page, lines in differences.items() if lines]
     assert not problems, "notebooks that do not show what their page shows:\n\n" + "\n\n".join(problems)

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from test_docs import downloads_hook
+
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ROOT / "bench" / "results" / "quoted.toml"
 PAGES = [ROOT / "README.md", ROOT / "CHANGELOG.md",
          *sorted(p for p in (ROOT / "docs").rglob("*.md") if "images" not in p.relative_to(ROOT / "docs").parts)]
 PROVENANCE = ("Command:", "Machine:", "Date:")
 
-FENCE = re.compile(r"^( *)```.*?^\1```[ \t]*$", re.M | re.S)
 NOT_PROSE = re.compile(r"<!--.*?-->|\$\$.*?\$\$|\$[^$\n]+\$|`[^`\n]*`|\]\([^)\s]*\)|<[^>\n]+>", re.S)
 # A measurement: a number (a range a–b, a list a / b) and its unit; "3×3" is a size, not a ratio.
 MEASURED = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s?(?:–|-|/)\s?\d[\d,]*(?:\.\d+)?)*\s?"
@@ -46,11 +47,11 @@ def prose(text: str) -> str:
     """The page with code blocks, inline code, formulas, comments, tags and link targets blanked out
     (replaced by as many spaces, so that positions stay those of the page)."""
     blank = lambda match: re.sub(r"[^\n]", " ", match.group(0))
-    return NOT_PROSE.sub(blank, FENCE.sub(blank, text))
+    return NOT_PROSE.sub(blank, downloads_hook.FENCE.sub(blank, text))
 
 
 def code_blocks(text: str) -> str:
-    return "\n".join(match.group(0) for match in FENCE.finditer(text))
+    return "\n".join(match.group(0) for match in downloads_hook.FENCE.finditer(text))
 
 
 def test_the_registry_is_well_formed():

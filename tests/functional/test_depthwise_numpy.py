@@ -1,6 +1,7 @@
 """NumPy's depthwise kernel ("depthwise_shifts": a multiply-add per kernel offset) against the slow loop references,
-torch (forward, dX, dW, db) and finite differences, on random geometry and blocks down to a few planes; the plan's
-rule that picks it; and its memory, the input's and the output's size rather than R·S times the input's."""
+torch (forward, dX, dW, db) and finite differences, on random geometry and blocks down to a few planes, also with
+an inf or NaN in x or the weight; the plan's rule that picks it; and its memory, the input's and the output's size
+rather than R·S times the input's."""
 import tracemalloc
 
 import numpy as np
@@ -67,6 +68,32 @@ def test_shifts_match_the_slow_references(layer, block_bytes, bias, seed):
     expected = F.conv2d_backward_reference(dy, x, w, **kwargs)
     for name, got, want in zip(["dx", "dW", "db"], F.conv2d_backward(dy, cache), expected):
         assert_close(got, want, f"{name} vs conv2d_backward_reference")
+
+
+@settings(max_examples=60, deadline=None)
+@given(depthwise_layers(), st.sampled_from(["x", "weight"]), st.integers(0, 2**16),
+       st.sampled_from([np.inf, -np.inf, np.nan]))
+# 3×3 unpadded on 4×5: x's last column is read by the taps v = 2 alone, yet lies in the spare columns of v = 0 and 1
+# (dW), and those of the tap (0, 0) write into it (dX)
+@example(((1, 1, 4, 5), (1, 1, 3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)), "x", 9, np.inf)
+@example(((1, 1, 4, 5), (1, 1, 3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)), "weight", 0, np.inf)
+def test_a_non_finite_value_reaches_only_what_reads_it(layer, where, spot, value):
+    """One inf or NaN in x or in the weight (at flat index ``spot`` modulo its size): y, dX, dW and db non-finite
+    exactly where the slow references' are, and the finite ones as theirs (float64, blocks of one plane).  The
+    shifted runs' spare columns (past W') meet pixels that no output of that offset reads, with dY's zeros:
+    inf · 0 = NaN there must not reach dW (an inf in x) or dX (an inf tap)."""
+    x_shape, w_shape, stride, pads, dilation = layer
+    x, w, b = arrays(x_shape, w_shape, np.float64, spot)
+    target = x if where == "x" else w
+    target.flat[spot % target.size] = value
+    kwargs = dict(stride=stride, padding=pads, dilation=dilation, groups=x_shape[1])
+    with np.errstate(invalid="ignore"):     # inf · 0 where an output reads the padding, the references' too
+        y, cache = F.conv2d(x, w, b, plan=shifts(1), **kwargs)
+        dy = np.random.default_rng(spot + 1).standard_normal(y.shape)
+        got = (y, *F.conv2d_backward(dy, cache))
+        expected = (F.conv2d_reference(x, w, b, **kwargs), *F.conv2d_backward_reference(dy, x, w, **kwargs))
+    for name, mine, want in zip(["y", "dx", "dW", "db"], got, expected):
+        np.testing.assert_allclose(mine, want, rtol=1e-10, atol=1e-10, err_msg=name)   # NaN and ±inf where want's
 
 
 @settings(max_examples=40, deadline=None)
