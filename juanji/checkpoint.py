@@ -285,7 +285,8 @@ def check_same_run(checkpoint: Checkpoint, source: str, config_source: str, conf
                    data: dict) -> None:
     """Before a training resumes from ``checkpoint``: it holds the run that ``config`` (its ``config_source``,
     config.json) describes — the header's model (name and arguments), optimizer (type and hyper-parameters
-    but the scheduled lr), copy of the options (all but out, epochs and data, which may move) and data
+    but the scheduled lr), copy of the options (all but out, epochs and data, which may move, and
+    checkpoint_every, which changes no step) and data
     (class names, input shape) are those of ``model``, ``optimizer``, ``config`` and ``data`` — else
     CheckpointError naming both files and the first difference, instead of a run that silently changes."""
     meta, absent = checkpoint.meta, object()        # a field an older or hand-made header lacks is not compared
@@ -298,7 +299,7 @@ def check_same_run(checkpoint: Checkpoint, source: str, config_source: str, conf
              *((f"optimizer's {key}", (stored_optimizer.get("hyper") or {}).get(key, absent), value)
                for key, value in hyper.items()),
              *((f"option '{key}'", value, config.get(key)) for key, value in (meta.get("config") or {}).items()
-               if key not in ("out", "epochs", "data")),
+               if key not in ("out", "epochs", "data", "checkpoint_every")),
              *((f"data's {key}", (meta.get("data") or {}).get(key, absent), value) for key, value in data.items())]
     for what, stored, wanted in pairs:
         if stored is not absent and stored != wanted:

@@ -1,5 +1,6 @@
 """Writing files so that a crash, a kill or a full disk never leaves a half-written one: the one atomic writer;
-and reading a small file from outside without trusting it: the one bounded reader, ``read_small_file``.
+and reading a small file from outside without trusting it: the one bounded reader, ``read_small_file``;
+and the one lock file that goes away after use, ``held_lock``.
 
 ``write_atomically`` writes a temporary file beside the target (``.<name>.<random>.tmp``), fsyncs it and
 renames it over the target with ``os.replace``.  A writer killed mid-way leaves only such a temporary
@@ -7,6 +8,8 @@ file, which ``remove_stale_temporaries`` deletes the next time a run uses the fo
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import stat
 import tempfile
@@ -109,6 +112,38 @@ def remove_stale_temporaries(folder) -> list[str]:
             os.unlink(entry.path)
             removed.append(entry.path)
     return removed
+
+
+@contextlib.contextmanager
+def held_lock(path, take=lambda fd: fcntl.flock(fd, fcntl.LOCK_EX)):
+    """Hold an ``flock`` on the file ``path`` (created where missing) for the ``with`` block, which gets its
+    descriptor, and remove the file when the block ends.  ``take(fd)`` takes the lock (by default waiting for
+    it; it may raise instead).  The kernel drops an ``flock`` when its process dies, however it dies.
+
+    Removing a lock file that others may be waiting on is safe only so: the holder unlinks it while still
+    holding it, and a process that gets the lock checks that the file it locked is still the one at ``path``
+    (else its holder removed it meanwhile, and a third process may hold a new one): then it locks the new one.
+    So two processes never both hold the lock of ``path``."""
+    path = os.fspath(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            take(fd)
+            locked, current = os.fstat(fd), os.stat(path)
+            if (locked.st_dev, locked.st_ino) == (current.st_dev, current.st_ino):
+                break
+        except FileNotFoundError:       # removed by its holder after we opened it
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield fd
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)         # while still holding it, so no one locks a file that is going away
+        os.close(fd)                # closing releases the flock
 
 
 def _umask() -> int:

@@ -5,6 +5,9 @@ its lock, repairs what a kill left behind, and loads what was trained in it.
         config.json                 the TrainConfig (juanji.schema)              Run.config
         checkpoints/epoch-001.npz   one checkpoint per epoch, with the whole     Run.checkpoints(),
                                     metrics history                              Run.latest_checkpoint()
+        checkpoints/mid-epoch.npz   the last one within an epoch (--checkpoint-  Run.mid_epoch_checkpoint
+                                    every, or a stop by SIGINT/SIGTERM), until
+                                    that epoch's own
         best.npz                    the epoch with the best score (best_score)   Run.best
         metrics.jsonl               one JSON object per epoch                    Run.metrics()
         curves.png                  loss and accuracy per epoch
@@ -22,11 +25,14 @@ import os
 import re
 
 from . import checkpoint as ckpt
-from .io import check_writable_target, read_small_file, remove_stale_temporaries, write_atomically, write_text
+from .io import (check_writable_target, held_lock, read_small_file, remove_stale_temporaries, write_atomically,
+                 write_text)
 from .schema import SchemaError, TrainConfig, validate_config
 
+ROOT = "runs"           # where juanji train puts a run without --out, and where juanji serve looks without arguments
 CONFIG, CHECKPOINTS, BEST, METRICS, CURVES, LOCK = (
     "config.json", "checkpoints", "best.npz", "metrics.jsonl", "curves.png", ".lock")
+MID_EPOCH = "mid-epoch.npz"         # in CHECKPOINTS
 _CHECKPOINT_NAME = re.compile(r"epoch-(\d{3,})\.npz")
 _TEMPORARY = re.compile(r"\..*\.tmp")         # what a killed atomic write leaves (juanji.io)
 # The most read of each file (``juanji.io.read_small_file``): a config is a few hundred bytes, an epoch's
@@ -75,8 +81,19 @@ class Run:
     def checkpoint_path(self, epoch: int) -> str:
         return os.path.join(self.checkpoint_dir, f"epoch-{epoch:03d}.npz")
 
+    @property
+    def mid_epoch_checkpoint(self) -> str:
+        """Path of the checkpoint written within an epoch (which may not exist): the same format as an epoch's,
+        its header also saying how far into the next epoch it is (``step``, ``epoch_so_far``: juanji.schema)."""
+        return os.path.join(self.checkpoint_dir, MID_EPOCH)
+
+    def remove_mid_epoch_checkpoint(self) -> None:
+        """Once an epoch's checkpoint is written, the one from within that epoch is behind it: it goes."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.mid_epoch_checkpoint)
+
     @classmethod
-    def free(cls, model: str, root: str = "runs") -> "Run":
+    def free(cls, model: str, root: str = ROOT) -> "Run":
         """``root/model``, or the first of ``root/model-2``, ``root/model-3`` ... that holds no run."""
         base = os.path.join(root, model)
         candidate, index = base, 1
@@ -122,8 +139,14 @@ class Run:
         return sorted(found)
 
     def latest_checkpoint(self) -> str | None:
-        """Path of the last epoch's checkpoint, or None before the first epoch has completed."""
+        """Path of the checkpoint a resume goes on from: the mid-epoch one when it is further on than the last
+        epoch's (a kill between writing an epoch's checkpoint and removing the mid-epoch one leaves it behind),
+        else the last epoch's; None before either was written."""
         found = self.checkpoints()
+        if os.path.isfile(self.mid_epoch_checkpoint):
+            within = ckpt.read_meta(self.mid_epoch_checkpoint).get("epoch")
+            if within is not None and (not found or within >= found[-1][0]):
+                return self.mid_epoch_checkpoint
         return found[-1][1] if found else None
 
     def metrics(self) -> list[dict]:
@@ -188,26 +211,10 @@ class Run:
         and is removed when the block ends."""
         path = self.file(LOCK)
         check_writable_target(path)
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                self._take(fd)
-            except BaseException:
-                os.close(fd)
-                raise
-            try:
-                if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                    break                   # else its holder removed it after we opened it: lock the new one
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-        try:
+        with held_lock(path, self._take) as fd:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield self
-        finally:
-            os.unlink(path)         # while still holding it, so no one locks a file that is going away
-            os.close(fd)            # closing releases the flock
 
     def check_unlocked(self) -> None:
         """RunLocked if a live process holds the lock now (an early, friendlier check than failing later).
@@ -252,7 +259,7 @@ class Run:
             stale = self.metrics() != history
         except (SchemaError, OSError):      # not JSON, too large: rewritten (a FIFO is refused by the writer)
             stale = True
-        if stale or not os.path.isfile(self.file(CURVES)):
+        if history and (stale or not os.path.isfile(self.file(CURVES))):   # none: stopped within epoch 1
             self.write_metrics(history)
             notes.append(f"{self.file(METRICS)} and {CURVES} rewritten from the last checkpoint")
         return notes

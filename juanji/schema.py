@@ -51,6 +51,8 @@ class TrainConfig:
     seed: int = 0
     sync_bn: bool = False
     accumulate: int = 1         # micro-batches of --batch-size per optimizer step (gradients summed over them)
+    lr_scaling: str = "none"    # "linear": lr × batch_size × accumulate / LR_REFERENCE_BATCH
+    checkpoint_every: int | None = None     # optimizer steps between mid-epoch checkpoints; None: at epoch ends only
 
 
 # field → (lowest, highest) of a number, (shortest, longest) of a string or list; None: no bound.  A config file
@@ -61,8 +63,14 @@ _CONFIG_RANGES = {"epochs": (1, None), "batch_size": (1, None), "lr": (0, None),
                   "limit": (0, None), "image_size": (1, MAX_IMAGE_SIZE), "channels": (1, 3), "accumulate": (1, None),
                   "model": (1, MAX_NAME_LENGTH), "optimizer": (1, MAX_NAME_LENGTH), "schedule": (1, MAX_NAME_LENGTH),
                   "init": (1, MAX_NAME_LENGTH), "augment": (0, MAX_LIST_LENGTH), "data": (1, MAX_PATH_LENGTH),
-                  "out": (1, MAX_PATH_LENGTH)}
+                  "out": (1, MAX_PATH_LENGTH), "checkpoint_every": (1, None)}
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list}
+LR_SCALINGS = ("none", "linear")         # --lr-scaling
+# --lr-scaling linear: --lr is the rate for a batch of this many images, scaled linearly to the images of a step
+# (juanji.train.scaled_lr), as Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour" (2017),
+# write it: η = 0.1 · kn/256 for a step of kn images.
+LR_REFERENCE_BATCH = 256
+_CONFIG_CHOICES = {"lr_scaling": LR_SCALINGS}     # the fields whose value is one of a few names
 
 
 def _fail(source, name, problem):
@@ -80,10 +88,11 @@ def check_value(value, kind, source, name, low=None, high=None, optional=False):
     if not ok:
         _fail(source, name, f"expected {'null or ' if optional else ''}{kind.__name__}, got {value!r:.60}")
     if kind in (int, float):
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):     # an int is finite, however long
             _fail(source, name, f"must be finite, got {value}")
         if low is not None and value < low or high is not None and value > high:
-            _fail(source, name, f"must lie in [{low}, {'∞' if high is None else high}], got {value}")
+            bounds = f"[{'−∞' if low is None else low}, {'∞' if high is None else high}]"
+            _fail(source, name, f"must lie in {bounds}, got {value}")
     if kind in (str, list):     # checked before anything else reads it: a 50 MB name is refused, not searched
         what = "characters" if kind is str else "entries"
         if high is not None and len(value) > high:
@@ -105,6 +114,8 @@ def validate_config(config, source: str = "config.json", prefix: str = "") -> Tr
     for name, value in config.items():
         kind, optional = fields[name].type.split(" | ")[0], fields[name].type.endswith("None")
         check_value(value, _TYPES[kind], source, prefix + name, *_CONFIG_RANGES.get(name, (None, None)), optional)
+        if name in _CONFIG_CHOICES and value not in _CONFIG_CHOICES[name]:
+            _fail(source, prefix + name, f"must be one of {', '.join(_CONFIG_CHOICES[name])}, got {value!r:.60}")
         if name == "augment" and not all(isinstance(a, str) and 0 < len(a) <= MAX_NAME_LENGTH for a in value):
             _fail(source, prefix + name, f"expected a list of names of at most {MAX_NAME_LENGTH} characters, "
                                          f"got {value!r:.60}")
@@ -134,10 +145,24 @@ def validate_header(meta: dict, source: str) -> None:
     history = check("history", list)
     if history is not None and not all(isinstance(m, dict) for m in history):
         _fail(source, "header.history", "expected a list of per-epoch objects")
+    _validate_position(check, source)
     if meta.get("config") is not None:
         validate_config(meta["config"], source, "header.config.")
     if check("data", dict) is not None:
         _validate_data(meta, source)
+
+
+def _validate_position(check, source):
+    """A mid-epoch checkpoint (juanji.train): ``step`` optimizer steps into the epoch after ``epoch``, with that
+    epoch's training metrics so far and, under MPI, every process's random generator."""
+    if check("step", int, 1) is None:
+        return
+    check("epoch_so_far", dict, optional=False)
+    for name in ("loss_sum", "correct", "seen", "seconds"):
+        check(f"epoch_so_far.{name}", float, 0, optional=False)
+    states = check("rng_ranks", list)
+    if states is not None and not all(isinstance(state, dict) for state in states):
+        _fail(source, "header.rng_ranks", "expected a list of random generator states, one per process")
 
 
 def _validate_data(meta, source):

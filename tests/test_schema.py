@@ -16,6 +16,8 @@ from juanji.schema import (MAX_OPTIMIZER_SLOTS, SchemaError, TrainConfig, check_
     (math.nan, float, None, None, "must be finite, got nan"),
     (-1, float, 0, None, "must lie in [0, ∞], got -1"),
     (5, int, 1, 3, "must lie in [1, 3], got 5"),
+    (10**400, int, 1, 10**6, "must lie in [1, 1000000], got 1000"),     # too long for a float: no OverflowError
+    (10**400, float, None, 1.0, "must lie in [−∞, 1.0], got 1000"),
     ("x", list, None, None, "expected list, got 'x'"),
 ])
 def test_check_value_refuses(value, kind, low, high, fragment):

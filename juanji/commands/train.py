@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
+import sys
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from ..metrics import confusion_matrix, mean_iou
 from ..runs import Run
 from ..trained import TrainedModel
 from . import add_photo_options
-from ..schema import SchemaError, TrainConfig, validate_config
+from ..schema import LR_REFERENCE_BATCH, LR_SCALINGS, SchemaError, TrainConfig, validate_config
 
 
 def register(sub):
@@ -34,6 +35,10 @@ def register(sub):
     p.add_argument("--schedule", help=f"none, step, cosine, exponential, plateau (default {defaults.schedule})")
     p.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs before the schedule, from lr/10 "
                                                      "(default: 1 before step, cosine and exponential, else 0)")
+    p.add_argument("--lr-scaling", choices=LR_SCALINGS,
+                   help=f"linear: --lr is the rate for a batch of {LR_REFERENCE_BATCH} images, and the rate used is "
+                        f"--lr × --batch-size × --accumulate ÷ {LR_REFERENCE_BATCH}, whatever the number of MPI "
+                        "processes (Goyal et al.'s linear scaling rule; default none)")
     p.add_argument("--init", help=f"torch, kaiming_uniform, kaiming_normal, xavier_uniform, xavier_normal, "
                                   f"lecun_uniform, lecun_normal (default {defaults.init})")
     p.add_argument("--no-normalize", dest="normalize", action="store_const", const=False,
@@ -61,8 +66,13 @@ def register(sub):
     p.add_argument("--bucket-mb", type=float, default=distributed.BUCKET_MB, metavar="MIB",
                    help=f"under mpirun/srun: gradients summed over the processes in parts of about MIB MiB, each "
                         f"while the backward goes on (default {distributed.BUCKET_MB:g})")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
-                                                         "(also with another number of MPI processes)")
+    p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="also checkpoint every STEPS optimizer steps within an epoch (checkpoints/mid-epoch.npz, "
+                        "replaced each time), so that --resume loses less than an epoch (default: at epoch ends "
+                        "only; SIGINT and SIGTERM always stop the training at a step with a checkpoint)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint, of "
+                                                         "an epoch or within one, exactly where it stopped (also "
+                                                         "with another number of MPI processes)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files into DIR (scalars, "
                                                         "weight/gradient histograms, kernels; the [tensorboard] extra)")
@@ -96,7 +106,8 @@ def _resolve_train_config(args) -> TrainConfig:
         print(note)
     if args.resume:
         saved = dataclasses.asdict(run.config)
-        changed = {k: v for k, v in given.items() if k not in ("out", "epochs") and saved.get(k) != v}
+        changed = {k: v for k, v in given.items()
+                   if k not in ("out", "epochs", "checkpoint_every") and saved.get(k) != v}
         if changed:
             raise ValueError(f"--resume continues a run as it was configured; these options differ from "
                              f"{run.config_path}: {sorted(changed)}")
@@ -117,7 +128,7 @@ def _checked(options: dict) -> TrainConfig:
 
 def cmd_train(args):
     from .. import set_num_threads
-    from ..train import Trainer
+    from ..train import Stopped, Trainer, warmup_epochs
     comm = distributed.init(args.timeout)       # None when started plainly: mpi4py is not even imported
     # Every process resolves the same run directory: process 0 creates it only in fit(), after `together`.
     config = distributed.together(comm, lambda: _resolve_train_config(args))
@@ -125,8 +136,8 @@ def cmd_train(args):
         set_num_threads(comm.default_threads())
     main_process = comm is None or comm.rank == 0
     say = print if main_process else (lambda *_, **__: None)        # one process speaks
-    trainer = distributed.together(comm, lambda: Trainer(config, progress=args.progress and main_process,
-                                                         resume=args.resume, comm=comm, bucket_mb=args.bucket_mb))
+    trainer = distributed.together(comm, lambda: Trainer(config, progress=args.progress, resume=args.resume,
+                                                         comm=comm, bucket_mb=args.bucket_mb))
     trainer.connect()                   # every process started alike (else one line naming what differs)
     for note in trainer.notes:
         say(note)
@@ -140,6 +151,11 @@ def cmd_train(args):
     say(f"training {config.model} ({trainer.model.num_parameters():,} parameters) on "
         f"{len(trainer.train_set):,} images{processes}, testing on {len(trainer.test_set):,}; "
         f"run directory {config.out}")
+    if config.lr_scaling == "linear":
+        warmup = warmup_epochs(config)
+        say(f"learning rate {trainer.lr:.4g}: --lr {config.lr:g} × {config.batch_size * config.accumulate:,} images "
+            f"per step ÷ {LR_REFERENCE_BATCH} (--lr-scaling linear)"
+            + (f", reached after a warm-up of {warmup} epoch{'s' * (warmup > 1)} from a tenth of it" if warmup else ""))
 
     board = None
     if args.tensorboard and main_process:
@@ -163,7 +179,11 @@ def cmd_train(args):
                               f"'{resume}' goes on from it") from None
 
     try:
-        history = trainer.fit(on_epoch_end=report, on_note=say)
+        history = trainer.fit(on_epoch_end=report, on_note=say, stop_on_signals=True)
+    except Stopped as stopped:          # every process alike, after process 0 wrote the checkpoint
+        if main_process:
+            print(f"juanji: {stopped}", file=sys.stderr, flush=True)
+        return stopped.status
     finally:
         if board:
             board.close()

@@ -5,11 +5,11 @@ A cache file is ``<source>-<version>.npy``: the source says what it holds (a fil
 decoded at some size), the version which state of it (sizes and modification times), so a changed source
 gets a new file and writing it removes the old one.  One process at a time builds a source (the others wait
 on its lock, then map what it wrote): under ``mpirun`` the first rank decodes and every rank maps one copy.
+The lock file, ``<source>.lock``, is there only while a process holds it (``juanji.io.held_lock``).
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import hashlib
 import os
@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from juanji.io import TEMPORARY_SUFFIX, write_atomically
+from juanji.io import TEMPORARY_SUFFIX, held_lock, write_atomically
 
 
 def cache_dir() -> str:
@@ -78,14 +78,13 @@ def entry(source: str, version: str, check=lambda array: True):
     """
     folder = cache_dir()
     path = os.path.join(folder, f"{source}-{version}.npy")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        lock = open(os.path.join(folder, f"{source}.lock"), "ab")
-    except OSError as error:
-        yield Entry(path, source, unusable=error)
-        return
-    with lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)      # released when the file is closed
+    with contextlib.ExitStack() as held:
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            held.enter_context(held_lock(os.path.join(folder, f"{source}.lock")))   # waits for the builder
+        except OSError as error:
+            yield Entry(path, source, unusable=error)
+            return
         for killed in _versions(folder, f".{source}-", f".npy.*{TEMPORARY_SUFFIX}"):
             _remove(killed)                             # a writer of this source killed mid-way (we hold its lock)
         yield Entry(path, source, _load(path, check))

@@ -63,9 +63,14 @@ class DataLoader:
         return full_batches + (1 if remainder and not self.drop_last else 0)
 
     def __iter__(self):
+        return self.batches()
+
+    def batches(self, first: int = 0):
+        """The epoch's batches from batch ``first`` on (a training resumed mid-epoch): those ``iter(self)``
+        yields from its ``first``-th on, without reading or augmenting the ones before."""
         n = len(self.dataset)
         order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for start in range(first * self.batch_size, len(self) * self.batch_size, self.batch_size):
             indices = order[start:start + self.batch_size]
             if self.shard is not None:
                 indices = indices[shard(len(indices), *self.shard)]

@@ -275,9 +275,15 @@ def _end_the_job_on_failure() -> None:
 
 
 def _raise_signalled(number, frame):
-    if _world.ending_elsewhere():       # the launcher ends this one for another's failure, which that one said
-        os._exit(128 + number)
+    leave_if_ended_elsewhere(number)
     raise Signalled(f"stopped by {signal.Signals(number).name}")
+
+
+def leave_if_ended_elsewhere(number: int) -> None:
+    """For a handler of signal ``number`` under MPI: exit at once, quietly (status 128 + number), when the
+    launcher sent it to end this process for another's failure, which that one reports (``ending_elsewhere``)."""
+    if _world is not None and _world.ending_elsewhere():
+        os._exit(128 + number)
 
 
 def together(comm: Communicator | None, step):

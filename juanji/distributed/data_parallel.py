@@ -141,6 +141,12 @@ class DistributedDataParallel(Module):
         for bucket in self._buckets:
             bucket.unpack(total)
 
+    @property
+    def bucket_bytes(self) -> list[int]:
+        """The size in bytes of each bucket's Allreduce, in the order they start: its gradients, and in the
+        first bucket the sample count."""
+        return [bucket.send.nbytes for bucket in self._buckets]
+
     def sync_buffers(self) -> None:
         """Every process's buffers (batch norm's running statistics) ← process 0's."""
         if self.comm is None:

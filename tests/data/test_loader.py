@@ -73,6 +73,14 @@ def test_epoch_is_reproducible_after_restart():
     assert_same_batches(list(long_run), list(long_run))  # iterating again without set_epoch repeats it
 
 
+def test_an_epoch_resumed_at_a_batch_yields_the_rest_of_it():
+    """A training resumed mid-epoch (juanji.train) starts at its batch: the same batches, augmented alike."""
+    whole, resumed = augmenting_loader(), augmenting_loader()
+    resumed.set_epoch(2)
+    assert_same_batches(list(resumed.batches(5)), epoch_batches(whole, 2)[5:])
+    assert list(resumed.batches(len(resumed))) == []
+
+
 def test_epochs_and_seeds_differ():
     loader = DataLoader(indexed_dataset(), batch_size=16, shuffle=True, seed=0)
     order = {epoch: np.concatenate([sample_ids(x) for x, _ in epoch_batches(loader, epoch)]) for epoch in range(3)}
