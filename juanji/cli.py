@@ -77,9 +77,9 @@ def main(argv=None) -> int:
         return distributed.report_and_abort(" ".join(str(message).split()), 2)
     except KeyboardInterrupt as interrupted:
         if isinstance(interrupted, distributed.Signalled):      # one process of a job: the job ends, naming it
-            return distributed.report_and_abort(f"{interrupted}; checkpoints of completed epochs are kept", 130)
+            return distributed.report_and_abort(f"{interrupted}; the checkpoints already written are kept", 130)
         if distributed.is_main_process():
-            print("juanji: interrupted; checkpoints of completed epochs are kept", file=sys.stderr)
+            print("juanji: interrupted; the checkpoints already written are kept", file=sys.stderr)
         return 130
 
 
