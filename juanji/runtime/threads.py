@@ -11,8 +11,8 @@ The thread count is BLAS's own setting (``threadpoolctl.threadpool_limits``, ``O
 ``juanji.set_num_threads``): one knob, as ``torch.set_num_threads``.  BLAS's setting is process-wide while
 splits may run in several calling threads at once: the first split to start sets BLAS to one thread, the
 last one to end sets it back (a counted section), and meanwhile ``num_threads`` reports the setting being
-kept, not the 1 in force.  Where threadpoolctl finds no BLAS it can set, ``set_num_threads`` warns and
-sets the split alone.
+kept, not the 1 in force.  Any thread may split and set the count (``juanji serve`` runs each job on a worker
+thread).  Where threadpoolctl finds no BLAS it can set, ``set_num_threads`` warns and sets the split alone.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _after_fork_in_child():
     global _pool, _pool_workers, _lock, _splits
     _pool, _pool_workers, _lock = None, 0, threading.Lock()
     if _splits and _blas:
-        _blas.set_num_threads(_kept)
+        _set_blas(_kept)
     _splits = 0
 
 
@@ -64,6 +64,26 @@ def _blas_controller():
         controllers.sort(key=lambda controller: not os.path.realpath(controller.filepath).startswith(numpy_folder))
         _blas = controllers[0] if controllers else False
     return _blas
+
+
+def _set_blas(threads: int) -> None:
+    """Set NumPy's BLAS to ``threads`` threads from whichever thread calls; callers hold ``_lock`` (or are
+    a fresh fork), which orders juanji's own settings.
+
+    OpenBLAS built on pthreads (NumPy's wheels) takes the setting from any thread: one process-wide pool.
+    threadpoolctl 3.8 lets only the first thread that set it set it again (until that thread ends or a
+    ``threadpool_limits`` block closes) and silently ignores the rest, so a split started in a worker
+    thread once ran BLAS's threads inside each of its chunks (3–10× slower jobs on 2 cores).  juanji
+    takes that control for one call and hands it back: afterwards no thread holds it, and the next
+    thread to set BLAS through threadpoolctl takes it as on a fresh start.  (OpenBLAS's
+    ``openblas_set_num_threads_local`` is no way round: built on pthreads it sets the same process-wide
+    count.)"""
+    release = getattr(type(_blas), "clear_controlling_thread", None)      # threadpoolctl >= 3.8, OpenBLAS
+    if release:
+        release(force=True)
+    _blas.set_num_threads(threads)
+    if release:
+        release()
 
 
 def num_threads() -> int:
@@ -95,7 +115,7 @@ def set_num_threads(threads: int) -> None:
         if _splits:
             _kept = int(threads)        # applied when the running splits end
         else:
-            blas.set_num_threads(int(threads))
+            _set_blas(int(threads))
 
 
 def _enter_split(threads: int) -> None:
@@ -104,7 +124,7 @@ def _enter_split(threads: int) -> None:
     with _lock:
         if blas and not _splits:
             _kept = threads
-            blas.set_num_threads(1)
+            _set_blas(1)
         _splits += 1
 
 
@@ -114,7 +134,7 @@ def _leave_split() -> None:
     with _lock:
         _splits -= 1
         if blas and not _splits:
-            blas.set_num_threads(_kept)
+            _set_blas(_kept)
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:

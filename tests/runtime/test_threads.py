@@ -1,6 +1,7 @@
 """threads.over_batch: chunks that cover the batch in order, BLAS on one thread meanwhile (and back to its
 setting only when the last of several callers' splits ends), errors raised only after every chunk has
-finished, no nested splits; set_num_threads says when it cannot set the BLAS."""
+finished, no nested splits; splits and set_num_threads from any thread; set_num_threads says when it cannot
+set the BLAS."""
 import threading
 import time
 
@@ -159,6 +160,50 @@ def test_set_num_threads_during_a_split_applies_when_it_ends(two_threads):
 
     assert parallel.over_batch(4, work, elements=10 ** 6) == [1, 1]
     assert blas_threads() == parallel.num_threads() == 1
+
+
+def in_a_thread(function, *args):
+    """``function(*args)`` run to its end in a new thread (as `juanji serve` runs a job), its result."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(function(*args)))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+def test_a_split_started_in_a_worker_thread_holds_blas_at_one_thread(two_threads):
+    """threadpoolctl 3.8 lets only the first thread that set a pthreads OpenBLAS set it again and ignores
+    the others silently: a job run on a worker thread split its batch with BLAS's 2 threads in each chunk."""
+    parallel._blas_controller().set_num_threads(2)      # the main thread holds threadpoolctl's control
+    split = lambda: parallel.over_batch(4, lambda a, b: blas_threads(), elements=10 ** 6)
+    assert in_a_thread(split) == [1, 1]
+    assert blas_threads() == parallel.num_threads() == 2                             # and restored after
+
+
+def test_set_num_threads_in_a_worker_thread_takes_effect(two_threads):
+    in_a_thread(parallel.set_num_threads, 1)
+    assert blas_threads() == parallel.num_threads() == 1
+
+
+def test_threadpool_limits_works_while_a_thread_that_set_the_count_lives_on(two_threads):
+    """juanji hands threadpoolctl's control back after each setting: a thread that set the count and lives
+    on (a server's worker) must not leave ``threadpool_limits`` in another thread silently ignored."""
+    done, leave = threading.Event(), threading.Event()
+
+    def worker():
+        parallel.set_num_threads(1)
+        done.set()
+        leave.wait(10)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert done.wait(10)
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            assert blas_threads() == 2
+    finally:
+        leave.set()
+        thread.join()
 
 
 NO_THREADPOOLCTL = """
