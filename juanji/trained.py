@@ -55,10 +55,10 @@ def is_folder(data) -> bool:
     return data is not None and not sequences.is_task(data) and not segmentation.is_task(data)
 
 
-def eval_loader(test_set, normalization=None) -> DataLoader:
-    """Batches of ``EVAL_BATCH_SIZE`` of ``test_set``, normalised with the training set's (mean, std)."""
+def eval_loader(test_set, normalization=None, batch_size: int = EVAL_BATCH_SIZE) -> DataLoader:
+    """Batches of ``batch_size`` of ``test_set``, normalised with the training set's (mean, std)."""
     transform = Normalize(*normalization) if normalization else None
-    return DataLoader(test_set, EVAL_BATCH_SIZE, transform=transform)
+    return DataLoader(test_set, batch_size, transform=transform)
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,7 @@ class TrainedModel:
                              f"{len(self.classes)}; pass --data the data it was trained on")
         return test_set
 
-    def evaluate(self, test_set) -> dict:
-        """``juanji.metrics.evaluate`` on ``test_set``, normalised as in training, with the predictions."""
-        return evaluate(self.model, eval_loader(test_set, self.normalization), return_predictions=True)
+    def evaluate(self, test_set, batch_size: int = EVAL_BATCH_SIZE) -> dict:
+        """``juanji.metrics.evaluate`` on ``test_set`` in batches of ``batch_size``, normalised as in training,
+        with the predictions."""
+        return evaluate(self.model, eval_loader(test_set, self.normalization, batch_size), return_predictions=True)

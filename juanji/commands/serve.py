@@ -1,9 +1,11 @@
-"""``juanji serve RUN [RUN …]``: a local web page showing trained runs (needs the ``[serve]`` extra)."""
+"""``juanji serve [RUN …]``: a local web page showing trained runs (needs the ``[serve]`` extra)."""
 from __future__ import annotations
 
 import os
 import re
 import socket
+
+from ..runs import ROOT, Run
 
 
 def register(sub):
@@ -12,7 +14,9 @@ def register(sub):
                        description="Serve a page (and a JSON API under /api/) that shows trained runs: "
                                    "predictions as you draw, feature maps, kernels, saliency, Grad-CAM, "
                                    "training curves (live), confusion matrix.")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or checkpoint files)")
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help=f"run directories, folders of runs, or checkpoint files (default: every run in {ROOT}/); a "
+                        f"run still training is followed: its new best.npz is served once it is written")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="(default 8000; 0: any free port, printed at start)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
@@ -24,6 +28,35 @@ def register(sub):
 
 
 HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*|\[?[0-9A-Fa-f:.]+\]?")     # a DNS name, IPv4 or IPv6
+
+
+def holds_run(folder) -> bool:
+    """True when ``folder`` is a run directory: a training began there (config.json), or it holds a best.npz."""
+    run = Run(folder)
+    return run.exists() or os.path.isfile(run.best)
+
+
+def runs_in(folder) -> list[str]:
+    """The run directories directly inside ``folder``, by name."""
+    return [path for name in sorted(os.listdir(folder)) if holds_run(path := os.path.join(folder, name))]
+
+
+def run_paths(arguments) -> list[str]:
+    """The runs to serve: each argument a run directory or checkpoint file, or a folder of runs (every run in
+    it); no argument: every run in ``ROOT``, where ``juanji train`` puts them."""
+    if not arguments:
+        found = runs_in(ROOT) if os.path.isdir(ROOT) else []
+        if not found:
+            raise FileNotFoundError(f"no runs in ./{ROOT}/ (where juanji train puts them); name a run directory, a "
+                                    f"folder of runs or a checkpoint file: juanji serve RUN")
+        return found
+    paths = []
+    for argument in arguments:
+        if not os.path.exists(argument):
+            raise FileNotFoundError(f"{argument}: no such run directory or checkpoint file")
+        inside = runs_in(argument) if os.path.isdir(argument) and not holds_run(argument) else []
+        paths += inside or [argument]
+    return paths
 
 
 def run_names(paths) -> list[str]:
@@ -69,13 +102,22 @@ def cmd_serve(args):
             raise ValueError(f"--allow-host {name!r}: expected a host name or an IP address")
     sock = listening_socket(args.host, args.port)
     try:
-        runs = [ServedRun(name, path, args.data) for name, path in zip(run_names(args.runs), args.runs)]
+        paths = run_paths(args.runs)
+        runs = [ServedRun(name, path, args.data) for name, path in zip(run_names(paths), paths)]
+        shown = [r for r in runs if r.served.state != "skipped"]
+        if not shown:           # nothing to serve: the reason in one line (several: each run's)
+            raise ValueError(runs[0].served.reason if len(runs) == 1 else "none of the runs can be shown: " +
+                             "; ".join(f"{r.name}: {r.served.reason}" for r in runs))
     except BaseException:
         sock.close()
         raise
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving {', '.join(r.name for r in runs)} on http://{host}:{sock.getsockname()[1]}/  "
+    print(f"serving {', '.join(r.name for r in shown)} on http://{host}:{sock.getsockname()[1]}/  "
           f"(Ctrl-C stops)", flush=True)
+    for run in runs:
+        if run.served.state != "ready":
+            print(f"  {run.name}: {'not shown: ' if run.served.state == 'skipped' else ''}{run.served.reason}",
+                  flush=True)
     hosts = allowed_hosts(args.host, args.allow_host)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: --host {args.host} lets other machines open the page and send it images, addressed to "

@@ -53,10 +53,12 @@ class Tensor:
 
 @dataclass
 class GraphBuilder:
-    """Collects nodes and initialisers; ``convert`` dispatches a layer to its converter."""
+    """Collects nodes and initialisers; ``convert`` dispatches a layer to its converter and keeps what it
+    returned in ``traced`` under the layer's dotted name ("input": the graph's input, normalised)."""
     opset: int
     nodes: list = field(default_factory=list)
     initializers: list = field(default_factory=list)
+    traced: dict = field(default_factory=dict)
     _used: set = field(default_factory=set)
 
     def unique(self, name: str) -> str:
@@ -91,7 +93,8 @@ class GraphBuilder:
             kind = f"{type(module).__module__}.{type(module).__qualname__}"
             raise ONNXExportError(f"cannot export layer '{name or '(the model itself)'}' ({kind}) to ONNX: "
                                   f"no converter for it; add one to juanji.interop.onnx.CONVERTERS")
-        return converter(self, module, x, name)
+        self.traced[name] = converter(self, module, x, name)
+        return self.traced[name]
 
 
 def converter_for(module: nn.Module):
@@ -906,8 +909,10 @@ CONVERTERS = {
 
 
 def to_onnx(model: nn.Module, input_shape=None, input_dtype=None, opset: int = DEFAULT_OPSET,
-            normalization=None, graph_name: str | None = None):
-    """The ``onnx.ModelProto`` of ``model`` (checked with ``onnx.checker``); see ``export``."""
+            normalization=None, graph_name: str | None = None, expose=()):
+    """The ``onnx.ModelProto`` of ``model`` (checked with ``onnx.checker``); see ``export``.  ``expose``: dotted
+    names of layers (as ``model.named_modules`` gives them; "input": the normalised input) whose outputs are
+    graph outputs too, after the logits and in that order (a page showing feature maps reads them)."""
     import onnx
     from onnx import helper
 
@@ -930,6 +935,7 @@ def to_onnx(model: nn.Module, input_shape=None, input_dtype=None, opset: int = D
                      for v in normalization)
         centred = g.node("Sub", [x.name, g.constant(mean, "normalize.mean")], None, "normalize.centre")
         x = g.node("Div", [centred.name, g.constant(std, "normalize.std")], sample, "normalize")
+    g.traced["input"] = x
     was_training = model.training
     model.eval()
     try:
@@ -938,12 +944,18 @@ def to_onnx(model: nn.Module, input_shape=None, input_dtype=None, opset: int = D
         model.train(was_training)
     if y.name == "input" or not g.nodes or g.nodes[-1].output[0] != y.name:
         y = g.node("Identity", [y.name], y.value, "output")
+    missing = [name for name in expose if name not in g.traced]
+    if missing:
+        raise ONNXExportError(f"cannot expose {', '.join(map(repr, missing))}: no such layer was converted")
+    # an Identity each: a layer passed through (Dropout in eval) has no tensor of its own to name
+    shown = [g.node("Identity", [g.traced[name].name], g.traced[name].value, f"{name}/output") for name in expose]
     elem = {np.dtype(np.float32): onnx.TensorProto.FLOAT, np.dtype(np.int64): onnx.TensorProto.INT64}
     if np.dtype(np.float32 if dtype.kind == "f" else dtype) not in elem:
         raise ONNXExportError(f"input dtype {dtype} cannot be exported; use float32 or int64")
     inputs = [helper.make_tensor_value_info("input", elem[np.dtype(np.float32 if dtype.kind == "f" else dtype)],
                                             ["N", *input_shape])]
-    outputs = [helper.make_tensor_value_info(y.name, onnx.TensorProto.FLOAT, ["N", *y.value.shape[1:]])]
+    outputs = [helper.make_tensor_value_info(t.name, onnx.TensorProto.FLOAT, ["N", *t.value.shape[1:]])
+               for t in (y, *shown)]
     graph = helper.make_graph(g.nodes, graph_name or getattr(model, "name", None) or type(model).__name__,
                               inputs, outputs, initializer=g.initializers)
     opsets = [helper.make_opsetid("", opset)]

@@ -1,17 +1,20 @@
-"""One trained run as the server holds it: the model, its classes and preprocessing, the test set and its
-results computed once on first request, and the checks that what it shows is still the run on disk.
+"""The runs ``juanji serve`` shows, followed on disk: each run's checkpoint loaded and checked whole before it is
+served, loaded again when training rewrites it, and a run it cannot show (yet) listed with the reason.
 
-Two locks, so that reading files never waits behind the model: ``model_lock`` (layers keep caches, so one
-forward or backward at a time uses a model) and ``_data_lock`` (the test set is read from disk once)."""
+``ServedModel`` is one checkpoint as loaded, never changed after: a request takes one and uses it throughout, so a
+reload in the middle never mixes two models.  ``ServedRun`` is a run on disk and what is served of it now."""
 from __future__ import annotations
 
 import json
 import os
 import threading
+import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..checkpoint import read_meta
+from . import views
+from .jobs import EVALUATION_BATCH, Models
 from ..metrics import confusion_matrix
 from ..nn import Sequential
 from ..runs import Run
@@ -19,12 +22,20 @@ from ..schema import SchemaError
 from ..trained import TrainedModel, is_folder
 from ..viz.chain import layer_chain
 
-RESTART = "restart juanji serve to show the run there now"
+# A request looks at the checkpoint on disk at most this often (a stat); the page's poll of /api/runs always does.
+RECHECK_SECONDS = 2.0
+WAITING = "training, no checkpoint yet"
+LONE = "no training curves for a lone checkpoint"
 
 
 class Unavailable(RuntimeError):
-    """What a request needs of a run cannot be had from disk now: its data folder is not named on the command
-    line or cannot be read, its metrics.jsonl cannot be read, the run was replaced or deleted (HTTP 409)."""
+    """What a request needs of a run cannot be had from disk now: the run has no model to serve (yet), its data
+    folder is not named on the command line or cannot be read, its metrics.jsonl cannot be read or is another
+    run's (HTTP 409)."""
+
+
+class Unshowable(ValueError):
+    """A checkpoint of a model the page cannot show: a text run's, a segmentation run's."""
 
 
 def _identity(path) -> tuple | None:
@@ -42,22 +53,36 @@ def _continues(history, earlier) -> bool:
     return all(json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) for a, b in zip(history, earlier))
 
 
-class ServedRun:
-    """A run directory (or checkpoint file) opened for serving under ``name``; ``data`` is the folder named on
-    the command line to read its test set from (else the data it was trained on, see ``data_source``)."""
+def _metrics(run_dir) -> list[dict]:
+    """The lines of ``run_dir``'s metrics.jsonl now; Unavailable when it cannot be read."""
+    try:
+        return Run(run_dir).metrics()
+    except (OSError, SchemaError) as error:
+        raise Unavailable(str(error)) from None
+
+
+class ServedModel:
+    """The checkpoint of ``path`` (a run directory's best.npz, or the file) as loaded for serving under ``name``:
+    the model, its classes and preprocessing, the layers and convolutions the page lists (one forward pass at
+    load: a model that cannot run on its input fails here, not in a request), and its test set and results,
+    computed on first request; ``data`` is the folder named on the command line to read the test set from.
+
+    A request runs a copy of the model no other thread runs (``models``, ``jobs.Models``: layers keep caches);
+    ``_data_lock`` reads the test set from disk once, ``_results_lock`` evaluates it once."""
 
     def __init__(self, name: str, path: str, data: str | None = None):
-        self.name, self.path = name, path
-        self.trained = TrainedModel.load(os.path.abspath(path))
-        if self.trained.is_text:
-            raise ValueError(f"{path}: a text run; the page shows image models only")
-        self.model, self.classes = self.trained.model, self.trained.classes
-        self.input_shape, self.normalization = self.trained.input_shape, self.trained.normalization
-        self.data = data
-        self.model_lock, self._data_lock, self._check_lock = threading.Lock(), threading.Lock(), threading.Lock()
+        trained = TrainedModel.load(os.path.abspath(path))
+        if trained.is_text:
+            raise Unshowable(f"{path}: a text run; the page shows image models only")
+        if trained.is_segmentation:
+            raise Unshowable(f"{path}: a segmentation run (a class for every pixel); the page shows models that "
+                             f"classify whole images (juanji show masks draws its masks)")
+        self.name, self.path, self.trained, self.data = name, path, trained, data
+        self.model, self.classes = trained.model, trained.classes
+        self.input_shape, self.normalization = trained.input_shape, trained.normalization
+        self.models, self._data_lock, self._results_lock = Models(trained), threading.Lock(), threading.Lock()
         self._test_set, self._results = None, None
-        self._loaded = self._seen = _identity(self.trained.checkpoint)
-        self._change = None
+        self.listing = {"layers": views.layer_list(self), "kernels": views.kernel_list(self)}
 
     def normalize(self, pixels) -> np.ndarray:
         """Pixels (C, H, W) in [0, 1] → the model's input, (x − mean[c]) / std[c] as in training."""
@@ -68,51 +93,29 @@ class ServedRun:
         return layer_chain(self.model) if isinstance(self.model, Sequential) else []
 
     def describe(self) -> dict:
+        """What the page lists of the model: its name, classes, input, the epoch it is from ("best": the run's
+        best.npz, the best epoch so far), its layers and convolutions."""
         trained = self.trained
-        return {"name": self.name, "model": trained.config.get("model", type(self.model).__name__),
+        return {"model": trained.config.get("model", type(self.model).__name__),
                 "classes": self.classes, "input_shape": list(self.input_shape),
                 "normalization": list(self.normalization) if self.normalization else None,
                 "epoch": trained.epoch, "test_accuracy": trained.test_accuracy,
-                "parameters": self.model.num_parameters()}
+                "checkpoint": os.path.basename(trained.checkpoint),
+                "best": os.path.abspath(trained.checkpoint) == os.path.abspath(Run(trained.run_dir).best),
+                "parameters": self.model.num_parameters(), **self.listing}
 
-    # -- is it still the run on disk -------------------------------------------------------------------
-    def check(self) -> None:
-        """Unavailable when the checkpoint served is no longer the run's on disk: deleted, or replaced by the
-        checkpoint of another run.  A checkpoint of the same run trained further (``juanji train`` rewrites
-        best.npz while the page watches) is no change.  A stat per request; the header is read once per change."""
-        identity = _identity(self.trained.checkpoint)
-        with self._check_lock:
-            if identity != self._seen:
-                self._seen, self._change = identity, self._compare(identity)
-        if self._change:
-            raise Unavailable(self._change)
-
-    def _compare(self, identity) -> str | None:
-        checkpoint = self.trained.checkpoint
-        if identity is None:
-            return f"{checkpoint} was deleted after juanji serve loaded it; {RESTART}"
-        if identity == self._loaded:
-            return None
-        try:
-            history = read_meta(checkpoint).get("history")
-        except (OSError, ValueError) as error:
-            return f"{checkpoint} was replaced by a file juanji cannot read ({error}); {RESTART}"
-        ours = self.trained.history
-        if ours is None or history is None or not _continues(history, ours):
-            return f"{checkpoint} was replaced by another run's after juanji serve loaded it; {RESTART}"
-        return None
-
-    def metrics(self) -> list[dict]:
-        """The lines of metrics.jsonl now; Unavailable when it cannot be read, or holds another run's epochs
-        than the model served (the run folder was replaced)."""
-        try:
-            history = Run(self.trained.run_dir).metrics()
-        except (OSError, SchemaError) as error:
-            raise Unavailable(str(error)) from None
+    def metrics(self) -> dict:
+        """{"epochs": the lines of the metrics.jsonl beside the checkpoint, "note": None}; for a checkpoint in no
+        run directory, no epochs and the note ``LONE``.  Unavailable when metrics.jsonl cannot be read, or holds
+        another run's epochs than the model served (the run folder was replaced)."""
+        run_dir = self.trained.run_dir
+        if not Run(run_dir).exists():
+            return {"epochs": [], "note": LONE}
+        history = _metrics(run_dir)
         if self.trained.history is not None and not _continues(history, self.trained.history):
-            raise Unavailable(f"{self.trained.run_dir}: metrics.jsonl is another run's than the model served "
-                              f"(the run was replaced after juanji serve loaded it); {RESTART}")
-        return history
+            raise Unavailable(f"{run_dir}: metrics.jsonl is another run's than the model served (the run was "
+                              f"replaced, and its checkpoint not yet)")
+        return {"epochs": history, "note": None}
 
     # -- its test set ----------------------------------------------------------------------------------
     def data_source(self) -> str | None:
@@ -141,13 +144,107 @@ class ServedRun:
                     raise Unavailable(f"the test set of {self.name} cannot be read: {error}") from None
             return self._test_set
 
-    def test_results(self) -> dict:
-        """The test set, its predictions and confusion matrix (computed on first use, then kept)."""
+    def test_results(self, job=None) -> dict:
+        """The test set, its predictions and confusion matrix (computed on first use, then kept); ``job``
+        (``jobs.Job``) counts the test images done, batch by batch, and may stop the evaluation between two."""
         test_set = self.test_set()
-        with self.model_lock:
+        with self._results_lock:
             if self._results is None:
-                result = self.trained.evaluate(test_set)
+                if job is not None:
+                    job.total = len(test_set)
+                with self.models.borrow(job) as trained:
+                    result = trained.evaluate(test_set, EVALUATION_BATCH)
                 matrix = confusion_matrix(test_set.labels, result["predictions"], len(self.classes))
                 self._results = {"set": test_set, "predictions": result["predictions"],
                                  "accuracy": result["accuracy"], "matrix": matrix}
             return self._results
+
+
+@dataclass(frozen=True)
+class Served:
+    """What is served of a run at one moment, replaced whole (one assignment) when it changes.
+
+    ``state``: "ready" (``model`` is served), "waiting" (a training whose first checkpoint is not written yet) or
+    "skipped" (``reason`` says why the page cannot show it); ``notice``: why the model served is not the
+    checkpoint on disk (it was replaced by a file that cannot be served); ``loads``: how many checkpoints were
+    loaded (never lowered), so that a client sees a reload."""
+    state: str
+    model: ServedModel | None = None
+    reason: str | None = None
+    notice: str | None = None
+    loads: int = 0
+
+
+class ServedRun:
+    """A run directory (or checkpoint file) served under ``name``, followed on disk: its checkpoint (a run
+    directory's best.npz) is looked at on request, at most every ``RECHECK_SECONDS`` (``refresh``), and a new one
+    is loaded whole and checked before it replaces the model served; one that cannot be served leaves the model
+    as it was, with a notice.  ``data`` as for ``ServedModel``."""
+
+    def __init__(self, name: str, path: str, data: str | None = None):
+        self.name, self.path, self.data = name, path, data
+        self.checkpoint = Run(path).best if os.path.isdir(path) else path
+        self.served = Served("skipped")
+        self._refresh_lock = threading.Lock()
+        self._seen, self._checked = object(), 0.0       # nothing seen yet: the first look loads
+        self.refresh(force=True)
+
+    def refresh(self, force: bool = False) -> None:
+        """Follow the checkpoint on disk, when it was last looked at ``RECHECK_SECONDS`` ago (or ``force``).  One
+        thread looks (and loads) at a time; the others go on with what is served meanwhile."""
+        if not force and time.monotonic() - self._checked < RECHECK_SECONDS:
+            return
+        if not self._refresh_lock.acquire(blocking=False):
+            return
+        try:
+            self._checked = time.monotonic()
+            seen = (_identity(self.checkpoint), Run(self.path).exists())   # the file, and whether a training began
+            if seen != self._seen:
+                self._seen = seen
+                self.served = self._follow(seen[0] is not None, seen[1])
+        finally:
+            self._refresh_lock.release()
+
+    def _follow(self, present: bool, training: bool) -> Served:
+        """What to serve now that the checkpoint changed (or appeared, or went)."""
+        before = self.served
+        if not present and training:
+            return Served("waiting", reason=WAITING, loads=before.loads)
+        if not present and before.model is not None:
+            return Served("skipped", reason=f"{self.checkpoint} was deleted after juanji serve loaded it",
+                          loads=before.loads)
+        try:
+            model = ServedModel(self.name, self.path, self.data)
+        except (OSError, ValueError, MemoryError) as error:       # CheckpointError and Unshowable among them
+            if before.model is None:
+                return Served("skipped", reason=str(error), loads=before.loads)
+            epoch = before.model.trained.epoch
+            return Served("ready", before.model, notice=f"{self.checkpoint} was replaced by a file that cannot be "
+                          f"served ({error}); still serving the model loaded before"
+                          f"{f', from epoch {epoch}' if epoch is not None else ''}", loads=before.loads)
+        return Served("ready", model, loads=before.loads + 1)
+
+    def current(self) -> ServedModel:
+        """The model served now (looked at on disk first, see ``refresh``); Unavailable when there is none."""
+        self.refresh()
+        served = self.served
+        if served.model is None:
+            raise Unavailable(f"{self.name}: {served.reason}")
+        return served.model
+
+    def describe(self) -> dict:
+        """What the page lists of the run: its name, state, reason or notice, and its model's description."""
+        served = self.served
+        return {"name": self.name, "state": served.state, "reason": served.reason, "notice": served.notice,
+                "loads": served.loads, **(served.model.describe() if served.model else {})}
+
+    def metrics(self) -> dict:
+        """The curves of the run (``ServedModel.metrics``); of a training waiting for its first checkpoint, its
+        metrics.jsonl as it is (none, until the first epoch ends)."""
+        self.refresh()
+        served = self.served
+        if served.model is not None:
+            return served.model.metrics()
+        if served.state == "waiting":
+            return {"epochs": _metrics(self.path), "note": None}
+        raise Unavailable(f"{self.name}: {served.reason}")

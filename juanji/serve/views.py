@@ -1,5 +1,7 @@
-"""What each API route answers, computed from a ``ServedRun`` as plain dicts and lists (no web framework here).
-Arrays go out as nested lists rounded to 6 decimals: exact enough to redo the arithmetic by hand."""
+"""What each API route answers, computed from a ``run.ServedModel`` as plain dicts and lists (no web framework here).
+Arrays go out as nested lists rounded to 6 decimals: exact enough to redo the arithmetic by hand.  A view runs a copy
+of the model no other thread runs (``ServedModel.models``), watched by the request's ``job`` (``jobs.Job``), which may
+stop it between two passes of the whole model."""
 from __future__ import annotations
 
 import io
@@ -9,11 +11,12 @@ import numpy as np
 from ..functional.activation import softmax
 from ..nn import no_grad
 from ..viz import cells, pictures
-from ..viz.chain import run_chain
+from ..viz.chain import layer_chain, run_chain
 from ..viz.deconvnet import deconvnet
 from ..viz.features import map_grid
 from ..viz.grid import picture
 from ..viz.kernels import conv_layers
+from .jobs import OCCLUSION_BATCH
 
 
 class NotFound(LookupError):
@@ -34,19 +37,20 @@ def png(image) -> bytes:
     return buffer.getvalue()
 
 
-def _outputs(run, x):
-    """[(name, layer, output (C', H', W') or (F,))] of every layer of the chain for one model input x (C, H, W)."""
-    chain = run.layers()
-    with run.model_lock, no_grad():
+def _outputs(model, x):
+    """[(name, layer, output (C', H', W') or (F,))] of every layer of the chain of ``model`` (a copy the calling
+    thread borrowed, ``jobs.Models``) for one model input x (C, H, W)."""
+    chain = layer_chain(model)
+    with no_grad():
         outputs = run_chain(chain, x[None])
     return [(name, layer, y[0]) for (name, layer), y in zip(chain, outputs)]
 
 
-def predict(run, pixels) -> dict:
+def predict(run, pixels, job=None) -> dict:
     """Every class with its probability (highest first), and the image as the network receives it."""
     x = run.normalize(pixels)
-    with run.model_lock:
-        scores = pictures.scores_of(run.model, x)
+    with run.models.borrow(job) as trained:
+        scores = pictures.scores_of(trained.model, x)
     return {"classes": ranked(run, scores), "pixels": array(pixels), "input": array(x)}
 
 
@@ -70,20 +74,29 @@ def window(layer) -> dict | None:
 
 
 def layer_list(run) -> list[dict]:
-    """Name, type, output shape and window of every layer of the chain (``ServedRun.layers``)."""
+    """Name, type, output shape and window of every layer of the chain (``ServedModel.layers``)."""
     x = np.zeros(run.input_shape, dtype=run.model.dtype)
+    with run.models.borrow() as trained:
+        outputs = _outputs(trained.model, x)
     return [{"name": name, "type": type(layer).__name__, "shape": list(y.shape), "window": window(layer)}
-            for name, layer, y in _outputs(run, x)]
+            for name, layer, y in outputs]
 
 
-def features(run, pixels, layer: str | None = None) -> dict:
+def features(run, pixels, layer: str | None = None, job=None) -> dict:
     """The maps (C', H', W') after every layer of the chain that outputs maps, or after ``layer`` only with
     "parts", what its cells are made of (``viz.cells.parts``: a batch norm's numbers, a block's F(x) and shortcut)."""
     if not run.layers():
         raise ValueError(f"{run.name}: feature maps follow the layers of a Sequential model, "
                          f"not a {type(run.model).__name__}")
     x = run.normalize(pixels)
-    outputs = _outputs(run, x)
+    with run.models.borrow(job) as trained:
+        outputs = _outputs(trained.model, x)
+        return _features(outputs, x, layer)
+
+
+def _features(outputs, x, layer: str | None) -> dict:
+    """``features`` from the ``outputs`` of the borrowed copy, while it is still borrowed (``cells.parts`` runs
+    the layer again)."""
     if layer is None:
         return {"input": array(x),
                 "layers": [{"name": name, "type": type(l).__name__, "shape": list(y.shape), "maps": array(y)}
@@ -95,7 +108,7 @@ def features(run, pixels, layer: str | None = None) -> dict:
     _, found, y = outputs[position]
     if y.ndim != 3:
         raise ValueError(f"layer {layer} outputs shape {y.shape}, not feature maps")
-    with run.model_lock, no_grad():                   # one layer: what its cells are made of too
+    with no_grad():                                   # one layer: what its cells are made of too
         made_of = cells.parts(found, (outputs[position - 1][2] if position else x)[None])
     return {"input": array(x), "layers": [{"name": layer, "type": type(found).__name__, "shape": list(y.shape),
                                            "maps": array(y), "parts": _plain(made_of)}]}
@@ -110,9 +123,9 @@ def _plain(value):
     return array(value) if isinstance(value, np.ndarray) else value
 
 
-def feature_png(run, pixels, layer: str) -> bytes:
+def feature_png(run, pixels, layer: str, job=None) -> bytes:
     """One layer's maps tiled into a PNG (``viz.features.map_grid``: one scale for the whole layer)."""
-    maps = features(run, pixels, layer)["layers"][0]["maps"]
+    maps = features(run, pixels, layer, job)["layers"][0]["maps"]
     return png(map_grid(np.asarray(maps)))
 
 
@@ -151,32 +164,32 @@ def class_index(run, value: str | None, scores) -> int:
         raise NotFound(str(error)) from None
 
 
-def explain(run, pixels, class_value: str | None = None, layer: str | None = None) -> dict:
+def explain(run, pixels, class_value: str | None = None, layer: str | None = None, job=None) -> dict:
     """Saliency (H, W), divided by its maximum, and Grad-CAM of a class (default: the predicted one): at the
     layer's resolution (H', W'), and resampled to the image (H, W) with each cell on its receptive field's
     centre where the layers allow (``gradcam_centred``; else stretched)."""
-    return _explanation(run, _inside(run, run.normalize(pixels), class_value, layer))
+    return _explanation(run, _inside(run, run.normalize(pixels), class_value, layer, job))
 
 
-def analyze(run, pixels, class_value: str | None = None, layer: str | None = None) -> dict:
+def analyze(run, pixels, class_value: str | None = None, layer: str | None = None, job=None) -> dict:
     """What the page shows of one image, from one forward and one backward pass (``viz.pictures.inside``):
     the prediction, the pixels and the network's input, every layer's maps, saliency and Grad-CAM."""
     x = run.normalize(pixels)
-    found = _inside(run, x, class_value, layer)
+    found = _inside(run, x, class_value, layer, job)
     return {"classes": ranked(run, found.scores, found.probabilities), "pixels": array(pixels), "input": array(x),
             "layers": [{"name": name, "type": type(l).__name__, "shape": list(y.shape), "maps": array(y)}
                        for name, l, y in found.layers if y.ndim == 3],
             "explanation": _explanation(run, found)}
 
 
-def _inside(run, x, class_value, layer) -> pictures.Inside:
+def _inside(run, x, class_value, layer, job) -> pictures.Inside:
     """``viz.pictures.inside`` of the model input x, the class and layer of a request checked first."""
     if layer is not None and layer not in dict(run.layers()):
         raise NotFound(f"no layer named '{layer}'")
     if class_value:
         class_index(run, class_value, None)                 # an unknown class is refused before any work
-    with run.model_lock:
-        return pictures.inside(run.trained, x, class_value or None, layer)
+    with run.models.borrow(job) as trained:
+        return pictures.inside(trained, x, class_value or None, layer)
 
 
 def _explanation(run, found: pictures.Inside) -> dict:
@@ -187,15 +200,17 @@ def _explanation(run, found: pictures.Inside) -> dict:
             "saliency_max": found.saliency_max}
 
 
-def occlusion(run, pixels, class_value: str | None = None, size: str | None = None, stride: str | None = None) -> dict:
+def occlusion(run, pixels, class_value: str | None = None, size: str | None = None, stride: str | None = None,
+              job=None) -> dict:
     """Zeiler & Fergus's occlusion map of a class: p(class) with a square of the mean pixel at each place
     (H', W'), and the change of p at the image's pixels (H, W), each pixel the mean over the squares on it:
-    "change" p − p occluded (> 0 a drop, < 0 a rise), "drop" the same with the rises set to 0."""
+    "change" p − p occluded (> 0 a drop, < 0 a rise), "drop" the same with the rises set to 0.  ``job`` may stop
+    it between passes of ``OCCLUSION_BATCH`` squares."""
     size, stride = _count(size, "size", 6), _count(stride, "stride", 2)
     x = run.normalize(pixels)
-    with run.model_lock:
-        c = class_index(run, class_value, pictures.scores_of(run.model, x))
-        found = pictures.occlusion(run.model, x, c, size, stride)
+    with run.models.borrow(job) as trained:
+        c = class_index(run, class_value, pictures.scores_of(trained.model, x))
+        found = pictures.occlusion(trained.model, x, c, size, stride, OCCLUSION_BATCH)
     return {"class": c, "name": run.classes[c], "probability": found.probability, "size": size, "stride": stride,
             "map": array(found.map), "drop": array(found.drop), "change": array(found.change)}
 
@@ -208,21 +223,21 @@ def _count(value: str | None, name: str, default: int) -> int:
     return int(value)
 
 
-def deconv(run, pixels, layer: str | None, channel: str | None) -> dict:
+def deconv(run, pixels, layer: str | None, channel: str | None, job=None) -> dict:
     """ZFNet's deconvnet projection (C, H, W) of the strongest activation of map ``channel`` of ``layer``."""
     if layer not in dict(run.layers()):
         raise NotFound(f"no layer named '{layer}'; the layers are {', '.join(name for name, _ in run.layers())}")
     if channel is None or not channel.isdigit():
         raise ValueError(f"map must be a map number 0, 1, 2 …, got '{channel}'")
-    with run.model_lock:
-        projection, position = deconvnet(run.model, run.normalize(pixels), layer, int(channel))
+    with run.models.borrow(job) as trained:
+        projection, position = deconvnet(trained.model, run.normalize(pixels), layer, int(channel))
     return {"layer": layer, "map": int(channel), "position": list(position), "projection": array(projection)}
 
 
-def confusion(run) -> dict:
+def confusion(run, job=None) -> dict:
     """Confusion matrix of the run's best checkpoint on its test set, and every misclassified image (the page
-    shows them a page at a time)."""
-    test = run.test_results()
+    shows them a page at a time); ``job`` counts the test images done and may stop it between batches."""
+    test = run.test_results(job)
     labels, predictions = test["set"].labels, test["predictions"]
     wrong = np.flatnonzero(predictions != labels)
     return {"classes": run.classes, "accuracy": test["accuracy"], "count": len(labels),

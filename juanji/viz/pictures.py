@@ -131,9 +131,9 @@ class Occlusion:
         return np.maximum(self.change, 0)
 
 
-def occlusion(model, x, c: int, size: int = 6, stride: int = 2) -> Occlusion:
+def occlusion(model, x, c: int, size: int = 6, stride: int = 2, batch_size: int = 256) -> Occlusion:
     """Zeiler & Fergus's occlusion of class c for one input x (C, H, W), squares of the mean pixel (0 in the
-    normalised input)."""
+    normalised input), ``batch_size`` occluded copies per forward pass."""
     probability = float(softmax(scores_of(model, x).astype(np.float64))[c])
-    result = occlusion_map(model, x, c, size, stride)
+    result = occlusion_map(model, x, c, size, stride, batch_size=batch_size)
     return Occlusion(probability, result, probability - pixel_map(result, x.shape, size, stride), size, stride)

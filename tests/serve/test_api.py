@@ -17,7 +17,7 @@ from PIL import Image
 from juanji.data.images import load_image
 from juanji.functional.activation import softmax
 from juanji.nn import no_grad
-from juanji.serve.run import ServedRun
+from juanji.serve.run import ServedModel
 from juanji.viz.deconvnet import deconvnet
 from juanji.viz import pictures
 from juanji.viz.features import feature_maps
@@ -46,7 +46,7 @@ def pixels_json(pixels):
 @pytest.fixture(scope="module")
 def served(tiny_run):
     """The run as the server holds it, opened here too, to compute the expected answers."""
-    return ServedRun("lenet5", str(tiny_run))
+    return ServedModel("lenet5", str(tiny_run))
 
 
 @pytest.fixture(scope="module")

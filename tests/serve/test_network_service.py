@@ -165,7 +165,7 @@ def test_an_old_relative_data_path_is_read_inside_the_run_with_a_warning(tiny_ru
     with_header(tiny_run / "best.npz", run_copy / "best.npz", config={**config, "data": "digits"})
     served = ServedRun("run", str(run_copy))
     with pytest.warns(UserWarning, match="stored relative"), client(served) as http:
-        assert served.data_source() == os.path.join(run_copy, "digits")
+        assert served.current().data_source() == os.path.join(run_copy, "digits")
         assert http.get("/api/runs/run/confusion")[1]["count"] == 20
 
 
@@ -356,29 +356,32 @@ def test_malformed_bodies_get_their_documented_4xx(served, body, content_type, s
 
 
 # -- 6. a run replaced or deleted under the server ---------------------------------------------------------
-def test_a_run_replaced_or_deleted_while_served_is_reported_not_mixed(run_copy, tmp_path):
+def test_a_run_replaced_or_deleted_while_served_is_followed_not_mixed(run_copy, tmp_path):
     served = ServedRun("run", str(run_copy))
     history = ckpt.read_meta(run_copy / "best.npz")["history"]
 
     def answers(http):
+        http.get("/api/runs")                   # the page's poll: the server looks at the run on disk
         return http.get("/api/runs/run/metrics"), http.post("/api/runs/run/predict")
 
     with client(served) as http:
-        # the same run trained one epoch further, as `juanji train` does while the page watches: no change
+        # the same run trained one epoch further, as `juanji train` does while the page watches: served
         further = history + [{**history[0], "epoch": 2}]
         with_header(run_copy / "best.npz", run_copy / "best.npz", epoch=2, history=further)
         write_metrics(run_copy, further)
         metrics, predict = answers(http)
         assert metrics[0] == predict[0] == 200 and len(metrics[1]["epochs"]) == 2
+        assert served.current().trained.epoch == 2
 
-        # another run in its place: neither its curves nor the old model are shown
+        # another run in its place: its model with its curves, nothing of the old one
         os.rename(run_copy, tmp_path / "old")
         shutil.copytree(tmp_path / "old", run_copy)
         other = [{**history[0], "train_seconds": history[0]["train_seconds"] + 1}]
         with_header(run_copy / "best.npz", run_copy / "best.npz", history=other)
         write_metrics(run_copy, other)
-        for status, answer, _ in answers(http):
-            assert status == 409 and "replaced by another run's" in answer["error"]
+        metrics, predict = answers(http)
+        assert metrics[0] == predict[0] == 200 and metrics[1]["epochs"] == other
+        assert served.current().trained.history == other
 
         shutil.rmtree(run_copy)
         for status, answer, _ in answers(http):

@@ -1,7 +1,10 @@
 // The drawing canvas and the image it holds: strokes in white on black, an uploaded file shown there, and the
 // pixels (C, H, W) in [0, 1] it makes. The canvas is `block` canvas pixels per input pixel; the average of
 // each block is one pixel of the image. Another run keeps the image (resampled where its input size differs).
-import {$} from "./page.js";
+// The keyboard draws too: an arrow key draws one input pixel on from the pen (at first the centre), Shift and an
+// arrow key move the pen without drawing, Enter or Space ends the stroke, as lifting the mouse button does.
+import {t} from "./i18n.js";
+import {$, arrow, presses} from "./page.js";
 
 const draw = $("draw");
 
@@ -22,6 +25,8 @@ const LUMA = [0.299, 0.587, 0.114];
 let shape = null;          // the model's input (C, H, W)
 let block = 1;             // canvas pixels per input pixel
 let stroke = null;         // the last point of the stroke being drawn; null between strokes
+let pen = null;            // where the keyboard's pen is, in canvas pixels; null: at the centre
+let keyed = false;         // the arrow keys have drawn a stroke that has not ended yet
 
 // Listen to the mouse, the Clear button and the file input. onDraw: the image changed in a stroke;
 // onStrokeEnd: a stroke ended or the canvas was cleared; onFile(file, description): an image file was chosen.
@@ -29,16 +34,46 @@ export function setupCanvas({onDraw, onStrokeEnd, onFile}) {
   draw.addEventListener("pointerdown", (event) => {
     draw.setPointerCapture(event.pointerId);
     stroke = pointAt(event);
-    $("source").textContent = "Your drawing.";
-    drawTo(stroke);
+    $("source").textContent = t("source.drawing");
+    line(stroke, stroke);
     onDraw();
   });
-  draw.addEventListener("pointermove", (event) => { if (stroke) { drawTo(pointAt(event)); onDraw(); } });
+  draw.addEventListener("pointermove", (event) => {
+    if (!stroke) return;
+    const point = pointAt(event);
+    line(stroke, point);
+    stroke = point;
+    onDraw();
+  });
   draw.addEventListener("pointerup", () => { if (stroke) { stroke = null; onStrokeEnd(); } });
-  $("clear").addEventListener("click", () => { blank(); $("source").textContent = "Draw something."; onStrokeEnd(); });
+  draw.addEventListener("keydown", (event) => {
+    const step = arrow(event);
+    if (step) {
+      event.preventDefault();
+      pen ??= [draw.width / 2, draw.height / 2];
+      const to = pen.map((v, axis) => Math.max(0, Math.min([draw.width, draw.height][axis], v + step[axis] * block)));
+      if (!event.shiftKey) {
+        $("source").textContent = t("source.drawing");
+        line(pen, to);
+        keyed = true;
+        onDraw();
+      }
+      pen = to;
+    } else if (presses(event) && keyed) {
+      event.preventDefault();
+      keyed = false;
+      onStrokeEnd();
+    }
+  });
+  draw.addEventListener("blur", () => { if (keyed) { keyed = false; onStrokeEnd(); } });
+  $("clear").addEventListener("click", () => {
+    blank();
+    $("source").textContent = t("source.cleared");
+    onStrokeEnd();
+  });
   $("upload").addEventListener("change", (event) => {
     const file = event.target.files[0];
-    if (file) onFile(file, `${file.name}: shorter side scaled to the input size, the centre cut out.`);
+    if (file) onFile(file, t("source.file", {file: file.name}));
     event.target.value = "";
   });
 }
@@ -49,6 +84,7 @@ export function newCanvas(inputShape) {
   const held = copy(draw, draw.width, draw.height);
   shape = inputShape;
   block = blockFor(shape);
+  pen = null;
   draw.width = shape[2] * block; draw.height = shape[1] * block;
   blank();
   draw.getContext("2d").drawImage(held, 0, 0, draw.width, draw.height);
@@ -76,11 +112,11 @@ function pointAt(event) {
   return [(event.clientX - box.left) * draw.width / box.width, (event.clientY - box.top) * draw.height / box.height];
 }
 
-function drawTo(point) {
+// A line of the brush from one point to another (a dot where they are the same), in canvas pixels.
+function line(from, to) {
   const ctx = draw.getContext("2d");
   ctx.strokeStyle = "#fff"; ctx.lineWidth = BRUSH_WIDTH * block; ctx.lineCap = "round"; ctx.lineJoin = "round";
-  ctx.beginPath(); ctx.moveTo(...stroke); ctx.lineTo(...point); ctx.stroke();
-  stroke = point;
+  ctx.beginPath(); ctx.moveTo(...from); ctx.lineTo(...to); ctx.stroke();
 }
 
 // The canvas as the image (C, H, W) in [0, 1]: each block's average, gray by LUMA for a gray model; by default

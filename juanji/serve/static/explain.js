@@ -1,11 +1,14 @@
 // Why this class: saliency and Grad-CAM (in the answer of /analyze) and occlusion (a second request, the slow
 // one), of the predicted class or the one chosen, the last two drawn over the image; each with its colour bar.
 import {postPixels} from "./api.js";
-import {$, showError} from "./page.js";
+import {t} from "./i18n.js";
+import {$, element, showError} from "./page.js";
 import {diverging, hot, minMax, paint, paintImage, short, showScale} from "./paint.js";
 
 // A heat map lies over the image 60 % opaque: the heat reads first, the image still shows through.
 const HEAT_OPACITY = 0.6;
+// What Grad-CAM computes, written the same in every language.
+const GRADCAM = "ReLU(Σ_k α_k A_k)";
 
 let occlusionAsked = 0;    // the number of the latest occlusion asked for: a late answer to an older one is dropped
 
@@ -17,9 +20,9 @@ export function setupExplain(onChoice) {
 
 // A new run: its classes, and its layers with maps for Grad-CAM.
 export function showExplainChoices(run) {
-  $("explain-class").replaceChildren(new Option("the predicted class", ""),
+  $("explain-class").replaceChildren(new Option(t("why.predicted"), ""),
     ...run.classes.map((c, i) => new Option(`${i} ${c}`, String(i))));
-  $("gradcam-layer").replaceChildren(new Option("the last with maps", ""),
+  $("gradcam-layer").replaceChildren(new Option(t("why.lastMaps"), ""),
     ...run.layers.filter((l) => l.shape.length === 3).map((l) => new Option(`${l.name} ${l.type} ${l.shape.join("×")}`, l.name)));
 }
 
@@ -32,19 +35,30 @@ export function explainQuery() {
 // The explanation in an answer of /analyze, for the image of these pixels. Saliency and Grad-CAM have no natural
 // unit: each is drawn on its own scale, 0 … its maximum, and its bar says what that maximum is.
 export function showExplanation(explanation, pixels) {
+  if (explanation.unavailable) {                   // a page exported without a server says why (local_api.js)
+    for (const id of ["saliency", "gradcam"]) {
+      $(id).getContext("2d").clearRect(0, 0, $(id).width, $(id).height);
+      $(`${id}-scale`).replaceChildren(element("p", "note", explanation.unavailable));
+    }
+    return;
+  }
   const most = explanation.saliency_max;
   paint($("saliency"), explanation.saliency, hot);                 // the API divides saliency by its maximum
-  showScale($("saliency-scale"), (v) => hot(most ? v / most : 0), [0, most], "|∂S_c/∂x|, x the network's input",
-            "all 0: no pixel changes the score");
-  if (!explanation.gradcam) { $("gradcam-note").textContent = "Grad-CAM needs a Sequential model"; return; }
+  showScale($("saliency-scale"), (v) => hot(most ? v / most : 0), [0, most], t("saliency.unit"), t("saliency.zero"));
+  if (!explanation.gradcam) { $("gradcam-note").textContent = t("gradcam.sequential"); return; }
   const cam = explanation.gradcam;
   const high = minMax(cam)[1];
   overlayHeat($("gradcam"), pixels, explanation.gradcam_pixels, (v) => hot(high > 0 ? v / high : 0), high > 0);
-  showScale($("gradcam-scale"), (v) => hot(high > 0 ? v / high : 0), [0, high], "ReLU(Σ_k α_k A_k)",
-            `all 0: nothing at layer ${explanation.gradcam_layer} speaks for “${explanation.name}”`);
-  $("gradcam-note").textContent = `Grad-CAM of “${explanation.name}” at layer ${explanation.gradcam_layer}: ReLU(Σ_k α_k A_k), ${
-    cam.length}×${cam[0].length} cells ${explanation.gradcam_centred
-      ? "placed on their receptive fields' centres" : "stretched over the image"}`;
+  const [name, layer] = [explanation.name, explanation.gradcam_layer];
+  showScale($("gradcam-scale"), (v) => hot(high > 0 ? v / high : 0), [0, high], GRADCAM,
+            t("gradcam.zero", {layer, name}));
+  $("gradcam-note").textContent = t("gradcam.note", {name, layer, formula: GRADCAM, height: cam.length,
+    width: cam[0].length, placed: explanation.gradcam_centred ? t("gradcam.centred") : t("gradcam.stretched")});
+}
+
+// The image changed: the occlusion on its way is of an older one, and is not drawn.
+export function forgetOcclusion() {
+  occlusionAsked++;
 }
 
 // Occlusion: how far p(class) drops (red) or rises (blue) with a square of the mean pixel over each place, drawn
@@ -61,12 +75,10 @@ export async function showOcclusion(run, pixels) {
   if (asked !== occlusionAsked) return;
   const [low, high] = minMax(result.change);
   overlayHeat($("occlusion"), pixels, result.change, diverging, low !== 0 || high !== 0);
-  showScale($("occlusion-scale"), diverging, [-1, 1], "p − p occluded: red a drop, blue a rise",
-            "all 0: no square changes p", [low, high]);
+  showScale($("occlusion-scale"), diverging, [-1, 1], t("occlusion.unit"), t("occlusion.zero"), [low, high]);
   const lowest = Math.min(...result.map.flat()), highest = Math.max(...result.map.flat());
-  $("occlusion-note").textContent = `occlusion of “${result.name}”: p = ${result.probability.toFixed(3)}; with a ${
-    result.size}×${result.size} square of the mean pixel over it (every ${result.stride} pixels) p is ${
-    short(lowest)} … ${short(highest)}`;
+  $("occlusion-note").textContent = t("occlusion.note", {name: result.name, probability: result.probability.toFixed(3),
+    size: result.size, stride: result.stride, low: short(lowest), high: short(highest)});
 }
 
 // A heat map over the image: the image first, then (unless the map is all 0) the map in colour(value).

@@ -4,7 +4,8 @@
 // y = b + Σ_c Σ_uv w·x, a pooling's window, a batch norm's (x − μ)/σ·γ + β, a residual block's F(x) + shortcut,
 // a concatenation's "channel c of input i". The input map is shown only where the cell reads one map of it.
 import {kernelOf, postPixels} from "./api.js";
-import {$, element, showError} from "./page.js";
+import {t} from "./i18n.js";
+import {$, arrow, element, keyboardGroup, presses, showError} from "./page.js";
 import {clamp, diverging, gray, grayFor, largest, minMax, paint, showScale} from "./paint.js";
 
 // Each layer's maps are drawn about this many screen pixels tall: a 28×28 map at 2 screen pixels per value …
@@ -26,6 +27,7 @@ let image = null;          // the image analysed: its pixels, the network's inpu
 let chosen = null;         // the map shown large, {name, map}; kept when the image changes
 let channel = null;        // the input channel whose window and kernel slice the arithmetic shows
 let chooseAsked = 0;       // the number of the latest map chosen: a late answer about an older one is dropped
+let deconvAsked = 0;       // … and of the latest deconvnet projection asked for
 
 // A new run: nothing chosen yet.
 export function resetInside(newRun) {
@@ -37,14 +39,14 @@ export function resetInside(newRun) {
 // An answer of /analyze (its input and layers), for the pixels it was asked about.
 export function showInside(result, pixels) {
   const where = $("layers");
-  if (!run.layers.length) { where.textContent = "This model is not a Sequential: no layer-by-layer view."; return; }
+  if (!run.layers.length) { where.textContent = t("inside.notSequential"); return; }
   image = {pixels, input: result.input, layers: result.layers, parts: new Map()};
   where.replaceChildren(...image.layers.map(layerRow));
   if (chosen) choose(chosen.name, chosen.map);
 }
 
 // One layer: its name, type and shape over its colour bar, then every map on the layer's own gray scale, each
-// one clickable; 1×1 maps as one strip.
+// one clickable (and for the keyboard one tab stop, arrows and Enter); 1×1 maps as one strip.
 function layerRow(layer) {
   const [, h, w] = layer.shape;
   const colour = grayFor(layer.maps);
@@ -55,12 +57,16 @@ function layerRow(layer) {
     const canvas = element("canvas");
     canvas.width = w * cell; canvas.height = h * cell;
     const [low, high] = minMax(map);
-    canvas.title = `${layer.name}: map ${k}, ${low === 0 && high === 0 ? "all 0" : `${fmt(low)} … ${fmt(high)}`}`;
+    const range = low === 0 && high === 0 ? t("scale.allZero") : `${fmt(low)} … ${fmt(high)}`;
+    canvas.title = t("map.label", {layer: layer.name, map: k, range});
+    canvas.setAttribute("aria-label", canvas.title);
+    canvas.setAttribute("role", "button");
     canvas.dataset.layer = layer.name; canvas.dataset.map = k;
     paint(canvas, map, colour);
     canvas.addEventListener("click", () => choose(layer.name, k));
     maps.appendChild(canvas);
   });
+  if (!(h === 1 && w === 1)) keyboardGroup([...maps.children]);
   const label = element("div", "label", `${layer.name} ${layer.type} ${layer.shape.join("×")}`);
   const scale = element("div");
   showScale(scale, colour, minMax(layer.maps), "");
@@ -70,7 +76,8 @@ function layerRow(layer) {
   return row;
 }
 
-// C maps of 1×1 as one canvas, a cell per map: C values side by side, not C tiles of one value each.
+// C maps of 1×1 as one canvas, a cell per map: C values side by side, not C tiles of one value each. For the
+// keyboard a slider: the arrow keys choose a map, Enter or Space shows it.
 function strip(layer, colour) {
   const count = layer.maps.length;
   const cell = Math.min(STRIP_CELL[1], Math.max(STRIP_CELL[0], Math.floor(STRIP_LENGTH / count)));
@@ -81,9 +88,26 @@ function strip(layer, colour) {
   const mapAt = (event) => Math.max(0, Math.min(count - 1, Math.floor(event.offsetX / cell)));
   canvas.addEventListener("mousemove", (event) => {
     const k = mapAt(event);
-    canvas.title = `${layer.name}: map ${k} = ${fmt(layer.maps[k][0][0])}`;
+    canvas.title = t("strip.label", {layer: layer.name, map: k, value: fmt(layer.maps[k][0][0])});
   });
   canvas.addEventListener("click", (event) => choose(layer.name, mapAt(event)));
+  let focused = 0;                                 // the map the keyboard is on
+  const say = () => {
+    canvas.setAttribute("aria-valuenow", focused);
+    canvas.setAttribute("aria-label", t("strip.keys", {layer: layer.name, map: focused, count,
+                                                        value: fmt(layer.maps[focused][0][0])}));
+  };
+  Object.entries({tabindex: 0, role: "slider", "aria-valuemin": 0, "aria-valuemax": count - 1})
+    .forEach(([name, value]) => canvas.setAttribute(name, value));
+  say();
+  canvas.addEventListener("keydown", (event) => {
+    const step = arrow(event);                     // right and up: the next map; left and down: the one before
+    if (!step && !presses(event)) return;
+    event.preventDefault();
+    if (!step) { choose(layer.name, focused); return; }
+    focused = Math.max(0, Math.min(count - 1, focused + step[0] - step[1]));
+    say();
+  });
   return canvas;
 }
 
@@ -97,8 +121,8 @@ async function choose(name, k) {
   document.querySelector(`.maps canvas[data-layer="${name}"]:is([data-map="${k}"], [data-strip])`)
     ?.classList.add("chosen");
   $("detail").hidden = false;
-  $("detail-title").textContent = `layer ${name} (${layer.type}), map ${k} of ${layer.shape[0]}: ${
-    layer.shape[1]}×${layer.shape[2]}`;
+  $("detail-title").textContent = t("detail.title", {layer: name, type: layer.type, map: k, count: layer.shape[0],
+                                                     height: layer.shape[1], width: layer.shape[2]});
   const layerWindow = run.layers.find((l) => l.name === name).window;
   let kernel = null, parts = null;
   try {
@@ -117,6 +141,7 @@ async function choose(name, k) {
   drawDetail(view);
   showDeconv(name, k);
   $("detail-map").onmousemove = (event) => followCursor(event, view);
+  $("detail-map").onkeydown = (event) => moveCell(event, view);
 }
 
 // What the cells of a layer are made of, for the image shown (views.features → viz.cells.parts).
@@ -182,18 +207,31 @@ function followCursor(event, view) {
   if (i !== view.cell[0] || j !== view.cell[1]) { view.cell = [i, j]; drawDetail(view); }
 }
 
+// The arrow keys move the cell on the large map, as the cursor does.
+function moveCell(event, view) {
+  const step = arrow(event);
+  if (!step) return;
+  event.preventDefault();
+  const [, h, w] = view.layer.shape;
+  const [i, j] = view.cell;
+  view.cell = [Math.max(0, Math.min(h - 1, i + step[1])), Math.max(0, Math.min(w - 1, j + step[0]))];
+  drawDetail(view);
+}
+
 // ZFNet's deconvnet: the map's strongest activation projected back to the pixels (gray 0, as in the paper).
 async function showDeconv(name, k) {
   const note = $("detail-deconv-note");
+  const asked = ++deconvAsked;
   let result;
   try {
     result = await postPixels(run, `deconv?layer=${encodeURIComponent(name)}&map=${k}`, image.pixels);
-  } catch (error) { showError(note, error); return; }
+  } catch (error) { if (asked === deconvAsked) showError(note, error); return; }
+  if (asked !== deconvAsked) return;               // another map was chosen meanwhile
   const m = largest(result.projection);
   const channels = result.projection;
   const plane = channels[0].map((row, i) => row.map((_, j) => channels.reduce((sum, c) => sum + c[i][j], 0) / channels.length));
   paint($("detail-deconv"), plane, (v) => gray(clamp(0.5 + v / (2 * m))));
-  note.textContent = `deconvnet: its strongest cell (${result.position.join(", ")}) projected to the pixels (gray 0)`;
+  note.textContent = t("deconv.note", {position: result.position.join(", ")});
 }
 
 // ---- the detail: the map, its input with the window, and the arithmetic of one cell ------------------------
@@ -202,15 +240,15 @@ function drawDetail(view) {
   const colour = grayFor(layer.maps);
   paint($("detail-map"), layer.maps[k], colour);
   outline($("detail-map"), [i], [j], layer.shape.slice(1));
-  showScale($("detail-map-scale"), colour, minMax(layer.maps), `layer ${layer.name}'s scale`,
-            `map ${k}: all 0`, minMax(layer.maps[k]));
+  showScale($("detail-map-scale"), colour, minMax(layer.maps), t("detail.scale", {layer: layer.name}),
+            t("detail.zero", {map: k}), minMax(layer.maps[k]));
   if (source) {
     paint($("detail-input"), source.maps[channel], grayFor(source.maps));
-    const stride = parts?.shortcut_reads?.stride;
-    const read = {identity: "the shortcut adds it as it is",
-                  subsample: `the shortcut adds its cells (${stride}i, ${stride}j)`}[parts?.shortcut_reads?.kind];
-    $("detail-input-note").textContent = `its input: ${describe(source, channel)}${
-      parts?.kind === "residual" ? `; ${read}` : parts?.kind === "concat" ? `, copied as map ${k}` : ""}`;
+    const reads = parts?.shortcut_reads;
+    const what = describe(source, channel);
+    const read = () => (reads.kind === "identity" ? t("shortcut.asIs") : t("shortcut.adds", {stride: reads.stride}));
+    $("detail-input-note").textContent = parts?.kind === "residual" ? t("input.residual", {source: what, read: read()})
+      : parts?.kind === "concat" ? t("input.concat", {source: what, map: k}) : t("input.note", {source: what});
   }
   $("mac").replaceChildren(...arithmetic(view));
 }
@@ -225,16 +263,19 @@ function arithmetic(view) {
   }
   const explain = {batch_norm: batchNorm, residual, concat, per_channel: perChannel}[parts?.kind];
   if (explain && (source || parts.kind === "residual" || parts.kind === "concat")) return explain(view);
-  return [element("p", "", `y[${k}, ${i}, ${j}] = ${fmt(layer.maps[k][i][j])}: a ${layer.type} computes it from ${
-    allMaps(view)} (no arithmetic is shown for it)`)];
+  return [element("p", "", t("math.none", {cell: `y[${k}, ${i}, ${j}]`, value: fmt(layer.maps[k][i][j]),
+                                          type: layer.type, inputs: allMaps(view)}))];
 }
 
-const allMaps = ({input}) => (input ? `all ${input.maps.length} maps of its input` : "its input");
+const allMaps = ({input}) => (input ? t("math.allMaps", {count: input.maps.length}) : t("math.itsInput"));
+
+// "(the network computed y)": what the network computed for the cell, after our arithmetic of it.
+const networkComputed = ({layer, k, cell: [i, j]}) => t("math.computed", {value: fmt(layer.maps[k][i][j])});
 
 // The one line of a cell's arithmetic, "y[k, i, j] = … = ours   (the network computed y)".
-function computed({layer, k, cell: [i, j]}, steps, ours) {
-  return element("p", "", `y[${k}, ${i}, ${j}] = ${steps.join(" = ")} = ${fmt(ours)}   (the network computed ${
-    fmt(layer.maps[k][i][j])})`);
+function computed(view, steps, ours) {
+  const {k, cell: [i, j]} = view;
+  return element("p", "", `y[${k}, ${i}, ${j}] = ${steps.join(" = ")} = ${fmt(ours)}   ${networkComputed(view)}`);
 }
 
 // A batch norm: y = (x − μ) / √(σ² + ε) · γ + β with the statistics it normalises with (in eval its running ones)
@@ -246,8 +287,7 @@ function batchNorm(view) {
   const ours = (x - n.mean[k]) / Math.sqrt(n.var[k] + n.eps) * n.weight[k] + n.bias[k];
   return [computed(view, ["(x − μ) / √(σ² + ε) · γ + β", `(${fmt(x)} ${plus(-n.mean[k])}) / √(${fmt(n.var[k])} + ${
     n.eps}) · ${fmt(n.weight[k])} ${plus(n.bias[k])}`], ours),
-          element("p", "note", `μ, σ²: map ${k}'s ${n.running ? "running mean and variance from training"
-            : "mean and variance over this image"}; γ, β: its scale and shift`)];
+          element("p", "note", n.running ? t("bn.running", {map: k}) : t("bn.image", {map: k}))];
 }
 
 // A residual block: y = [ReLU](F(x) + S(x)), F the block's body (all maps of x), S its shortcut.
@@ -261,21 +301,22 @@ function residual(view) {
   let shortcut;
   if (reads.kind === "identity" && source) {
     outline($("detail-input"), [i], [j], planeShape(source));
-    shortcut = `S(x)[${k}, ${i}, ${j}] = x[${k}, ${i}, ${j}] = ${fmt(source.maps[k][i][j])}: the identity`;
+    shortcut = t("shortcut.identity", {cell: `S(x)[${k}, ${i}, ${j}]`, read: `x[${k}, ${i}, ${j}]`,
+                                       value: fmt(source.maps[k][i][j])});
   } else if (reads.kind === "subsample" && source) {
     const [si, sj] = [reads.stride * i, reads.stride * j];
     outline($("detail-input"), [si], [sj], planeShape(source));
-    shortcut = `S(x)[${k}, ${i}, ${j}] = x[${k}, ${reads.stride}·${i}, ${reads.stride}·${j}] = ${
-      fmt(source.maps[k][si][sj])}: map ${k} subsampled by ${reads.stride}`;
+    shortcut = t("shortcut.subsample", {cell: `S(x)[${k}, ${i}, ${j}]`, read: `x[${k}, ${reads.stride}·${i}, ${
+      reads.stride}·${j}]`, value: fmt(source.maps[k][si][sj]), map: k, stride: reads.stride});
   } else if (reads.kind === "subsample" && k >= reads.channels) {
-    shortcut = `S(x)[${k}] = 0: the input has ${reads.channels} maps, and the shortcut appends zero maps after them`;
+    shortcut = t("shortcut.zero", {map: k, channels: reads.channels});
   } else if (reads.kind === "layers") {
-    shortcut = `S = ${reads.layers.join(" → ")}, of ${allMaps(view)}`;
+    shortcut = t("shortcut.layers", {layers: reads.layers.join(" → "), inputs: allMaps(view)});
   } else {
     shortcut = `S(x)[${k}, ${i}, ${j}] = ${fmt(short)}`;
   }
   return [computed(view, steps, parts.relu ? Math.max(0, sum) : sum),
-          element("p", "note", `F = ${parts.body_layers.join(" → ")}, of ${allMaps(view)}`),
+          element("p", "note", t("body.layers", {layers: parts.body_layers.join(" → "), inputs: allMaps(view)})),
           element("p", "note", shortcut)];
 }
 
@@ -283,9 +324,9 @@ function residual(view) {
 function concat(view) {
   const {layer, parts, source, k, cell: [i, j]} = view;
   const {n, branch, c} = concatBranch(parts, k);
-  const what = branch.identity ? "the layer's input itself" : `${branch.layers.join(" → ")} of the layer's input`;
-  const lines = [element("p", "", `map ${k} = channel ${c} of input ${n} (“${branch.name}”: ${what}), so y[${k}, ${
-    i}, ${j}] = ${fmt(layer.maps[k][i][j])}`)];
+  const what = branch.identity ? t("concat.itself") : t("concat.layers", {layers: branch.layers.join(" → ")});
+  const lines = [element("p", "", t("concat.map", {map: k, channel: c, input: n, branch: branch.name, what,
+                                                   cell: `y[${k}, ${i}, ${j}]`, value: fmt(layer.maps[k][i][j])}))];
   if (source) {
     outline($("detail-input"), [i], [j], planeShape(source));
     lines.push(element("p", "note", `x[${c}, ${i}, ${j}] = ${fmt(source.maps[c][i][j])}`));
@@ -305,11 +346,12 @@ function perChannel(view) {
     const values = x.flat();
     const isMax = layer.type.includes("Max");
     const ours = isMax ? Math.max(...values) : values.reduce((a, b) => a + b, 0) / values.length;
-    return [computed(view, [`${isMax ? "max" : "mean"} of map ${k}'s ${h}×${w} cells`], ours)];
+    const words = {map: k, height: h, width: w};
+    return [computed(view, [isMax ? t("math.globalMax", words) : t("math.globalMean", words)], ours)];
   }
   if (!cellwise) {
-    return [element("p", "", `y[${k}, ${i}, ${j}] = ${fmt(layer.maps[k][i][j])}: a ${layer.type} of a region of map ${
-      k} of its input`)];
+    return [element("p", "", t("math.region", {cell: `y[${k}, ${i}, ${j}]`, value: fmt(layer.maps[k][i][j]),
+                                              type: layer.type, map: k}))];
   }
   outline($("detail-input"), [i], [j], [h, w]);
   if (layer.type === "ReLU") return [computed(view, [`max(0, x[${k}, ${i}, ${j}])`, `max(0, ${fmt(x[i][j])})`],
@@ -346,9 +388,9 @@ function pooling({layer, source, k, cell: [i, j]}, lines) {
   const values = x.flat().filter((v) => v !== null);
   const isMax = layer.type.startsWith("Max");
   const value = isMax ? Math.max(...values) : values.reduce((a, b) => a + b, 0) / values.length;
-  return [table(`window of ${describe(source, channel)}`, x),
-          element("p", "", `y[${k}, ${i}, ${j}] = ${isMax ? "max" : "mean"} of the window = ${fmt(value)}; the network: ${
-            fmt(layer.maps[k][i][j])}`)];
+  const words = {cell: `y[${k}, ${i}, ${j}]`, ours: fmt(value), network: fmt(layer.maps[k][i][j])};
+  return [table(t("pool.window", {source: describe(source, channel)}), x),
+          element("p", "", isMax ? t("pool.max", words) : t("pool.mean", words))];
 }
 
 // y[k, i, j] = b[k] + Σ_c Σ_uv w[k, c, u, v] · x[c, window(u, v)]   (the seeds' formula), one term per channel;
@@ -363,34 +405,35 @@ function convolution(view, lines) {
   const sums = channels.map((c) => products(c).flat().reduce((a, b) => a + b, 0));
   const m = largest(kernel.weight);
   paint($("detail-kernel"), weights(channel), (v) => diverging(v / m));
-  return [table(`x: window of ${describe(source, channel)}`, windowValues(source.maps[channel], lines)),
-          table(`w: kernel ${k}, channel ${channel}`, weights(channel)),
+  return [table(t("conv.window", {source: describe(source, channel)}), windowValues(source.maps[channel], lines)),
+          table(t("conv.kernel", {kernel: k, channel}), weights(channel)),
           table("w · x", products(channel)),
           sumLine(view, sums)];
 }
 
 // "y[k, i, j] = b + Σ_c Σ_uv w·x = b + term + term … = ours (the network computed y)"; a term opens its channel.
 function sumLine(view, sums) {
-  const {layer, kernel, k, channels, cell: [i, j]} = view;
+  const {kernel, k, channels, cell: [i, j]} = view;
   const bias = kernel.bias ? kernel.bias[k] : 0;
   const line = element("p", "", `y[${k}, ${i}, ${j}] = b + Σ_c Σ_uv w·x = ${fmt(bias)}`);
   channels.forEach((c, n) => {
     if (c === channel) { line.append(" + ", element("b", "", fmt(sums[n]))); return; }
     const link = element("a", "", fmt(sums[n]));
-    link.href = "#"; link.title = `channel ${c}: show its window and kernel`;
+    link.href = "#"; link.title = t("conv.channel", {channel: c});
     link.addEventListener("click", (event) => { event.preventDefault(); channel = c; drawDetail(view); });
     line.append(" + ", link);
   });
   const total = sums.reduce((a, b) => a + b, bias);
-  line.append(` = ${fmt(total)}   (the network computed ${fmt(layer.maps[k][i][j])})`);
+  line.append(` = ${fmt(total)}   ${networkComputed(view)}`);
   return line;
 }
 
-const describe = (source, c) => (source.name === "input" ? `the input, channel ${c}` : `layer ${source.name}, map ${c}`);
+const describe = (source, c) => (source.name === "input" ? t("source.input", {channel: c})
+                                                         : t("source.layer", {layer: source.name, map: c}));
 
 // A number with DECIMALS decimals ("0" for what rounds to 0, not "-0.0000"); null is the padding's 0.
 function fmt(v) {
-  if (v === null) return "pad 0";
+  if (v === null) return t("math.pad");
   return Math.abs(v) < 0.5 * 10 ** -DECIMALS ? "0" : v.toFixed(DECIMALS);
 }
 

@@ -1,6 +1,7 @@
 // The kernels section: every weight of one convolution, blue negative, white 0, red positive, one scale for the
 // whole layer; one row per kernel and one column per input channel (a first layer's kernels side by side).
 import {kernelOf} from "./api.js";
+import {t} from "./i18n.js";
 import {$, showError} from "./page.js";
 import {diverging, largest} from "./paint.js";
 
@@ -25,10 +26,14 @@ export function showKernelChoices(newRun) {
 async function showKernels() {
   const name = $("kernel-layer").value;
   const where = $("kernel-grid");
-  if (!name) { where.textContent = "This model has no 2-D convolution."; return; }
+  if (!name) { where.textContent = t("kernels.none"); return; }
   let weight;
   try { weight = (await kernelOf(run, name)).weight; } catch (error) { showError(where, error); return; }
-  where.replaceChildren(kernelGrid(weight));
+  const grid = kernelGrid(weight);
+  grid.setAttribute("role", "img");
+  grid.setAttribute("aria-label", t("kernels.picture", {count: weight.length, layer: name, shape: [
+    weight.length, weight[0].length, weight[0][0].length, weight[0][0][0].length].join("×")}));
+  where.replaceChildren(grid);
 }
 
 // The weight (K, C, kh, kw) as one canvas of K × C kernels (1 × K when C = 1).

@@ -1,5 +1,6 @@
 // Colours, and arrays of numbers painted onto canvases: every picture on the page (the image, feature maps,
 // kernels, heat maps) goes through paint(), and every map's colours are read off a colour bar (showScale).
+import {t} from "./i18n.js";
 import {element} from "./page.js";
 
 // A colour bar is this many canvas pixels long and high, painted in this many steps from its low to its high end.
@@ -16,6 +17,15 @@ const NEGATIVE = [33, 102, 172], POSITIVE = [178, 24, 43];
 export function diverging(v) {
   const t = Math.min(1, Math.abs(v));
   return (v < 0 ? NEGATIVE : POSITIVE).map((c) => 255 + (c - 255) * t);
+}
+
+// The colour that text on a background [r, g, b] reads best in: black on a light background, white on a dark one,
+// by WCAG 2's relative luminance L. Where L > 0.179 black contrasts more ((L + 0.05) / 0.05 against 1.05 / (L + 0.05));
+// either way the contrast is at least 4.58:1, over the 4.5:1 that WCAG's AA asks of text.
+export function inkOn(rgb) {
+  const linear = rgb.map((c) => (c / 255 <= 0.03928 ? c / 255 / 12.92 : ((c / 255 + 0.055) / 1.055) ** 2.4));
+  const luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2];
+  return luminance > 0.179 ? "#000" : "#fff";
 }
 
 // The smallest and largest number of nested arrays.
@@ -74,7 +84,7 @@ export function short(v) {
 // A colour bar in `where`: colour(value) → [r, g, b] painted from scale[0] to scale[1], the two numbers at its ends
 // and what they measure (unit). A map whose values all are 0 gets the plain word `zero` instead, not a black
 // picture to decode; where the scale is fixed (values ≠ scale), the map's own range is written too.
-export function showScale(where, colour, scale, unit, zero = "all 0", values = scale) {
+export function showScale(where, colour, scale, unit, zero = t("scale.allZero"), values = scale) {
   const [low, high] = scale;
   Object.assign(where.dataset, {low, high, min: values[0], max: values[1]});
   where.classList.add("scale");
@@ -82,9 +92,12 @@ export function showScale(where, colour, scale, unit, zero = "all 0", values = s
   if (values[0] === 0 && values[1] === 0) { where.replaceChildren(element("span", "word", zero)); return; }
   const bar = element("canvas");
   bar.width = BAR_WIDTH; bar.height = BAR_HEIGHT;
+  bar.setAttribute("aria-hidden", "true");      // the numbers beside it say what a screen reader needs
   const steps = Array.from({length: BAR_STEPS}, (_, n) => low + (high - low) * n / (BAR_STEPS - 1));
   paint(bar, [steps], colour);
   where.replaceChildren(element("span", "end", short(low)), bar, element("span", "end", short(high)),
                         element("span", "unit", unit));
-  if (values !== scale) where.append(element("span", "unit", `this map: ${short(values[0])} … ${short(values[1])}`));
+  if (values !== scale) {
+    where.append(element("span", "unit", t("scale.thisMap", {low: short(values[0]), high: short(values[1])})));
+  }
 }
