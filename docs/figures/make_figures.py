@@ -75,6 +75,7 @@ TEXT = {
         "zeros between": "the same: zeros between, padded by 2",
         "overlap 3": "overlaps: kernel 3, stride 2", "overlap 4": "overlaps: kernel 4, stride 2",
         "gather": "the same output from an ordinary convolution; how many stamps overlap on each cell",
+        "uses": "how many output positions read each input pixel (stride 1)",
     },
     "zh": {
         "sep": "，", "image": "图像", "kernel": "卷积核", "feature map": "特征图", "input": "输入",
@@ -110,6 +111,7 @@ TEXT = {
         "zeros between": "等价做法：像素间插 0，四周填充 2",
         "overlap 3": "重叠次数：卷积核 3，步幅 2", "overlap 4": "重叠次数：卷积核 4，步幅 2",
         "gather": "同样的输出也可由普通卷积得到；每个输出格上叠了几次盖印",
+        "uses": "每个输入像素被多少个输出位置读到（步幅 1）",
     },
 }
 
@@ -333,6 +335,31 @@ def draw_window_geometry(data, text, path):
             output.set_data(out)
 
     animate(figure, update, frames, path, fps=4)
+
+
+def data_padding_uses(size=10):
+    """How many output positions read each pixel of a size×size input, 3×3 and 5×5 kernels at stride 1, without
+    padding and with 'same' padding: conv2d's input gradient for a kernel of ones and dY of ones (each output
+    sends 1 to every pixel of its window)."""
+    image = np.ones((1, 1, size, size))
+    uses = {}
+    for kernel in (3, 5):
+        for padding in (0, (kernel - 1) // 2):
+            y, cache = conv2d(image, np.ones((1, 1, kernel, kernel)), padding=padding)
+            uses[kernel, padding] = conv2d_backward(np.ones_like(y), cache)[0][0, 0]
+    return uses
+
+
+def draw_padding_uses(data, text, path):
+    figure, axes = plt.subplots(1, len(data), figsize=(16, 4.6))
+    for ax, ((kernel, padding), uses) in zip(axes, data.items()):
+        size = uses.shape[0]
+        out = conv_output_size(size, kernel, padding=padding)
+        same = ' ("same")' if padding else ""
+        numbers(ax, uses, f'{kernel}×{kernel}{text["sep"]}{text["padding"]} {padding}{same}\n'
+                          f'{size}×{size} → {out}×{out}', vmin=0, vmax=kernel * kernel, size=8)
+    figure.suptitle(text["uses"])
+    save(figure, path)
 
 
 # -- the convolution layer ------------------------------------------------------------------------------
@@ -773,7 +800,7 @@ def draw_fooling(data, text, path):
 # ------------------------------------------------------------------------------------------------------
 ANIMATED = {"conv_slide", "window_geometry", "full_conv", "valley"}
 NAMES = ("pixels", "conv_slide", "conv_channels", "im2col", "filters", "window_geometry", "layer_maps",
-         "shift", "full_conv", "pool_backward", "activations", "valley", "schedules", "one_by_one",
+         "padding_uses", "shift", "full_conv", "pool_backward", "activations", "valley", "schedules", "one_by_one",
          "receptive_field", "transposed_conv", "zoo", "lenet_maps", "fooling")
 
 

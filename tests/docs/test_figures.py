@@ -119,6 +119,18 @@ def test_window_figure_reads_the_cells_of_the_output_size_formula():
             assert list(window) == expected, (name, position)
 
 
+def test_padding_figure_counts_the_windows_that_read_each_pixel():
+    for (kernel, padding), uses in figures.data_padding_uses().items():
+        size = uses.shape[0]
+        counted = np.zeros((size + 2 * padding,) * 2)
+        out = size + 2 * padding - kernel + 1
+        for i in range(out):                    # every window of the padded input, one by one
+            for j in range(out):
+                counted[i:i + kernel, j:j + kernel] += 1
+        assert np.array_equal(uses, counted[padding:padding + size, padding:padding + size]), (kernel, padding)
+        assert uses[size // 2, size // 2] == kernel * kernel and uses[0, 0] == (padding + 1) ** 2
+
+
 def test_filters_and_feature_maps_are_conv2d():
     filters = figures.data_filters()
     weight = np.stack(list(figures.FILTERS.values()))[:, None]
