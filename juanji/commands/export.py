@@ -67,3 +67,5 @@ def write_page(args, opset) -> None:
           f"e.g. python -m http.server -d {args.web}")
     if confusion:
         print(f"no confusion matrix on the page: {confusion}")
+    if run["unavailable"].get("saliency"):
+        print(f"no saliency, Grad-CAM or deconvnet on the page: {run['unavailable']['saliency']}")

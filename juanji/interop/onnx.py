@@ -913,22 +913,38 @@ def to_onnx(model: nn.Module, input_shape=None, input_dtype=None, opset: int = D
     """The ``onnx.ModelProto`` of ``model`` (checked with ``onnx.checker``); see ``export``.  ``expose``: dotted
     names of layers (as ``model.named_modules`` gives them; "input": the normalised input) whose outputs are
     graph outputs too, after the logits and in that order (a page showing feature maps reads them)."""
-    import onnx
-    from onnx import helper
+    g = GraphBuilder(checked_opset(opset))
+    y, graph_input = trace(g, model, input_shape, input_dtype, normalization)
+    shown = exposed(g, expose, lambda name: g.traced[name].name, "/output")
+    return finished(g, model, [graph_input], [output_info(t) for t in (y, *shown)], graph_name)
 
+
+def checked_opset(opset) -> int:
+    import onnx
     newest = onnx.defs.onnx_opset_version()
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
         raise ONNXExportError(f"opset must be an int from {MIN_OPSET} to {newest} (the newest this onnx "
                               f"package knows), got {opset!r}")
+    return opset
+
+
+def trace(g: GraphBuilder, model: nn.Module, input_shape=None, input_dtype=None, normalization=None):
+    """Convert ``model`` into ``g`` on a sample batch of one, in eval mode: (its output Tensor, the graph input
+    "input" (N, *input_shape) as an ``onnx.ValueInfoProto``); the options as ``export``'s."""
+    import onnx
+    from onnx import helper
+
     input_shape = tuple(input_shape or getattr(model, "input_shape", ()))
     if not input_shape:
         raise ONNXExportError(f"{type(model).__name__} has no input_shape; pass input_shape=(C, H, W)")
     dtype = np.dtype(input_dtype or getattr(model, "input_dtype", np.float32))
     if normalization is not None and dtype.kind != "f":
         raise ONNXExportError("normalization applies to float (image) inputs only")
+    elem = {np.dtype(np.float32): onnx.TensorProto.FLOAT, np.dtype(np.int64): onnx.TensorProto.INT64}
+    if np.dtype(np.float32 if dtype.kind == "f" else dtype) not in elem:
+        raise ONNXExportError(f"input dtype {dtype} cannot be exported; use float32 or int64")
     sample = np.zeros((1, *input_shape), dtype=dtype if dtype.kind != "f" else model.dtype or np.float32)
 
-    g = GraphBuilder(opset)
     x = Tensor(g.unique("input"), sample)
     if normalization is not None:
         mean, std = (np.asarray(v, dtype=np.float32).reshape(-1, *[1] * (len(input_shape) - 1))
@@ -944,21 +960,37 @@ def to_onnx(model: nn.Module, input_shape=None, input_dtype=None, opset: int = D
         model.train(was_training)
     if y.name == "input" or not g.nodes or g.nodes[-1].output[0] != y.name:
         y = g.node("Identity", [y.name], y.value, "output")
-    missing = [name for name in expose if name not in g.traced]
+    graph_input = helper.make_tensor_value_info("input", elem[np.dtype(np.float32 if dtype.kind == "f" else dtype)],
+                                                ["N", *input_shape])
+    return y, graph_input
+
+
+def exposed(g: GraphBuilder, names, source_of, suffix: str) -> list[Tensor]:
+    """An Identity node named name + suffix for each of ``names`` (layers ``g`` converted; "input" too), reading
+    the tensor named ``source_of(name)``, of the shape of the layer's output: the graph outputs a caller asked
+    for, in that order (a layer passed through, as Dropout in eval, has no tensor of its own to name)."""
+    missing = [name for name in names if name not in g.traced]
     if missing:
         raise ONNXExportError(f"cannot expose {', '.join(map(repr, missing))}: no such layer was converted")
-    # an Identity each: a layer passed through (Dropout in eval) has no tensor of its own to name
-    shown = [g.node("Identity", [g.traced[name].name], g.traced[name].value, f"{name}/output") for name in expose]
-    elem = {np.dtype(np.float32): onnx.TensorProto.FLOAT, np.dtype(np.int64): onnx.TensorProto.INT64}
-    if np.dtype(np.float32 if dtype.kind == "f" else dtype) not in elem:
-        raise ONNXExportError(f"input dtype {dtype} cannot be exported; use float32 or int64")
-    inputs = [helper.make_tensor_value_info("input", elem[np.dtype(np.float32 if dtype.kind == "f" else dtype)],
-                                            ["N", *input_shape])]
-    outputs = [helper.make_tensor_value_info(t.name, onnx.TensorProto.FLOAT, ["N", *t.value.shape[1:]])
-               for t in (y, *shown)]
+    return [g.node("Identity", [source_of(name)], g.traced[name].value, f"{name}{suffix}") for name in names]
+
+
+def output_info(t: Tensor):
+    """A float32 graph output (N, *the shape of t's value without its batch axis)."""
+    import onnx
+    from onnx import helper
+    return helper.make_tensor_value_info(t.name, onnx.TensorProto.FLOAT, ["N", *t.value.shape[1:]])
+
+
+def finished(g: GraphBuilder, model: nn.Module, inputs, outputs, graph_name: str | None = None):
+    """The checked ``onnx.ModelProto`` of the nodes and initialisers of ``g``, with these graph inputs and outputs
+    (``onnx.ValueInfoProto``s)."""
+    import onnx
+    from onnx import helper
+
     graph = helper.make_graph(g.nodes, graph_name or getattr(model, "name", None) or type(model).__name__,
                               inputs, outputs, initializer=g.initializers)
-    opsets = [helper.make_opsetid("", opset)]
+    opsets = [helper.make_opsetid("", g.opset)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="juanji", producer_version=__version__,
                               ir_version=helper.find_min_ir_version_for(opsets))
     onnx.checker.check_model(proto, full_check=True)

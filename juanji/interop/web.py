@@ -5,17 +5,26 @@ the browser by onnxruntime-web instead of by a server, in a folder any static ho
     DIR/static/               its modules and style; static/ort/: onnxruntime-web's wasm build
     DIR/static.json           what the page reads first (the format below)
     DIR/run/model.onnx        the model, normalisation inside, every layer's maps as extra outputs
+    DIR/run/saliency.onnx     the backward pass (juanji.interop.onnx_backward): ∂S/∂x, ∂S/∂(each layer's maps)
+    DIR/run/deconvnet.onnx    the deconvnet's projection of a signal put at a layer's maps
     DIR/run/metrics.json      the answers of the server's GET routes, as files: GET /metrics,
     DIR/run/kernels/L.json    GET /kernels/L (weights, bias, groups, window: what the per-cell arithmetic needs),
+    DIR/run/linear/L.json     GET /linear/L (a Linear layer's weight and bias: its units' sums; none over the
+                              server's limit, views.MAX_LINEAR_WEIGHTS),
     DIR/run/confusion.json    GET /confusion (evaluated once here, where the test set can be read),
     DIR/run/test-images/N.png GET /test-images/N for the misclassified images it lists
 
 static.json: {"format": "juanji-web-export", "version": 1, "juanji": version, "onnxruntime_web": version,
 "runs": [{"listing": what GET /api/runs lists for the run, "folder": "run",
-"onnx": {"file", "input", "logits", "maps": {"input" or layer: graph output}},
+"onnx": {"file", "input", "logits", "maps": {"input" or layer: graph output}, "vectors": {layer with outputs (F,):
+graph output}},
 "parts": {layer: viz.cells.parts as GET /features?layer=L answers it (a residual block's F(x) and S(x) as the
 names of graph outputs, "body_output" and "shortcut_output", null for the block's input), or null},
-"unavailable": {"confusion": why}}]}; static/local_api.js reads it.
+"backward": {"saliency": {"file", "input", "seed", "gradient", "gradients": {layer: graph output}},
+"deconvnet": {"file", "input", "signals": {layer: graph input}, "projection"} (absent without layers with maps),
+"gradcam": {"default": the server's Grad-CAM layer or null, "centres": {layer: viz.gradcam.cell_centres or null}}}
+or null where a layer has no ONNX backward, "unavailable": {"confusion": why, "saliency": why}}]};
+static/local_api.js reads it.
 
 onnxruntime-web comes from the npm registry once, pinned and hash-checked (``runtime_tarball``), into
 $XDG_CACHE_HOME/juanji/; the page fetches nothing from anywhere else.
@@ -44,7 +53,11 @@ from ..models.mobile_blocks import InvertedResidual
 from ..models.resnet import ResidualBlock
 from ..serve import views
 from ..serve.run import ServedModel, ServedRun, Unavailable
-from .onnx import DEFAULT_OPSET, to_onnx
+from ..nn import Linear, no_grad
+from ..viz.chain import run_chain
+from ..viz.gradcam import cell_centres, last_map_layer
+from .onnx import DEFAULT_OPSET, ONNXExportError, to_onnx
+from .onnx_backward import deconvnet_onnx, saliency_onnx
 
 ORT_VERSION = "1.31.1"
 ORT_TARBALL = f"https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-{ORT_VERSION}.tgz"
@@ -188,8 +201,9 @@ def _write_run(run: ServedRun, folder, opset, mistakes) -> dict:
     """model.onnx and the files of the run's GET routes in ``folder``; the run's entry of static.json."""
     listing, model = run.describe(), run.current()
     with_maps = ["input"] + [layer["name"] for layer in listing["layers"] if len(layer["shape"]) == 3]
+    vectors = [layer["name"] for layer in listing["layers"] if len(layer["shape"]) == 1]
     zero = np.zeros(model.input_shape, dtype=np.float32)
-    parts, exposed = {}, list(with_maps)
+    parts, exposed = {}, with_maps + vectors
     for name, layer in model.layers():
         if name not in with_maps:
             continue
@@ -210,7 +224,7 @@ def _write_run(run: ServedRun, folder, opset, mistakes) -> dict:
         if made_of and "body_output" in made_of:
             made_of["body_output"] = outputs[made_of["body_output"]]
             made_of["shortcut_output"] = outputs.get(made_of["shortcut_output"])
-    os.makedirs(os.path.join(folder, "kernels"))
+    os.makedirs(folder)
     with open(os.path.join(folder, "model.onnx"), "wb") as f:
         f.write(proto.SerializeToString())
     try:
@@ -218,19 +232,55 @@ def _write_run(run: ServedRun, folder, opset, mistakes) -> dict:
     except Unavailable as error:                    # metrics.jsonl unreadable: the page says why, as the server
         metrics = {"epochs": [], "note": str(error)}
     _write_json(os.path.join(folder, "metrics.json"), metrics)
-    for kernel in listing["kernels"]:
-        if not SAFE_NAME.fullmatch(kernel["name"]) or kernel["name"] in (".", ".."):
-            raise ValueError(f"layer name {kernel['name']!r} cannot be a file name of the page")
-        _write_json(os.path.join(folder, "kernels", f"{kernel['name']}.json"), views.kernels(model, kernel["name"]))
+    linear = [name for name, layer in model.layers()
+              if isinstance(layer, Linear) and layer.params["weight"].size <= views.MAX_LINEAR_WEIGHTS]
+    for route, layers, answer in (("kernels", [kernel["name"] for kernel in listing["kernels"]], views.kernels),
+                                  ("linear", linear, views.linear)):
+        os.makedirs(os.path.join(folder, route))
+        for name in layers:
+            if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
+                raise ValueError(f"layer name {name!r} cannot be a file name of the page")
+            _write_json(os.path.join(folder, route, f"{name}.json"), answer(model, name))
     unavailable = {}
     try:
         _write_confusion(model, folder, mistakes)
     except Unavailable as error:
         unavailable["confusion"] = f"the test set could not be read when the page was exported: {error}"
+    try:
+        backward = _write_backward(model, folder, opset, with_maps[1:])
+    except ONNXExportError as error:                # a layer without an ONNX backward: the page keeps its note
+        backward, unavailable["saliency"] = None, str(error)
     return {"listing": listing, "folder": RUN_FOLDER,
             "onnx": {"file": f"{RUN_FOLDER}/model.onnx", "input": proto.graph.input[0].name, "logits": names[0],
-                     "maps": {name: outputs[name] for name in with_maps}},
-            "parts": parts, "unavailable": unavailable}
+                     "maps": {name: outputs[name] for name in with_maps},
+                     "vectors": {name: outputs[name] for name in vectors}},
+            "parts": parts, "backward": backward, "unavailable": unavailable}
+
+
+def _write_backward(run: ServedModel, folder, opset, layers) -> dict:
+    """saliency.onnx and deconvnet.onnx in ``folder``, ``layers`` (those with maps) taking part; static.json's
+    "backward" of the run (``ONNXExportError`` where a layer has no ONNX backward)."""
+    options = dict(input_shape=run.input_shape, opset=opset, normalization=run.normalization)
+    saliency = saliency_onnx(run.model, gradients=layers, **options)
+    entry = {"saliency": {"file": f"{RUN_FOLDER}/saliency.onnx", "input": saliency.graph.input[0].name,
+                          "seed": saliency.graph.input[1].name, "gradient": saliency.graph.output[0].name,
+                          "gradients": dict(zip(layers, (o.name for o in saliency.graph.output[1:])))},
+             "gradcam": {"default": None, "centres": {name: cell_centres(run.model, name) for name in layers}}}
+    graphs = {"saliency.onnx": saliency}
+    if layers:
+        deconvnet = deconvnet_onnx(run.model, layers, **options)
+        graphs["deconvnet.onnx"] = deconvnet
+        entry["deconvnet"] = {"file": f"{RUN_FOLDER}/deconvnet.onnx", "input": deconvnet.graph.input[0].name,
+                              "signals": dict(zip(layers, (i.name for i in deconvnet.graph.input[1:]))),
+                              "projection": deconvnet.graph.output[0].name}
+        chain = run.layers()
+        with no_grad():
+            outputs = run_chain(chain, np.zeros((1, *run.input_shape), dtype=np.float32))
+        entry["gradcam"]["default"] = last_map_layer(chain, outputs)
+    for file, proto in graphs.items():
+        with open(os.path.join(folder, file), "wb") as f:
+            f.write(proto.SerializeToString())
+    return entry
 
 
 def _write_confusion(run: ServedModel, folder, mistakes) -> None:

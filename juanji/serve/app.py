@@ -9,8 +9,8 @@ It is a network service, and treated as one:
   (Starlette's ``TrustedHostMiddleware``: a page on evil.example whose name resolves to 127.0.0.1, DNS
   rebinding, gets a 400), and work (POST) only from its own page or from programs, not from other sites' pages;
 - decoding uploads and running the model take at most a few threads of their own (``Lane``), with a
-  bounded queue, and a 503 with Retry-After beyond it; the light routes (the run list, metrics, kernels,
-  test images) run on Starlette's thread pool and never wait behind them.
+  bounded queue, and a 503 with Retry-After beyond it; the light routes (the run list, metrics, kernels, Linear
+  layers' weights, test images) run on Starlette's thread pool and never wait behind them.
 
 Predictions never wait behind the heavy jobs (occlusion, analyses, deconvnet, the test-set evaluation): they have
 a lane of their own, every job runs a copy of the model no other thread runs (``jobs.Models``), a page's newer
@@ -190,6 +190,9 @@ def create_app(runs, hosts=LOCAL_HOSTS) -> Starlette:
     async def kernels(request):
         return JSONResponse(await run_in_threadpool(views.kernels, await find(request), request.path_params["layer"]))
 
+    async def linear(request):
+        return JSONResponse(await run_in_threadpool(views.linear, await find(request), request.path_params["layer"]))
+
     @heavy.admit
     async def explain(request):
         query = request.query_params
@@ -236,6 +239,7 @@ def create_app(runs, hosts=LOCAL_HOSTS) -> Starlette:
         Route("/api/runs/{run}/predict", predict, methods=["POST"]),
         Route("/api/runs/{run}/features", features, methods=["POST"]),
         Route("/api/runs/{run}/kernels/{layer}", kernels),
+        Route("/api/runs/{run}/linear/{layer}", linear),
         Route("/api/runs/{run}/explain", explain, methods=["POST"]),
         Route("/api/runs/{run}/analyze", analyze, methods=["POST"]),
         Route("/api/runs/{run}/occlusion", occlusion, methods=["POST"]),

@@ -9,7 +9,7 @@ import io
 import numpy as np
 
 from ..functional.activation import softmax
-from ..nn import no_grad
+from ..nn import Linear, no_grad
 from ..viz import cells, pictures
 from ..viz.chain import layer_chain, run_chain
 from ..viz.deconvnet import deconvnet
@@ -17,6 +17,10 @@ from ..viz.features import map_grid
 from ..viz.grid import picture
 from ..viz.kernels import conv_layers
 from .jobs import OCCLUSION_BATCH
+
+# A Linear layer's weights are sent to the page (GET /linear/L) up to this many: 4 M numbers, about 40 MB of JSON,
+# as many as a large convolution's kernels; VGG's 25,088 × 4,096 would be a gigabyte.
+MAX_LINEAR_WEIGHTS = 2 ** 22
 
 
 class NotFound(LookupError):
@@ -154,6 +158,20 @@ def kernels(run, layer: str) -> dict:
             "bias": array(bias) if bias is not None else None, "window": window(found)}
 
 
+def linear(run, layer: str) -> dict:
+    """One Linear layer of the chain: its weight (out, in) and bias (out,) or null, with which unit j of its output
+    is y_j = b_j + Σ_i w_ji·x_i over its input x flattened (the page redoes this sum)."""
+    found = dict(run.layers()).get(layer)
+    if not isinstance(found, Linear):
+        raise NotFound(f"no Linear layer named '{layer}'; the Linear layers are "
+                       f"{', '.join(name for name, l in run.layers() if isinstance(l, Linear)) or 'none'}")
+    weight, bias = found.params["weight"], found.params.get("bias")
+    if weight.size > MAX_LINEAR_WEIGHTS:
+        raise ValueError(f"layer {layer} has {weight.size:,} weights, more than the {MAX_LINEAR_WEIGHTS:,} the page "
+                         f"is sent: its units' sums are not shown")
+    return {"name": layer, "weight": array(weight), "bias": array(bias) if bias is not None else None}
+
+
 def class_index(run, value: str | None, scores) -> int:
     """The class a request names (by number or by name), else the predicted one (highest score)."""
     if value is None or value == "":
@@ -173,12 +191,15 @@ def explain(run, pixels, class_value: str | None = None, layer: str | None = Non
 
 def analyze(run, pixels, class_value: str | None = None, layer: str | None = None, job=None) -> dict:
     """What the page shows of one image, from one forward and one backward pass (``viz.pictures.inside``):
-    the prediction, the pixels and the network's input, every layer's maps, saliency and Grad-CAM."""
+    the prediction, the pixels and the network's input, every layer's maps, the outputs (F,) of the layers after
+    them ("vectors": the classifier's Flatten, Linear and activations), saliency and Grad-CAM."""
     x = run.normalize(pixels)
     found = _inside(run, x, class_value, layer, job)
     return {"classes": ranked(run, found.scores, found.probabilities), "pixels": array(pixels), "input": array(x),
             "layers": [{"name": name, "type": type(l).__name__, "shape": list(y.shape), "maps": array(y)}
                        for name, l, y in found.layers if y.ndim == 3],
+            "vectors": [{"name": name, "type": type(l).__name__, "shape": list(y.shape), "values": array(y)}
+                        for name, l, y in found.layers if y.ndim == 1],
             "explanation": _explanation(run, found)}
 
 

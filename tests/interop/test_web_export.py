@@ -29,6 +29,8 @@ from juanji.functional.activation import softmax  # noqa: E402
 from juanji.interop import web  # noqa: E402
 from juanji.interop.onnx import to_onnx  # noqa: E402
 from juanji.nn import no_grad  # noqa: E402
+from juanji.serve import views  # noqa: E402
+from juanji.serve.run import ServedRun  # noqa: E402
 from juanji.trained import TrainedModel  # noqa: E402
 from juanji.viz import cells  # noqa: E402
 from juanji.viz.chain import layer_chain, run_chain  # noqa: E402
@@ -182,6 +184,11 @@ def test_the_folder_holds_the_server_answers_and_a_model_with_every_layers_maps(
     for name, output in entry["onnx"]["maps"].items():
         np.testing.assert_allclose(got[output], expected[name], atol=1e-5, rtol=0)
     assert entry["parts"]["1"] == {"kind": "per_channel"} and entry["parts"]["0"] is None
+    backward = entry["backward"]                    # the backward graphs: saliency, Grad-CAM, the deconvnet
+    assert (backward["saliency"]["file"], backward["deconvnet"]["file"]) == ("run/saliency.onnx", "run/deconvnet.onnx")
+    assert set(backward["saliency"]["gradients"]) == set(backward["deconvnet"]["signals"]) == set(
+        entry["onnx"]["maps"]) - {"input"}
+    assert backward["gradcam"]["default"] == "4" and backward["gradcam"]["centres"]["5"] == [[5.5, 4.0], [5.5, 4.0]]
 
 
 def test_a_residual_blocks_two_summands_are_outputs_of_the_model():
@@ -264,7 +271,13 @@ def test_the_page_predicts_and_shows_maps_in_the_browser_alone(page, boot_run, t
             assert shown[0] == f"Ankle boot {100 * probabilities[9]:.1f} %"
             tab.wait_for_function("document.querySelector('#occlusion-note').textContent.startsWith("
                                   "'occlusion of “Ankle boot”')")
-            assert "Saliency and Grad-CAM need the network's backward pass" in tab.inner_text("#saliency-scale")
+            served = ServedRun("lenet5", boot_run).current()     # what juanji serve answers: its views
+            shown = views.explain(served, x_pixels)
+            tab.wait_for_function("document.querySelector('#gradcam-note').textContent.startsWith('Grad-CAM of')")
+            assert float(tab.get_attribute("#saliency-scale", "data-high")) == pytest.approx(shown["saliency_max"],
+                                                                                              rel=TOLERANCE)
+            assert tab.inner_text("#gradcam-note").startswith(f"Grad-CAM of “Ankle boot” at layer "
+                                                              f"{shown['gradcam_layer']}: ReLU(Σ_k α_k A_k), ")
 
             api = "const api = await import('./static/api.js'); const run = (await api.getJSON('/api/runs')).runs[0];"
             answer = tab.evaluate(f"async (bytes) => {{ {api} const blob = new Blob([Uint8Array.from(bytes)], "
@@ -300,7 +313,34 @@ def test_the_page_predicts_and_shows_maps_in_the_browser_alone(page, boot_run, t
             found = re.search(r"^y\[2, (\d+), (\d+)\] = .* = (-?[\d.]+)\s+\(the network computed (-?[\d.]+)\)$", line)
             i, j, ours, network = int(found[1]), int(found[2]), float(found[3]), float(found[4])
             assert abs(ours - network) < 1e-3 and abs(network - outputs["0"][0, 2, i, j]) < 1e-4 and i > 0 < j
-            assert "The deconvnet needs the network's backward pass" in tab.inner_text("#detail-deconv-note")
+            tab.wait_for_function("document.querySelector('#detail-deconv-note').textContent.startsWith("
+                                  "'deconvnet: its strongest cell')")
+            for query, class_value, layer in (("explain?class=", None, None), ("explain?class=3&layer=0", "3", "0")):
+                got = tab.evaluate(f"async ([what, pixels]) => {{ {api} return api.postPixels(run, what, pixels); }}",
+                                   [query, x_pixels.tolist()])          # saliency and Grad-CAM of saliency.onnx
+                expected = views.explain(served, x_pixels, class_value, layer)
+                assert {k: got[k] for k in ("class", "name", "gradcam_layer", "gradcam_centred")} == {
+                    k: expected[k] for k in ("class", "name", "gradcam_layer", "gradcam_centred")}
+                assert got["saliency_max"] == pytest.approx(expected["saliency_max"], rel=TOLERANCE)
+                for key in ("saliency", "gradcam", "gradcam_pixels"):       # the server's rounded to 6 decimals
+                    np.testing.assert_allclose(got[key], expected[key], rtol=0, err_msg=f"{query} {key}",
+                                               atol=TOLERANCE * np.abs(expected[key]).max() + 5e-7)
+            got = tab.evaluate(f"async (pixels) => {{ {api} return api.postPixels(run, 'deconv?layer=3&map=2', "
+                               f"pixels); }}", x_pixels.tolist())         # the deconvnet of deconvnet.onnx
+            expected = views.deconv(served, x_pixels, "3", "2")
+            assert got["position"] == expected["position"]
+            np.testing.assert_allclose(got["projection"], expected["projection"], rtol=0,
+                                       atol=TOLERANCE * np.abs(expected["projection"]).max() + 5e-7)
+            # a blank image ties every max-pool window: onnxruntime-web routes as onnxruntime (juanji's forward sums,
+            # taken in another order, end a last bit apart and break some ties otherwise)
+            blank = np.zeros((1, 28, 28), np.float32)
+            got = tab.evaluate(f"async (pixels) => {{ {api} return api.postPixels(run, 'explain?class=9', pixels); }}",
+                               blank.tolist())
+            saliency = ort.InferenceSession(str(page / "run" / "saliency.onnx"), providers=["CPUExecutionProvider"])
+            gradient, = saliency.run(["input_gradient"], {"input": blank[None],
+                                                          "seed": np.eye(10, dtype=np.float32)[[9]]})
+            strongest = np.abs(gradient[0]).max(axis=0)
+            np.testing.assert_allclose(got["saliency"], strongest / strongest.max(), atol=TOLERANCE, rtol=0)
             assert asked == [] and errors == [], (asked, errors)      # nothing fetched once the server stopped
             browser.close()
     finally:

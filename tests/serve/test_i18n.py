@@ -30,9 +30,10 @@ OTHER_NAMES = {"滤波器": "kernel", "过滤器": "kernel", "特征映射": "fe
                "视野": "receptive field", "跳跃连接": "shortcut", "短路连接": "shortcut",
                "批量归一化": "batch normalisation"}
 # Words that stay as they are in the Chinese UI, as in the Chinese tutorials: names of methods, layers, files,
-# commands and keys, and the max of a formula (a formula's subscripts and names with digits are taken out first).
+# commands and keys, the max of a formula, softmax and its logits (the glossary's and classifier.zh.md's words) and
+# NaN (a formula's subscripts and names with digits are taken out first).
 KEPT = {"juanji", "Grad", "CAM", "ReLU", "Sequential", "best", "npz", "metrics", "jsonl", "train", "max", "Shift",
-        "Enter"}
+        "Enter", "softmax", "logits", "NaN"}
 
 
 @pytest.fixture(scope="module")

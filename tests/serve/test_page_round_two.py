@@ -214,11 +214,11 @@ def test_every_map_has_a_colour_bar_with_its_range_and_an_all_zero_one_says_so(p
     change = np.array(occlusion["change"])                           # probability units, drops and rises
     assert scale("#occlusion-scale") == near({"low": -1, "high": 1, "min": change.min(), "max": change.max()})
     np.testing.assert_allclose(np.maximum(change, 0), occlusion["drop"])
-    bars = page.locator(".layer .label .scale")
-    assert bars.count() == len(analysis["layers"])
-    for n, layer in enumerate(analysis["layers"]):
-        assert bars.nth(n).evaluate("e => [+e.dataset.low, +e.dataset.high]") == near(
-            [np.min(layer["maps"]), np.max(layer["maps"])])
+    bars = page.locator(".layer .label .scale")                    # the maps', then the classifier's numbers'
+    assert bars.count() == len(analysis["layers"]) + len(analysis["vectors"])
+    for n, layer in enumerate(analysis["layers"] + analysis["vectors"]):
+        values = layer["maps"] if "maps" in layer else layer["values"]
+        assert bars.nth(n).evaluate("e => [+e.dataset.low, +e.dataset.high]") == near([np.min(values), np.max(values)])
     page.click('.maps canvas[data-layer="3"][data-map="4"]')
     page.wait_for_function("document.querySelector('#detail-title').textContent.startsWith('layer 3 (Conv2d), map 4')"
                            " && document.querySelector('#detail-map-scale').dataset.min !== undefined")

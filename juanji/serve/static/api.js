@@ -62,16 +62,19 @@ export async function confusionOf(run, onProgress) {
   }
 }
 
-// A convolution's weight, bias, groups and window (GET /kernels/L), asked once per run, checkpoint loaded (a run
-// still training gets new weights) and layer: the inside view and the kernels section share the answer. A failed
-// request is forgotten, so that it can be asked again.
-const kernels = new Map();                         // "path loads" → the promise of its answer
+// A convolution's weight, bias, groups and window (GET /kernels/L), and a Linear layer's weight and bias (GET
+// /linear/L), asked once per run, checkpoint loaded (a run still training gets new weights) and layer: the inside
+// view and the kernels section share the answer. A failed request is forgotten, so that it can be asked again.
+const weights = new Map();                         // "path loads" → the promise of its answer
 
-export function kernelOf(run, layer) {
-  const path = runPath(run, `kernels/${encodeURIComponent(layer)}`);
+export const kernelOf = (run, layer) => weightsOf(run, `kernels/${encodeURIComponent(layer)}`);
+export const linearOf = (run, layer) => weightsOf(run, `linear/${encodeURIComponent(layer)}`);
+
+function weightsOf(run, what) {
+  const path = runPath(run, what);
   const key = `${path} ${run.loads}`;
-  if (!kernels.has(key)) {
-    kernels.set(key, getJSON(path).catch((error) => { kernels.delete(key); throw error; }));
+  if (!weights.has(key)) {
+    weights.set(key, getJSON(path).catch((error) => { weights.delete(key); throw error; }));
   }
-  return kernels.get(key);
+  return weights.get(key);
 }

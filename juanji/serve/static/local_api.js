@@ -3,10 +3,12 @@
 // the page, the server's own answers written at export (static.json, run/metrics.json, run/kernels/L.json …, see
 // juanji/interop/web.py); the POST routes are computed here by onnxruntime-web on the exported model, whose extra
 // outputs are every layer's maps: the prediction, the feature maps, what a layer's cells are made of, and occlusion
-// (forward passes only, in batches). Saliency, Grad-CAM and the deconvnet need the network's backward pass, which
-// the ONNX model has not: the page says so where they would be. The confusion matrix and its mistakes were
-// computed at export, where the test set could be read.
+// (forward passes only, in batches). Saliency, Grad-CAM and the deconvnet run the network's backward pass, which
+// the export wrote as two more ONNX graphs (run/saliency.onnx, run/deconvnet.onnx: juanji/interop/onnx_backward.py),
+// loaded with the model; where a layer has none, the page says so where they would be. The confusion matrix and its
+// mistakes were computed at export, where the test set could be read.
 import {prepareImage} from "./prepare.js";
+import {softmax} from "./softmax.js";
 
 export const active = document.documentElement.hasAttribute("data-juanji-export");
 
@@ -79,14 +81,19 @@ export async function post(run, what, body) {
   const pixels = body instanceof Blob ? await prepareImage(body, model.listing, invert, center === "yes")
                                       : checked(body.pixels, model.listing.input_shape);
   if (route === "predict") return predict(model, pixels);
-  if (route === "analyze") return analyze(model, pixels);
+  if (route === "analyze") return analyze(model, pixels, asked);
+  if (route === "explain") return explain(model, pixels, asked);
   if (route === "features") return features(model, pixels, asked.get("layer"));
   if (route === "occlusion") return occlusion(model, pixels, asked);
-  throw new Error(`${route === "deconv" ? "The deconvnet" : route} needs ${BACKWARD}`);
+  if (route === "deconv") return deconv(model, pixels, asked);
+  throw new Error(`${route}: no such route in an exported page`);
 }
 
-const BACKWARD = "the network's backward pass, which a page exported without a server does not run (juanji serve " +
-                 "shows it)";
+// What saliency, Grad-CAM or the deconvnet say on a page exported without the backward graphs (a layer has no ONNX
+// backward: static.json's unavailable.saliency says which; or the page is older than them).
+const BACKWARD = "the network's backward pass, which this exported page does not have (juanji serve shows it)";
+const noBackward = (model, what) => `${what} ${BACKWARD}${model.entry.unavailable.saliency
+  ? `: ${model.entry.unavailable.saliency}` : ""}.`;
 
 function modelOf(name) {
   if (!models.has(name)) {
@@ -100,24 +107,32 @@ function modelOf(name) {
 async function load(name) {
   const entry = (await exportedPage()).runs.find(({listing}) => listing.name === name);
   if (!entry) throw new Error(`no run named '${name}' in this exported page`);
-  const [ort, bytes] = await Promise.all([import(RUNTIME), fetched(entry.onnx.file).then((r) => r.arrayBuffer())]);
+  // the backward graphs with the model, while the host answers: the page needs nothing from it afterwards
+  const backward = ["saliency", "deconvnet"].filter((kind) => entry.backward?.[kind]);
+  const files = [entry.onnx.file, ...backward.map((kind) => entry.backward[kind].file)];
+  const [ort, ...bytes] = await Promise.all([import(RUNTIME),
+                                             ...files.map((file) => fetched(file).then((r) => r.arrayBuffer()))]);
   ort.env.wasm.numThreads = 1;
-  const session = await ort.InferenceSession.create(bytes, {executionProviders: ["wasm"]});
-  return {entry, listing: entry.listing, ort, session, queue: Promise.resolve()};
+  const [session, ...sessions] = await Promise.all(bytes.map((data) => ort.InferenceSession.create(data, {
+    executionProviders: ["wasm"]})));
+  const graphs = Object.fromEntries(backward.map((kind, i) => [kind, {...entry.backward[kind], session: sessions[i]}]));
+  return {entry, listing: entry.listing, ort, session, input: entry.onnx.input, queue: Promise.resolve(), graphs};
 }
 
-// The model's outputs `names` for `count` images (data: float32, N × C × H × W), one run of the session at a time.
-function run(model, data, count, names) {
+// The outputs `names` of a graph (the model, or one of its backward graphs: static.json's backward.saliency or
+// backward.deconvnet with its session) for `count` images (data: float32, N × C × H × W) and its other inputs
+// `feeds`, one run of a session at a time.
+function run(model, data, count, names, graph = model, feeds = {}) {
   const [c, h, w] = model.listing.input_shape;
-  const feeds = {[model.entry.onnx.input]: new model.ort.Tensor("float32", data, [count, c, h, w])};
-  const result = model.queue.then(() => model.session.run(feeds, names));
+  const images = new model.ort.Tensor("float32", data, [count, c, h, w]);
+  const result = model.queue.then(() => graph.session.run({[graph.input]: images, ...feeds}, names));
   model.queue = result.catch(() => {});
   return result;
 }
 
 // The outputs of one image: {graph output name: its value nested, without the batch axis}.
-async function outputsOf(model, pixels, names) {
-  const found = await run(model, Float32Array.from(pixels.flat(2)), 1, [...new Set(names)]);
+async function outputsOf(model, pixels, names, graph = model, feeds = {}) {
+  const found = await run(model, Float32Array.from(pixels.flat(2)), 1, [...new Set(names)], graph, feeds);
   return Object.fromEntries(Object.entries(found).map(([name, t]) => [name, nested(t.data, t.dims.slice(1))]));
 }
 
@@ -141,17 +156,10 @@ const withMaps = (model) => model.listing.layers.filter((layer) => layer.shape.l
 
 // Every class with its score and probability (softmax in double precision), the most probable first.
 function ranked(model, scores) {
-  const probabilities = softmax(scores);
+  const {probabilities} = softmax(scores);
   return probabilities.map((probability, index) => ({index, name: model.listing.classes[index], probability,
                                                      score: scores[index]}))
     .sort((a, b) => b.probability - a.probability);
-}
-
-function softmax(scores) {
-  const top = Math.max(...scores);
-  const e = scores.map((s) => Math.exp(s - top));
-  const total = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / total);
 }
 
 async function predict(model, pixels) {
@@ -160,13 +168,112 @@ async function predict(model, pixels) {
   return {classes: ranked(model, found[logits]), pixels, input: found[maps.input]};
 }
 
-async function analyze(model, pixels) {
-  const {logits, maps} = model.entry.onnx;
+async function analyze(model, pixels, asked) {
+  const {logits, maps, vectors} = model.entry.onnx;
   const layers = withMaps(model);
-  const found = await outputsOf(model, pixels, [logits, maps.input, ...layers.map((l) => maps[l.name])]);
+  const units = model.listing.layers.filter((layer) => layer.shape.length === 1);   // the classifier's (F,)
+  const found = await outputsOf(model, pixels, [logits, maps.input, ...layers.map((l) => maps[l.name]),
+                                                ...units.map((l) => vectors[l.name])]);
   return {classes: ranked(model, found[logits]), pixels, input: found[maps.input],
           layers: layers.map(({name, type, shape}) => ({name, type, shape, maps: found[maps[name]]})),
-          explanation: {unavailable: `Saliency and Grad-CAM need ${BACKWARD}.`}};
+          vectors: units.map(({name, type, shape}) => ({name, type, shape, values: found[vectors[name]]})),
+          explanation: await explanation(model, pixels, found, asked)};
+}
+
+async function explain(model, pixels, asked) {
+  const {logits, maps} = model.entry.onnx;
+  const found = await outputsOf(model, pixels, [logits, ...withMaps(model).map((l) => maps[l.name])]);
+  const answer = await explanation(model, pixels, found, asked);
+  if (answer.unavailable) throw new Error(answer.unavailable);
+  return answer;
+}
+
+// Saliency and Grad-CAM of the class asked for (else the predicted one) as the server's /explain answers them
+// (juanji.viz.pictures.inside), from `found`, the model's outputs (the logits, every layer's maps), and one run
+// of saliency.onnx from that class's score: ∂S_c/∂x, and ∂S_c/∂A at the Grad-CAM layer (the one asked for, else
+// the server's default, static.json's gradcam.default).
+async function explanation(model, pixels, found, asked) {
+  const {onnx: {logits, maps}, backward} = model.entry;
+  const all = model.listing.layers;
+  const asking = asked.get("layer");
+  if (asking && !all.some((l) => l.name === asking)) throw new Error(`no layer named '${asking}'`);
+  const scores = found[logits];
+  const c = classIndex(model.listing.classes, asked.get("class"), scores);
+  if (!backward) return {unavailable: noBackward(model, "Saliency and Grad-CAM need")};
+  const layer = asking || backward.gradcam.default;
+  const graph = model.graphs.saliency;
+  if (layer && !(layer in graph.gradients)) {
+    const {shape} = all.find((l) => l.name === layer);
+    throw new Error(`layer ${layer} outputs shape ${shape.join("×")}, not feature maps (C, H, W); choose a layer ` +
+                    "before the classifier");
+  }
+  const seed = new Float32Array(scores.length);
+  seed[c] = 1;                                     // ∂S_c/∂scores = one-hot(c)
+  const out = await outputsOf(model, pixels, [graph.gradient, ...(layer ? [graph.gradients[layer]] : [])], graph,
+                              {[graph.seed]: new model.ort.Tensor("float32", seed, [1, scores.length])});
+  const gradient = out[graph.gradient];
+  const strongest = gradient[0].map((row, i) => row.map((_, j) => gradient.reduce((m, plane) =>
+    Math.max(m, Math.abs(plane[i][j])), 0)));    // max over the channels of |∂S_c/∂x|
+  const high = strongest.flat().reduce((a, b) => Math.max(a, b), 0);
+  const answer = {class: c, name: model.listing.classes[c], saliency: strongest.map((row) => row.map((v) =>
+    v / (high || 1))), gradcam: null, gradcam_layer: null, gradcam_centred: false, gradcam_pixels: null,
+                  saliency_max: high};
+  if (!layer) return answer;
+  const [activations, gradients] = [found[maps[layer]], out[graph.gradients[layer]]];
+  const alpha = gradients.map((plane) => plane.flat().reduce((a, b) => a + b, 0) / plane.flat().length);
+  const cam = activations[0].map((row, i) => row.map((_, j) =>  // ReLU(Σ_k α_k A_k)
+    Math.max(activations.reduce((sum, plane, k) => sum + alpha[k] * plane[i][j], 0), 0)));
+  const centres = backward.gradcam.centres[layer];
+  return {...answer, gradcam: cam, gradcam_layer: layer, gradcam_centred: centres !== null,
+          gradcam_pixels: upsample(cam, model.listing.input_shape.slice(1), centres)};
+}
+
+// juanji.viz.gradcam.upsample: a map (h, w) resampled bilinearly to `size` (H, W), each cell on the centre of its
+// receptive field (centres: [[start, step] of rows, [start, step] of columns]), or, where centres is null,
+// stretched over the image with cells at pixel centres.
+function upsample(heat, [height, width], centres) {
+  const [h, w] = [heat.length, heat[0].length];
+  const [rowsAt, columnsAt] = centres ?? [[height / h / 2 - 0.5, height / h], [width / w / 2 - 0.5, width / w]];
+  const grid = (nIn, nOut, [start, step]) => Array.from({length: nOut}, (_, o) => {
+    const position = Math.min(Math.max((o - start) / step, 0), nIn - 1);
+    const low = Math.floor(position);
+    return [low, Math.min(low + 1, nIn - 1), position - low];
+  });
+  const columns = grid(w, width, columnsAt);
+  return grid(h, height, rowsAt).map(([top, bottom, dy]) => {
+    const row = heat[top].map((v, j) => v * (1 - dy) + heat[bottom][j] * dy);
+    return columns.map(([left, right, dx]) => row[left] * (1 - dx) + row[right] * dx);
+  });
+}
+
+// ZFNet's deconvnet as juanji.viz.deconvnet computes it: the strongest activation of map `map` of `layer` (the
+// first, in row-major order) put alone at that layer's output in deconvnet.onnx, projected to the network's input.
+async function deconv(model, pixels, asked) {
+  const [name, channel] = [asked.get("layer"), asked.get("map")];
+  const all = model.listing.layers;
+  const layer = all.find((l) => l.name === name);
+  if (!layer) throw new Error(`no layer named '${name}'; the layers are ${all.map((l) => l.name).join(", ")}`);
+  if (channel === null || !/^\d+$/.test(channel)) {
+    throw new Error(`map must be a map number 0, 1, 2 …, got '${channel}'`);
+  }
+  if (!model.entry.backward?.deconvnet) throw new Error(noBackward(model, "The deconvnet needs"));
+  const graph = model.graphs.deconvnet;
+  if (!(name in graph.signals)) {
+    throw new Error(`layer ${name} outputs shape ${layer.shape.join("×")}, not feature maps (C, H, W)`);
+  }
+  const k = Number(channel), [count, height, width] = layer.shape;
+  if (k >= count) throw new Error(`layer ${name} has maps 0…${count - 1}, not ${k}`);
+  const output = model.entry.onnx.maps[name];
+  const plane = (await outputsOf(model, pixels, [output]))[output][k].flat();
+  const at = plane.reduce((best, v, n) => (v > plane[best] ? n : best), 0);
+  const feeds = Object.fromEntries(Object.entries(graph.signals).map(([signalled, input]) => {
+    const {shape} = all.find((l) => l.name === signalled);
+    const signal = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (signalled === name) signal[k * height * width + at] = plane[at];
+    return [input, new model.ort.Tensor("float32", signal, [1, ...shape])];
+  }));
+  const out = await outputsOf(model, pixels, [graph.projection], graph, feeds);
+  return {layer: name, map: k, position: [Math.floor(at / width), at % width], projection: out[graph.projection]};
 }
 
 // Every layer's maps, or one layer's with what its cells are made of (static.json's parts; a residual block's
@@ -212,7 +319,7 @@ async function occlusion(model, pixels, asked) {
   const {logits} = model.entry.onnx;
   const scores = (await outputsOf(model, pixels, [logits]))[logits];
   const c = classIndex(model.listing.classes, asked.get("class"), scores);
-  const probability = softmax(scores)[c];
+  const probability = softmax(scores).probabilities[c];
   const image = Float32Array.from(pixels.flat(2));
   const mean = model.listing.normalization?.[0];
   const fill = (ch) => (mean ? mean[mean.length === 1 ? 0 : ch] : 0);
@@ -234,7 +341,9 @@ async function occlusion(model, pixels, asked) {
     }
     const out = (await run(model, batch, n, [logits]))[logits];
     const classes = out.dims[1];
-    for (let k = 0; k < n; k++) map.push(softmax(Array.from(out.data.subarray(k * classes, (k + 1) * classes)))[c]);
+    for (let k = 0; k < n; k++) {
+      map.push(softmax(Array.from(out.data.subarray(k * classes, (k + 1) * classes))).probabilities[c]);
+    }
   }
   const change = pixelMap(map, rows, columns, height, width, size, stride)
     .map((row) => row.map((v) => probability - v));
