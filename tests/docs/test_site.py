@@ -160,9 +160,10 @@ def test_each_language_searches_its_own_pages(site):
     language's pages and no other's, and its titles carry no zero-width space (they are shown as written)."""
     for language, root in LANGUAGE_ROOTS.items():
         index = search_index(site, language)
+        # not the tutorial's pages: the search page, and the Playground's app (added by docs/hooks/playground.py)
         pages = {html.parent.relative_to(site / root).as_posix() + "/" for html in (site / root).rglob("index.html")
                  if not any(html.is_relative_to(site / other) for other in LANGUAGE_ROOTS.values()
-                            if len(other) > len(root))} - {"./", "search/"}
+                            if len(other) > len(root))} - {"./", "search/", "playground/app/"}
         indexed = {doc["location"].split("#")[0] for doc in index["docs"]}
         assert indexed <= pages | {""}, f"{language}: the index lists pages of another language: {indexed - pages}"
         assert pages <= indexed, f"{language}: pages missing from the index: {sorted(pages - indexed)}"
