@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=positive_int, default=3,
                         help="fresh processes per framework and setting (the best is kept)")
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets, no full epoch")
-    parser.add_argument("--out", default="bench/results/benchmark.md")
+    parser.add_argument("--out", help="the Markdown file written (default bench/results/benchmark.md, with "
+                                      "--distributed bench/results/distributed.md)")
     parser.add_argument("--breakdown", choices=sorted(MODEL_INPUTS), metavar="MODEL",
                         help="instead of the table: where juanji's train step of MODEL (lenet5, resnet20, "
                              "mobilenet_v2) goes, layer type by layer type, at the first --threads count")
@@ -105,7 +106,8 @@ def main(argv=None) -> int:
         parser.error(str(error))
     if args.distributed:
         from .distributed import main as distributed_main
-        return distributed_main(["--limit", "6400", "--steps", "5"] if args.quick else [])
+        return distributed_main((["--limit", "6400", "--steps", "5"] if args.quick else [])
+                                + ["--out", args.out or "bench/results/distributed.md"])
     if args.breakdown:
         batch = args.batch or DEFAULT_BATCH[args.breakdown]
         if args.worker:
@@ -155,8 +157,8 @@ def main(argv=None) -> int:
         f"{args.processes} fresh processes.",
         *tables])
     print(report)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(report + "\n")
+    out = args.out or "bench/results/benchmark.md"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        f.write(report + "\n")
     return 0
