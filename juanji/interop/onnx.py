@@ -16,7 +16,6 @@ as the ``Sequential`` it is; ``DenseLayer``, whose forward concatenates, needs i
 from __future__ import annotations
 
 import functools
-import io
 import os
 from dataclasses import dataclass, field
 
@@ -53,7 +52,8 @@ class Tensor:
 
 @dataclass
 class GraphBuilder:
-    """Collects nodes and initialisers; ``convert`` dispatches a layer to its converter and keeps what it
+    """Collects nodes and initialisers, the only code that makes them (``emit``, ``node``, ``step``; ``constant``,
+    ``ints``, ``scalar``), every name unique; ``convert`` dispatches a layer to its converter and keeps what it
     returned in ``traced`` under the layer's dotted name ("input": the graph's input, normalised)."""
     opset: int
     nodes: list = field(default_factory=list)
@@ -80,31 +80,57 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
-    def node(self, op_type: str, inputs, value, name: str, **attributes) -> Tensor:
-        """Append one node computing ``value`` (the juanji result it must reproduce) from ``inputs``."""
+    def ints(self, values, name: str) -> str:
+        """An int64 initialiser (a shape, axes, pads, Slice's bounds); its name."""
+        return self.constant(np.array(values, dtype=np.int64), name)
+
+    def scalar(self, value, name: str) -> str:
+        """A float32 scalar initialiser; its name."""
+        return self.constant(np.array(value, dtype=np.float32), name)
+
+    # The arguments before ** of emit, node and step are positional only, so that ONNX attributes of any name pass
+    # through (ConstantOfShape's is called value).
+    def emit(self, op_type: str, inputs, outputs, name: str, /, **attributes) -> None:
+        """Append one node reading ``inputs`` into ``outputs`` (names from ``unique``), itself called ``name``: the
+        one place nodes are made; ``node`` and ``step`` for one output, directly for several (MaxPool's indices)."""
         from onnx import helper
+        self.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name=name, **attributes))
+
+    def node(self, op_type: str, inputs, value, name: str, /, **attributes) -> Tensor:
+        """Append one node computing ``value`` (the juanji result it must reproduce) from ``inputs``; the node and
+        its output are called ``name``, made unique."""
         output = self.unique(name)
-        self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=output, **attributes))
+        self.emit(op_type, inputs, [output], output, **attributes)
         return Tensor(output, value)
 
+    def step(self, op_type: str, inputs, name: str, /, **attributes) -> str:
+        """``node`` of an intermediate result, whose value no one reads (a step of a composed layer, of the backward
+        pass): its output's name."""
+        return self.node(op_type, inputs, None, name, **attributes).name
+
     def convert(self, module: nn.Module, x: Tensor, name: str) -> Tensor:
-        converter = converter_for(module)
+        converter = function_for(CONVERTERS, module)
         if converter is None:
-            kind = f"{type(module).__module__}.{type(module).__qualname__}"
-            raise ONNXExportError(f"cannot export layer '{name or '(the model itself)'}' ({kind}) to ONNX: "
-                                  f"no converter for it; add one to juanji.interop.onnx.CONVERTERS")
+            raise ONNXExportError(f"cannot export layer '{name or '(the model itself)'}' ({qualified_type(module)}) "
+                                  f"to ONNX: no converter for it; add one to juanji.interop.onnx.CONVERTERS")
         self.traced[name] = converter(self, module, x, name)
         return self.traced[name]
 
 
-def converter_for(module: nn.Module):
-    """The converter of ``module``'s type or of the nearest base class whose ``forward`` it inherits."""
+def function_for(table: dict, module: nn.Module):
+    """The function of ``table`` (``CONVERTERS``, ``onnx_backward.BACKWARDS``) for ``module``'s type or for the
+    nearest base class whose ``forward`` it inherits; None where there is none."""
     for cls in type(module).__mro__:
-        if cls in CONVERTERS:
-            return CONVERTERS[cls]
+        if cls in table:
+            return table[cls]
         if "forward" in vars(cls):
             return None
     return None
+
+
+def qualified_type(module: nn.Module) -> str:
+    """The module's type as an error names it: juanji.nn.activation.GELU."""
+    return f"{type(module).__module__}.{type(module).__qualname__}"
 
 
 def _child(name: str, child: str) -> str:
@@ -140,10 +166,9 @@ def _conv(g, module, x, name):
     """Conv2d and Conv1d (its weight has one spatial axis): pads = [top, left, bottom, right] or [l, r]; a
     padding_mode other than zeros pads first (``_padded``: Pad reflect / edge, circular by Slice + Concat), as
     the layer does, and the Conv pads nothing."""
-    one_d = isinstance(module, nn.Conv1d)
-    axes = slice(1, 2) if one_d else slice(0, 2)
-    (top, bottom), (left, right) = module.pads
-    pads = [left, right] if one_d else [top, left, bottom, right]
+    axes = conv_axes(module)
+    before, after = zip(*module.pads[axes])
+    pads = [*before, *after]
     source = x.name
     if module.explicit_padding:
         source = _padded(g, x, module.pads[axes], module.padding_mode, 0.0, _child(name, "pad")).name
@@ -157,6 +182,12 @@ def _conv(g, module, x, name):
                   group=module.groups)
 
 
+def conv_axes(module) -> slice:
+    """Which entries of a Conv2d's or Conv1d's (N, C, H, W) geometry (stride, dilation, pads) are its own: a
+    Conv1d, computed as a Conv2d of height 1, has only the second."""
+    return slice(1, 2) if isinstance(module, nn.Conv1d) else slice(0, 2)
+
+
 def _linear(g, module, x, name):
     """Gemm on (N, in); on (N, …, in) a MatMul by Wᵀ (then Add of the bias), as Linear takes any leading axes."""
     if x.value.ndim != 2:
@@ -164,8 +195,8 @@ def _linear(g, module, x, name):
         weight_t = g.constant(module.params["weight"].T, _child(name, "weight_t"))
         if "bias" not in module.params:
             return g.node("MatMul", [x.name, weight_t], y, name)
-        product = g.node("MatMul", [x.name, weight_t], None, _child(name, "matmul"))
-        return g.node("Add", [product.name, g.constant(module.params["bias"], _child(name, "bias"))], y, name)
+        product = g.step("MatMul", [x.name, weight_t], _child(name, "matmul"))
+        return g.node("Add", [product, g.constant(module.params["bias"], _child(name, "bias"))], y, name)
     inputs = [x.name, g.constant(module.params["weight"], _child(name, "weight"))]
     if "bias" in module.params:
         inputs.append(g.constant(module.params["bias"], _child(name, "bias")))
@@ -196,21 +227,17 @@ def _batch_norm(g, module, x, name):
 def _reduce_mean(g, source, axes, name):
     """ReduceMean keeping the axes: ``axes`` an attribute before opset 18, an input from it."""
     if g.opset >= 18:
-        return g.node("ReduceMean", [source, g.constant(np.array(axes, dtype=np.int64), _child(name, "axes"))],
-                      None, name, keepdims=1).name
-    return g.node("ReduceMean", [source], None, name, axes=list(axes), keepdims=1).name
+        return g.step("ReduceMean", [source, g.ints(axes, _child(name, "axes"))], name, keepdims=1)
+    return g.step("ReduceMean", [source], name, axes=list(axes), keepdims=1)
 
 
 def _standardized(g, source, axes, eps, name):
     """(x − μ) / √(σ² + ε), μ and the biased σ² over ``axes``, as ReduceMean, Sub, Mul, Add, Sqrt and Div;
     returns the result's name."""
-    def step(op_type, inputs, key):
-        return g.node(op_type, inputs, None, _child(name, key)).name
-
-    centred = step("Sub", [source, _reduce_mean(g, source, axes, _child(name, "mean"))], "centred")
-    var = _reduce_mean(g, step("Mul", [centred, centred], "square"), axes, _child(name, "var"))
-    std = step("Sqrt", [step("Add", [var, _scalar(g, eps, _child(name, "eps"))], "var_eps")], "std")
-    return step("Div", [centred, std], "normalised")
+    centred = g.step("Sub", [source, _reduce_mean(g, source, axes, _child(name, "mean"))], _child(name, "centred"))
+    var = _reduce_mean(g, g.step("Mul", [centred, centred], _child(name, "square")), axes, _child(name, "var"))
+    var_eps = g.step("Add", [var, g.scalar(eps, _child(name, "eps"))], _child(name, "var_eps"))
+    return g.step("Div", [centred, g.step("Sqrt", [var_eps], _child(name, "std"))], _child(name, "normalised"))
 
 
 def _affine(g, source, gamma, beta, shape, y, name):
@@ -257,8 +284,7 @@ def _group_norm(g, module, x, name):
     shape = x.value.shape
 
     def reshape(source, target, key):
-        return g.node("Reshape", [source, g.constant(np.array(target, dtype=np.int64), _child(name, key + "_shape"))],
-                      None, _child(name, key)).name
+        return g.step("Reshape", [source, g.ints(target, _child(name, key + "_shape"))], _child(name, key))
 
     grouped = reshape(x.name, [0, module.num_groups, -1], "groups")      # 0: the (symbolic) batch axis as it is
     normalised = reshape(_standardized(g, grouped, [2], module.eps, name), [0, *shape[1:]], "channels")
@@ -286,20 +312,15 @@ def _local_response_norm(g, module, x, name):
     if n % 2 and len(shape) == 4:
         return g.node("LRN", [x.name], y, name, size=n, alpha=module.alpha, beta=module.beta, bias=module.k)
 
-    def step(op_type, inputs, key, **attributes):
-        return g.node(op_type, inputs, None, _child(name, key), **attributes).name
-
-    def ints(values, key):
-        return g.constant(np.array(values, dtype=np.int64), _child(name, key))
-
-    column = step("Reshape", [step("Mul", [x.name, x.name], "square"), ints([0, 1, shape[1], -1], "column_shape")],
-                  "column")
-    mean = step("AveragePool", [column], "window_mean", kernel_shape=[n, 1], strides=[1, 1],
-                pads=[n // 2, 0, (n - 1) // 2, 0], count_include_pad=1)
-    mean = step("Reshape", [mean, ints([0, *shape[1:]], "mean_shape")], "mean")
-    base = step("Add", [step("Mul", [mean, _scalar(g, module.alpha, _child(name, "alpha"))], "scaled"),
-                        _scalar(g, module.k, _child(name, "k"))], "base")
-    denominator = step("Pow", [base, _scalar(g, module.beta, _child(name, "beta"))], "denominator")
+    square = g.step("Mul", [x.name, x.name], _child(name, "square"))
+    column = g.step("Reshape", [square, g.ints([0, 1, shape[1], -1], _child(name, "column_shape"))],
+                    _child(name, "column"))
+    mean = g.step("AveragePool", [column], _child(name, "window_mean"), kernel_shape=[n, 1], strides=[1, 1],
+                  pads=[n // 2, 0, (n - 1) // 2, 0], count_include_pad=1)
+    mean = g.step("Reshape", [mean, g.ints([0, *shape[1:]], _child(name, "mean_shape"))], _child(name, "mean"))
+    scaled = g.step("Mul", [mean, g.scalar(module.alpha, _child(name, "alpha"))], _child(name, "scaled"))
+    base = g.step("Add", [scaled, g.scalar(module.k, _child(name, "k"))], _child(name, "base"))
+    denominator = g.step("Pow", [base, g.scalar(module.beta, _child(name, "beta"))], _child(name, "denominator"))
     return g.node("Div", [x.name, denominator], y, name)
 
 
@@ -314,19 +335,16 @@ def _embedding(g, module, x, name):
     if not np.isfinite(p):
         raise ONNXExportError(f"cannot export layer '{name}' (Embedding with max_norm): norm_type {module.norm_type} "
                               f"is not exported (only finite p-norms)")
-    rows = g.node("Gather", [weight, x.name], None, _child(name, "gather")).name
-
-    def step(op_type, inputs, key, **attributes):
-        return g.node(op_type, inputs, None, _child(name, key), **attributes).name
-
-    powered = step("Pow", [step("Abs", [rows], "abs"), _scalar(g, p, _child(name, "p"))], "pow")
-    total = step("ReduceSum", [powered, g.constant(np.array([-1], dtype=np.int64), _child(name, "axes"))], "sum",
-                 keepdims=1)
-    norm = step("Pow", [total, _scalar(g, 1 / p, _child(name, "inverse_p"))], "norm")
-    limit = _scalar(g, module.max_norm, _child(name, "max_norm"))
-    shrink = step("Div", [limit, step("Add", [norm, _scalar(g, 1e-7, _child(name, "eps"))], "norm_eps")], "shrink")
-    scale = step("Where", [step("Greater", [norm, limit], "over"), shrink, _scalar(g, 1.0, _child(name, "one"))],
-                 "scale")
+    rows = g.step("Gather", [weight, x.name], _child(name, "gather"))
+    absolute = g.step("Abs", [rows], _child(name, "abs"))
+    powered = g.step("Pow", [absolute, g.scalar(p, _child(name, "p"))], _child(name, "pow"))
+    total = g.step("ReduceSum", [powered, g.ints([-1], _child(name, "axes"))], _child(name, "sum"), keepdims=1)
+    norm = g.step("Pow", [total, g.scalar(1 / p, _child(name, "inverse_p"))], _child(name, "norm"))
+    limit = g.scalar(module.max_norm, _child(name, "max_norm"))
+    norm_eps = g.step("Add", [norm, g.scalar(1e-7, _child(name, "eps"))], _child(name, "norm_eps"))
+    shrink = g.step("Div", [limit, norm_eps], _child(name, "shrink"))
+    over = g.step("Greater", [norm, limit], _child(name, "over"))
+    scale = g.step("Where", [over, shrink, g.scalar(1.0, _child(name, "one"))], _child(name, "scale"))
     return g.node("Mul", [rows, scale], module(x.value), name)
 
 
@@ -345,13 +363,9 @@ def _simple(op_type, **attributes):
     return convert
 
 
-def _scalar(g, value, name):
-    return g.constant(np.array(value, dtype=np.float32), name)
-
-
 def _clip(g, module, x, name):
     """Hardtanh and ReLU6: Clip between min_val and max_val (inputs of the node since opset 11)."""
-    bounds = [_scalar(g, module.min_val, _child(name, "min")), _scalar(g, module.max_val, _child(name, "max"))]
+    bounds = [g.scalar(module.min_val, _child(name, "min")), g.scalar(module.max_val, _child(name, "max"))]
     return g.node("Clip", [x.name, *bounds], _traced(module, x), name)
 
 
@@ -360,37 +374,36 @@ def _hardswish(g, module, x, name):
     y = _traced(module, x)
     if g.opset >= 14:
         return g.node("HardSwish", [x.name], y, name)
-    gate = g.node("HardSigmoid", [x.name], None, _child(name, "gate"), alpha=1 / 6, beta=0.5)
-    return g.node("Mul", [x.name, gate.name], y, name)
+    gate = g.step("HardSigmoid", [x.name], _child(name, "gate"), alpha=1 / 6, beta=0.5)
+    return g.node("Mul", [x.name, gate], y, name)
 
 
 def _silu(g, module, x, name):
     """x · Sigmoid(x)"""
-    gate = g.node("Sigmoid", [x.name], None, _child(name, "sigmoid"))
-    return g.node("Mul", [x.name, gate.name], _traced(module, x), name)
+    gate = g.step("Sigmoid", [x.name], _child(name, "sigmoid"))
+    return g.node("Mul", [x.name, gate], _traced(module, x), name)
 
 
 def _mish(g, module, x, name):
     """x · Tanh(Softplus(x))"""
-    soft = g.node("Softplus", [x.name], None, _child(name, "softplus"))
-    gate = g.node("Tanh", [soft.name], None, _child(name, "tanh"))
-    return g.node("Mul", [x.name, gate.name], _traced(module, x), name)
+    gate = g.step("Tanh", [g.step("Softplus", [x.name], _child(name, "softplus"))], _child(name, "tanh"))
+    return g.node("Mul", [x.name, gate], _traced(module, x), name)
 
 
 def _gelu(g, module, x, name):
     """x · (1 + Erf(x/√2)) / 2, or x · (1 + Tanh(√(2/π) (x + 0.044715 x³))) / 2 (approximate="tanh"); composed,
     so that every opset has it (ONNX's Gelu is opset 20's)."""
     def mul(a, value, key):
-        return g.node("Mul", [a, _scalar(g, value, _child(name, key + "_factor"))], None, _child(name, key)).name
+        return g.step("Mul", [a, g.scalar(value, _child(name, key + "_factor"))], _child(name, key))
 
     if module.approximate == "tanh":
-        square = g.node("Mul", [x.name, x.name], None, _child(name, "square")).name
-        cube = g.node("Mul", [square, x.name], None, _child(name, "cube")).name
-        inner = g.node("Add", [x.name, mul(cube, F.GELU_KAPPA, "kappa")], None, _child(name, "inner")).name
-        curve = g.node("Tanh", [mul(inner, F.SQRT_2_OVER_PI, "scaled")], None, _child(name, "tanh")).name
+        square = g.step("Mul", [x.name, x.name], _child(name, "square"))
+        cube = g.step("Mul", [square, x.name], _child(name, "cube"))
+        inner = g.step("Add", [x.name, mul(cube, F.GELU_KAPPA, "kappa")], _child(name, "inner"))
+        curve = g.step("Tanh", [mul(inner, F.SQRT_2_OVER_PI, "scaled")], _child(name, "tanh"))
     else:
-        curve = g.node("Erf", [mul(x.name, F.SQRT1_2, "scaled")], None, _child(name, "erf")).name
-    gate = g.node("Add", [curve, _scalar(g, 1.0, _child(name, "one"))], None, _child(name, "gate")).name
+        curve = g.step("Erf", [mul(x.name, F.SQRT1_2, "scaled")], _child(name, "erf"))
+    gate = g.step("Add", [curve, g.scalar(1.0, _child(name, "one"))], _child(name, "gate"))
     half = mul(x.name, 0.5, "half")
     return g.node("Mul", [half, gate], _traced(module, x), name)
 
@@ -399,13 +412,11 @@ def _softplus(g, module, x, name):
     """Where(βx > threshold, x, Softplus(βx) / β)"""
     z = x.name
     if module.beta != 1:
-        z = g.node("Mul", [x.name, _scalar(g, module.beta, _child(name, "beta"))], None, _child(name, "scaled")).name
-    soft = g.node("Softplus", [z], None, _child(name, "softplus")).name
+        z = g.step("Mul", [x.name, g.scalar(module.beta, _child(name, "beta"))], _child(name, "scaled"))
+    soft = g.step("Softplus", [z], _child(name, "softplus"))
     if module.beta != 1:
-        soft = g.node("Div", [soft, _scalar(g, module.beta, _child(name, "beta"))], None,
-                      _child(name, "unscaled")).name
-    linear = g.node("Greater", [z, _scalar(g, module.threshold, _child(name, "threshold"))], None,
-                    _child(name, "linear")).name
+        soft = g.step("Div", [soft, g.scalar(module.beta, _child(name, "beta"))], _child(name, "unscaled"))
+    linear = g.step("Greater", [z, g.scalar(module.threshold, _child(name, "threshold"))], _child(name, "linear"))
     return g.node("Where", [linear, x.name, soft], _traced(module, x), name)
 
 
@@ -421,7 +432,7 @@ def _along_dim(op_type, negate=False):
     """Softmax and LogSoftmax along the layer's dim (torch's implicit one for dim=None); Softmin as
     Softmax(Neg(x))."""
     def convert(g, module, x, name):
-        source = g.node("Neg", [x.name], None, _child(name, "neg")).name if negate else x.name
+        source = g.step("Neg", [x.name], _child(name, "neg")) if negate else x.name
         return g.node(op_type, [source], module(x.value), name, axis=module.axis(x.value.ndim))
     convert.__name__ = f"_{op_type.lower()}{'_of_negated' if negate else ''}"
     return convert
@@ -432,8 +443,7 @@ def _flatten(g, module, x, name):
     if module.start_dim == 1 and module.end_dim in (-1, x.value.ndim - 1):
         return g.node("Flatten", [x.name], y, name, axis=1)
     shape = [0 if module.start_dim > 0 else -1, *y.shape[1:]]     # 0 copies the (symbolic) batch axis
-    return g.node("Reshape", [x.name, g.constant(np.array(shape, dtype=np.int64), _child(name, "shape"))],
-                  y, name)
+    return g.node("Reshape", [x.name, g.ints(shape, _child(name, "shape"))], y, name)
 
 
 def _unflatten(g, module, x, name):
@@ -443,7 +453,7 @@ def _unflatten(g, module, x, name):
         shape = [*module.unflattened_size, *x.value.shape[1:]]
     else:
         shape = [0, *y.shape[1:]]
-    return g.node("Reshape", [x.name, g.constant(np.array(shape, dtype=np.int64), _child(name, "shape"))], y, name)
+    return g.node("Reshape", [x.name, g.ints(shape, _child(name, "shape"))], y, name)
 
 
 def _pixel_shuffle(g, module, x, name):
@@ -460,13 +470,11 @@ def _pixel_unshuffle(g, module, x, name):
     _, c, h, w = x.value.shape
     r = module.downscale_factor
 
-    def shape(values, key):
-        return g.constant(np.array(values, dtype=np.int64), _child(name, key))
-
-    blocks = g.node("Reshape", [x.name, shape([0, c, h // r, r, w // r, r], "blocks_shape")], None,
+    blocks = g.step("Reshape", [x.name, g.ints([0, c, h // r, r, w // r, r], _child(name, "blocks_shape"))],
                     _child(name, "blocks"))
-    moved = g.node("Transpose", [blocks.name], None, _child(name, "transpose"), perm=[0, 1, 3, 5, 2, 4])
-    return g.node("Reshape", [moved.name, shape([0, c * r * r, h // r, w // r], "shape")], module(x.value), name)
+    moved = g.step("Transpose", [blocks], _child(name, "transpose"), perm=[0, 1, 3, 5, 2, 4])
+    return g.node("Reshape", [moved, g.ints([0, c * r * r, h // r, w // r], _child(name, "shape"))], module(x.value),
+                  name)
 
 
 def _check_rank(module, x, name, ndim):
@@ -490,9 +498,6 @@ def _padded(g, x, pads, mode, value, name, y=None) -> Tensor:
     if first < 1:
         raise ONNXExportError(f"cannot export layer '{name}': it pads the batch axis of a {len(shape)}-D input")
 
-    def ints(values, key):
-        return g.constant(np.array(values, dtype=np.int64), _child(name, key))
-
     current, emitted = x.name, len(g.nodes)
 
     def crop():
@@ -501,10 +506,16 @@ def _padded(g, x, pads, mode, value, name, y=None) -> Tensor:
         if axes:
             starts = [max(-pads[a - first][0], 0) for a in axes]
             ends = [shape[a] - max(-pads[a - first][1], 0) for a in axes]
-            current = g.node("Slice", [current, ints(starts, "crop_starts"), ints(ends, "crop_ends"),
-                                       ints(axes, "crop_axes")], None, _child(name, "crop")).name
+            bounds = [g.ints(values, _child(name, key)) for values, key in
+                      ((starts, "crop_starts"), (ends, "crop_ends"), (axes, "crop_axes"))]
+            current = g.step("Slice", [current, *bounds], _child(name, "crop"))
             for a, start, end in zip(axes, starts, ends):
                 shape[a] = end - start
+
+    def wrapped(source, start, end, axis, key):
+        bounds = [g.ints([v], _child(name, k)) for v, k in ((start, "wrap_start"), (end, "wrap_end"),
+                                                              (axis, "wrap_axis"))]
+        return g.step("Slice", [source, *bounds], _child(name, key))
 
     if mode == "circular":
         crop()
@@ -512,22 +523,20 @@ def _padded(g, x, pads, mode, value, name, y=None) -> Tensor:
             if before > 0 or after > 0:
                 size, parts = shape[a], [current]
                 if before > 0:
-                    parts.insert(0, g.node("Slice", [current, ints([size - before], "wrap_start"),
-                                                     ints([size], "wrap_end"), ints([a], "wrap_axis")], None,
-                                           _child(name, f"before{a}")).name)
+                    parts.insert(0, wrapped(current, size - before, size, a, f"before{a}"))
                 if after > 0:
-                    parts.append(g.node("Slice", [current, ints([0], "wrap_start"), ints([after], "wrap_end"),
-                                                  ints([a], "wrap_axis")], None, _child(name, f"after{a}")).name)
-                current = g.node("Concat", parts, None, _child(name, f"wrap{a}"), axis=a).name
+                    parts.append(wrapped(current, 0, after, a, f"after{a}"))
+                current = g.step("Concat", parts, _child(name, f"wrap{a}"), axis=a)
                 shape[a] += max(before, 0) + max(after, 0)
     else:
         grow = [(max(before, 0), max(after, 0)) for before, after in pads]
         if any(map(any, grow)):
             zeros = [0] * first
-            inputs = [current, ints(zeros + [b for b, _ in grow] + zeros + [a for _, a in grow], "pads")]
+            amounts = zeros + [b for b, _ in grow] + zeros + [a for _, a in grow]     # [begins…, ends…]
+            inputs = [current, g.ints(amounts, _child(name, "pads"))]
             if mode == "constant":
-                inputs.append(g.constant(np.array(value, dtype=np.float32), _child(name, "value")))
-            current = g.node("Pad", inputs, None, _child(name, "pad"), mode=_ONNX_PAD_MODES[mode]).name
+                inputs.append(g.scalar(value, _child(name, "value")))
+            current = g.step("Pad", inputs, _child(name, "pad"), mode=_ONNX_PAD_MODES[mode])
             for a, (b, e) in enumerate(grow, start=first):
                 shape[a] += b + e
         crop()
@@ -570,27 +579,34 @@ def _refuse_indices(module, name):
                               f"converter calling juanji.interop.onnx.max_pool_with_indices and max_unpool")
 
 
+def max_pool_attributes(x_shape, module) -> dict:
+    """The attributes of the MaxPool node of a MaxPool1d/MaxPool2d on an input of ``x_shape``."""
+    pads, _ = _explicit_pads(x_shape, module)
+    return dict(kernel_shape=list(module.kernel_size), strides=list(module.stride), pads=pads,
+                dilations=list(module.dilation))
+
+
 def _max_pool(g, module, x, name):
     """MaxPool1d and MaxPool2d."""
     _refuse_indices(module, name)
-    pads, _ = _explicit_pads(x.value.shape, module)
-    return g.node("MaxPool", [x.name], module(x.value), name, kernel_shape=list(module.kernel_size),
-                  strides=list(module.stride), pads=pads, dilations=list(module.dilation))
+    return g.node("MaxPool", [x.name], module(x.value), name, **max_pool_attributes(x.value.shape, module))
 
 
 def max_pool_with_indices(g, module, x, name) -> tuple[Tensor, Tensor]:
     """(output, indices) of a MaxPool1d/MaxPool2d with return_indices=True, for the converter of a module that
     routes the indices (an encoder-decoder's MaxUnpool).  ONNX MaxPool's second output counts over the whole
     tensor, ((n·C + c)·H + h)·W + w; Mod by the plane's size gives PyTorch's per-plane indices."""
-    from onnx import helper
-    pads, _ = _explicit_pads(x.value.shape, module)
     y, indices = module(x.value)
     output, raw = g.unique(name), g.unique(_child(name, "flat_indices"))
-    g.nodes.append(helper.make_node("MaxPool", [x.name], [output, raw], name=output,
-                                    kernel_shape=list(module.kernel_size), strides=list(module.stride), pads=pads,
-                                    dilations=list(module.dilation)))
-    plane = g.constant(np.array(int(np.prod(x.value.shape[2:])), dtype=np.int64), _child(name, "plane"))
+    g.emit("MaxPool", [x.name], [output, raw], output, **max_pool_attributes(x.value.shape, module))
+    plane = g.ints(int(np.prod(x.value.shape[2:])), _child(name, "plane"))
     return Tensor(output, y), g.node("Mod", [raw, plane], indices, _child(name, "indices"))
+
+
+def zeros_of_shape(g, shape: str, name: str) -> str:
+    """A float32 tensor of zeros whose shape is the int64 tensor named ``shape`` (ConstantOfShape); its name."""
+    from onnx import TensorProto, helper
+    return g.step("ConstantOfShape", [shape], name, value=helper.make_tensor("value", TensorProto.FLOAT, [1], [0.0]))
 
 
 def max_unpool(g, module, x, indices, name, output_size=None) -> Tensor:
@@ -599,22 +615,16 @@ def max_unpool(g, module, x, indices, name, output_size=None) -> Tensor:
     y = module(x.value, indices.value, output_size)
     c, plane = y.shape[1], int(np.prod(y.shape[2:]))
 
-    def ints(values, key):
-        return g.constant(np.array(values, dtype=np.int64), _child(name, key))
-
-    def step(op_type, inputs, key, **attributes):
-        return g.node(op_type, inputs, None, _child(name, key), **attributes).name
-
-    flat = ints([0, c, -1], "flat_shape")
-    batch = step("Slice", [step("Shape", [x.name], "shape"), ints([0], "zero"), ints([1], "one")], "batch")
-    shape = step("Concat", [batch, ints([c, plane], "plane_shape")], "zeros_shape", axis=0)
-    from onnx import TensorProto, helper
-    zeros = g.unique(_child(name, "zeros"))         # its attribute is named value, as GraphBuilder.node's argument
-    g.nodes.append(helper.make_node("ConstantOfShape", [shape], [zeros], name=zeros,
-                                    value=helper.make_tensor("value", TensorProto.FLOAT, [1], [0.0])))
-    scattered = step("ScatterElements", [zeros, step("Reshape", [indices.name, flat], "flat_indices"),
-                                         step("Reshape", [x.name, flat], "flat_values")], "scatter", axis=2)
-    return g.node("Reshape", [scattered, ints([0, c, *y.shape[2:]], "shape_out")], y, name)
+    flat = g.ints([0, c, -1], _child(name, "flat_shape"))
+    batch = g.step("Slice", [g.step("Shape", [x.name], _child(name, "shape")), g.ints([0], _child(name, "zero")),
+                             g.ints([1], _child(name, "one"))], _child(name, "batch"))
+    shape = g.step("Concat", [batch, g.ints([c, plane], _child(name, "plane_shape"))], _child(name, "zeros_shape"),
+                   axis=0)
+    zeros = zeros_of_shape(g, shape, _child(name, "zeros"))
+    flat_indices = g.step("Reshape", [indices.name, flat], _child(name, "flat_indices"))
+    flat_values = g.step("Reshape", [x.name, flat], _child(name, "flat_values"))
+    scattered = g.step("ScatterElements", [zeros, flat_indices, flat_values], _child(name, "scatter"), axis=2)
+    return g.node("Reshape", [scattered, g.ints([0, c, *y.shape[2:]], _child(name, "shape_out"))], y, name)
 
 
 def _max_unpool(g, module, x, name):
@@ -633,10 +643,9 @@ def _avg_pool(g, module, x, name):
     kernel = list(module.kernel_size)
     override = getattr(module, "divisor_override", None)
     if override is not None:
-        pooled = g.node("AveragePool", [x.name], None, _child(name, "pool"), kernel_shape=kernel,
+        pooled = g.step("AveragePool", [x.name], _child(name, "pool"), kernel_shape=kernel,
                         strides=list(module.stride), pads=pads, count_include_pad=1)
-        factor = g.constant(np.array(np.prod(kernel) / override, dtype=np.float32), _child(name, "divisor_override"))
-        return g.node("Mul", [pooled.name, factor], y, name)
+        return g.node("Mul", [pooled, g.scalar(np.prod(kernel) / override, _child(name, "divisor_override"))], y, name)
     pooled = g.node("AveragePool", [x.name], y, _child(name, "pool") if module.count_include_pad else name,
                     kernel_shape=kernel, strides=list(module.stride), pads=pads, count_include_pad=0)
     if not module.count_include_pad:
@@ -660,23 +669,20 @@ def _adaptive(g, x, output_size, name, pool_op, global_op):
     spatial = x.value.shape[2:]
     dims = len(spatial)
     if all(o == 1 for o in output_size):
-        return g.node(global_op, [x.name], None, name).name
+        return g.step(global_op, [x.name], name)
     if all(size % o == 0 for size, o in zip(spatial, output_size)):
         kernel = [size // o for size, o in zip(spatial, output_size)]
-        return g.node(pool_op, [x.name], None, name, kernel_shape=kernel, strides=kernel).name
+        return g.step(pool_op, [x.name], name, kernel_shape=kernel, strides=kernel)
     current = x.name
     for axis in reversed([a for a in range(dims) if spatial[a] != output_size[a]]):
         pieces = []
         for i, (start, end) in enumerate(adaptive_bins(spatial[axis], output_size[axis])):
-            piece = g.node("Slice", [current, *(g.constant(np.array([v], dtype=np.int64), _child(name, key))
-                                                for key, v in (("start", start), ("end", end), ("axis", axis + 2)))],
-                           None, _child(name, f"bin{axis + 2}_{i}"))
+            bounds = [g.ints([v], _child(name, key)) for key, v in (("start", start), ("end", end), ("axis", axis + 2))]
+            piece = g.step("Slice", [current, *bounds], _child(name, f"bin{axis + 2}_{i}"))
             kernel = [1] * dims
             kernel[axis] = end - start
-            pieces.append(g.node(pool_op, [piece.name], None, _child(name, f"pool{axis + 2}_{i}"),
-                                 kernel_shape=kernel).name)
-        current = g.node("Concat", pieces, None, _child(name, f"axis{axis + 2}") if axis else name,
-                         axis=axis + 2).name
+            pieces.append(g.step(pool_op, [piece], _child(name, f"pool{axis + 2}_{i}"), kernel_shape=kernel))
+        current = g.step("Concat", pieces, _child(name, f"axis{axis + 2}") if axis else name, axis=axis + 2)
     return current
 
 
@@ -695,8 +701,8 @@ def _adaptive_max_pool(g, module, x, name):
 
 def _global_pool(op_type):
     def convert(g, module, x, name):
-        pooled = g.node(op_type, [x.name], None, _child(name, "pool"))
-        return g.node("Flatten", [pooled.name], module(x.value), name, axis=1)
+        pooled = g.step(op_type, [x.name], _child(name, "pool"))
+        return g.node("Flatten", [pooled], module(x.value), name, axis=1)
     convert.__name__ = f"_{op_type.lower()}"
     return convert
 
@@ -706,7 +712,7 @@ def _spatial_pyramid_pool(g, module, x, name):
     levels = []
     for level in module.levels:
         pooled = _adaptive(g, x, (level, level), _child(name, f"level{level}"), "MaxPool", "GlobalMaxPool")
-        levels.append(g.node("Flatten", [pooled], None, _child(name, f"level{level}_flat"), axis=1).name)
+        levels.append(g.step("Flatten", [pooled], _child(name, f"level{level}_flat"), axis=1))
     return g.node("Concat", levels, module(x.value), name, axis=1)
 
 
@@ -728,15 +734,15 @@ def _conv_transpose(g, module, x, name):
                       output_padding=list(module.output_padding), **attributes)
     ends = [p - op for p, op in zip(module.padding, module.output_padding)]
     grown = [max(-end, 0) for end in ends]
-    current = g.node("ConvTranspose", inputs, None, _child(name, "conv") if any(grown) or bias is not None else name,
+    current = g.step("ConvTranspose", inputs, _child(name, "conv") if any(grown) or bias is not None else name,
                      pads=list(module.padding) + [max(end, 0) for end in ends], **attributes)
     if any(grown):
-        pads = g.constant(np.array([0] * (2 + len(grown)) + [0, 0] + grown, dtype=np.int64), _child(name, "pads"))
-        current = g.node("Pad", [current.name, pads], None, _child(name, "pad") if bias is not None else name)
+        pads = g.ints([0] * (2 + len(grown)) + [0, 0] + grown, _child(name, "pads"))
+        current = g.step("Pad", [current, pads], _child(name, "pad") if bias is not None else name)
     if bias is None:
-        return Tensor(current.name, y)
+        return Tensor(current, y)
     shaped = g.constant(bias.reshape(-1, *[1] * len(grown)), _child(name, "bias"))
-    return g.node("Add", [current.name, shaped], y, name)
+    return g.node("Add", [current, shaped], y, name)
 
 
 # mode → (Resize's mode, coordinate_transformation_mode, nearest_mode); nearest-exact's ⌊(o + ½)/k⌋ is
@@ -796,22 +802,20 @@ def _upsample(g, module, x, name):
     for index, (a, op_type, array) in enumerate(reversed(steps)):       # the last axis first
         key = name if index == len(steps) - 1 else _child(name, f"axis{a + 2}")
         if op_type == "Gather":
-            current = g.node("Gather", [current, g.constant(array, _child(name, f"indices{a + 2}"))], None, key,
-                             axis=a + 2).name
+            current = g.step("Gather", [current, g.constant(array, _child(name, f"indices{a + 2}"))], key, axis=a + 2)
         elif a == len(size) - 1:
-            current = g.node("MatMul", [current, g.constant(array.T, _child(name, f"matrix{a + 2}"))], None, key).name
+            current = g.step("MatMul", [current, g.constant(array.T, _child(name, f"matrix{a + 2}"))], key)
         else:
-            current = g.node("MatMul", [g.constant(array, _child(name, f"matrix{a + 2}")), current], None, key).name
+            current = g.step("MatMul", [g.constant(array, _child(name, f"matrix{a + 2}")), current], key)
     return Tensor(current, y)
 
 
 # -- blocks of the model zoo -------------------------------------------------------------------------
 def _residual_block(g, module, x, name):
-    """ResNet's block: ReLU(body(x) + downsample(x)), the body being every child but downsample and relu."""
+    """ResNet's block: ReLU(body(x) + downsample(x)), the body being its layers named in ``_body``, in order."""
     out = x
-    for child_name, child in module.named_children():
-        if child_name not in ("downsample", "relu"):
-            out = g.convert(child, out, _child(name, child_name))
+    for key in module._body:
+        out = g.convert(getattr(module, key), out, _child(name, key))
     skip = g.convert(module.downsample, x, _child(name, "downsample"))
     total = g.node("Add", [out.name, skip.name], out.value + skip.value, _child(name, "add"))
     return g.convert(module.relu, total, _child(name, "relu"))
@@ -821,13 +825,11 @@ def _pad_shortcut(g, module, x, name):
     """x[:, :, ::s, ::s] followed by ``extra_channels`` zero channels."""
     s = module.stride
 
-    def ints(values, key):
-        return g.constant(np.array(values, dtype=np.int64), _child(name, key))
-
-    kept = g.node("Slice", [x.name, ints([0, 0], "starts"), ints([2**62, 2**62], "ends"), ints([2, 3], "axes"),
-                            ints([s, s], "steps")], None, _child(name, "subsample"))
-    pads = ints([0, 0, 0, 0, 0, module.extra_channels, 0, 0], "pads")
-    return g.node("Pad", [kept.name, pads], module(x.value), name)
+    bounds = [g.ints(values, _child(name, key)) for values, key in
+              (([0, 0], "starts"), ([2**62, 2**62], "ends"), ([2, 3], "axes"), ([s, s], "steps"))]
+    kept = g.step("Slice", [x.name, *bounds], _child(name, "subsample"))
+    pads = g.ints([0, 0, 0, 0, 0, module.extra_channels, 0, 0], _child(name, "pads"))
+    return g.node("Pad", [kept, pads], module(x.value), name)
 
 
 def _dense_layer(g, module, x, name):
@@ -916,7 +918,7 @@ def to_onnx(model: nn.Module, input_shape=None, input_dtype=None, opset: int = D
     g = GraphBuilder(checked_opset(opset))
     y, graph_input = trace(g, model, input_shape, input_dtype, normalization)
     shown = exposed(g, expose, lambda name: g.traced[name].name, "/output")
-    return finished(g, model, [graph_input], [output_info(t) for t in (y, *shown)], graph_name)
+    return finished(g, model, [graph_input], [float_info(t) for t in (y, *shown)], graph_name)
 
 
 def checked_opset(opset) -> int:
@@ -949,8 +951,8 @@ def trace(g: GraphBuilder, model: nn.Module, input_shape=None, input_dtype=None,
     if normalization is not None:
         mean, std = (np.asarray(v, dtype=np.float32).reshape(-1, *[1] * (len(input_shape) - 1))
                      for v in normalization)
-        centred = g.node("Sub", [x.name, g.constant(mean, "normalize.mean")], None, "normalize.centre")
-        x = g.node("Div", [centred.name, g.constant(std, "normalize.std")], sample, "normalize")
+        centred = g.step("Sub", [x.name, g.constant(mean, "normalize.mean")], "normalize.centre")
+        x = g.node("Div", [centred, g.constant(std, "normalize.std")], sample, "normalize")
     g.traced["input"] = x
     was_training = model.training
     model.eval()
@@ -975,8 +977,9 @@ def exposed(g: GraphBuilder, names, source_of, suffix: str) -> list[Tensor]:
     return [g.node("Identity", [source_of(name)], g.traced[name].value, f"{name}{suffix}") for name in names]
 
 
-def output_info(t: Tensor):
-    """A float32 graph output (N, *the shape of t's value without its batch axis)."""
+def float_info(t: Tensor):
+    """A float32 graph output, or input (a seed of the backward pass), named as t: (N, *t's shape without its batch
+    axis)."""
     import onnx
     from onnx import helper
     return helper.make_tensor_value_info(t.name, onnx.TensorProto.FLOAT, ["N", *t.value.shape[1:]])
@@ -1007,8 +1010,13 @@ def export(model: nn.Module, path, input_shape=None, input_dtype=None, opset: in
     as ``juanji predict`` does.  The batch axis is symbolic (``N``); the output is float32 (N, classes).
     Returns the checked ``onnx.ModelProto``.
     """
-    from ..io import write_atomically
     proto = to_onnx(model, input_shape, input_dtype, opset, normalization)
-    buffer = io.BytesIO(proto.SerializeToString())
-    write_atomically(os.fspath(path), lambda f: f.write(buffer.getvalue()))
+    save(proto, path)
     return proto
+
+
+def save(proto, path) -> None:
+    """Write the ``onnx.ModelProto`` to ``path`` atomically (a failed write leaves ``path`` as it was)."""
+    from ..io import write_atomically
+    data = proto.SerializeToString()
+    write_atomically(os.fspath(path), lambda f: f.write(data))

@@ -33,8 +33,9 @@ from .. import nn
 from ..functional import pool as pool_kernels
 from ..models.resnet import PadShortcut, ResidualBlock
 from ..viz.chain import layer_chain
-from .onnx import (DEFAULT_OPSET, GraphBuilder, ONNXExportError, Tensor, _child, _explicit_pads, _scalar,
-                   checked_opset, exposed, finished, output_info, trace)
+from .onnx import (DEFAULT_OPSET, GraphBuilder, ONNXExportError, Tensor, _child, _explicit_pads, checked_opset,
+                   conv_axes, exposed, finished, float_info, function_for, max_pool_attributes, qualified_type, trace,
+                   zeros_of_shape)
 
 MIN_BACKWARD_OPSET = 16         # ScatterElements with reduction="add" (max pooling's overlapping windows)
 
@@ -61,13 +62,6 @@ class BackwardBuilder(GraphBuilder):
             self._stored[id(array)] = array, super().constant(array, name)
         return self._stored[id(array)][1]
 
-    def step(self, op_type: str, inputs, name: str, **attributes) -> str:
-        """One node of the backward pass; returns its output's name."""
-        return self.node(op_type, inputs, None, name, **attributes).name
-
-    def ints(self, values, name: str) -> str:
-        return self.constant(np.array(values, dtype=np.int64), name)
-
 
 def backward(g: BackwardBuilder, module: nn.Module, dy: str | None, name: str) -> str | None:
     """The name of ∂S/∂(module's input) given ``dy``, the name of ∂S/∂(its output) (None: zero, nothing reached
@@ -76,24 +70,13 @@ def backward(g: BackwardBuilder, module: nn.Module, dy: str | None, name: str) -
         dy = g.seeds[name] if dy is None else g.step("Add", [dy, g.seeds[name]], _child(name, "seeded"))
     if dy is None:
         return None
-    function = backward_for(module)
+    function = function_for(BACKWARDS, module)
     if function is None:
-        kind = f"{type(module).__module__}.{type(module).__qualname__}"
-        raise ONNXExportError(f"saliency is not available for layer '{name or '(the model itself)'}' ({kind}): "
-                              f"juanji has no ONNX backward for it (juanji.interop.onnx_backward.BACKWARDS)")
+        raise ONNXExportError(f"saliency is not available for layer '{name or '(the model itself)'}' "
+                              f"({qualified_type(module)}): juanji has no ONNX backward for it "
+                              f"(juanji.interop.onnx_backward.BACKWARDS)")
     g.gradients[name] = dy
     return function(g, module, dy, name)
-
-
-def backward_for(module: nn.Module):
-    """The backward of ``module``'s type or of the nearest base class whose ``forward`` it inherits (as
-    ``onnx.converter_for``)."""
-    for cls in type(module).__mro__:
-        if cls in BACKWARDS:
-            return BACKWARDS[cls]
-        if "forward" in vars(cls):
-            return None
-    return None
 
 
 # -- containers ------------------------------------------------------------------------------------
@@ -136,7 +119,7 @@ def _conv(g, module, dy, name):
     if module.explicit_padding:
         raise ONNXExportError(f"saliency is not available for layer '{name}' ({type(module).__name__} with "
                               f"padding_mode='{module.padding_mode}'): juanji has no ONNX backward for it")
-    axes = slice(1, 2) if isinstance(module, nn.Conv1d) else slice(0, 2)
+    axes = conv_axes(module)
     before, after = zip(*module.pads[axes])
     weight = module.params["weight"]
     return _transposed(g, dy, g.inputs[name], g.traced[name].value.shape, weight, weight.shape[2:],
@@ -167,14 +150,14 @@ def _relu(g, module, dy, name):
     """dX = dY · [x > 0] as Where(x > 0, dY, 0); in the deconvnet, max(0, dY) (``signal_relus``)."""
     if name in g.signal_relus:
         return g.step("Relu", [dy], _child(name, "backward"))
-    positive = g.step("Greater", [g.inputs[name].name, _scalar(g, 0.0, _child(name, "zero"))], _child(name, "mask"))
-    return g.step("Where", [positive, dy, _scalar(g, 0.0, _child(name, "zero"))], _child(name, "backward"))
+    positive = g.step("Greater", [g.inputs[name].name, g.scalar(0.0, _child(name, "zero"))], _child(name, "mask"))
+    return g.step("Where", [positive, dy, g.scalar(0.0, _child(name, "zero"))], _child(name, "backward"))
 
 
 def _leaky_relu(g, module, dy, name):
     """dX = dY where x > 0, slope · dY elsewhere."""
-    positive = g.step("Greater", [g.inputs[name].name, _scalar(g, 0.0, _child(name, "zero"))], _child(name, "mask"))
-    sloped = g.step("Mul", [dy, _scalar(g, module.negative_slope, _child(name, "slope"))], _child(name, "sloped"))
+    positive = g.step("Greater", [g.inputs[name].name, g.scalar(0.0, _child(name, "zero"))], _child(name, "mask"))
+    sloped = g.step("Mul", [dy, g.scalar(module.negative_slope, _child(name, "slope"))], _child(name, "sloped"))
     return g.step("Where", [positive, dy, sloped], _child(name, "backward"))
 
 
@@ -182,14 +165,14 @@ def _tanh(g, module, dy, name):
     """dX = dY · (1 − y²)."""
     y = g.traced[name].name
     square = g.step("Mul", [y, y], _child(name, "square"))
-    slope = g.step("Sub", [_scalar(g, 1.0, _child(name, "one")), square], _child(name, "slope"))
+    slope = g.step("Sub", [g.scalar(1.0, _child(name, "one")), square], _child(name, "slope"))
     return g.step("Mul", [dy, slope], _child(name, "backward"))
 
 
 def _sigmoid(g, module, dy, name):
     """dX = dY · y(1 − y)."""
     y = g.traced[name].name
-    rest = g.step("Sub", [_scalar(g, 1.0, _child(name, "one")), y], _child(name, "rest"))
+    rest = g.step("Sub", [g.scalar(1.0, _child(name, "one")), y], _child(name, "rest"))
     slope = g.step("Mul", [y, rest], _child(name, "slope"))
     return g.step("Mul", [dy, slope], _child(name, "backward"))
 
@@ -205,19 +188,12 @@ def _flatten(g, module, dy, name):
 def _max_pool(g, module, dy, name):
     """MaxPool1d and MaxPool2d: each dY added at the switch of its window.  MaxPool's second output indexes the
     whole tensor, ((n·C + c)·H + h)·W + w; dY scattered there into zeros of x's size, then shaped as x."""
-    from onnx import helper
     x = g.inputs[name].name
-    pads, _ = _explicit_pads(g.inputs[name].value.shape, module)
     pooled, switches = g.unique(_child(name, "switch.pool")), g.unique(_child(name, "switches"))
-    g.nodes.append(helper.make_node("MaxPool", [x], [pooled, switches], name=switches,
-                                    kernel_shape=list(module.kernel_size), strides=list(module.stride), pads=pads,
-                                    dilations=list(module.dilation)))
+    g.emit("MaxPool", [x], [pooled, switches], switches, **max_pool_attributes(g.inputs[name].value.shape, module))
     flat = g.ints([-1], _child(name, "backward.flat"))
     cells = g.step("Shape", [g.step("Reshape", [x, flat], _child(name, "cells"))], _child(name, "cell_count"))
-    from onnx import TensorProto
-    zeros = g.unique(_child(name, "zeros"))         # the attribute is named value, as GraphBuilder.node's argument
-    g.nodes.append(helper.make_node("ConstantOfShape", [cells], [zeros], name=zeros,
-                                    value=helper.make_tensor("value", TensorProto.FLOAT, [1], [0.0])))
+    zeros = zeros_of_shape(g, cells, _child(name, "zeros"))
     routed = g.step("ScatterElements", [zeros, g.step("Reshape", [switches, flat], _child(name, "flat_switches")),
                                         g.step("Reshape", [dy, flat], _child(name, "flat_dy"))],
                     _child(name, "routed"), axis=0, reduction="add")
@@ -277,9 +253,8 @@ def _residual_block(g, module, dy, name):
     """ResNet's block: dZ = ReLU.backward(dY); dX = body.backward(dZ) + downsample.backward(dZ)."""
     dz = backward(g, module.relu, dy, _child(name, "relu"))
     body = dz
-    for child_name, child in reversed(list(module.named_children())):
-        if child_name not in ("downsample", "relu"):
-            body = backward(g, child, body, _child(name, child_name))
+    for key in reversed(module._body):
+        body = backward(g, getattr(module, key), body, _child(name, key))
     skip = backward(g, module.downsample, dz, _child(name, "downsample"))
     return g.step("Add", [body, skip], _child(name, "backward"))
 
@@ -330,12 +305,11 @@ def saliency_onnx(model: nn.Module, input_shape=None, opset: int = DEFAULT_OPSET
                   gradients=(), graph_name: str | None = None):
     """The checked ``onnx.ModelProto`` of ∂S/∂x (see the module docstring); ``gradients``: dotted names of layers
     whose ∂S/∂output are graph outputs too, after "input_gradient" and in that order."""
-    from onnx import TensorProto, helper
     g, logits, graph_input = _forward(model, input_shape, opset, normalization)
-    seed = helper.make_tensor_value_info("seed", TensorProto.FLOAT, ["N", *logits.value.shape[1:]])
+    seed = float_info(Tensor("seed", logits.value))
     dx = _at_input(g, backward(g, model, "seed", ""), "input_gradient")
     shown = exposed(g, gradients, lambda name: g.gradients[name], "/gradient")
-    return finished(g, model, [graph_input, seed], [output_info(t) for t in (dx, *shown)],
+    return finished(g, model, [graph_input, seed], [float_info(t) for t in (dx, *shown)],
                     graph_name and f"{graph_name} saliency")
 
 
@@ -344,7 +318,6 @@ def deconvnet_onnx(model: nn.Sequential, layers, input_shape=None, opset: int = 
     """The checked ``onnx.ModelProto`` of ZFNet's deconvnet projection (see the module docstring): ``layers``, the
     ``viz.chain.layer_chain`` names that take a signal; the ReLUs of that chain pass max(0, signal) back, those
     inside a block the mask, as ``viz.deconvnet``."""
-    from onnx import TensorProto, helper
     chain = layer_chain(model)
     names = [name for name, _ in chain]
     unknown = [name for name in layers if name not in names]
@@ -354,10 +327,9 @@ def deconvnet_onnx(model: nn.Sequential, layers, input_shape=None, opset: int = 
     g, _, graph_input = _forward(model, input_shape, opset, normalization,
                                  {name for name, layer in chain if isinstance(layer, nn.ReLU)})
     g.seeds = {name: g.unique(f"{name}/signal") for name in layers}
-    signals = [helper.make_tensor_value_info(g.seeds[name], TensorProto.FLOAT, ["N", *g.traced[name].value.shape[1:]])
-               for name in layers]
+    signals = [float_info(Tensor(g.seeds[name], g.traced[name].value)) for name in layers]
     dx = None
     for name, layer in reversed(chain[:max(names.index(name) for name in layers) + 1]):
         dx = backward(g, layer, dx, name)
-    return finished(g, model, [graph_input, *signals], [output_info(_at_input(g, dx, "projection"))],
+    return finished(g, model, [graph_input, *signals], [float_info(_at_input(g, dx, "projection"))],
                     graph_name and f"{graph_name} deconvnet")

@@ -56,7 +56,7 @@ from ..serve.run import ServedModel, ServedRun, Unavailable
 from ..nn import Linear, no_grad
 from ..viz.chain import run_chain
 from ..viz.gradcam import cell_centres, last_map_layer
-from .onnx import DEFAULT_OPSET, ONNXExportError, to_onnx
+from .onnx import DEFAULT_OPSET, ONNXExportError, save, to_onnx
 from .onnx_backward import deconvnet_onnx, saliency_onnx
 
 ORT_VERSION = "1.31.1"
@@ -218,15 +218,13 @@ def _write_run(run: ServedRun, folder, opset, mistakes) -> dict:
         parts[name] = made_of
     exposed = list(dict.fromkeys(exposed))
     proto = to_onnx(model.model, model.input_shape, opset=opset, normalization=model.normalization, expose=exposed)
-    names = [output.name for output in proto.graph.output]
-    outputs = dict(zip(exposed, names[1:]))
+    outputs = _by_layer(exposed, proto.graph.output[1:])
     for made_of in parts.values():
         if made_of and "body_output" in made_of:
             made_of["body_output"] = outputs[made_of["body_output"]]
             made_of["shortcut_output"] = outputs.get(made_of["shortcut_output"])
     os.makedirs(folder)
-    with open(os.path.join(folder, "model.onnx"), "wb") as f:
-        f.write(proto.SerializeToString())
+    save(proto, os.path.join(folder, "model.onnx"))
     try:
         metrics = run.metrics()
     except Unavailable as error:                    # metrics.jsonl unreadable: the page says why, as the server
@@ -251,7 +249,8 @@ def _write_run(run: ServedRun, folder, opset, mistakes) -> dict:
     except ONNXExportError as error:                # a layer without an ONNX backward: the page keeps its note
         backward, unavailable["saliency"] = None, str(error)
     return {"listing": listing, "folder": RUN_FOLDER,
-            "onnx": {"file": f"{RUN_FOLDER}/model.onnx", "input": proto.graph.input[0].name, "logits": names[0],
+            "onnx": {"file": f"{RUN_FOLDER}/model.onnx", "input": proto.graph.input[0].name,
+                     "logits": proto.graph.output[0].name,
                      "maps": {name: outputs[name] for name in with_maps},
                      "vectors": {name: outputs[name] for name in vectors}},
             "parts": parts, "backward": backward, "unavailable": unavailable}
@@ -264,23 +263,28 @@ def _write_backward(run: ServedModel, folder, opset, layers) -> dict:
     saliency = saliency_onnx(run.model, gradients=layers, **options)
     entry = {"saliency": {"file": f"{RUN_FOLDER}/saliency.onnx", "input": saliency.graph.input[0].name,
                           "seed": saliency.graph.input[1].name, "gradient": saliency.graph.output[0].name,
-                          "gradients": dict(zip(layers, (o.name for o in saliency.graph.output[1:])))},
+                          "gradients": _by_layer(layers, saliency.graph.output[1:])},
              "gradcam": {"default": None, "centres": {name: cell_centres(run.model, name) for name in layers}}}
     graphs = {"saliency.onnx": saliency}
     if layers:
         deconvnet = deconvnet_onnx(run.model, layers, **options)
         graphs["deconvnet.onnx"] = deconvnet
         entry["deconvnet"] = {"file": f"{RUN_FOLDER}/deconvnet.onnx", "input": deconvnet.graph.input[0].name,
-                              "signals": dict(zip(layers, (i.name for i in deconvnet.graph.input[1:]))),
+                              "signals": _by_layer(layers, deconvnet.graph.input[1:]),
                               "projection": deconvnet.graph.output[0].name}
         chain = run.layers()
         with no_grad():
             outputs = run_chain(chain, np.zeros((1, *run.input_shape), dtype=np.float32))
         entry["gradcam"]["default"] = last_map_layer(chain, outputs)
     for file, proto in graphs.items():
-        with open(os.path.join(folder, file), "wb") as f:
-            f.write(proto.SerializeToString())
+        save(proto, os.path.join(folder, file))
     return entry
+
+
+def _by_layer(layers, values) -> dict:
+    """{layer: the name of its graph input or output}, ``values`` (``onnx.ValueInfoProto``s) in the order of
+    ``layers``: those a layer's exposed map, gradient or signal is read from."""
+    return {layer: value.name for layer, value in zip(layers, values)}
 
 
 def _write_confusion(run: ServedModel, folder, mistakes) -> None:

@@ -216,3 +216,33 @@ def test_an_export_of_a_model_without_an_onnx_backward_says_so_and_keeps_the_not
     entry = json.loads((tmp_path / "page" / "static.json").read_text())["runs"][0]
     assert entry["backward"] is None and entry["unavailable"]["saliency"] == why
     assert sorted(p.name for p in (tmp_path / "page" / "run").glob("*.onnx")) == ["model.onnx"]
+
+
+# -- the type lookup the backward shares with the forward converters (``onnx.function_for``) ---------------------
+class PlainReLU(nn.ReLU):
+    """Keeps ReLU's forward: ReLU's converter and ReLU's backward."""
+
+
+class RewrittenReLU(nn.ReLU):
+    """Has a forward of its own: ReLU's backward is not assumed for it (its converter is given in the test)."""
+
+    def forward(self, x):
+        return super().forward(x)
+
+
+def test_a_subclass_keeping_forward_has_its_base_backward_and_one_overriding_it_is_named():
+    from juanji.interop.onnx import CONVERTERS
+    jrandom.seed(11)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), PlainReLU()).eval()
+    proto = saliency_onnx(model, input_shape=(1, 6, 6))
+    x = ties((2, 1, 6, 6), 12) - 0.5
+    dy = np.random.default_rng(13).standard_normal(model(x).shape).astype(np.float32)
+    got, = session(proto).run(["input_gradient"], {"input": x, "seed": dy})
+    assert_close(got, model.backward(dy))
+    CONVERTERS[RewrittenReLU] = CONVERTERS[nn.ReLU]
+    try:
+        with pytest.raises(ONNXExportError, match=r"saliency is not available for layer '1' \(test_onnx_backward\."
+                                                  r"RewrittenReLU\): juanji has no ONNX backward"):
+            saliency_onnx(nn.Sequential(nn.Conv2d(1, 2, 3), RewrittenReLU()), input_shape=(1, 6, 6))
+    finally:
+        del CONVERTERS[RewrittenReLU]
