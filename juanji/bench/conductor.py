@@ -12,22 +12,27 @@ Where Numba is installed, juanji is timed on both its kernels, NumPy's and the c
 
     python -m juanji.bench [--threads 1 2] [--processes 3] [--quick] [--out bench/results/benchmark.md]
     python -m juanji.bench --breakdown resnet20 --threads 2      # where one train step goes
+    python -m juanji.bench --scaling [--threads 2] [--quick] [--out bench/results/scaling.md]
+        # time and memory against batch and input size, at the largest --threads; the plot beside it, .png
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 
+from ..io import write_text
 from ..runtime.kernels import get_kernels, numba_available
 from .breakdown import DEFAULT_BATCH, format_breakdown, run_breakdown
-from .report import PYTORCH, format_epoch, format_table, machine_description, provenance
-from .rows import MODEL_INPUTS
+from .report import PYTORCH, format_epoch, format_handoff, format_table, machine_description, provenance
+from .rows import MODEL_INPUTS, SCALING
+from .scaling import format_scaling, plot_scaling
 from .startup import format_startup, run_startup
-from .workers import FRAMEWORKS, run_epoch, run_rows, start_worker
+from .workers import FRAMEWORKS, run_epoch, run_point, run_rows, start_worker
 
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -82,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fresh processes per framework and setting (the best is kept)")
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets, no full epoch")
     parser.add_argument("--out", help="the Markdown file written (default bench/results/benchmark.md, with "
-                                      "--distributed bench/results/distributed.md)")
+                                      "--distributed bench/results/distributed.md, with --scaling "
+                                      "bench/results/scaling.md and its plot beside it, .png)")
     parser.add_argument("--breakdown", choices=sorted(MODEL_INPUTS), metavar="MODEL",
                         help="instead of the table: where juanji's train step of MODEL (lenet5, resnet20, "
                              "mobilenet_v2) goes, layer type by layer type, at the first --threads count")
@@ -91,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--distributed", action="store_true",
                         help="instead: juanji on 2 MPI ranks against 1 process × 2 threads and PyTorch's "
                              "DistributedDataParallel (juanji.bench.distributed; needs Open MPI and mpi4py)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="instead: time and peak memory of LeNet-5 against the batch size and of a ResNet-18 "
+                             "train step against the input size, with each series' fitted log-log slope and a plot")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    parser.add_argument("--series", choices=sorted(SCALING), help=argparse.SUPPRESS)
+    parser.add_argument("--at", type=positive_int, help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=positive_int, help=argparse.SUPPRESS)
     return parser
 
@@ -117,6 +128,12 @@ def main(argv=None) -> int:
             result = spawn("juanji", ["--breakdown", args.breakdown, "--batch", str(batch), "--threads", str(threads)])
             print(format_breakdown(args.breakdown, batch, threads, result))
         return 0
+    if args.scaling:
+        if args.worker and not (args.series and args.at):
+            parser.error("a --scaling worker needs --series and --at")
+        if not args.worker and importlib.util.find_spec("matplotlib") is None:    # before the run, not after
+            parser.error("--scaling draws its plot with matplotlib: pip install 'juanji[cli]'")
+        return run_scaling(args, argv)
     if args.worker:
         result = (run_epoch(args.worker, threads, epochs=args.epochs) if args.epochs
                   else run_rows(args.worker, threads, args.quick))
@@ -136,6 +153,9 @@ def main(argv=None) -> int:
                                          for _ in range(args.processes)])
                           for side, (framework, kernels) in columns.items()}
     tables = [format_table(results)]
+    handoff = format_handoff(results)
+    if handoff:
+        tables.append(handoff)
     if not args.quick:
         most = max(args.threads)
         print(f"timing LeNet-5 epochs, {EPOCHS_PER_PROCESS} per process ...", flush=True)
@@ -161,4 +181,44 @@ def main(argv=None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         f.write(report + "\n")
+    return 0
+
+
+def run_scaling(args, argv) -> int:
+    """``--scaling``: as a worker, one point; else every point of every series on every side, each in
+    ``--processes`` fresh processes, at the largest ``--threads`` count; the table and the plot written."""
+    most = max(args.threads)
+    if args.worker:
+        print(json.dumps(run_point(args.worker, most, args.series, args.at, args.quick)))
+        return 0
+    out = args.out or "bench/results/scaling.md"
+    plot = os.path.splitext(out)[0] + ".png"
+    started = time.perf_counter()
+    quick = ["--quick"] if args.quick else []
+    results = {}
+    for key, series in SCALING.items():
+        results[key] = {}
+        for side, (framework, kernels) in sides().items():
+            points = {}
+            for at in series.quick if args.quick else series.points:
+                print(f"timing {key} at {series.axis} {at}, {side} ...", flush=True)
+                runs = [spawn(framework, ["--scaling", "--series", key, "--at", str(at), "--threads", str(most),
+                                          *quick], kernels) for _ in range(args.processes)]
+                best = min(runs, key=lambda run: run["seconds"][0])
+                points[at] = {"seconds": best["seconds"],
+                              "memory MiB": min(run["peak RSS MiB"] - run["import RSS MiB"] for run in runs)}
+            results[key][side] = points
+    report = "\n\n".join([
+        "# How the cost grows: juanji vs PyTorch CPU",
+        "\n".join(provenance(f"python -m juanji.bench {' '.join(argv if argv is not None else sys.argv[1:])}",
+                             machine_description(worker_environment()))),
+        f"The run took {time.perf_counter() - started:.0f} s, at {most} thread{'s' if most > 1 else ''}. Each "
+        f"point ran in {args.processes} fresh process{'es' if args.processes > 1 else ''} per side; its time is "
+        "the best process's min / median over repeats after warm-up, ratios are juanji/PyTorch of the minima. "
+        f"The plot: {os.path.basename(plot)}.",
+        format_scaling(results)])
+    print(report)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    write_text(out, report + "\n")
+    plot_scaling(results, plot)
     return 0

@@ -4,8 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import models, nn, optim
+from ..runtime import threads
 from ..train import skip_input_gradient
 from .rows import model_args
+
+
+def _nothing(start, stop):
+    return None
 
 
 class JuanjiSide:
@@ -49,8 +54,9 @@ class JuanjiSide:
     def relu(self):
         return nn.ReLU()
 
-    def model(self, name):
-        model = models.create(name, **model_args(name))
+    def model(self, name, **args):
+        """The zoo's ``name`` built with ``args`` (by default ``rows.model_args(name)``), as juanji trains it."""
+        model = models.create(name, **(args or model_args(name)))
         skip_input_gradient(model)      # as juanji's Trainer does, and as PyTorch skips it for the input
         return nn.fuse_where_it_pays(model)                # as juanji's Trainer does
 
@@ -65,6 +71,12 @@ class JuanjiSide:
             model.backward(loss_fn.backward())
             optimizer.step()
         return step
+
+    def split(self, parts):
+        """One call of ``over_batch`` on work that does nothing, ``parts`` samples large enough to split: at 2
+        threads and more 2 parts are one chunk per thread (BLAS set to one thread and back, as every split
+        does), 1 part runs inline."""
+        return lambda: threads.over_batch(parts, _nothing, elements=threads.MIN_ELEMENTS)
 
     def inference(self, model, x):
         model.eval()

@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from .rows import CONV_ROWS, conv_flops
+from .rows import CONV_ROWS, HANDOFF_ROWS, conv_flops
 
 # The SIMD extensions BLAS kernels are chosen by: /proc/cpuinfo's "flags" (x86) or "Features" (ARM).
 VECTOR_EXTENSIONS = re.compile(r"sse4_2|avx\w*|fma|f16c|amx\w*|asimd\w*|sve\w*|sme\d*|i8mm|bf16")
@@ -73,7 +73,7 @@ def format_table(threads_results: dict) -> str:
         header = ("| row | " + " | ".join(f"{side} ms (min/med)" for side in sides) + " | "
                   + " | ".join(f"{side.removeprefix('juanji ')}/PyTorch" for side in ours) + " |")
         lines = [f"{t} thread{'s' if t > 1 else ''}:", "", header, "|" + "---|" * (1 + len(sides) + len(ours))]
-        for row in first:
+        for row in (row for row in first if row not in HANDOFF_ROWS):
             figures = [threads_results[t][side].get(row) for side in sides]
             theirs = threads_results[t].get(PYTORCH, {}).get(row)
             cells = [row, *(_ms(pair) if pair else "—" for pair in figures)]
@@ -94,6 +94,31 @@ def format_table(threads_results: dict) -> str:
         both = 3 * flops / ours[f"{row} fwd+bwd"][0] / 1e9
         gflops.append(f"| {row} | {fwd:.0f} | {100 * fwd / peak:.0f} % | {both:.0f} | {100 * both / peak:.0f} % |")
     return "\n\n".join(tables) + "\n\n" + "\n".join(gflops)
+
+
+def format_handoff(threads_results: dict) -> str | None:
+    """The hand-off table: at each thread count above one, each side's µs (min/median) per call of trivial
+    work split over the threads and of the same call not split, and their difference of the minima, what one
+    split costs; None where no run had more than one thread.  ``threads_results`` as ``format_table``'s."""
+    counts = [t for t in sorted(threads_results) if t > 1]
+    if not counts:
+        return None
+    lines = ["What one split of work over the threads costs (µs per call, min/median): the same trivial call split "
+             "over the threads and not split, and the difference of their minima, the hand-off.", "",
+             "| threads | side | split in 2 | not split | hand-off |", "|---|---|---|---|---|"]
+    for t in counts:
+        for side, rows in threads_results[t].items():
+            split, inline = rows["split in 2"], rows["not split"]
+            lines.append(f"| {t} | {side} | {split[0] * 1e6:.1f} / {split[1] * 1e6:.1f} | {inline[0] * 1e6:.1f} / "
+                         f"{inline[1] * 1e6:.1f} | **{(split[0] - inline[0]) * 1e6:.1f}** |")
+    lines += ["", "juanji: `juanji.runtime.threads.over_batch` of work that does nothing, on 2 samples declared large "
+              "enough to split, so each goes to its own thread (one through the thread pool; BLAS is set to one "
+              "thread for the split and back after it, as in every split); not split: the same call on 1 sample, "
+              "which runs inline. PyTorch has no Python call that splits nothing at all; its nearest is an op whose "
+              "CPU kernel hands even the tiniest work to `at::parallel_for`: a 2×2 max pool of a (1, 2, 2, 2) "
+              "tensor, whose 2 planes are split over the threads (grain size 0, OpenMP); not split: the same op on "
+              "(1, 1, 2, 2), one plane, inline (the split call's second plane is a few nanoseconds of work)."]
+    return "\n".join(lines)
 
 
 def format_epoch(epochs: dict, threads: int, processes: int) -> str:

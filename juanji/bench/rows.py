@@ -1,5 +1,10 @@
-"""What the benchmark times: the layer rows, the two models and their inputs."""
+"""What the benchmark times: the layer rows, the models and their inputs, the hand-off rows and the
+series of ``--scaling``."""
 from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..models.blocks import SMALL_INPUT
 
 # name: (N, C_in, C_out, H=W, kernel, stride, padding, groups)
 CONV_ROWS = {
@@ -18,15 +23,51 @@ GROUPS = 8      # GroupNorm's groups on POOL_SHAPE's 64 channels; LayerNorm norm
 
 # model name: (channels, size) of its input; both frameworks build the same network for it
 MODEL_INPUTS = {"lenet5": (1, 28), "resnet20": (3, 32), "mobilenet_v2": (3, 32)}
-TRAIN_BATCHES = {"lenet5": (64, 256), "resnet20": (128,), "mobilenet_v2": (64,)}
-INFERENCE_BATCH = 256
+# batch 1: a single image, as the page of ``juanji serve`` predicts live
+TRAIN_BATCHES = {"lenet5": (1, 64, 256), "resnet20": (128,), "mobilenet_v2": (64,)}
+INFERENCE_BATCHES = {"lenet5": (1, 256), "resnet20": (256,), "mobilenet_v2": (256,)}
 NUM_CLASSES = 10
+
+# The hand-off table's rows (at 2 threads and more): trivial work in 2 parts, split over the threads, and in
+# 1 part, which runs inline; {row: parts}.  One call takes microseconds: each repeat times HANDOFF_CALLS.
+HANDOFF_ROWS = {"split in 2": 2, "not split": 1}
+HANDOFF_CALLS = 100
+
+
+class Series(NamedTuple):
+    """One series of ``--scaling``: ``step`` ("inference" or "train step") of ``model`` on inputs of
+    ``channels``, timed at each of ``points`` (``quick``: fewer) of ``axis``: "batch" (at input ``size``)
+    or "input size" (at batch ``batch``).  The slope is fitted on the points from ``fit_from`` on."""
+    model: str
+    step: str
+    axis: str
+    points: tuple
+    quick: tuple
+    channels: int
+    size: int = 0
+    batch: int = 0
+    fit_from: int = 1
+
+
+# ResNet-18's stem is the CIFAR one below SMALL_INPUT pixels (juanji.models.resnet), torchvision's from
+# there on: the point at 32 is another network, left out of the fit
+SCALING = {
+    "lenet5-inference": Series("lenet5", "inference", "batch", (1, 8, 64, 256), (1, 64), 1, size=28),
+    "lenet5-train": Series("lenet5", "train step", "batch", (1, 8, 64, 256), (1, 64), 1, size=28),
+    "resnet18-train": Series("resnet18", "train step", "input size", (32, 64, 128, 224), (64, 96), 3, batch=8,
+                             fit_from=SMALL_INPUT),
+}
+
+
+def input_args(channels: int, size: int) -> dict:
+    """The keyword arguments of juanji's zoo constructors (and of ``torch_models``) for inputs of
+    ``channels`` × ``size`` × ``size``."""
+    return dict(num_classes=NUM_CLASSES, in_channels=channels, input_size=size)
 
 
 def model_args(name: str) -> dict:
     """The keyword arguments of juanji's zoo constructor (and of ``torch_models``) for ``name``."""
-    channels, size = MODEL_INPUTS[name]
-    return dict(num_classes=NUM_CLASSES, in_channels=channels, input_size=size)
+    return input_args(*MODEL_INPUTS[name])
 
 
 def conv_flops(n, c, k, h, kernel, stride, padding, groups) -> int:

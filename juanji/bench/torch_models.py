@@ -1,11 +1,13 @@
 """The PyTorch networks the benchmark and ``bench/parity.py`` compare with: the same layers, parameter
-count and ``state_dict`` names as juanji's ``lenet5``, ``resnet20`` and ``mobilenet_v2``, so that juanji's weights load
-unchanged (``juanji.interop.torch.to_torch``) and give the same logits."""
+count and ``state_dict`` names as juanji's ``lenet5``, ``resnet20``, ``resnet18`` and ``mobilenet_v2``, so
+that juanji's weights load unchanged (``juanji.interop.torch.to_torch``) and give the same logits."""
 from __future__ import annotations
 
 from collections import OrderedDict
 
 from torch import nn
+
+from ..models.blocks import is_small
 
 
 def lenet5(num_classes: int = 10, in_channels: int = 1, input_size: int = 28) -> nn.Sequential:
@@ -30,18 +32,27 @@ class PadShortcut(nn.Module):
         return nn.functional.pad(kept, (0, 0, 0, 0, 0, self.extra_channels))
 
 
+def shortcut(kind: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """juanji's ``_shortcut``: identity where shapes match; else option A (``PadShortcut``) or B (1×1 conv +
+    BN, torchvision's)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    if kind == "A":
+        return PadShortcut(stride, out_channels - in_channels)
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+
+
 class BasicBlock(nn.Module):
     """y = ReLU(bn2(conv2(ReLU(bn1(conv1(x))))) + downsample(x)), juanji's names."""
 
-    def __init__(self, in_channels: int, channels: int, stride: int):
+    def __init__(self, in_channels: int, channels: int, stride: int, downsample: nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
-        self.downsample = (nn.Identity() if stride == 1 and in_channels == channels
-                           else PadShortcut(stride, channels - in_channels))
+        self.downsample = downsample
         self.relu = nn.ReLU()
 
     def forward(self, x):
@@ -49,22 +60,40 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.downsample(x))
 
 
-def resnet20(num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> nn.Sequential:
-    """juanji's ``resnet20`` (He et al. 2016 §4.2): 3×3 stem, 3 stages × 3 basic blocks of 16/32/64
-    channels with option A shortcuts, global average pool, fc. The CIFAR stem only: ``input_size`` < 64."""
-    if input_size >= 64:
-        raise ValueError(f"the benchmark's torch resnet20 has the CIFAR stem only (input_size < 64), got {input_size}")
-    layers, channels = [], 16
-    for stage, width in enumerate((16, 32, 64)):
+def resnet(depths, widths, num_classes: int, in_channels: int, input_size: int, kind: str) -> nn.Sequential:
+    """juanji's ``resnet`` builder with basic blocks: the CIFAR stem (3×3 stride 1) below ``SMALL_INPUT``
+    pixels, torchvision's (7×7 stride 2, 3×3 max pool) from there on; stages ``layer1…`` of ``depths[i]``
+    blocks of width ``widths[i]`` (stride 2 from the second stage on), shortcuts of ``kind``; average pool, fc."""
+    width = widths[0]
+    if is_small(input_size):
+        stem = [("conv1", nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)), ("bn1", nn.BatchNorm2d(width)),
+                ("relu", nn.ReLU())]
+    else:
+        stem = [("conv1", nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)), ("bn1", nn.BatchNorm2d(width)),
+                ("relu", nn.ReLU()), ("maxpool", nn.MaxPool2d(3, 2, 1))]
+    layers, channels = [], width
+    for stage, (depth, width) in enumerate(zip(depths, widths)):
         blocks = []
-        for index in range(3):
-            blocks.append(BasicBlock(channels, width, 2 if stage > 0 and index == 0 else 1))
+        for index in range(depth):
+            stride = 2 if stage > 0 and index == 0 else 1
+            blocks.append(BasicBlock(channels, width, stride, shortcut(kind, channels, width, stride)))
             channels = width
         layers.append((f"layer{stage + 1}", nn.Sequential(*blocks)))
     return nn.Sequential(OrderedDict(
-        [("conv1", nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)), ("bn1", nn.BatchNorm2d(16)),
-         ("relu", nn.ReLU())] + layers +
-        [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(64, num_classes))]))
+        stem + layers + [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()),
+                         ("fc", nn.Linear(channels, num_classes))]))
+
+
+def resnet20(num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> nn.Sequential:
+    """juanji's ``resnet20`` (He et al. 2016 §4.2): 3 stages × 3 basic blocks of 16/32/64 channels with
+    option A shortcuts."""
+    return resnet((3, 3, 3), (16, 32, 64), num_classes, in_channels, input_size, "A")
+
+
+def resnet18(num_classes: int = 1000, in_channels: int = 3, input_size: int = 224) -> nn.Sequential:
+    """juanji's ``resnet18`` (torchvision's at 224 pixels): 4 stages × 2 basic blocks of 64/128/256/512
+    channels with option B shortcuts."""
+    return resnet((2, 2, 2, 2), (64, 128, 256, 512), num_classes, in_channels, input_size, "B")
 
 
 def conv_bn_relu6(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1):

@@ -65,8 +65,9 @@ class TorchSide:
     def relu(self):
         return torch.nn.ReLU()
 
-    def model(self, name):
-        return getattr(torch_models, name)(**model_args(name))
+    def model(self, name, **args):
+        """``torch_models``' ``name`` built with ``args`` (by default ``rows.model_args(name)``)."""
+        return getattr(torch_models, name)(**(args or model_args(name)))
 
     def train_step(self, model):
         """``step(x, y)``: one SGD-momentum step of ``model`` on a batch of NumPy arrays."""
@@ -79,6 +80,13 @@ class TorchSide:
             loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
             optimizer.step()
         return step
+
+    def split(self, parts):
+        """A 2×2 max pool of a (1, ``parts``, 2, 2) tensor: its CPU kernel hands its (batch × channel) planes
+        to ``at::parallel_for`` with grain size 0, so that 2 parts are split over the threads however little
+        each holds, and 1 part runs inline.  (PyTorch has no Python call that splits nothing at all.)"""
+        x = torch.zeros(1, parts, 2, 2)
+        return lambda: torch.nn.functional.max_pool2d(x, 2)
 
     def inference(self, model, x):
         x = torch.from_numpy(x)

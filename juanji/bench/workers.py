@@ -1,5 +1,5 @@
-"""What one worker process measures: every row for one framework at one thread count, or one full
-LeNet-5 Fashion-MNIST epoch with its memory."""
+"""What one worker process measures: every row for one framework at one thread count, one full
+LeNet-5 Fashion-MNIST epoch with its memory, or one point of a ``--scaling`` series with its memory."""
 from __future__ import annotations
 
 import time
@@ -8,8 +8,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .measure import peak_rss_mib, rss_mib, timed
-from .rows import (CONV_ROWS, CONV_TRANSPOSE_ROWS, GROUPS, INFERENCE_BATCH, MODEL_INPUTS, NUM_CLASSES, POOL_ROWS,
-                   POOL_SHAPE, TRAIN_BATCHES)
+from .rows import (CONV_ROWS, CONV_TRANSPOSE_ROWS, GROUPS, HANDOFF_CALLS, HANDOFF_ROWS, INFERENCE_BATCHES,
+                   MODEL_INPUTS, NUM_CLASSES, POOL_ROWS, POOL_SHAPE, SCALING, TRAIN_BATCHES, input_args)
 
 FRAMEWORKS = ("juanji", "pytorch")
 
@@ -35,7 +35,8 @@ def start_worker(framework: str, threads: int):
 
 
 def run_rows(framework: str, threads: int, quick: bool) -> dict:
-    """{row: (min, median) seconds} of every layer, train-step and inference row."""
+    """{row: (min, median) seconds} of every layer, train-step and inference row, and above one thread
+    of the hand-off rows (seconds per call)."""
     side = start_worker(framework, threads)
     rng = np.random.default_rng(0)
     budget = 0.3 if quick else 1.0
@@ -63,19 +64,60 @@ def run_rows(framework: str, threads: int, quick: bool) -> dict:
         dy = rng.standard_normal(x.shape, dtype=np.float32)
         results[f"{row} fwd+bwd"] = timed(side.layer_pair(layer, side.as_input(x.copy()), side.as_input(dy)),
                                           budget=budget)
-    for name, (channels, size) in MODEL_INPUTS.items():
-        for batch in TRAIN_BATCHES[name]:
-            step = side.train_step(side.model(name))
-            xb = rng.random((batch, channels, size, size), dtype=np.float32)
-            yb = rng.integers(0, NUM_CLASSES, batch)
-            results[f"train step {name} b{batch}"] = timed(lambda: step(xb, yb), min_repeats=3, budget=budget * 2)
-        xb = rng.random((INFERENCE_BATCH, channels, size, size), dtype=np.float32)
-        results[f"inference {name} b{INFERENCE_BATCH}"] = timed(side.inference(side.model(name), xb), min_repeats=3,
-                                                                budget=budget * 2)
+    for name in MODEL_INPUTS:
+        results.update(model_rows(side, name, rng, budget))
     if framework == "juanji":
         a = rng.standard_normal((2048, 2048), dtype=np.float32)
         results["sgemm 2048³"] = timed(lambda: a @ a, budget=budget)
+    if threads > 1:
+        results.update(handoff_rows(side, budget))
     return results
+
+
+def model_rows(side, name: str, rng, budget: float) -> dict:
+    """{row: (min, median) seconds} of the train steps and inferences of the model ``name``."""
+    channels, size = MODEL_INPUTS[name]
+    rows = {}
+    for step, batches in (("train step", TRAIN_BATCHES[name]), ("inference", INFERENCE_BATCHES[name])):
+        for batch in batches:
+            rows[f"{step} {name} b{batch}"] = timed(model_call(side, name, step, batch, channels, size, rng),
+                                                    min_repeats=3, budget=budget * 2)
+    return rows
+
+
+def handoff_rows(side, budget: float) -> dict:
+    """{row: (min, median) seconds per call} of ``side.split`` for each of ``HANDOFF_ROWS``."""
+    rows = {}
+    for row, parts in HANDOFF_ROWS.items():
+        split = side.split(parts)
+        best, median = timed(lambda: [split() for _ in range(HANDOFF_CALLS)], budget=budget)
+        rows[row] = (best / HANDOFF_CALLS, median / HANDOFF_CALLS)
+    return rows
+
+
+def model_call(side, name: str, step: str, batch: int, channels: int, size: int, rng):
+    """A call of ``step`` ("train step" or "inference") of the model ``name`` built for ``channels`` ×
+    ``size`` × ``size`` inputs on a random batch of ``batch`` of them."""
+    model = side.model(name, **input_args(channels, size))
+    xb = rng.random((batch, channels, size, size), dtype=np.float32)
+    if step == "inference":
+        return side.inference(model, xb)
+    train_step = side.train_step(model)
+    yb = rng.integers(0, NUM_CLASSES, batch)
+    return lambda: train_step(xb, yb)
+
+
+def run_point(framework: str, threads: int, series: str, at: int, quick: bool) -> dict:
+    """One point of a ``--scaling`` series in this process: the (min, median) seconds of its step at
+    ``at`` (a batch size or an input size), and the process's RSS after its imports (the framework: nothing
+    built yet) and at its peak, in MiB."""
+    side = start_worker(framework, threads)
+    import_mib = rss_mib()
+    s = SCALING[series]
+    batch, size = (at, s.size) if s.axis == "batch" else (s.batch, at)
+    call = model_call(side, s.model, s.step, batch, s.channels, size, np.random.default_rng(0))
+    seconds = timed(call, min_repeats=2 if quick else 3, budget=0.2 if quick else 1.0, warmup=1 if quick else 2)
+    return {"seconds": seconds, "import RSS MiB": import_mib, "peak RSS MiB": peak_rss_mib()}
 
 
 def run_epoch(framework: str, threads: int, limit: int | None = None, epochs: int = 1) -> dict:

@@ -25,3 +25,11 @@ def test_unknown_kernels_in_the_environment_exit_2_with_one_line():
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == ("python -m juanji.bench: error: JUANJI_KERNELS: kernels must be one "
                                               "of numpy, numba, got 'fortran'")
+
+
+def test_a_scaling_worker_without_its_point_exits_2_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--scaling", "--worker", "juanji", "--series", "lenet5-train"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == "python -m juanji.bench: error: a --scaling worker needs --series and --at"

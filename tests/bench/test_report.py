@@ -1,10 +1,11 @@
 """The benchmark report's header names the CPU and its vector extensions; the epoch table gives each
-process's peak RSS, its RSS after import and the difference, and says what each measures."""
+process's peak RSS, its RSS after import and the difference, and says what each measures; the hand-off rows
+have a table of their own."""
 import os
 
 import pytest
 
-from juanji.bench.report import VECTOR_EXTENSIONS, cpu_description, format_epoch, format_table
+from juanji.bench.report import VECTOR_EXTENSIONS, cpu_description, format_epoch, format_handoff, format_table
 from juanji.bench.rows import CONV_ROWS, conv_flops
 
 
@@ -56,9 +57,12 @@ def test_rows_table_gives_every_side_its_ratio_to_pytorch_and_the_conv_rate_agai
     numba_side = {key: (best / 4, best / 2) for key, (best, _) in numpy_side.items()}
     theirs = {key: (2 * best, 3 * best) for key, (best, _) in numpy_side.items()}
     sgemm = {"sgemm 2048³": (sgemm_seconds, sgemm_seconds)}
-    results = {t: {"juanji numpy": {**numpy_side, **sgemm}, "juanji numba": {**numba_side, **sgemm},
-                   "PyTorch": theirs} for t in (1, 2)}
+    handoff = {"split in 2": (20e-6, 25e-6), "not split": (1e-6, 1.5e-6)}
+    results = {t: {"juanji numpy": {**numpy_side, **sgemm, **handoff},
+                   "juanji numba": {**numba_side, **sgemm, **handoff}, "PyTorch": {**theirs, **handoff}}
+               for t in (1, 2)}
     table = format_table(results)
+    assert "split in 2" not in table and "not split" not in table       # the hand-off has a table of its own
     header = ("| row | juanji numpy ms (min/med) | juanji numba ms (min/med) | PyTorch ms (min/med) | "
               "numpy/PyTorch | numba/PyTorch |")
     assert table.count(header) == 2 and "1 thread:" in table and "2 threads:" in table
@@ -68,3 +72,14 @@ def test_rows_table_gives_every_side_its_ratio_to_pytorch_and_the_conv_rate_agai
     assert f"| sgemm 2048³ | {sgemm_seconds * 1e3:.2f} / {sgemm_seconds * 1e3:.2f} | " in table
     assert "NumPy sgemm 2048³ at 2 threads: **100 GFLOP/s**" in table
     assert f"| {row} | 50 | 50 % | 150 | 150 % |" in table
+
+
+def test_handoff_table_gives_each_side_split_and_unsplit_calls_and_their_difference_above_one_thread():
+    rows = {"juanji numpy": {"split in 2": (120e-6, 130e-6), "not split": (1.0e-6, 1.1e-6)},
+            "PyTorch": {"split in 2": (9.5e-6, 12e-6), "not split": (2.5e-6, 3e-6)}}
+    table = format_handoff({1: {}, 2: rows})
+    assert "| threads | side | split in 2 | not split | hand-off |" in table
+    assert "| 2 | juanji numpy | 120.0 / 130.0 | 1.0 / 1.1 | **119.0** |" in table
+    assert "| 2 | PyTorch | 9.5 / 12.0 | 2.5 / 3.0 | **7.0** |" in table
+    assert "| 1 |" not in table and "`at::parallel_for`" in table and "over_batch" in table
+    assert format_handoff({1: {}}) is None
