@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -29,19 +28,18 @@ MIN_ELEMENTS = 1 << 19
 
 _state = threading.local()          # .inside: this thread runs a chunk already (no nested splits)
 _blas = None                        # threadpoolctl's controller of NumPy's BLAS, looked up once
-_pool: ThreadPoolExecutor | None = None
-_pool_workers = 0
-_lock = threading.Lock()            # guards the pool and the counted section below
+_idle: list[_Worker] = []           # workers waiting for a chunk, from every split that has ended
+_lock = threading.Lock()            # guards the idle workers and the counted section below
 _splits = 0                         # splits running now, in any calling thread
 _kept = 1                           # the thread setting while BLAS is held at one thread by the splits
 _without_blas = 1                   # the thread setting where no BLAS can be controlled
 
 
 def _after_fork_in_child():
-    """A forked child has only the forking thread: no pool threads and no other thread's split, whose
+    """A forked child has only the forking thread: no worker threads and no other thread's split, whose
     lock and one-thread BLAS setting would otherwise stay as the fork left them."""
-    global _pool, _pool_workers, _lock, _splits
-    _pool, _pool_workers, _lock = None, 0, threading.Lock()
+    global _idle, _lock, _splits
+    _idle, _lock = [], threading.Lock()
     if _splits and _blas:
         _set_blas(_kept)
     _splits = 0
@@ -71,19 +69,17 @@ def _set_blas(threads: int) -> None:
     a fresh fork), which orders juanji's own settings.
 
     OpenBLAS built on pthreads (NumPy's wheels) takes the setting from any thread: one process-wide pool.
-    threadpoolctl 3.8 lets only the first thread that set it set it again (until that thread ends or a
-    ``threadpool_limits`` block closes) and silently ignores the rest, so a split started in a worker
-    thread once ran BLAS's threads inside each of its chunks (3–10× slower jobs on 2 cores).  juanji
-    takes that control for one call and hands it back: afterwards no thread holds it, and the next
-    thread to set BLAS through threadpoolctl takes it as on a fresh start.  (OpenBLAS's
+    threadpoolctl 3.8's public setter lets only the first thread that set it set it again (until that
+    thread ends or a ``threadpool_limits`` block closes) and silently ignores the rest, so a split started
+    in a worker thread once ran BLAS's threads inside each of its chunks (3–10× slower jobs on 2 cores).
+    juanji calls the setter behind that check, ``_real_set_num_threads`` (a private name, so the tests
+    check the effect from a worker thread): it takes no control, and the next thread to set BLAS through
+    threadpoolctl takes it as on a fresh start.  Taking threadpoolctl's control and handing it back cost
+    ~4 µs a split (two settings), about what the rest of a split that stays whole costs.  Before 3.8,
+    and for other BLAS libraries, the public setter has no check.  (OpenBLAS's
     ``openblas_set_num_threads_local`` is no way round: built on pthreads it sets the same process-wide
     count.)"""
-    release = getattr(type(_blas), "clear_controlling_thread", None)      # threadpoolctl >= 3.8, OpenBLAS
-    if release:
-        release(force=True)
-    _blas.set_num_threads(threads)
-    if release:
-        release()
+    getattr(_blas, "_real_set_num_threads", _blas.set_num_threads)(threads)
 
 
 def num_threads() -> int:
@@ -118,7 +114,47 @@ def set_num_threads(threads: int) -> None:
             _set_blas(int(threads))
 
 
-def _enter_split(threads: int) -> None:
+class _Worker:
+    """A thread kept for the chunks of splits, one chunk at a time: ``start`` hands it one, ``finish`` waits
+    for its outcome.  A bare lock each way is the cheapest wake-up Python has (an executor's queue, future
+    and condition doubled the hand-off).  No spinning before the wait: a Python poll needs the GIL the chunk
+    needs, and polling with ``os.sched_yield`` gave the core away (LeNet-5's step up to 2× slower)."""
+
+    def __init__(self):
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._task = self._outcome = None
+        self.busy = False           # handed a chunk whose outcome has not been taken yet
+        threading.Thread(target=self._serve, name="juanji-chunks", daemon=True).start()
+
+    def _serve(self):
+        _state.inside = True        # this thread runs nothing but chunks: splits nested in them run inline
+        while True:
+            self._go.acquire()
+            work, start, stop = self._task
+            try:
+                self._outcome = (work(start, stop), None)
+            except BaseException as exception:          # handed to the caller, raised there
+                self._outcome = (None, exception)
+            self._task = None
+            self._done.release()
+
+    def start(self, work, start: int, stop: int) -> None:
+        self.busy = True
+        self._task = (work, start, stop)
+        self._go.release()
+
+    def finish(self) -> tuple:
+        """(result, exception) of the chunk handed to it, once it has run."""
+        self._done.acquire()
+        outcome, self._outcome, self.busy = self._outcome, None, False
+        return outcome
+
+
+def _enter_split(threads: int, helpers: int) -> list[_Worker]:
+    """Enter the counted section (BLAS to one thread if no split runs yet) and take up to ``helpers`` idle
+    workers (the caller makes any more it needs)."""
     global _splits, _kept
     blas = _blas_controller()
     with _lock:
@@ -126,23 +162,23 @@ def _enter_split(threads: int) -> None:
             _kept = threads
             _set_blas(1)
         _splits += 1
+        keep = len(_idle) - min(helpers, len(_idle))
+        taken = _idle[keep:]
+        del _idle[keep:]
+        return taken
 
 
-def _leave_split() -> None:
+def _leave_split(helpers: list[_Worker]) -> None:
+    """Leave the counted section (BLAS back to its setting after the last split) and keep the helpers that
+    are done for the next split: one still busy (its caller interrupted while waiting) is dropped."""
     global _splits
     blas = _blas_controller()
     with _lock:
+        if helpers:
+            _idle.extend([worker for worker in helpers if not worker.busy])
         _splits -= 1
         if blas and not _splits:
             _set_blas(_kept)
-
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_workers
-    with _lock:
-        if _pool is None or _pool_workers < workers:
-            _pool, _pool_workers = ThreadPoolExecutor(workers, thread_name_prefix="juanji"), workers
-        return _pool
 
 
 def _run_chunk(work, start, stop):
@@ -161,7 +197,8 @@ def over_batch(n: int, work, elements: int) -> list:
     more than one thread BLAS is set to one thread during the call, even for a single chunk: OpenBLAS's
     threads spin for a while after each multi-threaded GEMM and would take the cores from the chunks.
     A batch of one sample (nothing to split) and nested calls run ``work(0, n)`` directly, BLAS untouched.
-    Results come back in chunk order (for partial sums).  Any number of threads may call it at once.
+    Results come back in chunk order (for partial sums).  Any number of threads may call it at once: each
+    split takes workers of its own (kept between splits, made as more are needed at once).
     """
     threads = num_threads()
     if threads < 2 or n < 2 or getattr(_state, "inside", False):
@@ -169,25 +206,26 @@ def over_batch(n: int, work, elements: int) -> list:
     # at least half of MIN_ELEMENTS per chunk: many cores get fewer, larger chunks of a small call
     chunks = min(threads, n, max(1, elements // max(1, MIN_ELEMENTS // 2))) if elements >= MIN_ELEMENTS else 1
     bounds = [n * i // chunks for i in range(chunks + 1)]
-    _enter_split(threads)
+    helpers = _enter_split(threads, chunks - 1)
     try:
-        futures = [_executor(threads - 1).submit(_run_chunk, work, bounds[i], bounds[i + 1])
-                   for i in range(1, chunks)]
+        while len(helpers) < chunks - 1:
+            helpers.append(_Worker())
+        for chunk, worker in enumerate(helpers, 1):
+            worker.start(work, bounds[chunk], bounds[chunk + 1])
         results, error = [], None
         try:
             results.append(_run_chunk(work, bounds[0], bounds[1]))
         except BaseException as exception:      # the other chunks still write into shared arrays: wait
             error = exception
-        for future in futures:
-            try:
-                results.append(future.result())
-            except BaseException as exception:
-                error = error or exception
+        for worker in helpers:
+            result, exception = worker.finish()
+            results.append(result)
+            error = error or exception
         if error is not None:
             raise error
         return results
     finally:
-        _leave_split()
+        _leave_split(helpers)
 
 
 def map_batch(function, *arrays) -> np.ndarray:

@@ -6,6 +6,7 @@ import threading
 import time
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -225,3 +226,68 @@ def test_set_num_threads_warns_when_it_cannot_set_the_blas():
                          env={**os.environ, "PYTHONWARNINGS": "default"}).stdout.splitlines()
     assert out[0] == "2 2"                       # juanji's own split still follows the setting
     assert out[1].startswith("RuntimeWarning") and "cannot set the BLAS's threads" in out[1]
+
+
+def test_a_failing_chunk_on_a_worker_is_raised_and_the_worker_serves_the_next_split(two_threads):
+    """A chunk's error on a kept worker reaches the caller; the worker lives on and takes the next split's chunk."""
+    def work(start, stop):
+        if start:
+            raise KeyError("second chunk failed")
+        return start
+
+    with pytest.raises(KeyError, match="second chunk failed"):
+        parallel.over_batch(4, work, elements=10 ** 6)
+    chunk_threads = lambda: parallel.over_batch(4, lambda a, b: threading.get_ident(), elements=10 ** 6)
+    first = chunk_threads()
+    assert first[0] == threading.get_ident() != first[1]
+    assert chunk_threads() == first                 # the same worker again: kept, not a thread per split
+    assert blas_threads() == parallel.num_threads() == 2
+
+
+def test_many_threads_splitting_at_once_each_get_their_own_chunks(two_threads):
+    """Callers splitting at the same moment each get their own workers: every result is their own, in order."""
+    callers, splits, start_together = 4, 25, threading.Barrier(4)
+    outcomes = {}
+
+    def caller(tag):
+        start_together.wait(10)
+        outcomes[tag] = [parallel.over_batch(6, lambda a, b: (tag, a, b, blas_threads()), elements=10 ** 6)
+                         for _ in range(splits)]
+
+    threads = [threading.Thread(target=caller, args=(tag,)) for tag in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes == {tag: [[(tag, 0, 3, 1), (tag, 3, 6, 1)]] * splits for tag in range(callers)}
+    assert blas_threads() == parallel.num_threads() == 2
+
+
+def test_a_caller_interrupted_while_waiting_does_not_hand_its_busy_worker_a_chunk(two_threads):
+    """A signal (Ctrl-C) while the caller waits for a worker's chunk: the error comes out, BLAS goes back to its
+    setting, and the next split does not wait on (or take the result of) the worker still busy."""
+    release, finished = threading.Event(), threading.Event()
+
+    def slow(start, stop):
+        if start:
+            assert release.wait(10)
+            finished.set()
+        return start
+
+    def interrupt(signum, frame):
+        raise InterruptedError("interrupted while waiting")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(InterruptedError):
+            parallel.over_batch(4, slow, elements=10 ** 6)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert blas_threads() == parallel.num_threads() == 2
+    assert parallel.over_batch(4, lambda a, b: (a, b), elements=10 ** 6) == [(0, 2), (2, 4)]
+    assert not finished.is_set()                    # the busy worker was left alone
+    release.set()
+    assert finished.wait(10)
+    assert parallel.over_batch(4, lambda a, b: (a, b), elements=10 ** 6) == [(0, 2), (2, 4)]
