@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.module import Module
-from ..nn.fused import BatchNormAddReLU, BatchNormReLU
+from ..nn.fused import FusedBatchNorm
 from ..nn.normalization import _BatchNorm
 
 
@@ -46,7 +46,7 @@ def convert_sync_batchnorm(module: Module, comm) -> Module:
     in place (the layer objects stay, their class changes): models that keep their own lists of layers
     (ResNet's blocks) and optimizers holding the arrays keep working.  Returns ``module``."""
     for layer in module.modules():
-        if isinstance(layer, (BatchNormReLU, BatchNormAddReLU)):
+        if isinstance(layer, FusedBatchNorm):
             raise ValueError(f"convert_sync_batchnorm: {type(layer).__name__} is a fused layer; convert before "
                              f"nn.fuse (which leaves synchronised batch norms unfused)")
         if isinstance(layer, _BatchNorm):

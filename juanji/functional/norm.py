@@ -1,4 +1,6 @@
-"""Batch normalisation over every axis but the channel axis 1: (N, C) or (N, C, H, W)."""
+"""Batch normalisation over every axis but the channel axis 1: (N, C) or (N, C, H, W); and in inference, a batch
+norm folded into the convolution before it."""
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -25,10 +27,11 @@ def fuses_relu(x) -> bool:
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, reduce=None,
-               relu=False, residual=None):
+               relu=False, residual=None, cap=math.inf):
     """y = γ · (x − μ) / √(σ² + ε) + β.  Returns (y, cache).  Where ``fuses_relu(x)`` (the compiled kernels'
-    one sweep), a ``residual`` like x is added to y, and ``relu`` returns z = max(y (+ residual), 0) instead:
-    the backward is the same, taking dY of y (or of the sum), which is dZ · [z > 0].
+    one sweep), a ``residual`` like x is added to y, and ``relu`` returns z = min(max(y (+ residual), 0), cap)
+    instead (ReLU's, or ReLU6's with cap = 6): the backward is the same, taking dY of y (or of the sum), which
+    is dZ · [z > 0] (ReLU6: dZ · [0 < z < 6]).
 
     In training μ, σ² are the batch's (biased σ² to normalise); the running statistics are updated
     in place as PyTorch: r ← (1 − momentum)·r + momentum·batch, with the unbiased variance (``momentum`` is
@@ -66,7 +69,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     if reduce is None and plan.compiled(x.size):
         from .compiled import norm as compiled
         y, mean, var, inv_std = compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, eps,
-                                                    relu, residual)
+                                                    relu, residual, cap)
         count = x.size // x.shape[1]
         if training and running_mean is not None:
             update_running_statistics(running_mean, running_var, mean, var, count, momentum)
@@ -160,3 +163,40 @@ def batch_norm_backward(dy, cache, reduce=None):
 
     over_batch(n, input_gradient, 2 * dy.size)
     return dx, dgamma, dbeta
+
+
+def batch_norm_fold(gamma, beta, running_mean, running_var, eps):
+    """A batch norm in eval as y = s · x + t per channel: returns (s, t) = (γ / √(σ² + ε), β − μ · s), float64 (C,).
+    Folded into the convolution before it: BN(W ⋆ x + b) = (s·W) ⋆ x + s·b + t, one pass over the map less."""
+    scale = gamma.astype(np.float64) / np.sqrt(running_var.astype(np.float64) + eps)
+    return scale, beta.astype(np.float64) - running_mean.astype(np.float64) * scale
+
+
+def shift_and_clamp(y, shift, residual=None, low=-math.inf, high=math.inf):
+    """y ← min(max(y + t (+ residual), low), high), in place, returning y (N, C, …), contiguous: a folded batch
+    norm's shift t (C,) (``batch_norm_fold``), a residual block's shortcut (an array like y) and the activation
+    after them (ReLU: low 0; ReLU6: 0 and 6; none: ±∞), written over the convolution's output, which it consumes.
+    Only in inference: there is no backward.  NaN stays NaN, as the layers it stands for."""
+    if not y.flags.c_contiguous:
+        raise ValueError("shift_and_clamp: y must be contiguous (it is written in place)")
+    if residual is not None and residual.shape != y.shape:
+        raise ValueError(f"shift_and_clamp: residual of shape {residual.shape} is not y's {y.shape}")
+    shift = shift.astype(y.dtype)
+    if plan.compiled():
+        from .compiled import norm as compiled
+        compiled.shift_and_clamp(y, shift, residual, low, high)
+        return y
+    shape = (1, -1) + (1,) * (y.ndim - 2)
+
+    def sweep(start, stop):
+        part = y[start:stop]
+        part += shift.reshape(shape)
+        if residual is not None:
+            part += residual[start:stop]
+        if low > -math.inf:
+            np.maximum(part, low, out=part)
+        if high < math.inf:
+            np.minimum(part, high, out=part)
+
+    over_batch(y.shape[0], sweep, 2 * y.size)
+    return y

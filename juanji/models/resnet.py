@@ -12,6 +12,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import nn
+from ..nn.fused import fold
 from .blocks import finish, is_small
 
 
@@ -43,7 +44,8 @@ class ResidualBlock(nn.Module):
 
     def fused(self) -> nn.Module:
         """``nn.fuse``'s rule for this block: the body's batch norm + ReLU pairs fused, and its last batch
-        norm, the sum and the ReLU as one layer (``nn.BatchNormAddReLU``), under the same names."""
+        norm, the sum and the ReLU as one layer (``nn.BatchNormAddReLU``), under the same names; the conv
+        before it folds it in inference (``nn.fused.fold``), as the body's convs fold theirs."""
         *names, end = self._body
         body = nn.fuse(nn.Sequential(OrderedDict((name, getattr(self, name)) for name in names)))
         downsample = nn.fuse(self.downsample)
@@ -53,7 +55,10 @@ class ResidualBlock(nn.Module):
                 setattr(self, name, layer)
             self.downsample = downsample
             return self
-        return FusedResidualBlock(body, end, nn.BatchNormAddReLU(last), downsample)
+        end_layer = nn.BatchNormAddReLU(last)
+        if names:
+            setattr(body, names[-1], fold(getattr(body, names[-1]), end_layer))
+        return FusedResidualBlock(body, end, end_layer, downsample)
 
 
 class FusedResidualBlock(nn.Module):

@@ -117,9 +117,9 @@ class _BatchNorm(Module):
         self.save_for_backward(cache)
         return y
 
-    def _normalise(self, x, relu: bool = False, residual=None):
-        """(y, cache) of ``F.batch_norm`` on x with this layer's parameters and statistics; ``relu`` and
-        ``residual`` ask the compiled kernels' sweep for max(y (+ residual), 0) instead (``juanji.nn.fuse``)."""
+    def _normalise(self, x, relu: bool = False, residual=None, cap: float = float("inf")):
+        """(y, cache) of ``F.batch_norm`` on x with this layer's parameters and statistics; ``relu``, ``residual``
+        and ``cap`` ask the compiled kernels' sweep for min(max(y (+ residual), 0), cap) instead (``nn.fuse``)."""
         self._check_input(x, self._shape_desc.format(C=self.num_features), self._ndims, self.num_features)
         gamma, beta = scale_and_shift(self, x.dtype)
         updates = self.training and self.track_running_stats
@@ -127,7 +127,7 @@ class _BatchNorm(Module):
         factor = (1 / (int(tracked) + 1) if self.momentum is None else self.momentum) if updates else 0.0
         y, cache = F.batch_norm(x, gamma, beta, self.buffers.get("running_mean"), self.buffers.get("running_var"),
                                 self.training or not self.track_running_stats, factor, self.eps,
-                                reduce=self._statistics_sum(), relu=relu, residual=residual)
+                                reduce=self._statistics_sum(), relu=relu, residual=residual, cap=cap)
         if updates:
             tracked += 1
         return y, cache

@@ -1,7 +1,8 @@
-"""nn.fuse: a batch norm and the ReLU after it as one layer (and a residual block's end as one), an explicit
-transform of the model. The fused model computes what the unfused one does — bit for bit on NumPy's kernels,
-to rounding on the compiled ones — and what torch does; its state_dict names and arrays are the unfused
-model's, so optimizers and checkpoints carry over."""
+"""nn.fuse: a batch norm and the ReLU (or ReLU6) after it as one layer (and a residual block's end as one), an
+explicit transform of the model (its folding of batch norms into convs in inference: test_fused_fold.py). The
+fused model computes what the unfused one does — bit for bit on NumPy's kernels, to rounding on the compiled
+ones — and what torch does; its state_dict names and arrays are the unfused model's, so optimizers and
+checkpoints carry over."""
 from collections import OrderedDict
 
 import numpy as np
@@ -11,10 +12,11 @@ from juanji import distributed, models, nn, optim
 from juanji import random as jrandom
 from juanji.runtime import kernels as backend
 from layer_check import DTYPES, compare_with_torch, randomise_state
-from test_containers import cnn_pair
+from test_containers import cnn_pair, pair, sequential_pair
 
 ZOO = [("lenet5", 1, 28), ("resnet20", 3, 16), ("resnet18", 3, 16), ("vgg_small", 1, 16),
-       ("mobilenet_v1", 3, 16), ("densenet_bc_40", 3, 16), ("googlenet", 3, 16), ("mobilenet_v3_small", 3, 16)]
+       ("mobilenet_v1", 3, 16), ("mobilenet_v2", 3, 8), ("densenet_bc_40", 3, 16), ("googlenet", 3, 16),
+       ("mobilenet_v3_small", 3, 16)]
 
 
 def twins(name, channels, size, dtype):
@@ -65,6 +67,30 @@ def test_a_fused_network_matches_torch(dtype):
     compare_with_torch(model, twin, np.random.default_rng(0).standard_normal((2, 3, 11, 10)).astype(dtype), steps=3)
 
 
+@pytest.mark.usefixtures("kernels")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_fused_network_with_relu6_matches_torch(dtype):
+    """MobileNet v2's pairs (a conv's and a depthwise conv's batch norm + ReLU6) with γ large enough that some
+    outputs are clamped at 6: training steps, then eval (with grad enabled: unfolded, and backward)."""
+    model, twin = sequential_pair(pair("Conv2d", 3, 4, 1, bias=False), pair("BatchNorm2d", 4), pair("ReLU6"),
+                                  pair("Conv2d", 4, 4, 3, padding=1, groups=4, bias=False), pair("BatchNorm2d", 4),
+                                  pair("ReLU6"), pair("Flatten"), pair("Linear", 4 * 25, 3))
+    model = nn.fuse(model.to(dtype))
+    assert [type(layer).__name__ for layer in model][1:6] == ["BatchNormReLU6", "Identity", "FoldedConv2d",
+                                                              "BatchNormReLU6", "Identity"]
+    randomise_state(model)
+    for index in (1, 4):
+        model[index].params["weight"] *= 8
+    clamped = []
+    for index in (1, 4):
+        model[index].register_forward_hook(lambda module, args, z: clamped.append((z == 6).any() and (z == 0).any()))
+    x = np.random.default_rng(0).standard_normal((3, 3, 5, 5)).astype(dtype)
+    compare_with_torch(model, twin, x, steps=2)
+    model.eval()
+    compare_with_torch(model, twin, x, steps=1)
+    assert len(clamped) == 6 and all(clamped)
+
+
 def test_fusing_keeps_the_arrays_so_an_optimizer_made_before_keeps_training():
     jrandom.seed(0)
     model = models.create("resnet20", num_classes=3, in_channels=1, input_size=8)
@@ -79,12 +105,19 @@ def test_fusing_keeps_the_arrays_so_an_optimizer_made_before_keeps_training():
     assert all(not np.array_equal(arrays[name], before[name]) for name in ("layer1.0.bn2.weight", "fc.weight"))
 
 
-def test_only_a_plain_batch_norm_followed_by_a_plain_relu_is_fused():
+def test_only_a_plain_batch_norm_followed_by_a_plain_relu_or_relu6_is_fused():
+    """... and only a plain Conv2d padding with zeros right before a 2-d batch norm folds it in (FoldedConv2d)."""
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.LeakyReLU(), nn.BatchNorm2d(2), nn.Tanh(),
                           nn.BatchNorm2d(2), nn.ReLU(), nn.BatchNorm1d(2), nn.Flatten())
     kinds = [type(layer).__name__ for layer in nn.fuse(model)]
-    assert kinds == ["Conv2d", "BatchNorm2d", "LeakyReLU", "BatchNorm2d", "Tanh", "BatchNormReLU", "Identity",
-                     "BatchNorm1d", "Flatten"]
+    assert kinds == ["FoldedConv2d", "FusedBatchNorm", "LeakyReLU", "BatchNorm2d", "Tanh", "BatchNormReLU",
+                     "Identity", "BatchNorm1d", "Flatten"]
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.BatchNorm2d(2), nn.ReLU6(),
+                          nn.Hardtanh(0, 6), nn.BatchNorm2d(2), nn.Hardtanh(0, 6), nn.Conv1d(2, 2, 1),
+                          nn.BatchNorm1d(2), nn.ReLU6(), nn.Conv2d(2, 3, 1), nn.BatchNorm2d(2))
+    kinds = [type(layer).__name__ for layer in nn.fuse(model)]
+    assert kinds == ["Conv2d", "BatchNormReLU6", "Identity", "Hardtanh", "BatchNorm2d", "Hardtanh", "Conv1d",
+                     "BatchNormReLU6", "Identity", "Conv2d", "BatchNorm2d"]
 
 
 def test_synchronised_batch_norms_are_left_alone_and_a_fused_model_cannot_be_converted():
@@ -93,18 +126,19 @@ def test_synchronised_batch_norms_are_left_alone_and_a_fused_model_cannot_be_con
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU())
     synchronised = nn.fuse(distributed.convert_sync_batchnorm(model, OneProcess()))
     assert [type(layer).__name__ for layer in synchronised] == ["Conv2d", "SyncBatchNorm", "ReLU"]
-    fused = nn.fuse(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU()))
-    with pytest.raises(ValueError, match="convert before nn.fuse"):
-        distributed.convert_sync_batchnorm(fused, OneProcess())
+    for fused in (nn.fuse(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU())),
+                  nn.fuse(nn.Sequential(nn.BatchNorm2d(2), nn.ReLU6()))):
+        with pytest.raises(ValueError, match="convert before nn.fuse"):
+            distributed.convert_sync_batchnorm(fused, OneProcess())
 
 
-def test_fuse_where_it_pays_fuses_on_the_compiled_kernels_only(monkeypatch):
-    def network():
-        return nn.Sequential(OrderedDict(conv=nn.Conv2d(1, 2, 3), bn=nn.BatchNorm2d(2), relu=nn.ReLU()))
-    monkeypatch.setattr(backend, "_chosen", "numpy")
-    assert type(nn.fuse_where_it_pays(network()).bn) is nn.BatchNorm2d
-    monkeypatch.setattr(backend, "_chosen", "numba")
-    assert type(nn.fuse_where_it_pays(network()).bn) is nn.BatchNormReLU
+@pytest.mark.parametrize("chosen", backend.BACKENDS)
+def test_fuse_where_it_pays_fuses_on_either_kernel_set(monkeypatch, chosen):
+    """Inference folds on both; on NumPy's kernels training runs the unfused layers' kernels (test above)."""
+    monkeypatch.setattr(backend, "_chosen", chosen)
+    model = nn.fuse_where_it_pays(nn.Sequential(OrderedDict(conv=nn.Conv2d(1, 2, 3), bn=nn.BatchNorm2d(2),
+                                                            relu=nn.ReLU())))
+    assert [type(layer).__name__ for layer in model] == ["FoldedConv2d", "BatchNormReLU", "Identity"]
 
 
 def test_hooks_see_every_layer_of_a_sequential_fused_or_not():
@@ -113,4 +147,4 @@ def test_hooks_see_every_layer_of_a_sequential_fused_or_not():
     for layer in model:
         layer.register_forward_hook(lambda module, args, output: seen.append(type(module).__name__))
     model(np.zeros((2, 1, 5, 5), np.float32))
-    assert seen == ["Conv2d", "BatchNormReLU", "Identity", "Flatten"]
+    assert seen == ["FoldedConv2d", "BatchNormReLU", "Identity", "Flatten"]
