@@ -1,9 +1,13 @@
-"""``juanji serve`` started as a real process on a free port, for the API and browser tests."""
+"""``juanji serve`` started as a real process on a free port, for the API and browser tests; Debian's chromium
+driven by Playwright (never a downloaded browser), and the one way its tests open a page."""
 import contextlib
 import re
 import subprocess
 import sys
 import threading
+
+CHROMIUM = "/usr/bin/chromium"
+ANALYSED = "document.querySelector('#occlusion-note').textContent.startsWith('occlusion of')"
 
 
 @contextlib.contextmanager
@@ -29,3 +33,36 @@ def serving_process(*arguments):
         watchdog.cancel()
         process.terminate()
         process.wait(timeout=20)
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
+def new_page(browser, width=1400, height=1000, timeout=None, **context):
+    """A blank page in a browser context of its own (``context``: more of Playwright's ``new_context`` options, a
+    locale say), width × height CSS pixels, ``timeout`` ms for each wait (Playwright's 30 s if None); every
+    JavaScript error it meets, logged or thrown, is kept in ``page.errors``. Closing its context closes it."""
+    page = browser.new_context(viewport={"width": width, "height": height}, **context).new_page()
+    if timeout is not None:
+        page.set_default_timeout(timeout)
+    page.errors = []
+    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    return page
+
+
+@contextlib.contextmanager
+def analysed_page(browser, url, **options):
+    """A ``new_page`` (of ``options``) at url, its blank image analysed, occlusion included; closed after, when no
+    JavaScript error may have happened on it."""
+    page = new_page(browser, **options)
+    try:
+        page.goto(url)
+        page.wait_for_function(ANALYSED)
+        yield page
+    finally:
+        page.context.close()
+    assert page.errors == []

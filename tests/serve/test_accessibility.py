@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_server import serving
-from test_page import BOOT, CHROMIUM
-from test_page_round_two import browser, runs  # noqa: F401  (the module fixtures: Chromium, the trained runs)
+from live_server import CHROMIUM, new_page, serving
+from test_page import BOOT
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not shutil.which(CHROMIUM), reason="apt-get install chromium (see the Makefile)")]
@@ -32,8 +31,8 @@ RUNS = ("lenet5", "resnet20")
 
 
 @pytest.fixture(scope="module")
-def url(runs):  # noqa: F811
-    with serving(runs["lenet5"], runs["resnet20"]) as address:
+def url(tiny_run, resnet20_run):
+    with serving(tiny_run, resnet20_run) as address:
         yield address
 
 
@@ -66,11 +65,7 @@ def axe():
 def opened(browser, url, width, path="/", **context):
     """A new page of `width` CSS pixels at url + path, its blank image analysed (occlusion included); every
     JavaScript error it meets is kept in page.errors."""
-    page = browser.new_context(viewport={"width": width, "height": 900}, **context).new_page()
-    page.set_default_timeout(90_000)                   # a ResNet's occlusion on a busy 2-core machine
-    page.errors = []
-    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page = new_page(browser, width, 900, 90_000, **context)   # 90 s: a ResNet's occlusion on a busy 2-core machine
     shown(page, lambda: page.goto(url + path))
     return page
 

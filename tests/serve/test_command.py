@@ -38,10 +38,6 @@ def test_serve_is_in_the_help():
 
 
 @pytest.mark.slow
-def test_a_text_run_is_refused_in_one_line(tmp_path, capsys):
-    run = tmp_path / "words"
-    assert main(["train", "--model", "text_cnn", "--data", "words", "--limit", "300", "--epochs", "1",
-                 "--out", str(run), "--no-progress"]) == 0
-    capsys.readouterr()
-    assert main(["serve", str(run), "--port", "0"]) == 2
-    assert capsys.readouterr().err == f"juanji: error: {run}: a text run; the page shows image models only\n"
+def test_a_text_run_is_refused_in_one_line(text_run, capsys):
+    assert main(["serve", str(text_run), "--port", "0"]) == 2
+    assert capsys.readouterr().err == f"juanji: error: {text_run}: a text run; the page shows image models only\n"

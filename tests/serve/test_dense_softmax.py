@@ -16,8 +16,8 @@ import urllib.request
 
 import numpy as np
 import pytest
-from live_server import serving
-from test_page import BOOT, launch, pytestmark, sync_api  # noqa: F401  (pytestmark: slow, needs chromium)
+from live_server import new_page, serving
+from test_page import BOOT, pytestmark  # noqa: F401  (pytestmark: slow, needs chromium)
 
 from juanji import checkpoint as ckpt
 from juanji import models
@@ -44,21 +44,9 @@ def juanji_numbers(tiny_run):
             "classes": trained.classes}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
 def uploaded(browser, url):
     """A new page at url with the ankle boot uploaded and its analysis shown; JavaScript errors kept in .errors."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(60_000)
-    page.errors = []
-    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page = new_page(browser, timeout=60_000)
     page.goto(url)
     page.wait_for_selector("#topk li")
     page.set_input_files("#upload", str(BOOT))
@@ -71,7 +59,7 @@ def uploaded(browser, url):
 def page(browser, server):
     opened = uploaded(browser, server + "/")
     yield opened
-    opened.close()
+    opened.context.close()
     assert opened.errors == []
 
 
@@ -302,4 +290,4 @@ def test_the_exported_page_shows_the_same_sums_and_softmax_in_the_browser_alone(
     page.keyboard.press("ArrowRight")
     check_linear(shown(page, "y[8] ="), juanji_numbers, "9", 8)
     assert page.errors == []
-    page.close()
+    page.context.close()

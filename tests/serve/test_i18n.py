@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from test_accessibility import LAPTOP, axe_check, everything, opened, pytestmark, shown  # noqa: F401
-from test_accessibility import axe, browser, runs, url  # noqa: F401  (module fixtures)
+from test_accessibility import axe, url  # noqa: F401  (module fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "juanji" / "serve" / "static"

@@ -4,7 +4,6 @@ the clock), lets a page's newer heavy request supersede its older one of the sam
 background with its progress; in Debian's chromium, the page asks one analysis after quick strokes, never paints
 an answer about an older drawing, and shows the evaluation's progress."""
 import json
-import shutil
 import threading
 import time
 import urllib.error
@@ -13,11 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 from idx_data import idx_folder
-from live_server import serving
-from test_page import CHROMIUM, launch, sync_api
-
-from juanji.schema import TrainConfig
-from juanji.train import Trainer
+from live_server import analysed_page, serving
 
 EVALUATED = 600            # test images of the ResNet-20's --data folder: seconds of evaluation
 PIXELS = json.dumps({"pixels": np.random.default_rng(1).random((28, 28)).round(4).tolist()}).encode()
@@ -25,15 +20,13 @@ LONG = "size=9&stride=1"   # an occlusion of 20×20 squares: seconds of ResNet-2
 
 
 @pytest.fixture(scope="module")
-def resnet(tmp_path_factory):
-    """``juanji serve --threads 1`` of a ResNet-20 trained 1 epoch on 64 random 28×28 images, its test set read
-    from a folder of ``EVALUATED`` images: a job on one core, a prediction on the other of CI's two.  (--threads 2
-    answers in the same order, but its jobs take minutes here: OpenBLAS ignores the one-thread setting that
-    ``runtime.threads`` makes for a batch split started off the main thread, so BLAS oversubscribes the cores.)"""
-    root = tmp_path_factory.mktemp("jobs")
-    Trainer(TrainConfig(model="resnet20", data=str(idx_folder(root / "data", 64)), epochs=1, batch_size=32,
-                        out=str(root / "resnet20")), progress=False).fit()
-    with serving(root / "resnet20", "--data", idx_folder(root / "test-set", EVALUATED), "--threads", "1") as url:
+def resnet(resnet20_run, tmp_path_factory):
+    """``juanji serve --threads 1`` of the ResNet-20 of conftest, its test set read from a folder of ``EVALUATED``
+    images: a job on one core, a prediction on the other of CI's two.  (--threads 2 answers in the same order, but
+    its jobs take minutes here: OpenBLAS ignores the one-thread setting that ``runtime.threads`` makes for a batch
+    split started off the main thread, so BLAS oversubscribes the cores.)"""
+    test_set = idx_folder(tmp_path_factory.mktemp("jobs") / "test-set", EVALUATED)
+    with serving(resnet20_run, "--data", test_set, "--threads", "1") as url:
         yield url
 
 
@@ -120,28 +113,11 @@ def test_a_newer_request_of_the_page_supersedes_its_older_one_of_the_same_kind(r
 
 
 # -- the page ---------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which(CHROMIUM):
-        pytest.skip("apt-get install chromium (see the Makefile)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser, server):
     """A fresh page on the LeNet-5 of conftest, its blank image analysed; no JavaScript error may happen on it."""
-    opened = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors = []
-    opened.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.goto(server + "/")
-    opened.wait_for_function("document.querySelector('#occlusion-note').textContent.startsWith('occlusion of')")
-    yield opened
-    opened.close()
-    assert errors == []
+    with analysed_page(browser, server + "/") as opened:
+        yield opened
 
 
 def stroke(page, box, x0, y0, x1, y1, up=True):

@@ -8,21 +8,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from live_server import serving
+from live_server import CHROMIUM, new_page, serving
 
-CHROMIUM = "/usr/bin/chromium"
 BOOT = "docs/images/ankle-boot.png"
 STATIC = Path(__file__).resolve().parents[2] / "juanji" / "serve" / "static"
-os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not shutil.which(CHROMIUM), reason="apt-get install chromium (see the Makefile)")]
-
-
-def launch(playwright):
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"])
 
 
 def server_pixels(url, path):
@@ -41,15 +32,11 @@ def screenshot_path(tmp_path):
     return os.path.join(folder, "serve.png")
 
 
-def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
+def test_upload_draw_look_inside_and_no_javascript_errors(browser, tiny_run, tmp_path):
     growing = tmp_path / "lenet5"                      # a second run whose metrics.jsonl grows while served
     shutil.copytree(tiny_run, growing)
-    with serving(tiny_run, growing) as url, sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors = []
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with serving(tiny_run, growing) as url:
+        page = new_page(browser)
         scripts = {}                                                        # the modules the page loads
         page.on("response", lambda r: scripts.update({r.url.split("/")[-1]: (r.status, r.headers["content-type"])})
                 if "/static/" in r.url and r.url.endswith(".js") else None)
@@ -136,5 +123,5 @@ def test_upload_draw_look_inside_and_no_javascript_errors(tiny_run, tmp_path):
         assert "test accuracy 62.50 %" in page.inner_text("#legend")
         page.wait_for_timeout(300)
         page.screenshot(path=screenshot_path(tmp_path), full_page=True)
-        browser.close()
-    assert errors == []
+        page.context.close()
+    assert page.errors == []

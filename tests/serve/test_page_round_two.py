@@ -10,13 +10,10 @@ import urllib.request
 
 import numpy as np
 import pytest
-from live_server import serving
-from test_page import BOOT, CHROMIUM, launch, sync_api
-from test_runs import idx_folder
+from live_server import CHROMIUM, analysed_page, serving
+from test_page import BOOT
 
 from juanji import checkpoint as ckpt
-from juanji.schema import TrainConfig
-from juanji.train import Trainer
 from juanji.trained import TrainedModel
 
 pytestmark = [pytest.mark.slow,
@@ -25,13 +22,9 @@ COMPUTED = re.compile(r"= (-?[\d.]+)\s+\(the network computed (-?[\d.]+)\)")
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_run, tmp_path_factory):
-    """{name: run directory}: the LeNet-5 of conftest, a ResNet-20 trained 2 epochs on 40 random 28×28 images
-    (BasicBlocks, option-A shortcuts, batch norm, a 64×1×1 global pooling), and the dead LeNet-5."""
-    root = tmp_path_factory.mktemp("round-two")
-    Trainer(TrainConfig(model="resnet20", data=str(idx_folder(root / "data", 40)), epochs=2, batch_size=20,
-                        out=str(root / "resnet20")), progress=False).fit()
-    dead = root / "dead"
+def runs(tiny_run, resnet20_run, tmp_path_factory):
+    """{name: run directory}: the LeNet-5 and the ResNet-20 of conftest, and the dead LeNet-5."""
+    dead = tmp_path_factory.mktemp("round-two") / "dead"
     shutil.copytree(tiny_run, dead)
     trained = TrainedModel.load(dead)
     state = ckpt.load(trained.checkpoint)
@@ -40,36 +33,20 @@ def runs(tiny_run, tmp_path_factory):
     model[0].params["weight"][2] = model[0].params["bias"][2] = 0     # map 2 of the first conv: all 0
     ckpt.save(trained.checkpoint, model, **{k: v for k, v in state.meta.items()
                                             if k not in ("format", "version", "model")})
-    return {"lenet5": tiny_run, "resnet20": root / "resnet20", "dead": dead}
+    return {"lenet5": tiny_run, "resnet20": resnet20_run, "dead": dead}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def url(runs):
     with serving(*runs.values()) as address:
         yield address
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser, url):
     """A fresh page on the first run, its blank image analysed; no JavaScript error may happen on it."""
-    opened = browser.new_page(viewport={"width": 1400, "height": 1000})
-    opened.set_default_timeout(90_000)                 # a ResNet's occlusion on a busy 2-core machine
-    errors = []
-    opened.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.goto(url + "/")
-    opened.wait_for_function("document.querySelector('#occlusion-note').textContent.startsWith('occlusion of')")
-    yield opened
-    opened.close()
-    assert errors == []
+    with analysed_page(browser, url + "/", timeout=90_000) as opened:   # a ResNet's occlusion on a busy 2-core machine
+        yield opened
 
 
 def api(url, path, body=None, content_type="image/png"):

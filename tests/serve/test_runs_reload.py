@@ -5,14 +5,12 @@ cannot show listed with its reason beside the others, and a lone checkpoint's cu
 in Debian's chromium."""
 import json
 import shutil
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
-from live_server import serving, serving_process
+from live_server import new_page, serving, serving_process
 
 from juanji import checkpoint as ckpt
 from juanji import models
@@ -71,16 +69,6 @@ def waiting_run(tiny_run, folder):
     folder.mkdir()
     shutil.copy(tiny_run / "config.json", folder)
     return folder
-
-
-@pytest.fixture(scope="module")
-def text_run(tmp_path_factory):
-    """A text CNN's run (the page shows image models only): 1 epoch on 300 words, a few seconds."""
-    out = tmp_path_factory.mktemp("text") / "words"
-    subprocess.run([sys.executable, "-m", "juanji.cli", "train", "--model", "text_cnn", "--data", "words", "--limit",
-                    "300", "--epochs", "1", "--out", str(out), "--no-progress"], check=True, timeout=300,
-                   capture_output=True)
-    return out
 
 
 def test_a_rewritten_best_npz_is_served_and_a_bad_one_keeps_the_model(tiny_run, tmp_path):
@@ -206,21 +194,14 @@ def test_a_lone_checkpoint_says_it_has_no_curves_and_one_in_a_run_has_the_runs(t
 
 # -- on the page -------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_the_page_follows_the_runs_on_disk(tiny_run, text_run, tmp_path):
-    from test_page import CHROMIUM, launch, sync_api
-    if not shutil.which(CHROMIUM):
-        pytest.skip("apt-get install chromium (see the Makefile)")
+def test_the_page_follows_the_runs_on_disk(browser, tiny_run, text_run, tmp_path):
     run = shutil.copytree(tiny_run, tmp_path / "lenet5")
     kept = shutil.copy(run / "best.npz", tmp_path / "epoch-1.npz")
     fresh = waiting_run(tiny_run, tmp_path / "fresh")
     (tmp_path / "alone").mkdir()
     lone = shutil.copy(tiny_run / "best.npz", tmp_path / "alone" / "lone.npz")
-    with serving(run, fresh, lone, text_run) as url, sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors = []
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+    with serving(run, fresh, lone, text_run) as url:
+        page = new_page(browser)
         page.goto(url + "/")
         page.wait_for_selector("#topk li")
         assert "model from epoch 1, best so far" in page.inner_text("#run-info")
@@ -250,5 +231,5 @@ def test_the_page_follows_the_runs_on_disk(tiny_run, text_run, tmp_path):
         assert not page.is_visible("#run-notice")
         page.select_option("#run", "lone")
         page.wait_for_function("document.querySelector('#run-info').textContent.includes('epoch 1 (lone.npz)')")
-        browser.close()
-    assert errors == []
+        page.context.close()
+    assert page.errors == []
