@@ -27,10 +27,10 @@ def im2col(xp: np.ndarray, kernel_size, stride, dilation, out_size, out=None,
 
     ``out``: an array of that shape to write into (it may be a slice of a larger batch's columns).
     A 1×1 kernel at stride 1 reads every pixel once, in order: its sample-major columns are the input
-    itself, returned as a view (nothing is copied).
+    itself, returned as a view where no ``out`` is given (nothing is copied).
     """
     n, c = xp.shape[:2]
-    if _is_pointwise(kernel_size, stride) and not channel_major:
+    if _is_pointwise(kernel_size, stride) and not channel_major and out is None:
         return xp.reshape(n, c, xp.shape[2] * xp.shape[3])
     view = window_view(xp, kernel_size, stride, dilation, out_size)
     if channel_major:
@@ -88,7 +88,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     Returns (y, cache); the cache holds what ``conv2d_backward`` needs and the plan it dispatches on.
     ``plan``: the kernels to run (``juanji.functional.plan``), by default ``plan_conv``'s choice: im2col
     and one GEMM per sample, y[n] (K × H'·W') = W (K × C·R·S) · cols[n] (C·R·S × H'·W'), or with G groups
-    one GEMM per group over the samples, Y[g] = W[g] · cols[g]; on the compiled kernels the depthwise
+    (and at one group on small maps) one GEMM per group over the samples, Y[g] = W[g] · cols[g] (C/G·R·S ×
+    N·H'·W' columns); on the compiled kernels the columns gathered from x where that pays, the depthwise
     loops (the cache keeps x) or Winograd's F(2×2, 3×3) (the cache keeps x and U).
     ``workspace`` (a ``Workspace``, e.g. the layer's own): where the columns are kept and reused from
     call to call; the columns stay valid until the next call with the same workspace.  ``scratch``: a
@@ -97,15 +98,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     pads, out_size = _geometry(x.shape, weight.shape, stride, padding, dilation)
     plan = plan or plan_conv(x.shape, weight.shape, stride, pads, dilation, groups)
-    if plan.forward in ("depthwise", "depthwise_rows"):
+    if plan.forward in ("depthwise", "depthwise_rows", "depthwise_channels"):
         from .compiled import depthwise
-        y = depthwise.conv2d(x, weight, bias, stride, pads, dilation, out_size, plan.forward == "depthwise_rows")
+        y = depthwise.conv2d(x, weight, bias, stride, pads, dilation, out_size, plan.forward)
         saved = x
     elif plan.forward == "winograd":
         from .compiled import winograd
         y, saved = winograd.conv2d(x, weight, bias, pads, out_size, plan.block_bytes, scratch)
     elif plan.forward == "depthwise_shifts":
         y, saved = depthwise_shifts(x, weight, bias, stride, pads, dilation, out_size, plan.block_bytes), x
+    elif plan.forward == "direct":
+        from .compiled import direct
+        y, saved = direct.conv2d(x, weight, bias, pads, dilation, out_size), x
     else:
         y, saved = _im2col_forward(x, weight, bias, stride, pads, dilation, groups, out_size, plan.forward,
                                    workspace, scratch)
@@ -113,15 +117,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
 
 
 def _im2col_forward(x, weight, bias, stride, pads, dilation, groups, out_size, forward, workspace, scratch):
-    """NumPy's forward: y and the columns, cut into one chunk of the batch per thread (``over_batch``),
-    each chunk padding, copying and multiplying its own samples."""
+    """The forward by columns: y and the columns, cut into one chunk of the batch per thread (``over_batch``),
+    each chunk padding, copying and multiplying its own samples ("compiled_im2col": gathering its columns
+    straight from x, with no padded copy, by ``compiled.columns.im2col``)."""
     n, c = x.shape[:2]
     k, cg, r, s = weight.shape
     padded_shape = (n, c, x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
     rows, p = cg * r * s, out_size[0] * out_size[1]
-    grouped, pointwise = forward == "grouped", forward == "pointwise"
+    grouped, pointwise = forward in ("grouped", "compiled_grouped"), forward == "pointwise"
+    gathered = forward in ("compiled_im2col", "compiled_grouped")
     # A pointwise layer's columns are its (padded) input: padded memory then lives until backward.
-    padded = (None if padded_shape == x.shape else
+    padded = (None if gathered or padded_shape == x.shape else
               array_in(workspace if pointwise else scratch, "padded", padded_shape, x.dtype))
     cols = None if pointwise else array_in(workspace, "cols", (rows * groups, n * p) if grouped else (n, rows, p),
                                            x.dtype)
@@ -129,20 +135,30 @@ def _im2col_forward(x, weight, bias, stride, pads, dilation, groups, out_size, f
     y = np.empty((n, k, *out_size), dtype=np.result_type(x, weight))
     if grouped:
         y_kn = array_in(scratch, "gemm", (groups, k // groups, n * p), y.dtype)
+    if gathered:
+        from .compiled import columns
+        reads = columns.reads(x.shape[2:], (r, s), stride, dilation, pads, out_size)
 
     def forward_chunk(start, stop):
-        xp = pad2d(x[start:stop], pads, out=None if padded is None else padded[start:stop])
+        xp = None if gathered else pad2d(x[start:stop], pads, out=None if padded is None else padded[start:stop])
         if grouped:
-            chunk = im2col(xp, (r, s), stride, dilation, out_size, cols[:, start * p:stop * p], channel_major=True)
+            chunk = cols[:, start * p:stop * p]
+            if gathered:        # written through its (samples, C·R·S, H'·W') view
+                columns.im2col(x[start:stop], reads, cols.reshape(-1, n, p)[:, start:stop].transpose(1, 0, 2))
+            else:
+                im2col(xp, (r, s), stride, dilation, out_size, chunk, channel_major=True)
             np.matmul(weights, chunk.reshape(groups, rows, -1), out=y_kn[:, :, start * p:stop * p])
             _to_nchw(y_kn.reshape(k, n, *out_size)[:, start:stop], bias, out=y[start:stop])
             return
-        chunk = im2col(xp, (r, s), stride, dilation, out_size, None if cols is None else cols[start:stop])
+        if gathered:
+            chunk = columns.im2col(x[start:stop], reads, cols[start:stop])
+        else:
+            chunk = im2col(xp, (r, s), stride, dilation, out_size, None if cols is None else cols[start:stop])
         np.matmul(weights[0], chunk, out=y[start:stop].reshape(stop - start, k, p))
         if bias is not None:
             y[start:stop] += bias.reshape(1, k, 1, 1)
 
-    over_batch(n, forward_chunk, elements=n * rows * groups * p)
+    over_batch(n, forward_chunk, elements=n * rows * k * p)      # its multiply-adds: small maps split too
     if pointwise:
         cols = (x if padded is None else padded).reshape(n, c, p)
     return y, cols
@@ -356,18 +372,18 @@ def _channel_major_in(scratch, dy) -> np.ndarray:
     return channel_major(dy, array_in(scratch, "channel_major", (dy.shape[1], dy.size // dy.shape[1]), dy.dtype))
 
 
-def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
-    """Gradients of conv2d, by the kernels of the forward's plan.  Returns (dx or None, dW, db):
+def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None, need_db: bool = True):
+    """Gradients of conv2d, by the kernels of the forward's plan.  Returns (dx or None, dW, db or None):
 
         dW = dY ⋆ X                  ``conv2d_weight_grad``
-        db = Σ_{n, i, j} dY
+        db = Σ_{n, i, j} dY          (``need_db`` False, a layer without bias: not summed, a pass over dY saved)
         dX = dY ∗ rot180(W)          ``conv2d_input_grad``
     dY in channel-major layout is made once here when either product wants it.
     ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
     """
     x_shape, saved, weight, stride, dilation, pads, groups, plan = cache
     dy = np.ascontiguousarray(dy)
-    db = dy.sum(axis=(0, 2, 3))
+    db = dy.sum(axis=(0, 2, 3)) if need_db else None
     if plan.forward == "winograd":          # saved: the input and the transformed weights
         from .compiled import winograd
         dx, dw = winograd.backward(dy, saved, pads, plan.block_bytes, need_dx, scratch)
@@ -375,11 +391,16 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     if plan.forward == "depthwise_shifts":                  # saved: the input itself
         dx, dw = depthwise_shifts_backward(dy, saved, weight, stride, pads, dilation, plan.block_bytes, need_dx)
         return dx, dw, db
-    if plan.forward in ("depthwise", "depthwise_rows"):     # saved: the input itself
+    if plan.forward in ("depthwise", "depthwise_rows", "depthwise_channels"):     # saved: the input itself
         from .compiled import depthwise
-        dx, dw = depthwise.backward(dy, saved, weight, stride, pads, dilation, plan.weight_grad == "depthwise_rows",
-                                    plan.input_grad == "depthwise_rows", need_dx)
+        dx, dw = depthwise.backward(dy, saved, weight, stride, pads, dilation, plan.weight_grad, plan.input_grad,
+                                    need_dx)
         return dx, dw, db
+    if plan.forward == "direct":                            # saved: the input itself; dX by NumPy's kernels
+        from .compiled import direct
+        dx = (conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups, None, scratch, plan.input_grad)
+              if need_dx else None)
+        return dx, direct.weight_grad(dy, saved, weight.shape, pads, dilation), db
     dy_kn = _channel_major_in(scratch, dy) if plan.weight_grad in ("grouped", "batch") else None
     dw = conv2d_weight_grad(dy, saved, weight.shape, groups, dy_kn, scratch, plan.weight_grad)
     dx = (conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups, dy_kn, scratch, plan.input_grad)
@@ -438,7 +459,8 @@ def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, 
     computed as its transpose cols · dYᵀ, the shape OpenBLAS runs faster (C·R·S rows rather than K, on
     ResNet-20's layers with and without groups), one partial product per chunk of the batch
     (one chunk per thread), summed.  ``dy_channel_major``: ``channel_major(dy)`` where the caller has it.
-    ``method``: the plan's ``weight_grad`` ("grouped", "per_sample", "batch"; by default the plan's rule).
+    ``method``: the plan's ``weight_grad`` ("grouped", "per_sample", "batch"; by default ``weight_grad_method``'s,
+    which reads an ungrouped layer's sample-major columns: pass the plan's for any other).
     """
     n, k = dy.shape[:2]
     p = dy.shape[2] * dy.shape[3]
@@ -463,7 +485,7 @@ def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, 
         np.copyto(cols_cm.reshape(rows, n, p)[:, start:stop], cols[start:stop].transpose(1, 0, 2))
         return (cols_cm[:, start * p:stop * p] @ dy_kn[:, start * p:stop * p].T).T
 
-    return sum(over_batch(n, weight_gradient, elements=n * rows * groups * p)).reshape(weight_shape)
+    return sum(over_batch(n, weight_gradient, elements=n * rows * k * p)).reshape(weight_shape)
 
 
 def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_channel_major=None,
@@ -476,16 +498,17 @@ def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_
     first is cheaper when the layer does not widen (K ≤ C), measured on LeNet/ResNet shapes.
         stride 1, K ≤ C:  dX = conv2d(dY padded by the kernel's reach less the forward padding, rot180(W))
         otherwise:        dX = col2im(Wᵀ · dY), each column's gradient summed back to the pixels it read
-    ``dy_channel_major``: ``channel_major(dy)`` where the caller has it (read by grouped layers).
-    ``method``: the plan's ``input_grad`` ("full_convolution", "col2im", "compiled_col2im"; by default the
-    plan's rule).
+    ``dy_channel_major``: ``channel_major(dy)`` where the caller has it (read by grouped layers, and by
+    "batch_col2im": Wᵀ · dY over the batch for 1×1 layers whose dW made it).
+    ``method``: the plan's ``input_grad`` ("full_convolution", "col2im", "compiled_col2im", "batch_col2im"; by
+    default the plan's rule).
     """
     n, c = x_shape[:2]
     k, cg, r, s = weight.shape
     out_size = dy.shape[2:]
     rows, p = cg * r * s, out_size[0] * out_size[1]
-    grouped = groups > 1
     method = method or input_grad_method(x_shape, weight.shape, stride, pads, dilation, groups, p)
+    grouped = groups > 1 or method == "batch_col2im"       # GEMMs over the batch: dY channel-major
     if method == "full_convolution":
         # rot180(W) with input and output channels swapped within each group: (C, K/G, R, S)
         flipped = (weight.reshape(groups, k // groups, cg, r, s)[..., ::-1, ::-1]
@@ -516,7 +539,7 @@ def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_
         if dxp is not None:
             np.copyto(dx[start:stop], unpad2d(padded_chunk, pads))
 
-    over_batch(n, input_gradient, elements=n * rows * groups * p)
+    over_batch(n, input_gradient, elements=n * rows * k * p)
     return dx
 
 

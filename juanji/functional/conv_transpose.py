@@ -8,13 +8,17 @@ conv weight (C, K/G, R, S)): its forward is that convolution's ``conv2d_input_gr
     dX = conv2d(dY, W)                    dX[n, c, i, j] = Σ_{k, r, s} dY[n, k, i·S + r·D − P, …] · W[c, k, r, s]
     dW = conv2d_weight_grad(x, cols(dY))  dW[c, k, r, s] = Σ_{n, i, j} x[n, c, i, j] · dY[n, k, i·S + r·D − P, …]
     db = Σ_{n, i, j} dY
+The forward runs either conv2d_input_grad's kernels or, on the compiled kernels, "phases": per block of samples the
+GEMM Z = Wᵀ · x, whose products ``compiled.conv_transpose.phase_sums`` adds into y by stride phase (``plan``).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..runtime.threads import over_batch
 from .conv import conv2d, conv2d_backward, conv2d_input_grad
 from .geometry import output_shape, pair
+from .plan import ConvTransposePlan, plan_conv_transpose
 
 
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, output_padding: int = 0,
@@ -35,32 +39,72 @@ def _geometry(x_shape, w_shape, stride, padding, output_padding, dilation):
     return stride, ((padding[0],) * 2, (padding[1],) * 2), dilation, out
 
 
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, scratch=None,
+                     plan: ConvTransposePlan | None = None):
     """y = Wᵀ ∗ x + b (torch.nn.functional.conv_transpose2d's arguments, in its order).
     x (N, C, H, W), weight (C, K/G, R, S), bias (K,) → y (N, K, H', W').  Returns (y, cache).
 
     The convolution this is the input gradient of maps an (H', W') map to (H₀, W₀) ≥ (H, W) outputs (one more where
-    output_padding ≥ stride, which PyTorch allows below the dilation): x is extended by zeros to that size."""
+    output_padding ≥ stride, which PyTorch allows below the dilation): x is extended by zeros to that size.
+    ``scratch``: a ``Workspace`` for the arrays used only during this call (new arrays without it).
+    ``plan``: the kernels to run (``juanji.functional.plan``), by default ``plan_conv_transpose``'s choice; the cache
+    keeps it for the backward."""
     stride, pads, dilation, out = _geometry(x.shape, weight.shape, stride, padding, output_padding, dilation)
     conv_out, in_size = output_shape(out, weight.shape[2:], stride, pads, dilation), x.shape[2:]
     if conv_out != in_size:
         extended = np.zeros(x.shape[:2] + conv_out, dtype=x.dtype)
         extended[:, :, :x.shape[2], :x.shape[3]] = x
         x = extended
+    x = np.ascontiguousarray(x)
     n, k = x.shape[0], weight.shape[1] * groups
-    y = conv2d_input_grad(np.ascontiguousarray(x), weight, (n, k, *out), stride, pads, dilation, groups)
-    if bias is not None:
-        y += bias.reshape(1, k, 1, 1)
-    return y, (x, in_size, weight, stride, pads, dilation, groups, bias is not None)
+    plan = plan or plan_conv_transpose(x.shape, weight.shape, out, stride, pads, dilation, groups, x.itemsize)
+    if plan.forward == "phases":
+        y = _phase_sums_forward(x, weight, bias, stride, pads, dilation, groups, out, plan.block)
+    else:
+        y = conv2d_input_grad(x, weight, (n, k, *out), stride, pads, dilation, groups, None, scratch, plan.forward)
+        if bias is not None:
+            y += bias.reshape(1, k, 1, 1)
+    return y, (x, in_size, weight, stride, pads, dilation, groups, bias is not None, plan)
 
 
-def conv_transpose2d_backward(dy, cache, need_dx: bool = True):
+def _phase_sums_forward(x, weight, bias, stride, pads, dilation, groups, out_size, block):
+    """y by plan "phases": in each chunk of the batch (one per thread), ``block`` samples at a time, the products
+    Z = Wᵀ · x of the block (K/G·R·S × samples·H·W per group: one GEMM over the block's samples side by side), then
+    the compiled loop adds them into y by stride phase while they are in cache.  x (N, C, H, W) → y (N, K, H', W')."""
+    from .compiled import conv_transpose as compiled
+    n, c, h, w = x.shape
+    _, kg, r, s = weight.shape
+    k, dtype = kg * groups, np.result_type(x, weight)
+    weights_t = weight.reshape(groups, c // groups, kg * r * s).transpose(0, 2, 1)     # (G, K/G·R·S, C/G)
+    bias = np.zeros(k, dtype) if bias is None else bias.astype(dtype, copy=False)
+    y = np.empty((n, k, *out_size), dtype)
+    offsets = (pads[0][0], pads[1][0])
+
+    def forward_chunk(start, stop):
+        most = min(block, stop - start)
+        columns, products = np.empty(c * most * h * w, x.dtype), np.empty(k * r * s * most * h * w, dtype)
+        for first in range(start, stop, block):
+            size = min(stop, first + block) - first
+            x_cm = columns[:c * size * h * w].reshape(c, size, h * w)           # the block's samples side by side
+            np.copyto(x_cm, x[first:first + size].reshape(size, c, h * w).transpose(1, 0, 2))
+            z = np.matmul(weights_t, x_cm.reshape(groups, c // groups, size * h * w),
+                          out=products[:k * r * s * size * h * w].reshape(groups, kg * r * s, size * h * w))
+            compiled.phase_sums(z.reshape(k, r, s, size, h, w), bias, y[first:first + size], stride, dilation,
+                                offsets)
+
+    over_batch(n, forward_chunk, elements=n * k * r * s * h * w)
+    return y
+
+
+def conv_transpose2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     """Returns (dx or None, dW, db or None): dX = W ⋆ dY (conv2d), dW = x ⋆ dY (conv2d's weight gradient), db = Σ dY.
-    One im2col of dY serves both: conv2d's forward makes the columns, its backward (with x as its dY) reads them."""
-    x, (h, w), weight, stride, pads, dilation, groups, has_bias = cache
+    One im2col of dY serves both: conv2d's forward (by the plan the forward recorded) makes the columns, its
+    backward (with x as its dY) reads them.  ``scratch``: a ``Workspace`` for the columns and the other arrays used
+    only during this call (new arrays without it)."""
+    x, (h, w), weight, stride, pads, dilation, groups, has_bias, plan = cache
     dy = np.ascontiguousarray(dy)
-    dx, conv_cache = conv2d(dy, weight, None, stride, pads, dilation, groups)
-    _, dw, _ = conv2d_backward(x, conv_cache, need_dx=False)
+    dx, conv_cache = conv2d(dy, weight, None, stride, pads, dilation, groups, scratch, scratch, plan.backward)
+    _, dw, _ = conv2d_backward(x, conv_cache, need_dx=False, scratch=scratch, need_db=False)
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
     dx = dx if dx.shape[2:] == (h, w) else np.ascontiguousarray(dx[:, :, :h, :w])
     return (dx if need_dx else None), dw, db

@@ -31,7 +31,9 @@ def linear_backward(dy, x, weight, need_dx: bool = True):
     def backward(start, stop):
         if need_dx:
             np.matmul(dy[start:stop], weight, out=dx[start:stop])
-        return dy[start:stop].T @ x[start:stop]
+        # np.dot, not matmul: matmul multiplies the dYᵀ of one sample, an (out, 1) view with a stride of ``out``
+        # values, without BLAS (LeNet-5's 400 → 120 at batch 1: 73 µs against dot's 11); larger chunks: the same
+        return np.dot(dy[start:stop].T, x[start:stop])
 
     dw = sum(over_batch(n, backward, elements=x.size + dy.size + weight.size))
     return dx, dw, dy.sum(axis=0)

@@ -26,6 +26,32 @@ COMPILED_MIN_ELEMENTS = 1 << 19
 # fixed cost per output row is spread over 4 to 16 pixels, while NumPy's shifted multiply-adds make one run of
 # H'·pitch values per kernel offset and plane block whatever the row length, so NumPy's kernels keep them.
 DEPTHWISE_MIN_PIXELS = 32 * 32
+# Depthwise 3×3 layers (stride 1 or 2, one filter per channel) with output maps of at most this many pixels run the
+# compiled loops that keep the channels innermost ("depthwise_channels"): on a plane of a few pixels the plane
+# loops' fixed cost per plane is most of their time, while copying each sample to channels-innermost and back costs
+# less than that up to here (measured faster on 2×2 to 7×7 outputs, slower on 8×8).
+DEPTHWISE_CHANNELS_MAX_PIXELS = 7 * 7
+# Pointwise layers (1×1 at stride 1, ungrouped) on maps of at most this many pixels run the grouped kernels at one
+# group: the columns channel-major, one GEMM over the batch (W · cols, N·H·W columns) for y, dW and dX, instead of
+# N GEMMs of H·W columns each, too few for BLAS (MobileNet v2's 1×1 layers on 2×2 maps: about twice as fast; on
+# 3×3 maps faster, on 4×4 as fast as per sample, whose forward copies nothing).
+POINTWISE_BATCH_MAX_PIXELS = 3 * 3
+# Other ungrouped layers (im2col's) with more filters than output pixels run them too on outputs of at most this
+# many pixels: the per-sample GEMMs, each packing all of W again for its few columns, cost more than copying the
+# columns channel-major, and dW then reads them as they are, where "batch" would copy them side by side again
+# (ResNet-18's 256 → 512 3×3 s2 at 14 → 7, batch 16: forward 0.8×, forward + backward 0.9× the time; at 8 → 4,
+# batch 64: 0.7× and 0.9×; 3×3 s1 on 7×7 and 4×4 maps, Conv1d over 38 steps: 0.8–0.94× and 0.86–0.93×; on 8×8
+# outputs, as the 64 → 128 at 16 → 8, the forward is slower, 1.0–1.1×).
+IM2COL_BATCH_MAX_PIXELS = 7 * 7
+# On the compiled kernels im2col's columns are gathered straight from x (``compiled.columns``: no padded copy) where
+# the output rows are at most this many pixels wide: NumPy's strided copy moves W' values per inner loop, whose
+# fixed cost the gather does not pay (the columns alone: 0.25–0.5 of NumPy's time at W' = 4 to 8, 0.7–0.85 at 16);
+# from W' = 32 on at stride 1 NumPy's copies run contiguously and are faster (1.2–2.4×).  Channel-major columns
+# (grouped layers, and ungrouped ones on small maps), whose rows the gather writes far apart, gain less: to W' = 8
+# (a forward in 0.8–0.9× the time); at W' = 16 and stride 1 it took 1.1×.  A 1×1 kernel's columns are x itself or
+# a plain strided copy of it, which NumPy makes as fast (at stride 1, channel-major: 2× faster).
+GATHER_MAX_WIDTH = 16
+GATHER_CHANNEL_MAJOR_MAX_WIDTH = 8
 # Winograd's tiles V and products M of one block of samples (16 planes each) are about this size, so that
 # they stay in a core's cache from transform to GEMM to transform.
 WINOGRAD_BLOCK_BYTES = 1 << 20
@@ -43,6 +69,23 @@ ERF_BLOCK = 1 << 16
 # each read and write the array in memory; much smaller blocks would make more ufunc calls, whose fixed cost
 # per call then adds up.
 SAMPLE_NORM_BLOCK_BYTES = 1 << 20
+# ConvTranspose2d's "phases" forward works through the batch in blocks of samples whose products Wᵀ · x are about
+# this size (the GEMM writes them and the phase sums read them back while they are in a core's cache), and hold
+# at least this many pixels side by side: GEMMs as narrow as one sample's 4×4 map (16 columns, DCGAN's 512 → 256
+# layer) took 2.2 times as long as one GEMM over the batch's 64 maps side by side.
+CONV_TRANSPOSE_BLOCK_BYTES = 1 << 20
+CONV_TRANSPOSE_MIN_COLUMNS = 512
+# Convolutions at stride 1 without groups, of at most this many input channels and filters, take the compiled direct
+# loops (``compiled.direct``) at every size, where no Winograd takes them: im2col copies each pixel R·S times for
+# GEMMs whose inner size C·R·S is too small to pay for the copy (LeNet-5's 1 → 6 at 5×5, batch 64: forward 2×,
+# dW 1.7× faster).  Beyond 16 filters the direct dW's dot products fall behind the GEMM over the columns.
+DIRECT_MAX_CHANNELS = 4
+DIRECT_MAX_FILTERS = 16
+# A call of at most this many multiply-adds (N·K·C·R·S·H'·W', a kernel larger than 1×1) takes the direct loops too,
+# whatever its channels: the columns, their GEMMs and the calls around them then cost more than the products
+# (LeNet-5's 6 → 16 at 5×5 on 14×14, batch 1: forward 80 → 30 µs, with dW 119 → 69 µs; at batch 4 even, beyond it
+# the direct dW falls behind).  A 1×1 kernel's columns are its input: nothing to save.
+DIRECT_MAX_MULTIPLY_ADDS = 1 << 19
 
 
 def compiled(elements: int | None = None) -> bool:
@@ -55,15 +98,23 @@ class ConvPlan(NamedTuple):
     """A convolution's kernels, forward and backward.
 
     forward      "im2col" (per-sample GEMMs W · cols[n]), "pointwise" (1×1 at stride 1: the input is its own
-                 columns), "grouped" (a GEMM per group over the batch, channel-major columns),
+                 columns), "grouped" (a GEMM per group over the batch, channel-major columns; at one group, the
+                 ungrouped layers on small maps), "compiled_im2col" / "compiled_grouped" (the same columns gathered
+                 from x by the compiled loop, with no padded copy),
                  "depthwise_shifts" (NumPy's depthwise kernel: a multiply-add per kernel offset, no columns),
                  "depthwise" / "depthwise_rows" (the compiled loops; rows: 3×3 at stride 1 or 2, a row at a
-                 time), "winograd" (the compiled F(2×2, 3×3))
+                 time), "depthwise_channels" (the same layers on small maps, one filter per channel: the
+                 channels innermost), "winograd" (the compiled F(2×2, 3×3)), "direct" (the compiled loops of
+                 layers with few input channels and filters, and of small calls: no columns)
     weight_grad  "per_sample" (Σ_n cols[n] · dY[n]ᵀ), "batch" (the columns side by side, one product: small
-                 maps, K > H'·W'), "grouped", "depthwise_shifts", "depthwise", "depthwise_rows", "winograd"
+                 maps, K > H'·W'), "grouped", "depthwise_shifts", "depthwise", "depthwise_rows",
+                 "depthwise_channels", "winograd", "direct"
     input_grad   "full_convolution" (dY ∗ rot180(W): stride 1, K ≤ C), "col2im" (Wᵀ · dY summed back by
                  NumPy's strided adds), "compiled_col2im" (the same sums, plane by plane), "depthwise_shifts",
-                 "depthwise", "depthwise_rows" (one filter per channel at stride 1), "winograd"
+                 "batch_col2im" (Wᵀ · dY over the batch, channel-major as dW made it: 1×1 layers whose dW goes
+                 over the batch), "depthwise", "depthwise_rows" (one filter per channel at stride 1),
+                 "depthwise_scatter" (the
+                 rows' layers otherwise: each dY value spread over its window), "depthwise_channels", "winograd"
     block_bytes  the size of the blocks of the kernels that work block by block: Winograd's
                  (``WINOGRAD_BLOCK_BYTES``, the default) and "depthwise_shifts" (``DEPTHWISE_BLOCK_BYTES``)
     """
@@ -84,6 +135,18 @@ def depthwise_rows(kernel_size, stride, dilation, pads) -> bool:
     return plain_3x3(kernel_size, dilation, pads) and tuple(stride) in ((1, 1), (2, 2))
 
 
+def direct(x_shape, weight_shape, stride, pads, dilation, groups) -> bool:
+    """Stride 1 without groups, and at most ``DIRECT_MAX_CHANNELS`` input channels and ``DIRECT_MAX_FILTERS``
+    filters, or a kernel larger than 1×1 in a call of at most ``DIRECT_MAX_MULTIPLY_ADDS``: the layers of the
+    compiled direct loops."""
+    k, c, r, s = weight_shape
+    if groups != 1 or tuple(stride) != (1, 1):
+        return False
+    out_h, out_w = output_shape(x_shape[2:], (r, s), (1, 1), pads, dilation)
+    small_call = r * s > 1 and x_shape[0] * k * c * r * s * out_h * out_w <= DIRECT_MAX_MULTIPLY_ADDS
+    return small_call or (c <= DIRECT_MAX_CHANNELS and k <= DIRECT_MAX_FILTERS)
+
+
 def full_convolution_padding(pads, kernel_size, dilation):
     """Padding of dY that turns dX into a stride-1 convolution of dY with the flipped kernel, or None where
     the forward padding exceeds the kernel's reach (then dX is a col2im)."""
@@ -99,15 +162,26 @@ def plan_conv(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPlan
     k, cg, r, s = weight_shape
     stride, dilation = tuple(stride), tuple(dilation)
     elements = math.prod(x_shape)
-    if compiled(elements) and depthwise(x_shape, weight_shape, groups):
-        if depthwise_rows((r, s), stride, dilation, pads):
-            rows_dx = "depthwise_rows" if stride == (1, 1) and k == c else "depthwise"
-            return ConvPlan("depthwise_rows", "depthwise_rows", rows_dx)
-        if h * w >= DEPTHWISE_MIN_PIXELS:
-            return ConvPlan("depthwise", "depthwise", "depthwise")
+    if compiled() and depthwise(x_shape, weight_shape, groups) and depthwise_rows((r, s), stride, dilation, pads):
+        # at every size: NumPy's shifts took 7 to 20 times the compiled loops' time on MobileNet v2's 4×4 and 2×2
+        # layers at batch 64, and the row loops' start on Numba's pool (~50 µs) is small beside either
+        if math.prod(output_shape((h, w), (r, s), stride, pads, dilation)) <= DEPTHWISE_CHANNELS_MAX_PIXELS and k == c:
+            return ConvPlan("depthwise_channels", "depthwise_channels", "depthwise_channels")
+        return ConvPlan("depthwise_rows", "depthwise_rows",
+                        "depthwise_rows" if stride == (1, 1) and k == c else "depthwise_scatter")
+    if compiled(elements) and depthwise(x_shape, weight_shape, groups) and h * w >= DEPTHWISE_MIN_PIXELS:
+        return ConvPlan("depthwise", "depthwise", "depthwise")
     if compiled(elements) and plain_3x3((r, s), dilation, pads) and stride == (1, 1) and groups == 1:
         return ConvPlan("winograd", "winograd", "winograd")
-    return numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups)
+    if compiled() and direct(x_shape, weight_shape, stride, pads, dilation, groups):    # run on the batch split
+        return numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups)._replace(
+            forward="direct", weight_grad="direct")             # dX needs no columns: NumPy's kernel's
+    chosen = numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups)
+    out_w = output_shape((h, w), (r, s), stride, pads, dilation)[1]
+    widest = {"im2col": GATHER_MAX_WIDTH, "grouped": GATHER_CHANNEL_MAJOR_MAX_WIDTH}.get(chosen.forward, 0)
+    if (r, s) != (1, 1) and out_w <= widest and compiled():
+        return chosen._replace(forward="compiled_" + chosen.forward)     # a loop run on the batch split: any size
+    return chosen
 
 
 def numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPlan:
@@ -124,9 +198,13 @@ def numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPla
         # columns), where the shifts read each block's input R·S times from cache and write only y (dX in backward).
         return ConvPlan("depthwise_shifts", "depthwise_shifts", "depthwise_shifts", DEPTHWISE_BLOCK_BYTES)
     out_h, out_w = output_shape((h, w), (r, s), stride, pads, dilation)
-    grouped = groups > 1
-    forward = "grouped" if grouped else "pointwise" if (r, s) == (1, 1) and stride == (1, 1) else "im2col"
-    return ConvPlan(forward, weight_grad_method(k, out_h * out_w, groups),
+    pointwise = (r, s) == (1, 1) and stride == (1, 1)
+    # the grouped kernels' one GEMM over the batch also where per-sample GEMMs would have too few columns
+    pixels = out_h * out_w
+    batched = (groups > 1 or pointwise and pixels <= POINTWISE_BATCH_MAX_PIXELS
+               or not pointwise and k > pixels and pixels <= IM2COL_BATCH_MAX_PIXELS)
+    forward = "grouped" if batched else "pointwise" if pointwise else "im2col"
+    return ConvPlan(forward, "grouped" if batched else weight_grad_method(k, out_h * out_w, groups),
                     input_grad_method(x_shape, weight_shape, stride, pads, dilation, groups, out_h * out_w))
 
 
@@ -138,13 +216,59 @@ def weight_grad_method(k, pixels, groups) -> str:
 
 def input_grad_method(x_shape, weight_shape, stride, pads, dilation, groups, pixels) -> str:
     """dX's kernel on NumPy's side. The full convolution reads K·R·S columns per input pixel, col2im writes
-    C·R·S per output pixel: the first is cheaper where the layer does not widen (K ≤ C) at stride 1."""
+    C·R·S per output pixel: the first is cheaper where the layer does not widen (K ≤ C) at stride 1, and at 1×1
+    always (both are then the one product Wᵀ · dY, which col2im would copy into dX once more), except where dW
+    has made dY's channel-major copy (``batch_col2im``)."""
     n, c = x_shape[:2]
     k, cg, r, s = weight_shape
-    if tuple(stride) == (1, 1) and k <= c and full_convolution_padding(pads, (r, s), dilation) is not None:
+    if (tuple(stride) == (1, 1) and (r, s) == (1, 1) and groups == 1 and not any(map(any, pads))
+            and (pixels <= POINTWISE_BATCH_MAX_PIXELS or k > max(c, pixels))):
+        # dW's GEMM over the batch made dY channel-major: one GEMM Wᵀ · dY over it too, then dX copied back to
+        # (N, C, H, W), instead of N GEMMs of H·W columns (or, on the smallest maps, another copy of dY); worth it
+        # where dX has fewer channels than dY (MobileNet v2's expansions on 8×8 to 2×2 maps, its 2×2 layers: 0.5 to
+        # 0.8 of the time on 2 threads, 0.6 to 0.95 on one; the projections on 4×4 maps took 1.1×)
+        return "batch_col2im"
+    if (tuple(stride) == (1, 1) and (k <= c or (r, s) == (1, 1))
+            and full_convolution_padding(pads, (r, s), dilation) is not None):
         return "full_convolution"
     # the R·S passes of col2im plane by plane, while each is in cache (sample-major columns only)
     return "compiled_col2im" if groups == 1 and compiled(n * cg * r * s * pixels) else "col2im"
+
+
+class ConvTransposePlan(NamedTuple):
+    """A transposed convolution's kernels (``functional.conv_transpose``).
+
+    forward      "phases" (the compiled loops: per block of samples the GEMM Z = Wᵀ · x, whose products each kernel
+                 offset adds, row by row, to its stride phase of y), or the ``input_grad`` of the convolution it is
+                 the input gradient of ("full_convolution", "col2im", "compiled_col2im": ``conv2d_input_grad``)
+    backward     the ``ConvPlan`` of that convolution, run on dY: dX = conv2d(dY, W), dW from its columns
+    block        the samples of a "phases" block (``CONV_TRANSPOSE_BLOCK_BYTES``, ``CONV_TRANSPOSE_MIN_COLUMNS``)
+    """
+    forward: str
+    backward: ConvPlan
+    block: int = 1
+
+
+def plan_conv_transpose(x_shape, weight_shape, out_size, stride, pads, dilation, groups,
+                        itemsize: int = 4) -> ConvTransposePlan:
+    """The kernels of a transposed convolution of x (N, C, H, W) by weight (C, K/G, R, S) to an (H', W') output
+    ``out_size``: the input gradient and the forward of the convolution of (N, K, H', W') by the same weight;
+    ``itemsize``: the bytes of one of x's values."""
+    n, _, h, w = x_shape
+    _, kg, r, s = weight_shape
+    conv_x = (n, kg * groups, *out_size)
+    backward = plan_conv(conv_x, weight_shape, stride, pads, dilation, groups)
+    forward = input_grad_method(conv_x, weight_shape, stride, pads, dilation, groups, h * w)
+    # The full convolution (stride 1) multiplies the zeros of its padding too: its GEMM is H'·W' / (H·W) times
+    # the size of the phases' (1 → 4×4, DCGAN's first layer: 16 times, 3.3× slower); at twice the size
+    # (8 → 12, 5×5) it took 1.7× the phases' time, at 1.27 times (16 → 18, 3×3) 0.74×.
+    if compiled() and (forward != "full_convolution" or math.prod(out_size) >= 2 * h * w):
+        # y's sums by stride phase, a contiguous add per row of products, where col2im adds them into y at the
+        # stride one value at a time; the products of a block of samples are summed while in cache
+        block = max(CONV_TRANSPOSE_BLOCK_BYTES // (kg * groups * r * s * h * w * itemsize),
+                    -(-CONV_TRANSPOSE_MIN_COLUMNS // (h * w)))
+        return ConvTransposePlan("phases", backward, max(1, min(n, block)))
+    return ConvTransposePlan(forward, backward)
 
 
 def sample_norm_kernels() -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from .. import nn
 from .. import random as jrandom
 from ..functional import init
-from ..nn.normalization import factory_dtype
+from ..nn.module import factory_dtype
 from ..nn.permute import Permute
 from ..nn.stochastic_depth import StochasticDepth
 from .blocks import finish, is_small

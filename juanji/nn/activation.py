@@ -10,8 +10,7 @@ import numpy as np
 
 from ..functional import activation as F
 from ..runtime.grad_mode import is_grad_enabled
-from .module import Module
-from .normalization import factory_dtype
+from .module import Module, factory_dtype
 
 
 # -- argument checks, at construction and at the boundary ----------------------------------------------

@@ -11,8 +11,7 @@ from ..functional import pad as P
 from ..functional.init import torch_default
 from ..runtime.grad_mode import is_grad_enabled
 from ..runtime.workspace import Workspace, scratch
-from .module import Module
-from .normalization import factory_dtype
+from .module import Module, factory_dtype
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")     # the last three: functional.pad's modes
 
@@ -144,7 +143,8 @@ class Conv2d(Module):
         """dX (N, C, H, W) or None for dY (N, K, H', W'); dW and db go into ``grads``.  After explicit padding,
         dX = pad_backward(dX_padded): each padded entry's gradient summed back to the entry it copied."""
         cache, x_shape = self.saved_for_backward()
-        dx, dw, db = F.conv2d_backward(dy, cache, need_dx=self.input_grad, scratch=scratch())
+        dx, dw, db = F.conv2d_backward(dy, cache, need_dx=self.input_grad, scratch=scratch(),
+                                       need_db="bias" in self.grads)
         np.copyto(self.grads["weight"], dw.reshape(self.grads["weight"].shape))
         if "bias" in self.grads:
             np.copyto(self.grads["bias"], db)

@@ -9,8 +9,9 @@ import numpy as np
 from .. import random as jrandom
 from ..functional import conv_transpose as F
 from ..functional import init
-from .module import Module
-from .normalization import check_ints, factory_dtype
+from ..runtime.workspace import scratch
+from .module import Module, factory_dtype
+from .normalization import check_ints
 
 
 class _ConvTransposeNd(Module):
@@ -101,7 +102,7 @@ class _ConvTransposeNd(Module):
         stride, padding, output_padding, dilation = self._geometry(output_padding)
         try:
             y, cache = F.conv_transpose2d(x4, self._weight4(self.params["weight"]), self.params.get("bias"), stride,
-                                          padding, output_padding, self.groups, dilation)
+                                          padding, output_padding, self.groups, dilation, scratch())
         except ValueError as error:
             raise ValueError(f"{self!r}: {error}") from None
         self.save_for_backward(cache, unbatched)
@@ -110,7 +111,8 @@ class _ConvTransposeNd(Module):
     def backward(self, dy):
         cache, unbatched = self.saved_for_backward()
         dy4 = dy[None] if unbatched else dy
-        dx, dw, db = F.conv_transpose2d_backward(dy4[:, :, None, :] if self.dims == 1 else dy4, cache)
+        dx, dw, db = F.conv_transpose2d_backward(dy4[:, :, None, :] if self.dims == 1 else dy4, cache,
+                                                 scratch=scratch())
         np.copyto(self.grads["weight"], dw.reshape(self.grads["weight"].shape))
         if "bias" in self.grads:
             np.copyto(self.grads["bias"], db)

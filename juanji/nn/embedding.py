@@ -7,8 +7,7 @@ import numpy as np
 
 from .. import random as jrandom
 from ..functional import embedding as F
-from .module import Module
-from .normalization import DTYPES, factory_dtype
+from .module import DTYPES, Module, factory_dtype
 
 
 class Embedding(Module):

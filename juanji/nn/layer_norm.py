@@ -7,8 +7,8 @@ import numbers
 import numpy as np
 
 from ..functional import sample_norm as F
-from .module import Module
-from .normalization import check_flag, check_positive_int, check_real, factory_dtype
+from .module import Module, factory_dtype
+from .normalization import check_flag, check_positive_int, check_real
 
 
 class _SampleNorm(Module):

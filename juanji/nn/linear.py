@@ -8,8 +8,7 @@ import numpy as np
 from .. import random as jrandom
 from ..functional import linear as F
 from ..functional.init import torch_default
-from .module import Module
-from .normalization import factory_dtype
+from .module import Module, factory_dtype
 
 
 class Linear(Module):

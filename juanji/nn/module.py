@@ -53,6 +53,27 @@ class RemovableHandle:
         self.remove()
 
 
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def factory_dtype(layer: str, device, dtype) -> np.dtype:
+    """The dtype of a layer's arrays from torch's factory arguments: ``dtype`` None is float32, else float32
+    or float64 (a NumPy dtype, its name, or torch's); ``device`` None or "cpu" (juanji runs NumPy on the CPU)."""
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"{layer}: device must be None or 'cpu' (juanji computes with NumPy on the CPU), "
+                         f"got {str(device)!r}")
+    if dtype is None:
+        return DTYPES[0]
+    try:
+        resolved = np.dtype(str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved not in DTYPES:     # (np.dtype == None holds for float64)
+        raise TypeError(f"{layer}: dtype must be float32 or float64 (a floating-point dtype; None: float32), "
+                        f"got {dtype!r}")
+    return resolved
+
+
 class Module:
     """Base class: subclasses implement ``forward(x)`` and ``backward(dy) -> dx``.
 
@@ -212,8 +233,9 @@ class Module:
 
     def to(self, dtype) -> "Module":
         """Convert every parameter, gradient and floating buffer to ``dtype`` (do this before
-        creating an optimizer: it replaces the arrays)."""
-        dtype = np.dtype(dtype)
+        creating an optimizer: it replaces the arrays). ``dtype``: float32 or float64, as the constructors take,
+        the only ones the kernels compute in (a NumPy dtype, its name, or torch's)."""
+        dtype = factory_dtype(f"{type(self).__name__}.to", None, dtype)
         for module in self.modules():
             module.params = {k: v.astype(dtype) for k, v in module.params.items()}
             module.grads = {k: v.astype(dtype) for k, v in module.grads.items()}
@@ -224,10 +246,17 @@ class Module:
     @property
     def dtype(self) -> np.dtype | None:
         """The dtype of the first parameter, else of the first floating buffer (BatchNorm without affine);
-        None for a module with neither."""
-        arrays = [p for _, p, _ in self.parameters()] or [
-            b for module in self.modules() for b in module.buffers.values() if b.dtype.kind == "f"]
-        return arrays[0].dtype if arrays else None
+        None for a module with neither.  Every layer's input check asks for it on every call: a layer without
+        children is its own only module, with no generator to walk (a few µs a LeNet-5 step)."""
+        modules = list(self.modules()) if self._modules else [self]
+        for module in modules:
+            for param in module.params.values():
+                return param.dtype
+        for module in modules:
+            for buffer in module.buffers.values():
+                if buffer.dtype.kind == "f":
+                    return buffer.dtype
+        return None
 
     # -- saving -------------------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":

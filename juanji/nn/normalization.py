@@ -7,28 +7,7 @@ import numbers
 import numpy as np
 
 from ..functional import norm as F
-from .module import Module
-
-DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def factory_dtype(layer: str, device, dtype) -> np.dtype:
-    """The dtype of a layer's arrays from torch's factory arguments: ``dtype`` None is float32, else float32
-    or float64 (a NumPy dtype, its name, or torch's); ``device`` None or "cpu" (juanji runs NumPy on the CPU)."""
-    if device is not None and str(device) != "cpu":
-        raise ValueError(f"{layer}: device must be None or 'cpu' (juanji computes with NumPy on the CPU), "
-                         f"got {str(device)!r}")
-    if dtype is None:
-        return DTYPES[0]
-    try:
-        resolved = np.dtype(str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else dtype)
-    except TypeError:
-        resolved = None
-    if resolved is None or resolved not in DTYPES:     # (np.dtype == None holds for float64)
-        raise TypeError(f"{layer}: dtype must be float32 or float64 (a floating-point dtype; None: float32), "
-                        f"got {dtype!r}")
-    return resolved
-
+from .module import Module, factory_dtype
 
 def check_positive_int(layer: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:

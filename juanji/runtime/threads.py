@@ -200,9 +200,13 @@ def over_batch(n: int, work, elements: int) -> list:
     Results come back in chunk order (for partial sums).  Any number of threads may call it at once: each
     split takes workers of its own (kept between splits, made as more are needed at once).
     """
+    # a single sample keeps BLAS's own threads for its GEMMs; asked first, as the thread count takes a lock and a
+    # call into BLAS (about 1 µs, and a LeNet-5 step at batch 1 makes some twenty calls here)
+    if n < 2 or getattr(_state, "inside", False):
+        return [work(0, n)]
     threads = num_threads()
-    if threads < 2 or n < 2 or getattr(_state, "inside", False):
-        return [work(0, n)]         # a single sample keeps BLAS's own threads for its GEMMs
+    if threads < 2:
+        return [work(0, n)]
     # at least half of MIN_ELEMENTS per chunk: many cores get fewer, larger chunks of a small call
     chunks = min(threads, n, max(1, elements // max(1, MIN_ELEMENTS // 2))) if elements >= MIN_ELEMENTS else 1
     bounds = [n * i // chunks for i in range(chunks + 1)]

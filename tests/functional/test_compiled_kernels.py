@@ -45,16 +45,19 @@ GENERAL_DEPTHWISE = ConvPlan("depthwise", "depthwise", "depthwise")
 
 @pytest.mark.usefixtures("numba_kernels")
 def test_depthwise_layers_use_the_compiled_loops_from_32x32_maps_on_and_3x3_stride_1_or_2_always(monkeypatch):
+    """3×3 at stride 1 or 2 by the row loops, or with one filter per channel and at most
+    DEPTHWISE_CHANNELS_MAX_PIXELS output pixels (6×6 here) by the channels-innermost ones."""
     monkeypatch.setattr(plan, "DEPTHWISE_MIN_PIXELS", 32 * 32)
     layers = {"stride 1": ((1, 1), ((1, 1), (1, 1)), (1, 1)), "stride 2": ((2, 2), ((1, 1), (1, 1)), (1, 1)),
               "dilation 2": ((1, 1), ((2, 2), (2, 2)), (2, 2))}
     chosen = {(size, name): plan.plan_conv((2, 3, size, size), (3, 1, 3, 3), stride, pads, dilation, 3).forward
               for size in (6, 31, 32) for name, (stride, pads, dilation) in layers.items()}
     assert [chosen[size, "dilation 2"] for size in (6, 31, 32)] == ["depthwise_shifts", "depthwise_shifts", "depthwise"]
-    assert [chosen[size, "stride 1"] for size in (6, 31, 32)] == ["depthwise_rows"] * 3
-    assert [chosen[size, "stride 2"] for size in (6, 31, 32)] == ["depthwise_rows"] * 3
+    assert [chosen[size, "stride 1"] for size in (6, 31, 32)] == ["depthwise_channels"] + ["depthwise_rows"] * 2
+    assert [chosen[size, "stride 2"] for size in (6, 31, 32)] == ["depthwise_channels"] + ["depthwise_rows"] * 2
     assert plan.plan_conv((2, 3, 8, 8), (3, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 3).input_grad == "depthwise_rows"
-    assert plan.plan_conv((2, 3, 8, 8), (6, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 3).input_grad == "depthwise"
+    assert plan.plan_conv((2, 3, 8, 8), (6, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 3).input_grad == \
+        "depthwise_scatter"
 
 
 def depthwise_gradients(x, w, b, dy, c, kwargs, forced=None):
@@ -77,7 +80,7 @@ def test_depthwise_matches_numpy_and_torch(shape, m, kwargs, bias, dtype):
     dy = rng.standard_normal(conv.conv2d(x, w, b, groups=c, plan=GROUPED, **kwargs)[0].shape).astype(dtype)
     y_numpy, dx_numpy, dw_numpy, _ = depthwise_gradients(x, w, b, dy, c, kwargs, GROUPED)
     y, dx, dw, chosen = depthwise_gradients(x, w, b, dy, c, kwargs)
-    assert chosen.forward in ("depthwise", "depthwise_rows")
+    assert chosen.forward in ("depthwise", "depthwise_rows", "depthwise_channels")
     y_t, (dx_t, dw_t, _) = torch_vjp(lambda t, u, v: TF.conv2d(t, u, v, groups=c, **kwargs), dy, x, w, b)
     assert y.dtype == dx.dtype == dw.dtype == dtype
     for name, got, numpy_, torch_ in (("y", y, y_numpy, y_t), ("dx", dx, dx_numpy, dx_t), ("dW", dw, dw_numpy, dw_t)):
@@ -104,10 +107,12 @@ def test_depthwise_matches_the_slow_reference_on_random_geometry(n, c, m, kernel
     dy = rng.standard_normal(expected.shape)
     dx_ref, dw_ref, _ = conv.conv2d_backward_reference(dy, x, w, **kwargs)
     pads = ((padding[0],) * 2, (padding[1],) * 2)
-    forced = [GENERAL_DEPTHWISE]                     # and the row loops where they apply
+    forced = [GENERAL_DEPTHWISE]                     # and the 3×3 loops where they apply
     if plan.depthwise_rows(kernel, stride, dilation, pads):
-        rows_dx = "depthwise_rows" if tuple(stride) == (1, 1) and m == 1 else "depthwise"
+        rows_dx = "depthwise_rows" if tuple(stride) == (1, 1) and m == 1 else "depthwise_scatter"
         forced.append(ConvPlan("depthwise_rows", "depthwise_rows", rows_dx))
+        if m == 1:
+            forced.append(ConvPlan("depthwise_channels", "depthwise_channels", "depthwise_channels"))
     for chosen in forced:
         y, cache = conv.conv2d(x, w, b, plan=chosen, **kwargs)
         assert_close(y, expected, "y vs conv2d_reference")
@@ -122,24 +127,27 @@ def test_depthwise_matches_the_slow_reference_on_random_geometry(n, c, m, kernel
                                   ((0, 0), (0, 0))])
 @pytest.mark.parametrize("size", [(7, 6), (8, 9)])
 @pytest.mark.usefixtures("numba_kernels")
-def test_depthwise_3x3_row_loops_match_the_slow_references_on_asymmetric_padding(size, pads, m, stride):
-    """The row-at-a-time loops of 3×3 layers at stride 1 and 2 (forward, dW, and at stride 1 dX with one
-    filter per channel) on every padding from 0 to 2 per side, odd and even map sizes (at stride 2, input
-    rows and columns that no window reads)."""
+def test_depthwise_3x3_loops_match_the_slow_references_on_asymmetric_padding(size, pads, m, stride):
+    """The loops of 3×3 layers at stride 1 and 2 (the rows' forward and dW, dX by the forward's loop at stride 1
+    with one filter per channel, by spreading dY otherwise; the channels-innermost ones) on every padding from 0
+    to 2 per side, odd and even map sizes (at stride 2, input rows and columns that no window reads)."""
     rng = np.random.default_rng(5)
     c = 3
     x, w, b = rng.standard_normal((2, c, *size)), rng.standard_normal((m * c, 1, 3, 3)), rng.standard_normal(m * c)
     kwargs = dict(stride=stride, padding=pads, groups=c)
     expected = conv.conv2d_reference(x, w, b, **kwargs)
-    y, cache = conv.conv2d(x, w, b, **kwargs)
-    assert cache[-1].forward == "depthwise_rows"
-    assert cache[-1].input_grad == ("depthwise_rows" if stride == 1 and m == 1 else "depthwise")
-    assert_close(y, expected, "y vs conv2d_reference")
-    dy = rng.standard_normal(y.shape)
+    dy = rng.standard_normal(expected.shape)
     dx_ref, dw_ref, _ = conv.conv2d_backward_reference(dy, x, w, **kwargs)
-    dx, dw, _ = conv.conv2d_backward(dy, cache)
-    assert_close(dx, dx_ref, "dx vs conv2d_backward_reference")
-    assert_close(dw, dw_ref, "dW vs conv2d_backward_reference")
+    rows_dx = "depthwise_rows" if stride == 1 and m == 1 else "depthwise_scatter"
+    forced = [ConvPlan("depthwise_rows", "depthwise_rows", rows_dx)]
+    if m == 1:
+        forced.append(ConvPlan("depthwise_channels", "depthwise_channels", "depthwise_channels"))
+    for chosen in forced:
+        y, cache = conv.conv2d(x, w, b, plan=chosen, **kwargs)
+        assert_close(y, expected, f"y vs conv2d_reference, {chosen.forward}")
+        dx, dw, _ = conv.conv2d_backward(dy, cache)
+        assert_close(dx, dx_ref, f"dx vs conv2d_backward_reference, {chosen.input_grad}")
+        assert_close(dw, dw_ref, f"dW vs conv2d_backward_reference, {chosen.weight_grad}")
 
 
 @pytest.mark.usefixtures("batch_threads")

@@ -249,3 +249,14 @@ def test_load_state_dict_wrong_shape_changes_nothing():
 def test_a_dtype_numpy_cannot_name_is_refused(make):
     with pytest.raises(TypeError, match="dtype must be float32 or float64 .*'bogus'"):
         make("bogus")
+
+
+@pytest.mark.parametrize("bad", [np.float16, "float16", np.int32, "half"])
+def test_to_refuses_a_dtype_the_kernels_do_not_compute_in(bad):
+    """The constructors refuse float16 and integers; ``Module.to`` refuses them too, with the same words, and
+    leaves the model as it was."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.ReLU())
+    with pytest.raises(TypeError, match="Sequential.to: dtype must be float32 or float64"):
+        model.to(bad)
+    assert model[0].params["weight"].dtype == np.float32
+    assert model.to("float64")[0].params["weight"].dtype == np.float64

@@ -205,6 +205,19 @@ def test_eval_changes_batch_norm_and_dropout_behaviour():
     assert (y == 0).any() and not np.allclose(model[0].buffers["running_mean"], 0)
 
 
+def test_dtype_is_the_first_parameters_else_the_first_floating_buffers():
+    """In module order (the module itself, then its children depth first), a parameter anywhere before any buffer;
+    None without either."""
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    unaffine = nn.BatchNorm2d(4, affine=False, dtype=np.float64)      # running statistics, then an int64 count
+    cases = [(nn.Linear(2, 3, dtype=np.float64), f64), (unaffine, f64), (nn.MaxPool2d(2), None),
+             (nn.Sequential(nn.ReLU(), nn.Sequential(nn.Linear(2, 3, dtype=np.float64))), f64),
+             (nn.Sequential(unaffine, nn.Linear(4, 2)), f32), (nn.Sequential(nn.ReLU(), unaffine), f64),
+             (nn.Sequential(nn.ReLU(), nn.Flatten()), None)]
+    for module, expected in cases:
+        assert module.dtype == expected, module
+
+
 @pytest.mark.parametrize("start, target", [(np.float32, np.float64), (np.float64, np.float32)])
 def test_to_converts_params_grads_and_buffers(start, target):
     model = nn.Sequential(nn.Conv2d(3, 4, 3, dtype=start), nn.BatchNorm2d(4, dtype=start), nn.ReLU(),

@@ -62,6 +62,22 @@ def test_matches_torch(seed, dims, dtype):
     compare_with_torch(layer, twin, x, steps=2, seed=seed)
 
 
+@pytest.mark.parametrize("layer_args, shape", [
+    ((16, 8, 4, 2, 1), (9, 16, 6, 6)),          # DCGAN's upsampling (4×4, stride 2, padding 1)
+    ((12, 6, 3, 3, 1, 2, 3), (5, 12, 4, 7)),    # stride 3, output_padding, groups
+    ((10, 24, 4, 1, 0), (6, 10, 1, 1)),         # DCGAN's first layer: 1×1 → 4×4 at stride 1
+    ((6, 4, (2, 5), (1, 2), (0, 2), 0, 2, True, (1, 2)), (4, 6, 3, 8)),
+])
+@pytest.mark.usefixtures("kernels", "batch_threads")
+def test_matches_torch_on_both_kernel_sets(layer_args, shape):
+    """ConvTranspose2d's plans on NumPy's and on the compiled kernels (the "phases" forward), serially and with the
+    batch split over two threads: y, dx, dW and db against torch in float32 and float64, over two steps."""
+    for dtype in DTYPES:
+        layer, twin = nn.ConvTranspose2d(*layer_args, dtype=dtype), torch.nn.ConvTranspose2d(*layer_args)
+        randomise_state(layer)
+        compare_with_torch(layer, twin, np.random.default_rng(1).standard_normal(shape).astype(dtype), steps=2)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("dims", [1, 2])
 @pytest.mark.parametrize("seed", range(3))
