@@ -7,6 +7,8 @@ Conv1d is the same computation with H = R = 1.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..runtime.threads import over_batch
@@ -105,11 +107,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     elif plan.forward == "winograd":
         from .compiled import winograd
         y, saved = winograd.conv2d(x, weight, bias, pads, out_size, plan.block_bytes, scratch)
-    elif plan.forward == "depthwise_shifts":
-        y, saved = depthwise_shifts(x, weight, bias, stride, pads, dilation, out_size, plan.block_bytes), x
+    elif plan.forward in _NUMPY_DEPTHWISE:
+        forward = _NUMPY_DEPTHWISE[plan.forward][0]
+        y, saved = forward(x, weight, bias, stride, pads, dilation, out_size, plan.block_bytes), x
     elif plan.forward == "direct":
         from .compiled import direct
         y, saved = direct.conv2d(x, weight, bias, pads, dilation, out_size), x
+    elif plan.forward == "compiled_blocks":
+        y, saved = _blocks_forward(x, weight, bias, stride, pads, dilation, out_size, plan.block_bytes), x
     else:
         y, saved = _im2col_forward(x, weight, bias, stride, pads, dilation, groups, out_size, plan.forward,
                                    workspace, scratch)
@@ -164,6 +169,79 @@ def _im2col_forward(x, weight, bias, stride, pads, dilation, groups, out_size, f
     return y, cols
 
 
+def _gather_blocks(x, weight_shape, stride, pads, dilation, out_size, block_bytes):
+    """(samples per block, ``compiled.columns.reads`` of x's planes) of the kernels that gather a few samples'
+    columns at a time, about ``block_bytes`` of them (plans "compiled_blocks", "compiled_batch")."""
+    from .compiled import columns
+    rows = math.prod(weight_shape[1:]) * out_size[0] * out_size[1]
+    return (max(1, block_bytes // (rows * x.itemsize)),
+            columns.reads(x.shape[2:], weight_shape[2:], stride, dilation, pads, out_size))
+
+
+def _blocks_forward(x, weight, bias, stride, pads, dilation, out_size, block_bytes, dy=None):
+    """y by plan "compiled_blocks": in each chunk of the batch (one per thread), a block of samples at a time, the
+    block's columns gathered from x (``compiled.columns``, no padded copy) and multiplied while they are in cache,
+    y[n] (K × H'·W') = W (K × C·R·S) · cols[n] (C·R·S × H'·W') + b.  The columns are not kept: dW
+    ("compiled_batch") gathers them again, straight into the layout its product reads.
+    ``dy`` (N, K, H', W'), where given (weight_grad "blocks"): dW = dY ⋆ X too, from the same columns while they are
+    in cache, dWᵀ = Σ_n cols[n] · dY[n]ᵀ; returns (y, dW) then."""
+    from .compiled import columns
+    n, k = x.shape[0], weight.shape[0]
+    rows, p = weight[0].size, out_size[0] * out_size[1]
+    block, reads = _gather_blocks(x, weight.shape, stride, pads, dilation, out_size, block_bytes)
+    weights = weight.reshape(k, rows)
+    y = np.empty((n, k, *out_size), dtype=np.result_type(x, weight))
+    samples = y.reshape(n, k, p)
+
+    def forward_chunk(start, stop):
+        cols, total = np.empty((min(block, stop - start), rows, p), x.dtype), None
+        for first in range(start, stop, block):
+            last = min(stop, first + block)
+            chunk = columns.im2col(x[first:last], reads, cols[:last - first])
+            out = np.matmul(weights, chunk, out=samples[first:last])
+            if bias is not None:
+                out += bias.reshape(k, 1)
+            if dy is not None:
+                part = np.matmul(chunk, dy[first:last].reshape(last - first, k, p).transpose(0, 2, 1)).sum(axis=0)
+                total = part if total is None else np.add(total, part, out=total)
+        return total
+
+    parts = over_batch(n, forward_chunk, elements=n * rows * k * p * (1 if dy is None else 2))
+    return y if dy is None else (y, sum(parts).T.reshape(weight.shape))
+
+
+def conv2d_with_weight_grad(x, weight, dy, stride, pads, dilation, block_bytes):
+    """(y, dW): y = W ⋆ x (no bias) and dW = dY ⋆ X, block by block on the same columns while they are in cache
+    (plan "compiled_blocks", weight_grad "blocks"; ``pads`` resolved): a transposed convolution's backward, whose dX
+    is this convolution of its dY and whose dW this convolution's weight gradient with its x as dY."""
+    out_size = output_shape(x.shape[2:], weight.shape[2:], stride, pads, dilation)
+    return _blocks_forward(x, weight, None, stride, pads, dilation, out_size, block_bytes, dy)
+
+
+def _gathered_weight_grad(dy_kn, x, weight_shape, stride, pads, dilation, block_bytes):
+    """dW = dY ⋆ X by plan "compiled_batch", from x instead of kept columns: in each chunk of the batch, a block of
+    samples at a time, the block's columns gathered again, channel-major (C·R·S × samples·H'·W'), and multiplied
+    while in cache: dWᵀ = Σ_blocks cols · dY_blockᵀ (C·R·S × K).  dy_kn: ``channel_major(dY)`` (K × N·H'·W'),
+    x (N, C, H, W) → dW (K, C, R, S)."""
+    from .compiled import columns
+    n, k = x.shape[0], weight_shape[0]
+    rows, p = math.prod(weight_shape[1:]), dy_kn.shape[1] // n
+    out_size = output_shape(x.shape[2:], weight_shape[2:], stride, pads, dilation)
+    block, reads = _gather_blocks(x, weight_shape, stride, pads, dilation, out_size, block_bytes)
+
+    def weight_gradient(start, stop):
+        memory, total = np.empty(rows * min(block, stop - start) * p, x.dtype), None
+        for first in range(start, stop, block):
+            size = min(stop, first + block) - first
+            cols = memory[:rows * size * p].reshape(rows, size * p)
+            columns.im2col(x[first:first + size], reads, cols.reshape(rows, size, p).transpose(1, 0, 2))
+            part = cols @ dy_kn[:, first * p:(first + size) * p].T
+            total = part if total is None else np.add(total, part, out=total)
+        return total.T
+
+    return sum(over_batch(n, weight_gradient, elements=n * rows * k * p)).reshape(weight_shape)
+
+
 def _to_nchw(y_kn: np.ndarray, bias, out: np.ndarray) -> None:
     """(K, N, H', W') view of a GEMM's output → ``out`` (N, K, H', W'), adding the bias during the copy."""
     view = y_kn.transpose(1, 0, 2, 3)
@@ -175,28 +253,30 @@ def _to_nchw(y_kn: np.ndarray, bias, out: np.ndarray) -> None:
 
 # -- depthwise layers on NumPy's kernels: R·S shifted multiply-adds ------------------------------------------
 #
-# Offset (u, v) of output (i, j) reads padded pixel (i·Sh + u·Dh, j·Sw + v·Dw).  The padded input is split into
-# its Sh·Sw stride phases, phase (a, b) holding the padded pixels (a + Sh·p, b + Sw·q), each phase one plane of
-# ``pitch`` = ⌈Wp/Sw⌉ columns (and a spare zero row).  Offset (u, v) then reads phase (u·Dh mod Sh, v·Dw mod Sw)
-# at stride 1 from (u·Dh div Sh, v·Dw div Sw) on: in a plane laid out flat, the H' rows it reads for the H'
-# output rows are one contiguous run of H'·pitch values, of which each row's first W' are the outputs' and the
-# rest (pitch − W', the kernel's reach) belong to no output.  So each offset is one multiply-add of whole
-# contiguous runs — NumPy's ufuncs run long SIMD loops instead of W'-long rows — into outputs ``pitch`` wide,
-# whose extra columns are dropped (forward) or held at zero (dY's, in backward, so that they add nothing; where
-# they meet an inf or NaN, which times zero is NaN, the backward counts the real columns alone).
-# The work goes in blocks of (n, c) planes of ``plan.block_bytes`` (kept in cache from offset to offset):
-# the memory is a few blocks per thread, whatever the kernel's size.
+# "depthwise_shifts".  Offset (u, v) of output (i, j) reads padded pixel (i·Sh + u·Dh, j·Sw + v·Dw).  The padded input
+# is split into its Sh·Sw stride phases, phase (a, b) holding the padded pixels (a + Sh·p, b + Sw·q), each phase plane
+# ``rows`` = ⌈Hp/Sh⌉ rows of ``pitch`` = ⌈Wp/Sw⌉ columns.  A block's phase planes are laid out channel by channel,
+# each channel's samples one after the other (and ``spare`` zero rows after the last).  Offset (u, v) then reads phase
+# (u·Dh mod Sh, v·Dw mod Sw) at stride 1 from (u·Dh div Sh, v·Dw div Sw) on: for a channel's n' samples one contiguous
+# run of n'·rows·pitch values, of which each sample's first H' rows of W' values are its outputs' and the rest (the
+# kernel's reach) belong to no output.  So each offset is one multiply-add of whole runs, n' planes long — NumPy's
+# ufuncs run long SIMD loops, where runs of one plane of a few rows made as many short loops — into outputs laid out
+# the same, whose extra values are dropped (forward) or held at zero (dY's, in backward, so that they add nothing;
+# where they meet an inf or NaN, which times zero is NaN, the backward counts the real outputs alone).  The work goes
+# in blocks of (channels, samples) planes of ``plan.block_bytes`` (kept in cache from offset to offset): the memory is
+# a few blocks per thread, whatever the kernel's size.
 
 
-def _shift_geometry(x_shape, weight_shape, stride, pads, out_size):
-    """(phase rows, pitch, values a block holds per (n, c) plane): a phase plane is (rows + 1) × pitch and a
-    filter's outputs H' × pitch; per plane, a block holds the phases of x (and of dX in backward) and, for each
-    of the m filters, the outputs and the products (dY's runs and the products in backward)."""
-    k, _, r, s = weight_shape
+def _shift_geometry(x_shape, weight_shape, stride, pads, dilation):
+    """(phase rows, pitch, spare rows, values a block holds per (n, c) plane): a channel's phase plane is
+    (n'·rows + spare) × pitch, ``spare`` covering the reach of the lowest offset past the last sample's rows; per
+    plane, a block holds the phases of x (and of dX in backward) and, for each of the m filters, the outputs and
+    the products (dY's runs and the products in backward)."""
+    k, _, r, _ = weight_shape
     rows = -(-(x_shape[2] + sum(pads[0])) // stride[0])
     pitch = -(-(x_shape[3] + sum(pads[1])) // stride[1])
-    phases = stride[0] * stride[1] * (rows + 1) * pitch
-    return rows, pitch, 2 * phases + 2 * (k // x_shape[1]) * out_size[0] * pitch
+    phases = stride[0] * stride[1] * rows * pitch
+    return rows, pitch, (r - 1) * dilation[0] // stride[0] + 1, 2 * phases + 2 * (k // x_shape[1]) * rows * pitch
 
 
 def _phase_slices(x_shape, pads, stride):
@@ -217,7 +297,7 @@ def _phase_slices(x_shape, pads, stride):
 
 
 def _to_phases(x, phases, pads, stride):
-    """The padded x (n, c, H, W) into ``phases`` (Sh, Sw, n, c, rows + 1, pitch), whose padding is zero."""
+    """The padded x (n, c, H, W) into ``phases`` (Sh, Sw, n, c, rows, pitch), whose padding is zero."""
     for a, b, source, place in _phase_slices(x.shape, pads, stride):
         phases[a, b][(..., *place)] = x[(..., *source)]
 
@@ -228,31 +308,38 @@ def _from_phases(phases, x, pads, stride):
         x[(..., *source)] = phases[a, b][(..., *place)]
 
 
-def _shifted(phases, offset, stride, dilation, out_rows, pitch):
-    """The run of phase values that offset (u, v) reads for the H' × pitch outputs: (n, c, H'·pitch), a view
-    (writeable where ``phases`` is)."""
+def _by_sample(phases, samples, rows):
+    """A block's phases (Sh, Sw, c, n'·rows + spare, pitch) as (Sh, Sw, n', c, rows, pitch), a view."""
+    sh, sw, c, _, pitch = phases.shape
+    return phases[:, :, :, :samples * rows].reshape(sh, sw, c, samples, rows, pitch).swapaxes(2, 3)
+
+
+def _shifted(phases, offset, stride, dilation, length, pitch):
+    """The run of phase values that offset (u, v) reads for a block's outputs: (c, ``length``), a view (writeable
+    where ``phases`` is)."""
     (row_phase, row_shift), (col_phase, col_shift) = (divmod(o * d, st)[::-1] for o, d, st in
                                                       zip(offset, dilation, stride))
     plane = phases[row_phase, col_phase]
     start = row_shift * pitch + col_shift
-    return plane.reshape(*plane.shape[:2], -1)[:, :, start:start + out_rows * pitch]
+    return plane.reshape(plane.shape[0], -1)[:, start:start + length]
 
 
-def _real_columns(runs, out_rows, pitch, out_cols):
-    """The outputs' own columns of runs (..., H'·pitch): a (..., H', W') view, the spare columns left out."""
-    return runs.reshape(*runs.shape[:-1], out_rows, pitch)[..., :out_cols]
+def _real_outputs(runs, samples, rows, pitch, out_size):
+    """The outputs' own values of runs (..., n'·rows·pitch): a (..., n', H', W') view, the spare ones left out."""
+    return runs.reshape(*runs.shape[:-1], samples, rows, pitch)[..., :out_size[0], :out_size[1]]
 
 
 def _blocks(start, stop, channels, planes):
     """([(samples, channels) slices], (samples, channels) of the largest): blocks covering samples [start, stop)
-    and every channel, ``planes`` (n, c) planes at most each (at least one): whole samples where one sample's
-    planes fit, else runs of one sample's channels."""
-    planes = max(1, planes)
-    if planes >= channels:
-        step = min(stop - start, planes // channels)
-        return [(slice(a, min(stop, a + step)), slice(0, channels)) for a in range(start, stop, step)], (step, channels)
-    return ([(slice(a, a + 1), slice(c, min(channels, c + planes)))
-             for a in range(start, stop) for c in range(0, channels, planes)], (1, planes))
+    and every channel, ``planes`` (n, c) planes at most each (at least one): all the samples of a few channels
+    where the samples' planes fit, else runs of one channel's samples (a channel's samples make one run)."""
+    planes, count = max(1, planes), stop - start
+    if planes >= count:
+        step = min(channels, planes // count)
+        return ([(slice(start, stop), slice(c, min(channels, c + step))) for c in range(0, channels, step)],
+                (count, step))
+    return ([(slice(a, min(stop, a + planes)), slice(c, c + 1))
+             for c in range(channels) for a in range(start, stop, planes)], (planes, 1))
 
 
 def depthwise_shifts(x, weight, bias, stride, pads, dilation, out_size, block_bytes) -> np.ndarray:
@@ -264,28 +351,29 @@ def depthwise_shifts(x, weight, bias, stride, pads, dilation, out_size, block_by
     """
     n, c = x.shape[:2]
     k, _, r, s = weight.shape
-    m, (out_rows, out_cols) = k // c, out_size
-    rows, pitch, plane = _shift_geometry(x.shape, weight.shape, stride, pads, out_size)
+    m = k // c
+    rows, pitch, spare, plane = _shift_geometry(x.shape, weight.shape, stride, pads, dilation)
     taps = weight.reshape(c, m, r, s)
-    y = np.empty((n, k, out_rows, out_cols), dtype=np.result_type(x, weight))
-    planes_y = y.reshape(n, c, m, out_rows, out_cols)
+    y = np.empty((n, k, *out_size), dtype=np.result_type(x, weight))
+    planes_y = y.reshape(n, c, m, *out_size)
 
     def forward_chunk(start, stop):
-        blocks, most = _blocks(start, stop, c, block_bytes // (plane * x.itemsize))
-        phases = np.zeros((*stride, *most, rows + 1, pitch), x.dtype)   # its padding stays zero
-        acc, product = np.empty((2, *most, m, out_rows * pitch), y.dtype)
+        blocks, (most_n, most_c) = _blocks(start, stop, c, block_bytes // (plane * x.itemsize))
+        phases = np.zeros((*stride, most_c, most_n * rows + spare, pitch), x.dtype)   # its padding stays zero
+        acc, product = np.empty((2, most_c, m, most_n * rows * pitch), y.dtype)
         for samples, channels in blocks:
-            size = (samples.stop - samples.start, channels.stop - channels.start)
-            xp, out, tmp = phases[:, :, :size[0], :size[1]], acc[:size[0], :size[1]], product[:size[0], :size[1]]
-            _to_phases(x[samples, channels], xp, pads, stride)
+            count, length = samples.stop - samples.start, (samples.stop - samples.start) * rows * pitch
+            width = channels.stop - channels.start
+            xp, out, tmp = phases[:, :, :width], acc[:width, :, :length], product[:width, :, :length]
+            _to_phases(x[samples, channels], _by_sample(xp, count, rows), pads, stride)
             for offset in np.ndindex(r, s):
-                window = _shifted(xp, offset, stride, dilation, out_rows, pitch)[:, :, None]
+                window = _shifted(xp, offset, stride, dilation, length, pitch)[:, None]
                 tap = taps[channels, :, offset[0], offset[1], None]
                 if offset == (0, 0):
                     np.multiply(window, tap, out=out)
                 else:
                     out += np.multiply(window, tap, out=tmp)
-            outputs = _real_columns(out, out_rows, pitch, out_cols)
+            outputs = _real_outputs(out, count, rows, pitch, out_size).transpose(2, 0, 1, 3, 4)
             if bias is None:
                 np.copyto(planes_y[samples, channels], outputs)
             else:
@@ -304,56 +392,193 @@ def depthwise_shifts_backward(dy, x, weight, stride, pads, dilation, block_bytes
     """
     n, c = x.shape[:2]
     k, _, r, s = weight.shape
-    m, (out_rows, out_cols) = k // c, dy.shape[2:]
-    rows, pitch, plane = _shift_geometry(x.shape, weight.shape, stride, pads, dy.shape[2:])
+    m, out_size = k // c, dy.shape[2:]
+    rows, pitch, spare, plane = _shift_geometry(x.shape, weight.shape, stride, pads, dilation)
     taps = weight.reshape(c, m, r, s)
-    planes_dy = dy.reshape(n, c, m, out_rows, out_cols)
+    planes_dy = dy.reshape(n, c, m, *out_size)
     dx = np.empty(x.shape, dtype=dy.dtype) if need_dx else None
     finite_taps = np.isfinite(weight).all()
 
     def backward_chunk(start, stop):
-        blocks, most = _blocks(start, stop, c, block_bytes // (plane * x.itemsize))
-        phases = np.zeros((*stride, *most, rows + 1, pitch), x.dtype)
+        blocks, (most_n, most_c) = _blocks(start, stop, c, block_bytes // (plane * x.itemsize))
+        phases = np.zeros((*stride, most_c, most_n * rows + spare, pitch), x.dtype)
         d_phases = np.empty_like(phases) if need_dx else None
-        runs = np.zeros((*most, m, out_rows, pitch), dy.dtype)   # columns past W' stay zero
-        product = np.empty((*most, out_rows * pitch), dy.dtype)
+        runs = np.zeros((most_c, m, most_n * rows * pitch), dy.dtype)      # values of no output stay zero
+        product = np.empty((most_c, most_n * rows * pitch), dy.dtype)
         dw = np.zeros((c, m, r, s), dtype=dy.dtype)
         for samples, channels in blocks:
-            size = (samples.stop - samples.start, channels.stop - channels.start)
-            xp, grad = phases[:, :, :size[0], :size[1]], runs[:size[0], :size[1]]
-            tmp = product[:size[0], :size[1]]
-            _to_phases(x[samples, channels], xp, pads, stride)
-            grad[..., :out_cols] = planes_dy[samples, channels]
-            grad_runs = grad.reshape(*size, m, -1)
+            count, length = samples.stop - samples.start, (samples.stop - samples.start) * rows * pitch
+            width = channels.stop - channels.start
+            xp, grad, tmp = phases[:, :, :width], runs[:width, :, :length], product[:width, :length]
+            _to_phases(x[samples, channels], _by_sample(xp, count, rows), pads, stride)
+            real = _real_outputs(grad, count, rows, pitch, out_size)                     # (c', m, n', H', W')
+            np.copyto(real, planes_dy[samples, channels].transpose(1, 2, 0, 3, 4))
             if need_dx:
-                dxp = d_phases[:, :, :size[0], :size[1]]
+                dxp = d_phases[:, :, :width]
                 dxp.fill(0)
-            # dY's spare columns meet x's pixels that no output of the offset reads (dW's sums) and the taps (dX's
+            # dY's spare values meet x's pixels that no output of the offset reads (dW's sums) and the taps (dX's
             # adds); zero times inf or NaN is NaN.  So a dW sum that is not finite is taken again over the real
-            # columns (a finite one is exact: its spare terms were zeros), and where the weight holds an inf or a
-            # NaN, dX gets the real columns alone.
+            # outputs (a finite one is exact: its spare terms were zeros), and where the weight holds an inf or a
+            # NaN, dX gets the real outputs alone.
             for u, v in np.ndindex(r, s):
-                window = _shifted(xp, (u, v), stride, dilation, out_rows, pitch)
-                tap_dw = np.einsum("ncl,ncml->cm", window, grad_runs)
+                window = _shifted(xp, (u, v), stride, dilation, length, pitch)
+                tap_dw = np.matmul(grad, window[:, :, None])[..., 0]         # a dot product per channel and filter
                 if not np.isfinite(tap_dw).all():
-                    tap_dw = np.einsum("nchw,ncmhw->cm", _real_columns(window, out_rows, pitch, out_cols),
-                                       grad[..., :out_cols])
+                    tap_dw = np.einsum("cnhw,cmnhw->cm", _real_outputs(window, count, rows, pitch, out_size), real)
                 dw[channels, :, u, v] += tap_dw
                 if need_dx:
-                    d_window = _shifted(dxp, (u, v), stride, dilation, out_rows, pitch)
+                    d_window = _shifted(dxp, (u, v), stride, dilation, length, pitch)
                     for q in range(m):
                         tap = taps[channels, q, u, v, None]
                         if finite_taps:
-                            d_window += np.multiply(grad_runs[:, :, q], tap, out=tmp)
+                            d_window += np.multiply(grad[:, q], tap, out=tmp)
                         else:
-                            _real_columns(d_window, out_rows, pitch, out_cols)[...] += (grad[:, :, q, :, :out_cols]
-                                                                                         * tap[..., None])
+                            _real_outputs(d_window, count, rows, pitch, out_size)[...] += (real[:, q]
+                                                                                           * tap[:, None, None])
             if need_dx:
-                _from_phases(dxp, dx[samples, channels], pads, stride)
+                _from_phases(_by_sample(dxp, count, rows), dx[samples, channels], pads, stride)
         return dw
 
     dw = sum(over_batch(n, backward_chunk, elements=dy.size * r * s))
     return dx, dw.reshape(weight.shape)
+
+
+# -- depthwise layers on small maps, NumPy's kernels: the channels innermost ---------------------------------
+#
+# "depthwise_channels_last".  On maps of a few pixels a channel's phase plane is mostly padding and a run's rows
+# are a few values long (MobileNet v2's 4×4 maps: 16 outputs in runs of 36 values).  With the channels innermost,
+# x as (N, H, W, C), each offset's multiply-add covers only the outputs whose read lies in x, a rectangle of them,
+# in loops over the C channels side by side: no padding, no spare values.  Where the weight holds an inf or a NaN,
+# the outputs that read the padding get 0 · W there (NaN, as a padded convolution computes): the offsets then
+# read a padded copy of x, every output each.
+
+
+def _valid_reads(size, out, before, kernel, stride, dilation):
+    """For each kernel offset u along one axis: (the outputs, the x rows they read) as slices, for the outputs
+    whose read i·stride + u·dilation − before lies in [0, size); None where no output's does."""
+    reads = []
+    for u in range(kernel):
+        shift = u * dilation - before
+        first = max(0, -(shift // stride))                      # ⌈−shift / stride⌉, at least 0
+        last = min(out, (size - 1 - shift) // stride + 1) if size > shift else 0
+        reads.append((slice(first, last), slice(first * stride + shift, (last - 1) * stride + shift + 1, stride))
+                     if first < last else None)
+    return reads
+
+
+def _channels_last_geometry(x_shape, kernel_size, pads, out_size, stride, dilation, padded):
+    """(x's (H, W) as read, where x lies in it (top, left), (rows, columns) of ``_valid_reads`` per offset): x as
+    it is, or ``padded`` (every output then reads its whole window)."""
+    size = tuple(x_shape[2 + axis] + (sum(pads[axis]) if padded else 0) for axis in (0, 1))
+    before = tuple(0 if padded else pads[axis][0] for axis in (0, 1))
+    reads = [_valid_reads(size[axis], out_size[axis], before[axis], kernel_size[axis], stride[axis], dilation[axis])
+             for axis in (0, 1)]
+    return size, (pads[0][0], pads[1][0]) if padded else (0, 0), reads
+
+
+def _into_channels_last(x, out, top_left):
+    """x (n, C, H, W) → ``out`` (n, Hx, Wx, C) at (top, left), the rest of ``out`` left as it is (zero padding)."""
+    (top, left), (h, w) = top_left, x.shape[2:]
+    np.copyto(out[:, top:top + h, left:left + w], x.transpose(0, 2, 3, 1))
+
+
+def depthwise_channels_last(x, weight, bias, stride, pads, dilation, out_size, block_bytes) -> np.ndarray:
+    """Depthwise y (plan "depthwise_channels_last"): x (N, C, H, W), weight (m·C, 1, R, S) → y (N, m·C, H', W'),
+    the channels innermost, blocks of samples of about ``block_bytes``, per offset (u, v) only the outputs O(u, v)
+    whose read lies in x:
+
+        Y[:, O(u, v), k] += W[k, 0, u, v] · X[:, I(u, v), k // m]      (Y, X channels last; I(u, v): what O reads)
+    """
+    n, c = x.shape[:2]
+    k, _, r, s = weight.shape
+    m, (out_h, out_w) = k // c, out_size
+    (h, w), top_left, (rows, cols) = _channels_last_geometry(x.shape, (r, s), pads, out_size, stride, dilation,
+                                                             padded=not np.isfinite(weight).all())
+    taps = weight.reshape(c, m, r, s).transpose(2, 3, 1, 0)                # (R, S, m, C)
+    y = np.empty((n, k, out_h, out_w), dtype=np.result_type(x, weight))
+    per_sample = (h * w + 2 * m * out_h * out_w) * c * x.itemsize
+
+    def forward_chunk(start, stop):
+        step = max(1, min(stop - start, block_bytes // per_sample))
+        xs_block = np.zeros((step, h, w, c), x.dtype)                      # its padding (if any) stays zero
+        out_block = np.empty((step, out_h, out_w, m, c), y.dtype)
+        product = np.empty(step * out_h * out_w * c, y.dtype)
+        for first in range(start, stop, step):
+            last = min(stop, first + step)
+            xs, out = xs_block[:last - first], out_block[:last - first]
+            _into_channels_last(x[first:last], xs, top_left)
+            out.fill(0)
+            for u, v in np.ndindex(r, s):
+                if rows[u] is None or cols[v] is None:
+                    continue
+                (out_i, x_i), (out_j, x_j) = rows[u], cols[v]
+                window = xs[:, x_i, x_j]
+                tmp = product[:window.size].reshape(window.shape)
+                for q in range(m):
+                    out[:, out_i, out_j, q] += np.multiply(window, taps[u, v, q], out=tmp)
+            target, outputs = y[first:last].reshape(-1, c, m, out_h, out_w), out.transpose(0, 4, 3, 1, 2)
+            if bias is None:
+                np.copyto(target, outputs)
+            else:
+                np.add(outputs, bias.reshape(c, m, 1, 1), out=target)
+
+    over_batch(n, forward_chunk, elements=y.size * r * s)
+    return y
+
+
+def depthwise_channels_last_backward(dy, x, weight, stride, pads, dilation, block_bytes, need_dx=True):
+    """(dX or None, dW) of ``depthwise_channels_last``, the channels innermost, per offset (u, v) over the
+    outputs O(u, v) whose read I(u, v) lies in x (dY, X, dX channels last):
+
+        dW[k, 0, u, v] = Σ_{n, O(u, v)} dY[:, O(u, v), k] · X[:, I(u, v), k // m]
+        dX[:, I(u, v), c] += Σ_{q < m} W[m·c + q, 0, u, v] · dY[:, O(u, v), m·c + q]
+    """
+    n, c, h, w = x.shape
+    k, _, r, s = weight.shape
+    m, (out_h, out_w) = k // c, dy.shape[2:]
+    # the outputs that read x alone, whatever the weight: those that read the padding add nothing to dX or dW
+    _, _, (rows, cols) = _channels_last_geometry(x.shape, (r, s), pads, (out_h, out_w), stride, dilation, False)
+    taps = weight.reshape(c, m, r, s).transpose(2, 3, 1, 0)                # (R, S, m, C)
+    dx = np.empty(x.shape, dtype=dy.dtype) if need_dx else None
+    per_sample = (2 * h * w + 2 * m * out_h * out_w) * c * x.itemsize
+
+    def backward_chunk(start, stop):
+        step = max(1, min(stop - start, block_bytes // per_sample))
+        xs_block = np.empty((step, h, w, c), x.dtype)
+        dxs_block = np.empty((step, h, w, c), dy.dtype) if need_dx else None
+        grad_block = np.empty((step, out_h, out_w, m, c), dy.dtype)
+        product = np.empty(step * out_h * out_w * c, dy.dtype)
+        dw = np.zeros((r, s, m, c), dy.dtype)
+        for first in range(start, stop, step):
+            last = min(stop, first + step)
+            xs, grads = xs_block[:last - first], grad_block[:last - first]
+            _into_channels_last(x[first:last], xs, (0, 0))
+            np.copyto(grads, dy[first:last].reshape(-1, c, m, out_h, out_w).transpose(0, 3, 4, 2, 1))
+            if need_dx:
+                dxs = dxs_block[:last - first]
+                dxs.fill(0)
+            for u, v in np.ndindex(r, s):
+                if rows[u] is None or cols[v] is None:
+                    continue
+                (out_i, x_i), (out_j, x_j) = rows[u], cols[v]
+                window = xs[:, x_i, x_j]
+                tmp = product[:window.size].reshape(window.shape)         # contiguous: summed as (·, C) rows
+                for q in range(m):
+                    grad = grads[:, out_i, out_j, q]
+                    dw[u, v, q] += np.multiply(grad, window, out=tmp).reshape(-1, c).sum(axis=0)
+                    if need_dx:
+                        dxs[:, x_i, x_j] += np.multiply(grad, taps[u, v, q], out=tmp)
+            if need_dx:
+                np.copyto(dx[first:last], dxs.transpose(0, 3, 1, 2))
+        return dw
+
+    dw = sum(over_batch(n, backward_chunk, elements=dy.size * r * s))
+    return dx, dw.transpose(3, 2, 0, 1).reshape(weight.shape)
+
+
+# NumPy's depthwise plans: (forward, backward)
+_NUMPY_DEPTHWISE = {"depthwise_shifts": (depthwise_shifts, depthwise_shifts_backward),
+                    "depthwise_channels_last": (depthwise_channels_last, depthwise_channels_last_backward)}
 
 
 def channel_major(dy: np.ndarray, out=None) -> np.ndarray:
@@ -388,8 +613,9 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None, need_db: bool
         from .compiled import winograd
         dx, dw = winograd.backward(dy, saved, pads, plan.block_bytes, need_dx, scratch)
         return dx, dw, db
-    if plan.forward == "depthwise_shifts":                  # saved: the input itself
-        dx, dw = depthwise_shifts_backward(dy, saved, weight, stride, pads, dilation, plan.block_bytes, need_dx)
+    if plan.forward in _NUMPY_DEPTHWISE:                    # saved: the input itself
+        backward = _NUMPY_DEPTHWISE[plan.forward][1]
+        dx, dw = backward(dy, saved, weight, stride, pads, dilation, plan.block_bytes, need_dx)
         return dx, dw, db
     if plan.forward in ("depthwise", "depthwise_rows", "depthwise_channels"):     # saved: the input itself
         from .compiled import depthwise
@@ -401,8 +627,11 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None, need_db: bool
         dx = (conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups, None, scratch, plan.input_grad)
               if need_dx else None)
         return dx, direct.weight_grad(dy, saved, weight.shape, pads, dilation), db
-    dy_kn = _channel_major_in(scratch, dy) if plan.weight_grad in ("grouped", "batch") else None
-    dw = conv2d_weight_grad(dy, saved, weight.shape, groups, dy_kn, scratch, plan.weight_grad)
+    dy_kn = _channel_major_in(scratch, dy) if plan.weight_grad in ("grouped", "batch", "compiled_batch") else None
+    if plan.weight_grad == "compiled_batch":                # saved: the input itself, its columns gathered again
+        dw = _gathered_weight_grad(dy_kn, saved, weight.shape, stride, pads, dilation, plan.block_bytes)
+    else:
+        dw = conv2d_weight_grad(dy, saved, weight.shape, groups, dy_kn, scratch, plan.weight_grad)
     dx = (conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups, dy_kn, scratch, plan.input_grad)
           if need_dx else None)
     return dx, dw, db
@@ -419,13 +648,13 @@ def workspace_values(x_shape, weight_shape, stride, pads, dilation, groups, back
       full convolution that makes dX, which runs with the scratch as its workspace).
 
     ``backward`` False: the forward's alone (under no_grad the kept arrays go to the scratch memory too).
-    "depthwise_shifts" holds neither, only a few blocks of ``plan.block_bytes`` per thread, whatever the batch.
+    NumPy's depthwise kernels hold neither, only a few blocks of ``plan.block_bytes`` per thread, whatever the batch.
     ``pads`` as resolved by ``geometry.resolve_padding``.
     """
     n, c, h, w = x_shape
     k, _, r, s = weight_shape
     chosen = numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups)
-    if chosen.forward == "depthwise_shifts":
+    if chosen.forward in _NUMPY_DEPTHWISE:
         return {}, {}
     out_size = output_shape((h, w), (r, s), stride, pads, dilation)
     pixels = out_size[0] * out_size[1]

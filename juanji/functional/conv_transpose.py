@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..runtime.threads import over_batch
-from .conv import conv2d, conv2d_backward, conv2d_input_grad
+from .conv import conv2d, conv2d_backward, conv2d_input_grad, conv2d_with_weight_grad
+from .conv import workspace_values as conv_workspace_values
 from .geometry import output_shape, pair
 from .plan import ConvTransposePlan, plan_conv_transpose
 
@@ -99,15 +100,37 @@ def _phase_sums_forward(x, weight, bias, stride, pads, dilation, groups, out_siz
 def conv_transpose2d_backward(dy, cache, need_dx: bool = True, scratch=None):
     """Returns (dx or None, dW, db or None): dX = W ⋆ dY (conv2d), dW = x ⋆ dY (conv2d's weight gradient), db = Σ dY.
     One im2col of dY serves both: conv2d's forward (by the plan the forward recorded) makes the columns, its
-    backward (with x as its dY) reads them.  ``scratch``: a ``Workspace`` for the columns and the other arrays used
-    only during this call (new arrays without it)."""
+    backward (with x as its dY) reads them; by the backward plan's weight_grad "blocks", a few samples' columns at a
+    time, both products made while they are in cache (``conv2d_with_weight_grad``).  ``scratch``: a ``Workspace``
+    for the columns and the other arrays used only during this call (new arrays without it)."""
     x, (h, w), weight, stride, pads, dilation, groups, has_bias, plan = cache
     dy = np.ascontiguousarray(dy)
-    dx, conv_cache = conv2d(dy, weight, None, stride, pads, dilation, groups, scratch, scratch, plan.backward)
-    _, dw, _ = conv2d_backward(x, conv_cache, need_dx=False, scratch=scratch, need_db=False)
+    if plan.backward.weight_grad == "blocks":       # both from each block of dY's columns while in cache
+        dx, dw = conv2d_with_weight_grad(dy, weight, x, stride, pads, dilation, plan.backward.block_bytes)
+    else:
+        dx, conv_cache = conv2d(dy, weight, None, stride, pads, dilation, groups, scratch, scratch, plan.backward)
+        _, dw, _ = conv2d_backward(x, conv_cache, need_dx=False, scratch=scratch, need_db=False)
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
     dx = dx if dx.shape[2:] == (h, w) else np.ascontiguousarray(dx[:, :, :h, :w])
     return (dx if need_dx else None), dw, db
+
+
+def workspace_values(x_shape, weight_shape, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """What conv_transpose2d and conv_transpose2d_backward hold beyond x, y and the gradients, on NumPy's kernels,
+    as ``conv.workspace_values``'s (kept, scratch) {key: values}: kept, x extended by zeros (where the convolution's
+    output is larger than x: the cache holds it); scratch, that convolution's on (N, K, H', W'), its forward's
+    included (the backward's conv2d runs with the scratch as its workspace) and its dX's, which is this forward.
+    Where that convolution is depthwise (groups = K), its shifts hold nothing and this forward's columns go
+    uncounted."""
+    stride, pads, dilation, out = _geometry(x_shape, weight_shape, stride, padding, output_padding, dilation)
+    n, c = x_shape[:2]
+    conv_out = output_shape(out, weight_shape[2:], stride, pads, dilation)
+    kept = {"extended": n * c * conv_out[0] * conv_out[1]} if conv_out != tuple(x_shape[2:]) else {}
+    conv_kept, scratch = conv_workspace_values((n, weight_shape[1] * groups, *out), weight_shape, stride, pads,
+                                               dilation, groups)
+    for key, values in conv_kept.items():
+        scratch[key] = max(scratch.get(key, 0), values)
+    return kept, scratch
 
 
 def _scatter_offsets(weight, stride, dilation, in_size):

@@ -13,6 +13,8 @@ from numpy.lib.stride_tricks import as_strided
 
 def pair(value, name: str) -> tuple[int, int]:
     """(value, value) for an int, the two ints of a pair; TypeError naming ``name`` otherwise."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is type(value[1]) is int:
+        return value        # already a pair, as layers keep theirs: asked a dozen times a LeNet-5 forward
     try:
         values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     except TypeError:       # not iterable (a float, None): reported below with the name

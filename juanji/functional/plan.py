@@ -52,13 +52,29 @@ IM2COL_BATCH_MAX_PIXELS = 7 * 7
 # a plain strided copy of it, which NumPy makes as fast (at stride 1, channel-major: 2× faster).
 GATHER_MAX_WIDTH = 16
 GATHER_CHANNEL_MAJOR_MAX_WIDTH = 8
+# Where such a layer's dW is one product over the batch ("batch": K > H'·W'), the compiled kernels keep no columns
+# ("compiled_blocks", "compiled_batch"): the forward gathers about this many bytes of them at a time and multiplies
+# them while they are in a core's cache, and dW gathers them again, straight into the channel-major layout its
+# product reads, where "batch" copies the kept ones into it (64 → 128 3×3 s2 at 16 → 8, batch 64, one thread:
+# forward 0.97×, forward + backward 0.97× the time; the columns kept from forward to backward, 9.4 MB, are gone).
+# A transposed convolution's backward whose convolution of dY would gather its columns for per-sample dW products
+# makes dX and dW from each block of them ("blocks"), where the whole batch's columns went through memory twice
+# (DCGAN's 64 → 32 4×4 s2 at 16 → 32, batch 64: 34 MB; backward 0.9×, forward + backward 0.93–0.96× on one thread).
+GATHER_BLOCK_BYTES = 1 << 20
 # Winograd's tiles V and products M of one block of samples (16 planes each) are about this size, so that
 # they stay in a core's cache from transform to GEMM to transform.
 WINOGRAD_BLOCK_BYTES = 1 << 20
-# The blocks of NumPy's depthwise kernel ("depthwise_shifts": input phases, outputs and products) are about this
-# size: small enough to stay in the shared cache over the R·S passes (each pass reads the block's input again),
-# large enough that each pass's few ufunc calls run long loops, which makes their fixed cost per call small.
+# The blocks of NumPy's depthwise kernels ("depthwise_shifts": input phases, outputs and products, a channel's
+# samples side by side; "depthwise_channels_last": samples) are about this size: small enough to stay in the
+# shared cache over the R·S passes (each pass reads the block's input again), large enough that each pass's few
+# ufunc calls run long loops, which makes their fixed cost per call small (blocks of 1 MB took 1.2–2× the time).
 DEPTHWISE_BLOCK_BYTES = 1 << 23
+# Depthwise layers with output maps of at most this many pixels run NumPy's channels-last kernel
+# ("depthwise_channels_last"): each offset multiplies only the outputs whose read lies in x, C channels side by side,
+# where the shifts' runs on such maps are mostly padding and spare values (MobileNet v2's 4×4 and 2×2 layers at
+# batch 64: 0.15–0.25 of the shifts' time forward, 0.2–0.35 backward; 16 → 8 at stride 2: 0.4–0.6; 8×8 at stride 1
+# about even; 16×16 maps and larger: 1.3–3× the shifts' time).
+DEPTHWISE_CHANNELS_LAST_MAX_PIXELS = 8 * 8
 # ``activation.erf`` (GELU's) works through this many values at a time: each step of its rational approximations
 # makes a temporary as large as what it works on, a dozen of them, which over a whole activation map would be
 # several times its memory (GELU's at evaluation of ConvNeXt-Tiny on 1000 28×28 images has 1000 × 28 × 28 × 384
@@ -86,6 +102,12 @@ DIRECT_MAX_FILTERS = 16
 # (LeNet-5's 6 → 16 at 5×5 on 14×14, batch 1: forward 80 → 30 µs, with dW 119 → 69 µs; at batch 4 even, beyond it
 # the direct dW falls behind).  A 1×1 kernel's columns are its input: nothing to save.
 DIRECT_MAX_MULTIPLY_ADDS = 1 << 19
+# Max pooling's compiled forward (``compiled.pool``: a loop over each row of windows, run on the batch split) takes
+# inputs of at most this many values: NumPy's window-plane copy and compares cost some twenty array calls whatever
+# the size, most of the time on small maps (LeNet-5's at batch 1: 6×28×28 in 0.3, 16×10×10 in 0.2 of NumPy's time);
+# the loop's time per value is higher (no SIMD), so that from about this size on NumPy's is as fast (4×6×28×28:
+# 0.8×, 8×6×28×28: 1.15×, 64×32×32: 1.5× NumPy's time).
+MAX_POOL_COMPILED_MAX_ELEMENTS = 1 << 14
 
 
 def compiled(elements: int | None = None) -> bool:
@@ -100,28 +122,57 @@ class ConvPlan(NamedTuple):
     forward      "im2col" (per-sample GEMMs W · cols[n]), "pointwise" (1×1 at stride 1: the input is its own
                  columns), "grouped" (a GEMM per group over the batch, channel-major columns; at one group, the
                  ungrouped layers on small maps), "compiled_im2col" / "compiled_grouped" (the same columns gathered
-                 from x by the compiled loop, with no padded copy),
+                 from x by the compiled loop, with no padded copy), "compiled_blocks" (those per-sample GEMMs on
+                 columns gathered a few samples at a time into ``block_bytes`` of memory, not kept),
                  "depthwise_shifts" (NumPy's depthwise kernel: a multiply-add per kernel offset, no columns),
+                 "depthwise_channels_last" (NumPy's on small maps: the same, the channels innermost, no padding),
                  "depthwise" / "depthwise_rows" (the compiled loops; rows: 3×3 at stride 1 or 2, a row at a
                  time), "depthwise_channels" (the same layers on small maps, one filter per channel: the
                  channels innermost), "winograd" (the compiled F(2×2, 3×3)), "direct" (the compiled loops of
                  layers with few input channels and filters, and of small calls: no columns)
     weight_grad  "per_sample" (Σ_n cols[n] · dY[n]ᵀ), "batch" (the columns side by side, one product: small
-                 maps, K > H'·W'), "grouped", "depthwise_shifts", "depthwise", "depthwise_rows",
-                 "depthwise_channels", "winograd", "direct"
+                 maps, K > H'·W'), "compiled_batch" (the same product, block by block, on columns gathered again
+                 from x, channel-major), "blocks" (transposed convolutions' backward: Σ_n cols[n] · dY[n]ᵀ on
+                 the columns of "compiled_blocks" while they are in cache), "grouped", "depthwise_shifts",
+                 "depthwise_channels_last", "depthwise", "depthwise_rows", "depthwise_channels", "winograd", "direct"
     input_grad   "full_convolution" (dY ∗ rot180(W): stride 1, K ≤ C), "col2im" (Wᵀ · dY summed back by
                  NumPy's strided adds), "compiled_col2im" (the same sums, plane by plane), "depthwise_shifts",
+                 "depthwise_channels_last",
                  "batch_col2im" (Wᵀ · dY over the batch, channel-major as dW made it: 1×1 layers whose dW goes
                  over the batch), "depthwise", "depthwise_rows" (one filter per channel at stride 1),
                  "depthwise_scatter" (the
                  rows' layers otherwise: each dY value spread over its window), "depthwise_channels", "winograd"
     block_bytes  the size of the blocks of the kernels that work block by block: Winograd's
-                 (``WINOGRAD_BLOCK_BYTES``, the default) and "depthwise_shifts" (``DEPTHWISE_BLOCK_BYTES``)
+                 (``WINOGRAD_BLOCK_BYTES``, the default), NumPy's depthwise ones (``DEPTHWISE_BLOCK_BYTES``) and
+                 the columns of "compiled_blocks" and "compiled_batch" (``GATHER_BLOCK_BYTES``)
     """
     forward: str
     weight_grad: str
     input_grad: str
     block_bytes: int = WINOGRAD_BLOCK_BYTES
+
+
+class Plans:
+    """A layer's plans, each made once per input shape and kernel set and then reused: what a plan reads
+    (``plan_conv``'s, ``plan_max_pool``'s) is the layer's fixed settings, the input's shape and the kernel set,
+    never the threads (the batch split cuts each call by its own count).  Asking costs a dict look-up where
+    making a plan took a few µs, which on LeNet-5 at batch 1 is a few percent of a forward.  Holds at most
+    ``KEPT`` shapes (a model fed ever new sizes starts afresh)."""
+
+    KEPT = 16
+
+    def __init__(self):
+        self._made: dict = {}
+
+    def get(self, shape: tuple, make):
+        """The plan for inputs of ``shape`` on the kernels in use: ``make()``'s, made at the first ask."""
+        key = (shape, kernels.get_kernels())
+        chosen = self._made.get(key)
+        if chosen is None:
+            if len(self._made) >= self.KEPT:
+                self._made.clear()
+            chosen = self._made[key] = make()
+        return chosen
 
 
 def depthwise(x_shape, weight_shape, groups) -> bool:
@@ -180,6 +231,9 @@ def plan_conv(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPlan
     out_w = output_shape((h, w), (r, s), stride, pads, dilation)[1]
     widest = {"im2col": GATHER_MAX_WIDTH, "grouped": GATHER_CHANNEL_MAJOR_MAX_WIDTH}.get(chosen.forward, 0)
     if (r, s) != (1, 1) and out_w <= widest and compiled():
+        if chosen.weight_grad == "batch":       # no columns kept: gathered by blocks, again for dW
+            return chosen._replace(forward="compiled_blocks", weight_grad="compiled_batch",
+                                   block_bytes=GATHER_BLOCK_BYTES)
         return chosen._replace(forward="compiled_" + chosen.forward)     # a loop run on the batch split: any size
     return chosen
 
@@ -196,7 +250,10 @@ def numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPla
         # is a matrix-vector product, bound by reading its columns, so the grouped path's time goes to moving
         # columns R·S times the input's size (written, read by y's and dW's products, and again for dX's own
         # columns), where the shifts read each block's input R·S times from cache and write only y (dX in backward).
-        return ConvPlan("depthwise_shifts", "depthwise_shifts", "depthwise_shifts", DEPTHWISE_BLOCK_BYTES)
+        out_h, out_w = output_shape((h, w), (r, s), stride, pads, dilation)
+        small = out_h * out_w <= DEPTHWISE_CHANNELS_LAST_MAX_PIXELS
+        kernel = "depthwise_channels_last" if small else "depthwise_shifts"
+        return ConvPlan(kernel, kernel, kernel, DEPTHWISE_BLOCK_BYTES)
     out_h, out_w = output_shape((h, w), (r, s), stride, pads, dilation)
     pointwise = (r, s) == (1, 1) and stride == (1, 1)
     # the grouped kernels' one GEMM over the batch also where per-sample GEMMs would have too few columns
@@ -240,8 +297,14 @@ class ConvTransposePlan(NamedTuple):
 
     forward      "phases" (the compiled loops: per block of samples the GEMM Z = Wᵀ · x, whose products each kernel
                  offset adds, row by row, to its stride phase of y), or the ``input_grad`` of the convolution it is
-                 the input gradient of ("full_convolution", "col2im", "compiled_col2im": ``conv2d_input_grad``)
-    backward     the ``ConvPlan`` of that convolution, run on dY: dX = conv2d(dY, W), dW from its columns
+                 the input gradient of (``conv2d_input_grad`` with x as that convolution's dY): "full_convolution"
+                 (stride 1, C ≤ K or 1×1: x padded by the kernel's reach, convolved with rot180(W)), "col2im" (per
+                 sample the GEMM Wᵀ · x, its columns summed into y by NumPy's strided adds), "compiled_col2im" (the
+                 same sums, plane by plane), "batch_col2im" (1×1 at stride 1 without padding, on small maps or
+                 where C > max(K, H·W): one GEMM Wᵀ · x over the batch on x's channel-major copy, then y copied back
+                 to (N, K, H', W'))
+    backward     the ``ConvPlan`` of that convolution, run on dY: dX = conv2d(dY, W), dW from its columns (weight_grad
+                 "blocks": both from each block of them, ``GATHER_BLOCK_BYTES``)
     block        the samples of a "phases" block (``CONV_TRANSPOSE_BLOCK_BYTES``, ``CONV_TRANSPOSE_MIN_COLUMNS``)
     """
     forward: str
@@ -258,6 +321,9 @@ def plan_conv_transpose(x_shape, weight_shape, out_size, stride, pads, dilation,
     _, kg, r, s = weight_shape
     conv_x = (n, kg * groups, *out_size)
     backward = plan_conv(conv_x, weight_shape, stride, pads, dilation, groups)
+    if backward.forward == "compiled_im2col" and backward.weight_grad == "per_sample":
+        # dX and dW from the same blocks of dY's columns while they are in cache, none kept between them
+        backward = backward._replace(forward="compiled_blocks", weight_grad="blocks", block_bytes=GATHER_BLOCK_BYTES)
     forward = input_grad_method(conv_x, weight_shape, stride, pads, dilation, groups, h * w)
     # The full convolution (stride 1) multiplies the zeros of its padding too: its GEMM is H'·W' / (H·W) times
     # the size of the phases' (1 → 4×4, DCGAN's first layer: 16 times, 3.3× slower); at twice the size
@@ -269,6 +335,34 @@ def plan_conv_transpose(x_shape, weight_shape, out_size, stride, pads, dilation,
                     -(-CONV_TRANSPOSE_MIN_COLUMNS // (h * w)))
         return ConvTransposePlan("phases", backward, max(1, min(n, block)))
     return ConvTransposePlan(forward, backward)
+
+
+class PoolPlan(NamedTuple):
+    """Max pooling's kernels (``functional.pool.max_pool2d``).
+
+    forward   "window_planes" (NumPy's: a copy of each window offset's plane, then a compare per offset) or
+              "compiled" (the compiled loop over windows, small inputs: ``MAX_POOL_COMPILED_MAX_ELEMENTS``)
+    backward  "writes" (NumPy's, windows that tile the input: one strided write per offset), "masks" (NumPy's,
+              windows that overlap or leave gaps: a masked add per offset into zeros) or "compiled" (the compiled
+              scatter of each dY to its window's arg-max, one pass over dY, none per offset: after the compiled
+              forward, and where windows do not tile the input)
+    """
+    forward: str
+    backward: str
+
+
+def plan_max_pool(x_shape, kernel_size, stride, dilation, pads, out) -> PoolPlan:
+    """The kernels of a max pooling of x (N, C, H, W), kernel_size, stride and dilation pairs, ``pads`` ((top,
+    bottom), (left, right)) as ``pool`` extends them for ceil_mode, to an (H', W') output ``out``."""
+    tiles = (tuple(stride) == tuple(kernel_size) and tuple(dilation) == (1, 1)
+             and all(x_shape[2 + a] + sum(pads[a]) == out[a] * stride[a] for a in range(2)))
+    if compiled():        # both loops run on the batch split: no pool to start
+        if math.prod(x_shape) <= MAX_POOL_COMPILED_MAX_ELEMENTS:
+            return PoolPlan("compiled", "compiled")
+        # NumPy's plain writes on tiling windows are whole-array strided copies with nothing to add up, which the
+        # scatter does not beat on larger maps (LeNet-5's at batch 64: as fast or slower)
+        return PoolPlan("window_planes", "writes" if tiles else "compiled")
+    return PoolPlan("window_planes", "writes" if tiles else "masks")
 
 
 def sample_norm_kernels() -> str:

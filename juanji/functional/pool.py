@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import plan
+from .plan import PoolPlan, plan_max_pool
 from ..runtime.threads import over_batch
 from .geometry import adaptive_bins, output_shape, pad2d, pair, unpad2d, window_at, window_view
 
@@ -34,11 +34,18 @@ def _window_planes(xp, kernel_size, stride, dilation, out):
     return np.ascontiguousarray(planes).reshape(planes.shape[0] * planes.shape[1], *planes.shape[2:])
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool2d_plan(x_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> PoolPlan:
+    """The kernels ``max_pool2d`` runs on an input of ``x_shape`` with these arguments (``plan_max_pool``'s)."""
+    return plan_max_pool(x_shape, *_pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode))
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, plan=None):
     """y = max over each window.  Returns (y, cache); padding counts as −∞ (never the max).
-    Chunks of the batch run on their own threads (``over_batch``)."""
+    Chunks of the batch run on their own threads (``over_batch``).  ``plan``: the kernels to run (a
+    ``plan.PoolPlan``), by default ``plan.plan_max_pool``'s choice; the cache keeps it for the backward."""
     kernel_size, stride, dilation, pads, out = _pool_geometry(x.shape, kernel_size, stride, padding,
                                                               dilation, ceil_mode)
+    plan = plan or plan_max_pool(x.shape, kernel_size, stride, dilation, pads, out)
     n, c = x.shape[:2]
     windows = kernel_size[0] * kernel_size[1]
     y = np.empty((n, c, *out), dtype=x.dtype)
@@ -56,24 +63,25 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
             np.maximum(best, planes[offset], out=best)
             where += better * (offset - where).astype(where.dtype)
 
-    over_batch(n, pool, elements=y.size * (windows + 1))
-    padded = (n, c) + tuple(size + sum(pad) for size, pad in zip(x.shape[2:], pads))
-    return y, (x.shape, padded, argmax, kernel_size, stride, dilation, pads, out)
+    if plan.forward == "compiled":
+        from .compiled import pool as compiled
+        compiled.max_pool2d(x, y, argmax, kernel_size, stride, dilation, pads)
+    else:
+        over_batch(n, pool, elements=y.size * (windows + 1))
+    return y, (x.shape, plan, argmax, kernel_size, stride, dilation, pads, out)
 
 
 def max_pool2d_backward(dy, cache):
     """dX routes each dY to the arg-max of its window (one position per window, ties included);
-    overlapping windows add up."""
-    x_shape, padded, argmax, kernel_size, stride, dilation, pads, out = cache
-    # Windows that tile the input exactly (the usual 2×2, stride 2) touch each cell once: plain writes
-    # into an uninitialised buffer suffice. Otherwise windows overlap or leave gaps: accumulate into zeros.
-    tiles = (stride == kernel_size and dilation == (1, 1)
-             and padded[2:] == (out[0] * stride[0], out[1] * stride[1]))
-    # The compiled scatter only where windows overlap or leave gaps: on tiling windows NumPy's plain writes
-    # are whole-array strided copies with nothing to add up, which a compiled loop does not beat.
-    if not tiles and plan.compiled(int(np.prod(x_shape))):
+    overlapping windows add up.  Runs the backward of the plan the forward kept."""
+    x_shape, plan, argmax, kernel_size, stride, dilation, pads, out = cache
+    if plan.backward == "compiled":
         from .compiled import pool as compiled
         return compiled.max_pool2d_backward(dy, argmax, x_shape, kernel_size, stride, dilation, pads)
+    # "writes": windows that tile the input exactly (the usual 2×2, stride 2) touch each cell once, so plain
+    # writes into an uninitialised buffer suffice; "masks": windows overlap or leave gaps, accumulate into zeros.
+    tiles = plan.backward == "writes"
+    padded = (*x_shape[:2], *(size + sum(pad) for size, pad in zip(x_shape[2:], pads)))
     dxp = np.empty(padded, dtype=dy.dtype)
 
     def route(start, stop):

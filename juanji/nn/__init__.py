@@ -8,7 +8,8 @@ from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
 from .stochastic_depth import StochasticDepth
 from .embedding import Embedding
 from . import functional          # torch.nn.functional's losses, softmax and log_softmax, as nn.functional
-from .fused import BatchNormAddReLU, BatchNormReLU, fuse, fuse_where_it_pays
+from .fused import (BatchNormAddReLU, BatchNormReLU, BatchNormReLU6, FoldedConv2d, FusedBatchNorm, fuse,
+                    fuse_where_it_pays)
 from .linear import Flatten, Identity, Linear, Unflatten
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
@@ -42,4 +43,4 @@ __all__ = ["Module", "Sequential", "Residual", "Concat", "Conv1d", "Conv2d", "Li
            "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d",
            "MaxUnpool1d", "MaxUnpool2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
            "no_grad", "is_grad_enabled", "fuse", "fuse_where_it_pays", "BatchNormReLU",
-           "BatchNormAddReLU"]
+           "BatchNormAddReLU", "BatchNormReLU6", "FusedBatchNorm", "FoldedConv2d"]

@@ -9,6 +9,7 @@ from ..functional import conv as F
 from ..functional import geometry
 from ..functional import pad as P
 from ..functional.init import torch_default
+from ..functional.plan import Plans, plan_conv
 from ..runtime.grad_mode import is_grad_enabled
 from ..runtime.workspace import Workspace, scratch
 from .module import Module, factory_dtype
@@ -67,6 +68,7 @@ class Conv2d(Module):
             self.params["bias"] = bias_value
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._workspace = Workspace()     # the columns, reused from step to step
+        self._plans = Plans()             # the kernels for each input shape, chosen once
 
     def _as_pair(self, value, name):
         try:
@@ -134,8 +136,10 @@ class Conv2d(Module):
             x, pads = P.pad(x, self.pads, self.padding_mode), ((0, 0), (0, 0))
         weight = self.params["weight"].reshape(self.out_channels, -1, *self.kernel_size)
         memory = scratch()
+        plan = self._plans.get(x.shape, lambda: plan_conv(x.shape, weight.shape, self.stride, pads, self.dilation,
+                                                          self.groups))
         y, cache = F.conv2d(x, weight, self.params.get("bias"), self.stride, pads, self.dilation,
-                            self.groups, self._workspace if is_grad_enabled() else memory, memory)
+                            self.groups, self._workspace if is_grad_enabled() else memory, memory, plan)
         self.save_for_backward(cache, x_shape)
         return y
 

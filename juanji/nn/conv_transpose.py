@@ -118,6 +118,15 @@ class _ConvTransposeNd(Module):
             np.copyto(self.grads["bias"], db)
         return self._shaped(dx, unbatched)
 
+    def workspace_values(self, input_shape) -> tuple[dict, dict]:
+        """(kept, scratch) {key: values} that a training step on a batch x of ``input_shape`` (N, C, spatial…)
+        holds beyond x, y and the gradients: ``functional.conv_transpose.workspace_values`` of the kernels' x."""
+        spatial = tuple(input_shape[2:]) if self.dims == 2 else (1, input_shape[-1])
+        stride, padding, output_padding, dilation = self._geometry(self.output_padding)
+        return F.workspace_values((input_shape[0], self.in_channels, *spatial),
+                                  self._weight4(self.params["weight"]).shape, stride, padding, output_padding,
+                                  self.groups, dilation)
+
     def _weight4(self, weight):
         return weight if self.dims == 2 else weight[:, :, None, :]
 

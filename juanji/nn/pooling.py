@@ -7,6 +7,7 @@ import numpy as np
 
 from ..functional import geometry
 from ..functional import pool as F
+from ..functional.plan import Plans
 from .module import Module
 from .normalization import check_ints
 
@@ -100,10 +101,13 @@ class _MaxPool(_Pool):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
         self.return_indices = self._flag(return_indices, "return_indices")
+        self._plans = Plans()           # the kernels for each input shape, chosen once
 
     def forward(self, x):
         x4, unbatched = self._to_kernel(x)
-        y, cache = F.max_pool2d(x4, *self.geometry(), self.ceil_mode)
+        geometry = self.geometry()
+        plan = self._plans.get(x4.shape, lambda: F.max_pool2d_plan(x4.shape, *geometry, self.ceil_mode))
+        y, cache = F.max_pool2d(x4, *geometry, self.ceil_mode, plan)
         self.save_for_backward(cache, unbatched)
         if self.return_indices:
             return self._from_kernel(y, unbatched), self._from_kernel(F.max_pool2d_indices(cache), unbatched)

@@ -2,7 +2,7 @@
 
 The compiled kernels are the textbook loops of ``juanji.functional.compiled`` compiled by Numba; they
 replace the NumPy kernels only where they were measured faster (depthwise convolution, 3×3 stride-1
-convolutions by Winograd's F(2×2, 3×3), max pooling's backward over overlapping windows, batch norm,
+convolutions by Winograd's F(2×2, 3×3), max pooling (its forward on small maps), batch norm,
 ReLU, and a batch norm with the ReLU after it, or with a residual block's sum and ReLU, in one sweep:
 the layers of ``nn.fuse``).  The backend is chosen here and only here: ``set_kernels("numba")``, or
 ``JUANJI_KERNELS=numba`` in the environment (read at the first kernel call).  Without Numba installed,

@@ -14,13 +14,6 @@ from juanji.data import load_mnist
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["train", "--epochs", "1", "--limit", "3000", "--out", str(out), "--no-progress"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def test_images(tmp_path_factory):
     """The first 5 Fashion-MNIST test images as PNG, JPG and BMP files, with their labels."""
     folder = tmp_path_factory.mktemp("images")
@@ -35,10 +28,10 @@ def test_images(tmp_path_factory):
     return paths
 
 
-def test_train_writes_the_run_directory(run_dir, capsys):
-    names = {p.name for p in run_dir.iterdir()}
+def test_train_writes_the_run_directory(lenet5_run, capsys):
+    names = {p.name for p in lenet5_run.iterdir()}
     assert {"config.json", "metrics.jsonl", "curves.png", "best.npz", "checkpoints"} <= names
-    assert (run_dir / "checkpoints" / "epoch-001.npz").exists()
+    assert (lenet5_run / "checkpoints" / "epoch-001.npz").exists()
 
 
 def test_a_collapsed_model_is_reported_and_the_advice_given_trains(tmp_path, capsys):
@@ -60,11 +53,11 @@ def test_a_collapsed_model_is_reported_and_the_advice_given_trains(tmp_path, cap
     assert history[-1]["predicted_classes"] == 10 and history[-1]["test_accuracy"] > 0.5
 
 
-def test_eval_prints_accuracy_and_confusion_matrix(run_dir, capsys):
-    assert main(["eval", str(run_dir)]) == 0
+def test_eval_prints_accuracy_and_confusion_matrix(lenet5_run, capsys):
+    assert main(["eval", str(lenet5_run)]) == 0
     out = capsys.readouterr().out
     accuracy = float(out.split("test accuracy ")[1].split()[0])
-    saved = ckpt.load(run_dir / "best.npz").meta["metrics"]["test_accuracy"]
+    saved = ckpt.load(lenet5_run / "best.npz").meta["metrics"]["test_accuracy"]
     assert accuracy == pytest.approx(saved, abs=1e-9)
     lines = out.splitlines()
     rows = lines[lines.index("confusion matrix (rows: true class, columns: predicted class)") + 2:]
@@ -73,8 +66,8 @@ def test_eval_prints_accuracy_and_confusion_matrix(run_dir, capsys):
     assert counts.sum() == 10_000 and np.trace(counts) == round(accuracy * 10_000)
 
 
-def test_predict_ranks_classes_of_png_jpg_bmp_files(run_dir, test_images, capsys):
-    assert main(["predict", str(run_dir / "best.npz"), *[str(p) for p, _ in test_images]]) == 0
+def test_predict_ranks_classes_of_png_jpg_bmp_files(lenet5_run, test_images, capsys):
+    assert main(["predict", str(lenet5_run / "best.npz"), *[str(p) for p, _ in test_images]]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == len(test_images)
     hits = 0
@@ -130,10 +123,10 @@ def test_kernels_option_and_environment_choose_the_backend_and_version_reports_i
     (lambda p: p.write_text("not an image"), "not an image file"),
     (lambda p: p.write_bytes(_png_bytes()[:60]), "truncated or corrupt"),
 ])
-def test_predict_rejects_bad_image_files(run_dir, tmp_path, capsys, make_file, message):
+def test_predict_rejects_bad_image_files(lenet5_run, tmp_path, capsys, make_file, message):
     path = tmp_path / "bad.png"
     make_file(path)
-    assert main(["predict", str(run_dir), str(path)]) == 2
+    assert main(["predict", str(lenet5_run), str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("juanji: error: bad.png: ") and message in err and "\n" not in err
 
@@ -145,11 +138,11 @@ def _png_bytes():
     return buffer.getvalue()
 
 
-def test_existing_run_is_never_overwritten(run_dir, capsys):
-    before = (run_dir / "best.npz").read_bytes()
-    assert main(["train", "--out", str(run_dir), "--epochs", "1", "--no-progress"]) == 2
+def test_existing_run_is_never_overwritten(lenet5_run, capsys):
+    before = (lenet5_run / "best.npz").read_bytes()
+    assert main(["train", "--out", str(lenet5_run), "--epochs", "1", "--no-progress"]) == 2
     assert "already holds a run" in capsys.readouterr().err
-    assert (run_dir / "best.npz").read_bytes() == before
+    assert (lenet5_run / "best.npz").read_bytes() == before
 
 
 def test_unknown_model_suggests_the_closest(capsys):
@@ -184,13 +177,13 @@ def test_errors_exit_2_without_traceback_unless_debug(tmp_path):
     ("misclassified", "--count", "0", "must be at least 1, got '0'"),
     ("masks", "--count", "1e9", "expected an integer, got '1e9'"),
 ])
-def test_every_numeric_option_of_show_is_checked_before_any_work(run_dir, tmp_path, capsys, subcommand, option,
+def test_every_numeric_option_of_show_is_checked_before_any_work(lenet5_run, tmp_path, capsys, subcommand, option,
                                                                   value, message):
     """Out-of-range numbers once reached a traceback (class-model --steps -1) or a picture of NaNs (--lr nan)."""
     boot = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "images", "ankle-boot.png")
     image = [boot] if subcommand == "occlusion" else []
     with pytest.raises(SystemExit) as ended:
-        main(["show", subcommand, str(run_dir), *image, option, value, "--out", str(tmp_path / "x.png")])
+        main(["show", subcommand, str(lenet5_run), *image, option, value, "--out", str(tmp_path / "x.png")])
     assert ended.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"juanji show {subcommand}: error: argument {option}: {message}"

@@ -1,5 +1,5 @@
 """The tutorial site, built once for every test of tests/docs that reads it (test_docs, test_site,
-test_downloads): ``mkdocs build --strict`` takes a quarter of a minute."""
+test_downloads): ``mkdocs build --strict`` takes a quarter of a minute; and served, for the browser tests."""
 from __future__ import annotations
 
 import os
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from test_docs import ROOT, SITE_PATH
+from test_site import _serving
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +24,10 @@ def site(tmp_path_factory) -> Path:
                             env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
     return out
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """The site served under its sub-path: the base URL of the site."""
+    with _serving(site.parents[len(Path(SITE_PATH.strip("/")).parts) - 1], SITE_PATH) as base:
+        yield base

@@ -17,8 +17,8 @@ import pytest
 
 from juanji import random as jrandom
 from juanji.functional import avg_pool2d, conv2d, max_pool2d
-from test_docs import DOCS, FLAGS, SITE_PATH, built_folder, examples, page_id
-from test_site import _chromium, _serving
+from test_docs import DOCS, FLAGS, built_folder, examples, page_id
+from test_site import _chromium
 
 # Per page: the expressions, in its code's namespace, of the arrays its widget holds, and of what the code
 # prints for the widget's settings (none changed, or those named).
@@ -148,12 +148,6 @@ SELECTED = """() => { const root = document.querySelector('.conv-widget');
 
 def shown(texts) -> np.ndarray:
     return np.array([[[float(t.replace(MINUS, "-")) for t in row] for row in table] for table in texts])
-
-
-@pytest.fixture(scope="module")
-def server(site):
-    with _serving(site.parents[len(Path(SITE_PATH.strip("/")).parts) - 1], SITE_PATH) as base:
-        yield base
 
 
 @pytest.mark.slow

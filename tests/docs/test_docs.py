@@ -215,8 +215,8 @@ def test_reference_lists_every_layer_with_the_torch_class_it_matches():
         listed = set(re.findall(r"^::: juanji\.nn\.(\w+)$", page.read_text(encoding="utf-8"), re.M))
         assert not set(juanji.nn.__all__) - listed, f"{page_id(page)} lacks {sorted(set(juanji.nn.__all__) - listed)}"
         matches = dict(re.findall(r"^\| `(\w+)` \| (.+?) \|$", page.read_text(encoding="utf-8"), re.M))
-        for name in listed - {"fuse", "fuse_where_it_pays", "BatchNormReLU", "BatchNormAddReLU", "no_grad",
-                              "is_grad_enabled"}:
+        for name in listed - {"fuse", "fuse_where_it_pays", "BatchNormReLU", "BatchNormAddReLU", "BatchNormReLU6",
+                              "FusedBatchNorm", "FoldedConv2d", "no_grad", "is_grad_enabled"}:
             expected = f"`torch.nn.{name}`" if hasattr(torch.nn, name) else None
             assert name in matches and (matches[name] == expected or expected is None and "juanji" in matches[name]), \
                 f"{page_id(page)}: the table gives {matches.get(name)!r} for {name}"

@@ -268,13 +268,6 @@ def _serving(directory: Path, path: str):
 
 
 @pytest.fixture(scope="module")
-def server(site):
-    """The site served under its sub-path: the base URL of the site."""
-    with _serving(site.parents[len(Path(SITE_PATH.strip("/")).parts) - 1], SITE_PATH) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
 def root_server(site):
     """The same site served at a server's root, as `python -m http.server -d build/site` would."""
     with _serving(site, "/") as base:

@@ -52,7 +52,8 @@ def test_depthwise_layers_use_the_compiled_loops_from_32x32_maps_on_and_3x3_stri
               "dilation 2": ((1, 1), ((2, 2), (2, 2)), (2, 2))}
     chosen = {(size, name): plan.plan_conv((2, 3, size, size), (3, 1, 3, 3), stride, pads, dilation, 3).forward
               for size in (6, 31, 32) for name, (stride, pads, dilation) in layers.items()}
-    assert [chosen[size, "dilation 2"] for size in (6, 31, 32)] == ["depthwise_shifts", "depthwise_shifts", "depthwise"]
+    assert [chosen[size, "dilation 2"] for size in (6, 31, 32)] == ["depthwise_channels_last", "depthwise_shifts",
+                                                                    "depthwise"]
     assert [chosen[size, "stride 1"] for size in (6, 31, 32)] == ["depthwise_channels"] + ["depthwise_rows"] * 2
     assert [chosen[size, "stride 2"] for size in (6, 31, 32)] == ["depthwise_channels"] + ["depthwise_rows"] * 2
     assert plan.plan_conv((2, 3, 8, 8), (3, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 3).input_grad == "depthwise_rows"

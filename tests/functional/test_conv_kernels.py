@@ -79,29 +79,22 @@ def test_conv2d_forward_backward_match_torch(shape, k, kernel, kwargs, dtype):
         assert_close(a, b, name)
 
 
-def test_conv2d_backward_without_dx():
+@pytest.mark.parametrize("conv_kwargs, skipped, left_out", [(dict(stride=2), "need_dx", 0),
+                                                             (dict(padding=1), "need_db", 2)],
+                         ids=["without dx", "without db"])
+def test_a_gradient_not_needed_is_skipped_and_the_others_are_unchanged(conv_kwargs, skipped, left_out):
+    """``need_dx`` False (the first layer): dx None; ``need_db`` False (nn.Conv2d without bias): db None; the other
+    gradients of (dx, dW, db) are those of a full backward."""
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
-    _, cache = F.conv2d(x, w, stride=2)
-    dy = rng.standard_normal((2, 4, 2, 2))
-    dx, dw, db = F.conv2d_backward(dy, cache, need_dx=False)
-    _, dw_full, db_full = F.conv2d_backward(dy, cache)
-    assert dx is None
-    np.testing.assert_array_equal(dw, dw_full)
-    np.testing.assert_array_equal(db, db_full)
-
-
-def test_a_layer_without_bias_skips_its_gradient():
-    """``need_db`` False (nn.Conv2d without bias): db is None, dX and dW as with it."""
-    rng = np.random.default_rng(1)
-    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
-    _, cache = F.conv2d(x, w, padding=1)
-    dy = rng.standard_normal((2, 4, 6, 6))
-    dx, dw, db = F.conv2d_backward(dy, cache, need_db=False)
-    dx_full, dw_full, _ = F.conv2d_backward(dy, cache)
-    assert db is None
-    np.testing.assert_array_equal(dx, dx_full)
-    np.testing.assert_array_equal(dw, dw_full)
+    y, cache = F.conv2d(x, w, **conv_kwargs)
+    dy = rng.standard_normal(y.shape)
+    full = F.conv2d_backward(dy, cache)
+    for index, (ours, expected) in enumerate(zip(F.conv2d_backward(dy, cache, **{skipped: False}), full)):
+        if index == left_out:
+            assert ours is None
+        else:
+            np.testing.assert_array_equal(ours, expected)
 
 
 def test_pointwise_layers_on_small_maps_make_their_gemms_over_the_batch():
@@ -305,8 +298,12 @@ def forced_plans(groups):
     """Each forward by columns a layer may take, with the dW method of its columns' layout: grouped layers'
     columns channel-major; ungrouped layers' sample-major, or channel-major at one group (small maps)."""
     channel_major = [plan.ConvPlan(forward, "grouped", "col2im") for forward in ("grouped", "compiled_grouped")]
+    # "compiled_blocks" keeps no columns (dW gathers them again): blocks of one sample, of a few (10 kB: the last
+    # block of a chunk often shorter), and of the whole chunk
+    blocks = [plan.ConvPlan("compiled_blocks", "compiled_batch", "compiled_col2im", block_bytes)
+              for block_bytes in (1, 10_000, plan.GATHER_BLOCK_BYTES)]
     return channel_major + ([] if groups > 1 else [plan.ConvPlan(forward, "per_sample", "compiled_col2im")
-                                                   for forward in ("im2col", "compiled_im2col")])
+                                                   for forward in ("im2col", "compiled_im2col")] + blocks)
 
 
 @settings(max_examples=40, deadline=None)
@@ -407,7 +404,8 @@ def test_the_plan_gathers_narrow_outputs_and_batches_small_maps(monkeypatch):
     """The compiled kernels gather the columns of layers other than 1×1 whose outputs are at most
     ``GATHER_MAX_WIDTH`` wide (channel-major columns: ``GATHER_CHANNEL_MAJOR_MAX_WIDTH``); ungrouped layers with
     more filters than output pixels, at most ``IM2COL_BATCH_MAX_PIXELS`` of them, keep channel-major columns at one
-    group (on both kernel sets)."""
+    group (on both kernel sets); where dW is one product over the batch ("batch"), the compiled kernels keep no
+    columns ("compiled_blocks", "compiled_batch")."""
     def chosen(n, c, k, size, kernel, stride, padding, groups=1):
         pads = G.resolve_padding(padding, (kernel, kernel), (1, 1))
         found = plan.plan_conv((n, c, size, size), (k, c // groups, kernel, kernel), (stride, stride), pads, (1, 1),
@@ -425,7 +423,8 @@ def test_the_plan_gathers_narrow_outputs_and_batches_small_maps(monkeypatch):
     assert {name: chosen(*layer) for name, layer in layers.items()} == numpy_plans
     if numba_available():
         monkeypatch.setattr(backend_kernels, "_chosen", "numba")
-        gathered = {"ResNet-20 16→32 @32 s2", "64→128 @16 s2", "ResNet-18 256→512 @14 s2", "groups 4 @16 s2"}
+        gathered = {"ResNet-20 16→32 @32 s2", "ResNet-18 256→512 @14 s2", "groups 4 @16 s2"}
         assert {name: chosen(*layer) for name, layer in layers.items()} == {
             name: (("compiled_" if name in gathered else "") + forward, weight_grad)
-            for name, (forward, weight_grad) in numpy_plans.items()}
+            for name, (forward, weight_grad) in numpy_plans.items()} | {
+            "64→128 @16 s2": ("compiled_blocks", "compiled_batch")}     # dW over the batch: no columns kept

@@ -137,6 +137,55 @@ def test_phases_forward_matches_torch_and_the_reference(geometry, block, has_bia
         assert_close(db, db_t, "db")
 
 
+def blocks_plan(x_shape, w_shape, stride, padding, output_padding, groups, dilation, block_bytes):
+    """This geometry's plan with the backward "blocks" (dY's columns ``block_bytes`` at a time, dX and dW from each
+    block), whatever the kernels in use."""
+    stride, pads, dilation, out = F._geometry(x_shape, w_shape, stride, padding, output_padding, dilation)
+    conv_out = F.output_shape(out, w_shape[2:], stride, pads, dilation)
+    chosen = plan.plan_conv_transpose(x_shape[:2] + conv_out, w_shape, out, stride, pads, dilation, groups)
+    return chosen._replace(backward=chosen.backward._replace(forward="compiled_blocks", weight_grad="blocks",
+                                                             block_bytes=block_bytes))
+
+
+@settings(max_examples=15, deadline=None)
+@given(geometries().filter(lambda geometry: geometry[5] == 1), st.sampled_from([1, 2000, plan.GATHER_BLOCK_BYTES]),
+       st.sampled_from(DTYPES), st.integers(0, 2**16))
+def test_blocks_backward_matches_torch_and_the_reference(geometry, block_bytes, dtype, seed):
+    """dX and dW by the backward "blocks" forced on any ungrouped geometry, blocks of one sample, of a few (2 kB of
+    columns: a last block often cut short) and of the whole batch: against torch and the scatter-loop reference."""
+    x_shape, w_shape, *arguments = geometry
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    y, cache = F.conv_transpose2d(x, w, None, *arguments, plan=blocks_plan(x_shape, w_shape, *arguments, block_bytes))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    _, (dx_t, dw_t) = torch_vjp(lambda *t: TF.conv_transpose2d(*t, None, *arguments), dy, x, w)
+    dx, dw, db = F.conv_transpose2d_backward(dy, cache)
+    assert cache[-1].backward.weight_grad == "blocks" and dx.dtype == dw.dtype == dtype and db is None
+    dx_r, dw_r, _ = F.conv_transpose2d_backward_reference(dy, x, w, *arguments)
+    for name, got, torchs, reference in (("dx", dx, dx_t, dx_r), ("dW", dw, dw_t, dw_r)):
+        assert_close(got, torchs, f"{name} vs torch")
+        assert_close(got, reference, f"{name} vs the reference", dtype=dtype)
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_blocks_backward_spreads_inf_and_nan_as_the_reference(value):
+    """A non-finite dY reaches exactly the dX and dW entries the scatter-loop reference's reach (blocks of one
+    sample: the columns of the padding are 0, never a product with the inf beside them)."""
+    rng = np.random.default_rng(5)
+    x, w = rng.random((3, 2, 5, 6)), rng.random((2, 3, 4, 3))
+    arguments = ((2, 3), (2, 1), (1, 0), 1, (1, 2))
+    y, cache = F.conv_transpose2d(x, w, None, *arguments, plan=blocks_plan(x.shape, w.shape, *arguments, 1))
+    dy = rng.random(y.shape)
+    for index in ((0, 0, 3, 4), (1, 1, 5, 7), (2, 2, 2, 2)):
+        dy[index] = value
+    dx, dw, _ = F.conv_transpose2d_backward(dy, cache)
+    dx_r, dw_r, _ = F.conv_transpose2d_backward_reference(dy, x, w, *arguments)
+    for got, expected in ((dx, dx_r), (dw, dw_r)):
+        assert np.array_equal(np.isnan(got), np.isnan(expected)) and np.array_equal(np.isinf(got), np.isinf(expected))
+        assert np.isfinite(expected).any() and not np.isfinite(expected).all()
+        assert_close(np.nan_to_num(got, posinf=0, neginf=0), np.nan_to_num(expected, posinf=0, neginf=0))
+
+
 @pytest.mark.parametrize("value", [np.inf, np.nan])
 def test_phases_forward_spreads_inf_and_nan_as_torch(value):
     """Non-finite inputs reach exactly the outputs torch's reach: the products of border pixels that fall outside
@@ -169,7 +218,12 @@ def test_plan_takes_phases_on_the_compiled_kernels(kernels, x_shape, w_shape, st
     expected = plan.input_grad_method((x_shape[0], w_shape[1], *out), w_shape, stride, pads, dilation, 1,
                                       x_shape[2] * x_shape[3])
     assert got.forward == (chosen if kernels == "numba" else expected)
-    assert got.backward == plan.plan_conv((x_shape[0], w_shape[1], *out), w_shape, stride, pads, dilation, 1)
+    conv_plan = plan.plan_conv((x_shape[0], w_shape[1], *out), w_shape, stride, pads, dilation, 1)
+    if conv_plan[:2] == ("compiled_im2col", "per_sample"):      # dX and dW from the same blocks of dY's columns
+        conv_plan = conv_plan._replace(forward="compiled_blocks", weight_grad="blocks",
+                                       block_bytes=plan.GATHER_BLOCK_BYTES)
+    assert got.backward == conv_plan
+    assert (got.backward.weight_grad == "blocks") == (kernels == "numba" and chosen == "phases" and stride == (2, 2))
     if got.forward == "phases":
         pixels, per_sample = x_shape[2] * x_shape[3], w_shape[1] * w_shape[2] * w_shape[3] * x_shape[2] * x_shape[3] * 4
         assert got.block * pixels >= min(plan.CONV_TRANSPOSE_MIN_COLUMNS, x_shape[0] * pixels)

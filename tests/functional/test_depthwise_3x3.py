@@ -136,4 +136,4 @@ def test_the_plan_keeps_the_channels_innermost_up_to_7x7_outputs(monkeypatch):
     assert chosen(2, 960, 1, batch=1) == CHANNELS                       # 3840 values: compiled all the same
     assert chosen(4, 8, 1, m=2) == ConvPlan("depthwise_rows", "depthwise_rows", "depthwise_scatter")
     assert plan.plan_conv((2, 8, 4, 4), (8, 1, 3, 3), (1, 1), ((2, 2), (2, 2)), (2, 2), 8).forward == \
-        "depthwise_shifts"                                              # dilated: NumPy's on small maps
+        "depthwise_channels_last"                                       # dilated: NumPy's on small maps

@@ -1,7 +1,8 @@
-"""NumPy's depthwise kernel ("depthwise_shifts": a multiply-add per kernel offset) against the slow loop references,
-torch (forward, dX, dW, db) and finite differences, on random geometry and blocks down to a few planes, also with
-an inf or NaN in x or the weight; the plan's rule that picks it; and its memory, the input's and the output's size
-rather than R·S times the input's."""
+"""NumPy's depthwise kernels ("depthwise_shifts": a multiply-add per kernel offset over runs of a channel's planes;
+"depthwise_channels_last": the same over the outputs that read x, the channels innermost) against the slow loop
+references, torch (forward, dX, dW, db) and finite differences, on random geometry and blocks down to a few planes,
+also with an inf or NaN in x or the weight; the plan's rule that picks them; and their memory, the input's and the
+output's size rather than R·S times the input's."""
 import tracemalloc
 
 import numpy as np
@@ -22,8 +23,11 @@ from kernel_check import assert_close, torch_vjp
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning")
 
 
-def shifts(block_bytes=plan.DEPTHWISE_BLOCK_BYTES):
-    return plan.ConvPlan("depthwise_shifts", "depthwise_shifts", "depthwise_shifts", block_bytes)
+KERNELS = ["depthwise_shifts", "depthwise_channels_last"]
+
+
+def shifts(block_bytes=plan.DEPTHWISE_BLOCK_BYTES, kernel="depthwise_shifts"):
+    return plan.ConvPlan(kernel, kernel, kernel, block_bytes)
 
 
 @st.composite
@@ -55,14 +59,15 @@ def arrays(x_shape, w_shape, dtype, seed, bias=True):
        st.integers(0, 2**16))
 # blocks of one plane: every sample's channels one at a time, at stride 3 and with a multiplier
 @example(((2, 3, 9, 8), (6, 1, 3, 2), (3, 2), ((1, 0), (2, 1)), (2, 1)), 1, True, 0)
-def test_shifts_match_the_slow_references(layer, block_bytes, bias, seed):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_shifts_match_the_slow_references(kernel, layer, block_bytes, bias, seed):
     """Any kernel 1–7, stride 1–3, dilation 1–2, padding per side, multiplier 1–2, in blocks from one plane
     (``block_bytes`` 1) to the default's: y, dX, dW and db as the loops over outputs and kernel offsets."""
     x_shape, w_shape, stride, pads, dilation = layer
     x, w, b = arrays(x_shape, w_shape, np.float64, seed, bias)
     kwargs = dict(stride=stride, padding=pads, dilation=dilation, groups=x_shape[1])
-    y, cache = F.conv2d(x, w, b, plan=shifts(block_bytes), **kwargs)
-    assert cache[-1].forward == "depthwise_shifts"
+    y, cache = F.conv2d(x, w, b, plan=shifts(block_bytes, kernel), **kwargs)
+    assert cache[-1].forward == kernel
     assert_close(y, F.conv2d_reference(x, w, b, **kwargs), "y vs conv2d_reference")
     dy = np.random.default_rng(seed + 1).standard_normal(y.shape)
     expected = F.conv2d_backward_reference(dy, x, w, **kwargs)
@@ -77,7 +82,10 @@ def test_shifts_match_the_slow_references(layer, block_bytes, bias, seed):
 # (dW), and those of the tap (0, 0) write into it (dX)
 @example(((1, 1, 4, 5), (1, 1, 3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)), "x", 9, np.inf)
 @example(((1, 1, 4, 5), (1, 1, 3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)), "weight", 0, np.inf)
-def test_a_non_finite_value_reaches_only_what_reads_it(layer, where, spot, value):
+# padded: the outputs whose window meets the padding read 0 · inf = NaN there, as a padded convolution does
+@example(((1, 1, 3, 3), (1, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)), "weight", 0, np.inf)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_non_finite_value_reaches_only_what_reads_it(kernel, layer, where, spot, value):
     """One inf or NaN in x or in the weight (at flat index ``spot`` modulo its size): y, dX, dW and db non-finite
     exactly where the slow references' are, and the finite ones as theirs (float64, blocks of one plane).  The
     shifted runs' spare columns (past W') meet pixels that no output of that offset reads, with dY's zeros:
@@ -88,7 +96,7 @@ def test_a_non_finite_value_reaches_only_what_reads_it(layer, where, spot, value
     target.flat[spot % target.size] = value
     kwargs = dict(stride=stride, padding=pads, dilation=dilation, groups=x_shape[1])
     with np.errstate(invalid="ignore"):     # inf · 0 where an output reads the padding, the references' too
-        y, cache = F.conv2d(x, w, b, plan=shifts(1), **kwargs)
+        y, cache = F.conv2d(x, w, b, plan=shifts(1, kernel), **kwargs)
         dy = np.random.default_rng(spot + 1).standard_normal(y.shape)
         got = (y, *F.conv2d_backward(dy, cache))
         expected = (F.conv2d_reference(x, w, b, **kwargs), *F.conv2d_backward_reference(dy, x, w, **kwargs))
@@ -99,13 +107,14 @@ def test_a_non_finite_value_reaches_only_what_reads_it(layer, where, spot, value
 @settings(max_examples=40, deadline=None)
 @given(depthwise_layers(), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
 @pytest.mark.usefixtures("batch_threads")
-def test_shifts_match_torch(layer, dtype, seed):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_shifts_match_torch(kernel, layer, dtype, seed):
     """y, dX, dW, db against torch (x padded by torch.nn.functional.pad for the sides drawn apart), float32 to
     1e-4 and float64 to 1e-10, one and two threads, and the dtype kept (no silent upcast)."""
     x_shape, w_shape, stride, pads, dilation = layer
     x, w, b = arrays(x_shape, w_shape, dtype, seed)
     c = x_shape[1]
-    y, cache = F.conv2d(x, w, b, stride, pads, dilation, c, plan=shifts(2000))
+    y, cache = F.conv2d(x, w, b, stride, pads, dilation, c, plan=shifts(2000, kernel))
     dy = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(dtype)
     dx, dw, db = F.conv2d_backward(dy, cache)
     (top, bottom), (left, right) = pads
@@ -123,37 +132,49 @@ def test_shifts_match_torch(layer, dtype, seed):
     ((3, 5), (2, 3), (2, 1), (2, 1), 2),
 ])
 def test_a_depthwise_layer_passes_finite_differences(kernel, stride, padding, dilation, m, monkeypatch):
-    """nn.Conv2d(groups=C) in float64 on NumPy's kernels (which plan it "depthwise_shifts"): dX, dW and db
-    against central differences, no torch."""
+    """nn.Conv2d(groups=C) in float64 on NumPy's kernels (which plan it "depthwise_shifts", or on maps of at most
+    DEPTHWISE_CHANNELS_LAST_MAX_PIXELS outputs "depthwise_channels_last"): dX, dW and db against central
+    differences, no torch."""
     monkeypatch.setattr(backend_module, "_chosen", "numpy")
     layer = nn.Conv2d(3, 3 * m, kernel, stride, padding, dilation, groups=3, dtype=np.float64,
                       rng=np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((2, 3, 9, 10))
-    layer(x)
-    assert layer.saved_for_backward()[0][-1].forward == "depthwise_shifts"
+    out_h, out_w = layer(x).shape[2:]
+    expected = "depthwise_channels_last" if out_h * out_w <= plan.DEPTHWISE_CHANNELS_LAST_MAX_PIXELS else \
+        "depthwise_shifts"
+    assert layer.saved_for_backward()[0][-1].forward == expected
     check_layer(layer, x, samples=8)
 
 
 @pytest.mark.parametrize("kernels, backend", [("numpy", "numpy"), ("numba small maps", "numba")])
 def test_the_plan_runs_every_depthwise_layer_by_the_shifts_on_numpys_kernels(kernels, backend, monkeypatch):
     """Every depthwise layer — 3×3 at stride 1 and 2, 7×7, dilated, with 2 filters per channel — on NumPy's
-    kernels, and on the compiled ones where their general loops do not pay (maps under DEPTHWISE_MIN_PIXELS);
+    kernels, and on the compiled ones where their general loops do not pay (maps under DEPTHWISE_MIN_PIXELS), by
+    the shifts, or by the channels-last kernel where the output map has at most 8×8 pixels (9×9: the shifts);
     a grouped layer that is not depthwise keeps its GEMMs, and one input channel without groups its GEMMs on NumPy's
     kernels, the direct loops on the compiled ones."""
     monkeypatch.setattr(backend_module, "_chosen", backend)
     monkeypatch.setattr(plan, "COMPILED_MIN_ELEMENTS", 0)
     one = ((1, 1), (1, 1))
+    dilated = ((1, 1), ((2, 2), (2, 2)), (2, 2))
     layers = [((4, 8, 16, 16), (8, 1, 3, 3), (1, 1), one, (1, 1), 8),
-              ((4, 8, 16, 16), (8, 1, 3, 3), (2, 2), one, (1, 1), 8),
+              ((4, 8, 16, 16), (8, 1, 3, 3), (2, 2), one, (1, 1), 8),          # 8×8 outputs
               ((4, 8, 8, 8), (8, 1, 7, 7), (1, 1), ((3, 3), (3, 3)), (1, 1), 8),
-              ((4, 8, 16, 16), (8, 1, 3, 3), (1, 1), ((2, 2), (2, 2)), (2, 2), 8),
+              ((4, 8, 16, 16), (8, 1, 3, 3), *dilated, 8),
+              ((4, 8, 9, 9), (8, 1, 3, 3), *dilated, 8),
+              ((4, 8, 8, 8), (8, 1, 3, 3), *dilated, 8),
               ((4, 8, 8, 8), (16, 1, 5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 8)]
+    small = [False, True, True, False, False, True, True]
     if backend == "numba":
         if not backend_module.numba_available():
             pytest.skip("Numba is not installed (pip install 'juanji[fast]')")
+        small = [size for size, layer in zip(small, layers)
+                 if not plan.depthwise_rows(layer[1][2:], layer[2], layer[4], layer[3])]
         layers = [layer for layer in layers if not plan.depthwise_rows(layer[1][2:], layer[2], layer[4], layer[3])]
-    for layer in layers:
-        assert plan.plan_conv(*layer) == shifts(), layer
+    assert len(layers) == (7 if backend == "numpy" else 5)
+    for layer, on_small_map in zip(layers, small):
+        expected = shifts(kernel="depthwise_channels_last" if on_small_map else "depthwise_shifts")
+        assert plan.plan_conv(*layer) == expected, layer
     grouped = plan.plan_conv((4, 8, 8, 8), (8, 4, 3, 3), (1, 1), one, (1, 1), 2).forward
     assert grouped == ("grouped" if backend == "numpy" else "compiled_grouped")     # its columns gathered
     one_channel = plan.plan_conv((4, 1, 8, 8), (6, 1, 5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 1).forward
@@ -161,10 +182,11 @@ def test_the_plan_runs_every_depthwise_layer_by_the_shifts_on_numpys_kernels(ker
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_backward_without_dx_and_the_inputs_untouched(dtype):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_backward_without_dx_and_the_inputs_untouched(kernel, dtype):
     x, w, b = arrays((3, 4, 9, 9), (8, 1, 5, 5), dtype, 4)
     copies = [a.copy() for a in (x, w, b)]
-    y, cache = F.conv2d(x, w, b, 2, 2, 1, 4, plan=shifts(3000))
+    y, cache = F.conv2d(x, w, b, 2, 2, 1, 4, plan=shifts(3000, kernel))
     dy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
     dx, dw, db = F.conv2d_backward(dy, cache, need_dx=False)
     _, dw_full, db_full = F.conv2d_backward(dy, cache)
@@ -187,9 +209,10 @@ def peak_bytes(function):
         tracemalloc.stop()
 
 
-def test_the_shifts_hold_the_input_and_output_not_r_s_copies_of_the_input():
-    """A 7×7 depthwise layer at ConvNeXt's first stage on 28×28 images, forward and backward: what the shifts
-    allocate beyond y, dX and the cache is a few blocks per thread, where the grouped GEMMs' columns are 49
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_shifts_hold_the_input_and_output_not_r_s_copies_of_the_input(kernel):
+    """A 7×7 depthwise layer at ConvNeXt's first stage on 28×28 images, forward and backward: what either NumPy
+    kernel allocates beyond y, dX and the cache is a few blocks per thread, where the grouped GEMMs' columns are 49
     copies of the input."""
     x, w, b = arrays((8, 96, 28, 28), (96, 1, 7, 7), np.float32, 6)
     dy = np.random.default_rng(7).standard_normal(x.shape).astype(np.float32)
@@ -199,7 +222,7 @@ def test_the_shifts_hold_the_input_and_output_not_r_s_copies_of_the_input():
         _, cache = F.conv2d(x, w, b, plan=chosen, **kwargs)
         F.conv2d_backward(dy, cache)
 
-    shifted = peak_bytes(lambda: train_step(shifts()))
+    shifted = peak_bytes(lambda: train_step(shifts(kernel=kernel)))
     grouped = peak_bytes(lambda: train_step(plan.ConvPlan("grouped", "grouped", "col2im")))
     threads = juanji.get_num_threads()
     assert shifted <= 2 * x.nbytes + threads * 2 * plan.DEPTHWISE_BLOCK_BYTES     # y, dX and the blocks

@@ -46,21 +46,11 @@ def juanji(*arguments, env=None, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def boot_run(tmp_path_factory):
-    """LeNet-5, 1 epoch on 3,000 Fashion-MNIST images (about 2 s of training): 69 % on the test set, and it
-    calls the README's ankle boot an ankle boot."""
-    out = tmp_path_factory.mktemp("web") / "lenet5"
-    result = juanji("train", "--limit", "3000", "--epochs", "1", "--out", out, "--no-progress")
-    assert result.returncode == 0, result.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def page(boot_run, tmp_path_factory):
+def page(lenet5_run, tmp_path_factory):
     """The exported folder, written by the command line into an empty folder made before."""
     folder = tmp_path_factory.mktemp("page") / "lenet5-page"
     folder.mkdir()
-    result = juanji("export", boot_run, "--web", folder)
+    result = juanji("export", lenet5_run, "--web", folder)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"wrote {folder}: the page of lenet5 (lenet5, 6 layers with maps")
     assert [p.name for p in folder.parent.iterdir()] == ["lenet5-page"]      # no temporary folder left behind
@@ -78,8 +68,8 @@ def offline_env(tmp_path):
 
 
 # -- onnxruntime-web: pinned, hash-checked, extracted by name -----------------------------------------------------
-def test_offline_without_the_tarball_is_one_line_naming_where_to_put_it(boot_run, tmp_path):
-    result = juanji("export", boot_run, "--web", tmp_path / "page", env=offline_env(tmp_path))
+def test_offline_without_the_tarball_is_one_line_naming_where_to_put_it(lenet5_run, tmp_path):
+    result = juanji("export", lenet5_run, "--web", tmp_path / "page", env=offline_env(tmp_path))
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("juanji: error: onnxruntime-web is not in the cache and could not be "
                                     "downloaded: ")
@@ -88,11 +78,11 @@ def test_offline_without_the_tarball_is_one_line_naming_where_to_put_it(boot_run
     assert not (tmp_path / "page").exists()
 
 
-def test_a_tarball_in_the_cache_that_is_not_the_pinned_one_is_refused_and_kept(boot_run, tmp_path):
+def test_a_tarball_in_the_cache_that_is_not_the_pinned_one_is_refused_and_kept(lenet5_run, tmp_path):
     cached = tmp_path / "cache" / "juanji" / "onnxruntime-web-1.31.1.tgz"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"not the tarball")
-    result = juanji("export", boot_run, "--web", tmp_path / "page", env=offline_env(tmp_path))
+    result = juanji("export", lenet5_run, "--web", tmp_path / "page", env=offline_env(tmp_path))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert f"{cached} is not onnxruntime-web 1.31.1 (its sha512 differs" in result.stderr
     assert cached.read_bytes() == b"not the tarball" and not (tmp_path / "page").exists()
@@ -141,22 +131,22 @@ def test_extraction_writes_the_three_files_by_name(tmp_path):
 
 
 # -- the command ----------------------------------------------------------------------------------------------
-def test_nothing_saved_is_overwritten_and_the_onnx_file_is_optional_only_with_web(boot_run, tmp_path):
+def test_nothing_saved_is_overwritten_and_the_onnx_file_is_optional_only_with_web(lenet5_run, tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     (full / "notes.txt").write_text("mine")
-    result = juanji("export", boot_run, "--web", full)
+    result = juanji("export", lenet5_run, "--web", full)
     assert result.returncode == 2 and result.stderr == (f"juanji: error: {full} exists and is not an empty folder; "
                                                         f"give a new folder for the page\n")
     assert [p.name for p in full.iterdir()] == ["notes.txt"]
-    result = juanji("export", boot_run)
+    result = juanji("export", lenet5_run)
     assert result.returncode == 2 and "give the ONNX file to write (MODEL.onnx), or --web DIR" in result.stderr
-    result = juanji("export", boot_run, tmp_path / "m.onnx", "--data", tmp_path)
+    result = juanji("export", lenet5_run, tmp_path / "m.onnx", "--data", tmp_path)
     assert result.returncode == 2 and "--data is read for --web's confusion matrix only" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]          # no temporary folder left behind
 
 
-def test_the_folder_holds_the_server_answers_and_a_model_with_every_layers_maps(page, boot_run):
+def test_the_folder_holds_the_server_answers_and_a_model_with_every_layers_maps(page, lenet5_run):
     content = json.loads((page / "static.json").read_text())
     assert (content["format"], content["version"], content["onnxruntime_web"]) == ("juanji-web-export", 1, "1.31.1")
     entry = content["runs"][0]
@@ -170,7 +160,7 @@ def test_the_folder_holds_the_server_answers_and_a_model_with_every_layers_maps(
     assert len(confusion["misclassified"]) == web.MAX_MISTAKES           # 3,054 mistakes: the first 600 bundled
     assert {f"{m['index']}.png" for m in confusion["misclassified"]} == {p.name for p in (page / "run" /
                                                                                            "test-images").iterdir()}
-    trained = TrainedModel.load(boot_run)
+    trained = TrainedModel.load(lenet5_run)
     pixels = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
     session = ort.InferenceSession(str(page / "run" / "model.onnx"), providers=["CPUExecutionProvider"])
     got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": pixels})))
@@ -226,10 +216,10 @@ def photo(path, size, light):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="apt-get install chromium (see the Makefile)")
-def test_the_page_predicts_and_shows_maps_in_the_browser_alone(page, boot_run, tmp_path):
+def test_the_page_predicts_and_shows_maps_in_the_browser_alone(page, lenet5_run, tmp_path):
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
-    trained = TrainedModel.load(boot_run)
+    trained = TrainedModel.load(lenet5_run)
     photos = [photo(tmp_path / "light.png", (45, 31), True), photo(tmp_path / "dark.png", (30, 52), False)]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -271,7 +261,7 @@ def test_the_page_predicts_and_shows_maps_in_the_browser_alone(page, boot_run, t
             assert shown[0] == f"Ankle boot {100 * probabilities[9]:.1f} %"
             tab.wait_for_function("document.querySelector('#occlusion-note').textContent.startsWith("
                                   "'occlusion of “Ankle boot”')")
-            served = ServedRun("lenet5", boot_run).current()     # what juanji serve answers: its views
+            served = ServedRun("lenet5", lenet5_run).current()     # what juanji serve answers: its views
             shown = views.explain(served, x_pixels)
             tab.wait_for_function("document.querySelector('#gradcam-note').textContent.startsWith('Grad-CAM of')")
             assert float(tab.get_attribute("#saliency-scale", "data-high")) == pytest.approx(shown["saliency_max"],

@@ -1,5 +1,6 @@
 """The memory estimate that guards model building: its table is the models' true size, it bounds from above, and
 its kernel workspace is what the kernels hold."""
+import math
 import threading
 
 import numpy as np
@@ -88,3 +89,35 @@ def test_the_workspace_counted_is_what_a_train_step_holds(name, kwargs, monkeypa
     assert 0 < held["scratch"] <= 4 * batch * sum(most.values())
     if name == "mobilenet_v2":
         assert all(m._workspace.nbytes() == 0 for m in convolutions if m.groups == m.in_channels > 1)
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: nn.ConvTranspose2d(6, 4, 2, stride=2),                                  # U-Net's up: col2im
+    lambda: nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1),     # col2im into a padded y
+    lambda: nn.ConvTranspose2d(4, 6, 3, padding=1),                                 # the full convolution
+    lambda: nn.ConvTranspose2d(6, 4, 3, output_padding=1, dilation=2),              # x extended by zeros
+    lambda: nn.ConvTranspose1d(4, 6, 3, stride=2),
+], ids=["2x2 stride 2", "padded stride 2", "stride 1", "extended", "1-d"])
+def test_a_transposed_convolutions_workspace_is_what_a_train_step_holds(layer, monkeypatch):
+    """A forward and backward on NumPy's kernels, in a thread of its own: the thread's scratch memory holds what
+    ``summarize`` counts (the convolution's columns among it, made by the backward), and the cache the extended x
+    counted as kept."""
+    monkeypatch.setattr(kernels, "_chosen", "numpy")
+    layer = layer()
+    shape = (layer.in_channels, 5) if layer.dims == 1 else (layer.in_channels, 5, 5)
+    (row,) = summarize(layer, shape)
+    batch, held = 3, {}
+
+    def train_step():
+        x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
+        y = layer(x)
+        layer.backward(np.ones_like(y))
+        held["x"] = layer.saved_for_backward()[0][0]         # the cache's x (retained)
+        held["scratch"] = scratch().nbytes()
+
+    layer.train().retain_cache()
+    thread = threading.Thread(target=train_step)
+    thread.start()
+    thread.join()
+    assert held["scratch"] == 4 * batch * sum(row.scratch.values()) > 0
+    assert held["x"].size == batch * (row.kept or math.prod(shape))

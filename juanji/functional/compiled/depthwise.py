@@ -358,24 +358,38 @@ def depthwise_forward_channels(x, weight, bias, y, pads, step):
 
 
 @inline(inline="always")
-def weight_sums_pixels(padded, d, step, sums):
-    """sums[u, v, :] += Σ_{i, j} d[i, j, :] · padded[i·step + u, j·step + v, :] in float64, each channel's sum
-    in its own SIMD lane (in order: no reassociation)."""
+def over_windows(d, padded, taps, step, visit):
+    """``visit(padded[i·step + u, j·step + v, :], taps[u, v, :], d[i, j, :])`` for every pixel (i, j) of dY and
+    offset (u, v) of its 3×3 window: the loops of dW's sums (``add_products``) and of dX's spread
+    (``spread_values``).  Inlined, as is ``visit`` into it: each caller compiles its own copy of the loops."""
     for i in range(d.shape[0]):
         for j in range(d.shape[1]):
             grad = d[i, j]
             for u in range(3):
                 row = padded[step * i + u]
                 for v in range(3):
-                    pixel, total = row[step * j + v], sums[u, v]
-                    for channel in range(grad.shape[0]):
-                        total[channel] += np.float64(grad[channel]) * np.float64(pixel[channel])
+                    visit(row[step * j + v], taps[u, v], grad)
+
+
+@inline(inline="always")
+def add_products(pixel, total, grad):
+    """total[:] += grad · pixel in float64 (dW's sums), each channel's sum in its own SIMD lane (in order: no
+    reassociation)."""
+    for channel in range(grad.shape[0]):
+        total[channel] += np.float64(grad[channel]) * np.float64(pixel[channel])
+
+
+@inline(inline="always")
+def spread_values(pixel, tap, grad):
+    """pixel[:] += tap · grad (dX): each dY value spread over the window it was read from, over the channels."""
+    for channel in range(grad.shape[0]):
+        pixel[channel] += tap[channel] * grad[channel]
 
 
 @serial
 def depthwise_weight_grad_channels(dy, x, pads, step):
     """sums[u, v, c] = Σ_{n, i, j} dY[n, c, i, j] · x[n, c, i·step + u − Pt, j·step + v − Pl] (float64), sample by
-    sample with the channels innermost (``weight_sums_pixels``); dW[c, 0, u, v] = sums[u, v, c]."""
+    sample with the channels innermost (``over_windows``); dW[c, 0, u, v] = sums[u, v, c]."""
     n, c = x.shape[:2]
     ho, wo = dy.shape[2], dy.shape[3]
     sums = np.zeros((3, 3, c))
@@ -384,28 +398,14 @@ def depthwise_weight_grad_channels(dy, x, pads, step):
     for sample in range(n):
         to_pixels(x[sample], padded, pads)
         to_pixels(dy[sample], grad, (0, 0))
-        weight_sums_pixels(padded, grad, step, sums)
+        over_windows(grad, padded, sums, step, add_products)
     return sums
-
-
-@inline(inline="always")
-def spread_pixels(d, g, step, padded):
-    """padded[i·step + u, j·step + v, :] += g[u, v, :] · d[i, j, :]: ``spread_plane`` over the channels."""
-    for i in range(d.shape[0]):
-        for j in range(d.shape[1]):
-            grad = d[i, j]
-            for u in range(3):
-                row = padded[step * i + u]
-                for v in range(3):
-                    pixel, tap = row[step * j + v], g[u, v]
-                    for channel in range(grad.shape[0]):
-                        pixel[channel] += tap[channel] * grad[channel]
 
 
 @serial
 def depthwise_input_grad_channels(dy, weight, dx, pads, step):
     """dX of ``depthwise_forward_channels``: dx[n, c, i·step + u − Pt, j·step + v − Pl] += W[c, 0, u, v] ·
-    dY[n, c, i, j], sample by sample with the channels innermost (``spread_pixels``); weight (3, 3, C)."""
+    dY[n, c, i, j], sample by sample with the channels innermost (``over_windows``); weight (3, 3, C)."""
     n, c = dx.shape[:2]
     ho, wo = dy.shape[2], dy.shape[3]
     padded = np.empty(((ho - 1) * step + 3, (wo - 1) * step + 3, c), dx.dtype)
@@ -413,7 +413,7 @@ def depthwise_input_grad_channels(dy, weight, dx, pads, step):
     for sample in range(n):
         padded[:, :, :] = 0
         to_pixels(dy[sample], grad, (0, 0))
-        spread_pixels(grad, weight, step, padded)
+        over_windows(grad, padded, weight, step, spread_values)
         from_pixels(padded, dx[sample], pads)
 
 
