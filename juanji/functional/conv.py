@@ -466,6 +466,15 @@ def _valid_reads(size, out, before, kernel, stride, dilation):
     return reads
 
 
+def _offsets_reading_x(rows, cols):
+    """(u, v, out rows, out cols, x rows, x cols) of each kernel offset whose outputs read some of x, from
+    ``_channels_last_geometry``'s per-offset (outputs, reads) slices (None: the offset reads only padding)."""
+    for u, row in enumerate(rows):
+        for v, col in enumerate(cols):
+            if row is not None and col is not None:
+                yield u, v, row[0], col[0], row[1], col[1]
+
+
 def _channels_last_geometry(x_shape, kernel_size, pads, out_size, stride, dilation, padded):
     """(x's (H, W) as read, where x lies in it (top, left), (rows, columns) of ``_valid_reads`` per offset): x as
     it is, or ``padded`` (every output then reads its whole window)."""
@@ -508,10 +517,7 @@ def depthwise_channels_last(x, weight, bias, stride, pads, dilation, out_size, b
             xs, out = xs_block[:last - first], out_block[:last - first]
             _into_channels_last(x[first:last], xs, top_left)
             out.fill(0)
-            for u, v in np.ndindex(r, s):
-                if rows[u] is None or cols[v] is None:
-                    continue
-                (out_i, x_i), (out_j, x_j) = rows[u], cols[v]
+            for u, v, out_i, out_j, x_i, x_j in _offsets_reading_x(rows, cols):
                 window = xs[:, x_i, x_j]
                 tmp = product[:window.size].reshape(window.shape)
                 for q in range(m):
@@ -557,10 +563,7 @@ def depthwise_channels_last_backward(dy, x, weight, stride, pads, dilation, bloc
             if need_dx:
                 dxs = dxs_block[:last - first]
                 dxs.fill(0)
-            for u, v in np.ndindex(r, s):
-                if rows[u] is None or cols[v] is None:
-                    continue
-                (out_i, x_i), (out_j, x_j) = rows[u], cols[v]
+            for u, v, out_i, out_j, x_i, x_j in _offsets_reading_x(rows, cols):
                 window = xs[:, x_i, x_j]
                 tmp = product[:window.size].reshape(window.shape)         # contiguous: summed as (·, C) rows
                 for q in range(m):
