@@ -15,7 +15,9 @@ import tv_reference as ref
 from juanji import models
 
 TABLE = ref.load_table()
-TOLERANCE = 1e-8          # relative to the largest magnitude of each compared array
+# relative to the largest magnitude of each compared array; measured: logits ≤ 7.3e-15 for every model, input
+# gradients ≤ 1.5e-14 except MobileNetV3-Small's, 3.6e-9 (away from every Hardswish/Hardsigmoid kink)
+TOLERANCE = {"logits": 1e-12, "dx_sub": 1e-8, "dx_proj": 1e-8}
 BATCH = 1                 # images of the fixture's batch compared here (up to ref.BATCH)
 
 
@@ -59,4 +61,4 @@ def test_model_equals_torchvision(name):
     for key in ("logits", "dx_sub", "dx_proj"):
         assert ours[key].shape == expected[key][:BATCH].shape, key
         error = ref.relative_error(ours[key], expected[key][:BATCH])
-        assert error <= TOLERANCE, f"{name} {key}: relative error {error:.2e}"
+        assert error <= TOLERANCE[key], f"{name} {key}: relative error {error:.2e}"
