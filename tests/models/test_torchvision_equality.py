@@ -15,9 +15,11 @@ import tv_reference as ref
 from juanji import models
 
 TABLE = ref.load_table()
-# relative to the largest magnitude of each compared array; measured: logits ≤ 7.3e-15 for every model, input
-# gradients ≤ 1.5e-14 except MobileNetV3-Small's, 3.6e-9 (away from every Hardswish/Hardsigmoid kink)
-TOLERANCE = {"logits": 1e-12, "dx_sub": 1e-8, "dx_proj": 1e-8}
+# relative to the largest magnitude of each compared array (measured: ≤ 7.3e-15 for the logits, ≤ 1.5e-14 for
+# the input gradients), except MobileNetV3-Small's input gradient, 3.6e-9 off: torch's float64 Hardsigmoid
+# backward multiplies by the float32 constant 1.0f/6.0f, 3e-8 off (juanji's by 1/6)
+TOLERANCE = 1e-12
+TORCH_FLOAT32_SIXTH = {("mobilenet_v3_small", "dx_sub"): 1e-8, ("mobilenet_v3_small", "dx_proj"): 1e-8}
 BATCH = 1                 # images of the fixture's batch compared here (up to ref.BATCH)
 
 
@@ -61,4 +63,4 @@ def test_model_equals_torchvision(name):
     for key in ("logits", "dx_sub", "dx_proj"):
         assert ours[key].shape == expected[key][:BATCH].shape, key
         error = ref.relative_error(ours[key], expected[key][:BATCH])
-        assert error <= TOLERANCE[key], f"{name} {key}: relative error {error:.2e}"
+        assert error <= TORCH_FLOAT32_SIXTH.get((name, key), TOLERANCE), f"{name} {key}: relative error {error:.2e}"
