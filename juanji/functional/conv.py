@@ -670,15 +670,30 @@ def workspace_values(x_shape, weight_shape, stride, pads, dilation, groups, back
         return kept, scratch
     scratch["channel_major"] = n * k * pixels if chosen.weight_grad in ("grouped", "batch") else 0
     scratch["columns_transposed"] = columns if chosen.weight_grad == "batch" else 0
-    if chosen.input_grad == "full_convolution":
+    for key, values in input_grad_values(x_shape, weight_shape, stride, pads, dilation, groups,
+                                         chosen.input_grad).items():
+        scratch[key] = max(scratch.get(key, 0), values)
+    return kept, scratch
+
+
+def input_grad_values(x_shape, weight_shape, stride, pads, dilation, groups, method: str) -> dict:
+    """The scratch {key: values} that ``conv2d_input_grad`` by ``method`` holds beyond dY and dX on NumPy's kernels,
+    as ``workspace_values``'s: the full convolution's (its forward's, all in the scratch memory), or col2im's
+    columns, its padded dX and, where its GEMMs go over the batch, dY's channel-major copy."""
+    n, c, h, w = x_shape
+    k, _, r, s = weight_shape
+    out_size = output_shape((h, w), (r, s), stride, pads, dilation)
+    if method == "full_convolution":
         full_pads = full_convolution_padding(pads, (r, s), dilation)
         inner = workspace_values((n, k, *out_size), (c, k // groups, r, s), (1, 1), full_pads, dilation, groups,
                                  backward=False)
-        for key, values in (*inner[0].items(), *inner[1].items()):
-            scratch[key] = max(scratch.get(key, 0), values)
-    else:
-        scratch.update(dcols=columns, dpadded=padded)
-    return kept, scratch
+        return {key: max(inner[0].get(key, 0), inner[1].get(key, 0)) for key in (*inner[0], *inner[1])}
+    pixels = out_size[0] * out_size[1]
+    values = {"dcols": n * c * r * s * pixels,
+              "dpadded": n * c * (h + sum(pads[0])) * (w + sum(pads[1])) if any(map(any, pads)) else 0}
+    if groups > 1 or method == "batch_col2im":
+        values["channel_major"] = n * k * pixels
+    return values
 
 
 def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, scratch=None,

@@ -17,9 +17,9 @@ import numpy as np
 
 from ..runtime.threads import over_batch
 from .conv import conv2d, conv2d_backward, conv2d_input_grad, conv2d_with_weight_grad
-from .conv import workspace_values as conv_workspace_values
+from .conv import input_grad_values, workspace_values as conv_workspace_values
 from .geometry import output_shape, pair
-from .plan import ConvTransposePlan, plan_conv_transpose
+from .plan import ConvTransposePlan, input_grad_method, plan_conv_transpose
 
 
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, output_padding: int = 0,
@@ -119,16 +119,19 @@ def workspace_values(x_shape, weight_shape, stride=1, padding=0, output_padding=
     """What conv_transpose2d and conv_transpose2d_backward hold beyond x, y and the gradients, on NumPy's kernels,
     as ``conv.workspace_values``'s (kept, scratch) {key: values}: kept, x extended by zeros (where the convolution's
     output is larger than x: the cache holds it); scratch, that convolution's on (N, K, H', W'), its forward's
-    included (the backward's conv2d runs with the scratch as its workspace) and its dX's, which is this forward.
-    Where that convolution is depthwise (groups = K), its shifts hold nothing and this forward's columns go
-    uncounted."""
+    included (the backward's conv2d runs with the scratch as its workspace), and this forward's, that convolution's
+    input gradient by its own method (``conv.input_grad_values``): also where the convolution is depthwise
+    (groups = K), whose shifts hold nothing while this forward's col2im holds its columns, x's channel-major copy
+    and a padded y."""
     stride, pads, dilation, out = _geometry(x_shape, weight_shape, stride, padding, output_padding, dilation)
     n, c = x_shape[:2]
     conv_out = output_shape(out, weight_shape[2:], stride, pads, dilation)
     kept = {"extended": n * c * conv_out[0] * conv_out[1]} if conv_out != tuple(x_shape[2:]) else {}
-    conv_kept, scratch = conv_workspace_values((n, weight_shape[1] * groups, *out), weight_shape, stride, pads,
-                                               dilation, groups)
-    for key, values in conv_kept.items():
+    conv_x = (n, weight_shape[1] * groups, *out)
+    conv_kept, scratch = conv_workspace_values(conv_x, weight_shape, stride, pads, dilation, groups)
+    method = input_grad_method(conv_x, weight_shape, stride, pads, dilation, groups, conv_out[0] * conv_out[1])
+    forward = input_grad_values(conv_x, weight_shape, stride, pads, dilation, groups, method)   # plan_conv_transpose's
+    for key, values in (*conv_kept.items(), *forward.items()):
         scratch[key] = max(scratch.get(key, 0), values)
     return kept, scratch
 

@@ -14,7 +14,9 @@ from ..runtime.threads import over_batch
 from .geometry import adaptive_bins, output_shape, pad2d, pair, unpad2d, window_at, window_view
 
 
-def _pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
+def pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """(kernel_size, stride, dilation, pads ((top, bottom), (left, right)), out (H', W')): the pairs the kernels
+    work with for an input of ``shape`` (N, C, H, W), which must fit one window (``geometry.check_window_fits``)."""
     kernel_size = pair(kernel_size, "kernel_size")
     stride = kernel_size if stride is None else pair(stride, "stride")
     padding, dilation = pair(padding, "padding"), pair(dilation, "dilation")
@@ -36,16 +38,20 @@ def _window_planes(xp, kernel_size, stride, dilation, out):
 
 def max_pool2d_plan(x_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> PoolPlan:
     """The kernels ``max_pool2d`` runs on an input of ``x_shape`` with these arguments (``plan_max_pool``'s)."""
-    return plan_max_pool(x_shape, *_pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode))
+    return plan_max_pool(x_shape, *pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode))
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, plan=None):
     """y = max over each window.  Returns (y, cache); padding counts as −∞ (never the max).
     Chunks of the batch run on their own threads (``over_batch``).  ``plan``: the kernels to run (a
     ``plan.PoolPlan``), by default ``plan.plan_max_pool``'s choice; the cache keeps it for the backward."""
-    kernel_size, stride, dilation, pads, out = _pool_geometry(x.shape, kernel_size, stride, padding,
-                                                              dilation, ceil_mode)
-    plan = plan or plan_max_pool(x.shape, kernel_size, stride, dilation, pads, out)
+    geometry = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    return max_pool2d_windows(x, geometry, plan or plan_max_pool(x.shape, *geometry))
+
+
+def max_pool2d_windows(x, geometry, plan: PoolPlan):
+    """``max_pool2d`` on x's ``pool_geometry`` and plan, derived once: a layer keeps both per input shape."""
+    kernel_size, stride, dilation, pads, out = geometry
     n, c = x.shape[:2]
     windows = kernel_size[0] * kernel_size[1]
     y = np.empty((n, c, *out), dtype=x.dtype)
@@ -119,8 +125,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     PyTorch. It is computed by the same window sum applied to a mask of the counted cells.
     ``divisor_override`` (a nonzero int): every window's sum is divided by it instead.
     """
-    kernel_size, stride, _, pads, out = _pool_geometry(x.shape, kernel_size, stride, padding, 1,
-                                                       ceil_mode)
+    kernel_size, stride, _, pads, out = pool_geometry(x.shape, kernel_size, stride, padding, 1,
+                                                      ceil_mode)
     xp = pad2d(x, pads)
     if divisor_override is not None:
         divisor = x.dtype.type(divisor_override)
@@ -245,8 +251,8 @@ def adaptive_avg_pool2d_reference(x, output_size):
 
 def max_pool2d_reference(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Slow max pooling with explicit loops over output cells; for tests only."""
-    kernel_size, stride, dilation, pads, (ho, wo) = _pool_geometry(x.shape, kernel_size, stride,
-                                                                   padding, dilation, ceil_mode)
+    kernel_size, stride, dilation, pads, (ho, wo) = pool_geometry(x.shape, kernel_size, stride,
+                                                                  padding, dilation, ceil_mode)
     xp = pad2d(x, pads, value=-np.inf)
     y = np.empty(x.shape[:2] + (ho, wo), dtype=x.dtype)
     for i in range(ho):
@@ -260,8 +266,8 @@ def max_pool2d_reference(x, kernel_size, stride=None, padding=0, dilation=1, cei
 def max_pool2d_backward_reference(dy, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Slow dX of max pooling with explicit loops over output cells; for tests only.  dY[n, c, i, j] goes
     to the first maximum (in row-major window order, as PyTorch) of the window of output (i, j)."""
-    kernel_size, stride, dilation, pads, (ho, wo) = _pool_geometry(x.shape, kernel_size, stride,
-                                                                   padding, dilation, ceil_mode)
+    kernel_size, stride, dilation, pads, (ho, wo) = pool_geometry(x.shape, kernel_size, stride,
+                                                                  padding, dilation, ceil_mode)
     xp = pad2d(x, pads, value=-np.inf)
     dxp = np.zeros(xp.shape, dtype=dy.dtype)
     samples, channels = np.indices(x.shape[:2])
@@ -282,7 +288,7 @@ def avg_pool2d_backward_reference(dy, x_shape, kernel_size, stride=None, padding
     inside the input, or inside the input and its declared padding when ``count_include_pad`` (as PyTorch),
     or ``divisor_override``."""
     n, c, h, w = x_shape
-    kernel_size, stride, _, _, (ho, wo) = _pool_geometry(x_shape, kernel_size, stride, padding, 1, ceil_mode)
+    kernel_size, stride, _, _, (ho, wo) = pool_geometry(x_shape, kernel_size, stride, padding, 1, ceil_mode)
     pad_h, pad_w = pair(padding, "padding")
     dx = np.zeros(x_shape, dtype=dy.dtype)
     for i in range(ho):

@@ -136,12 +136,17 @@ class Conv2d(Module):
             x, pads = P.pad(x, self.pads, self.padding_mode), ((0, 0), (0, 0))
         weight = self.params["weight"].reshape(self.out_channels, -1, *self.kernel_size)
         memory = scratch()
-        plan = self._plans.get(x.shape, lambda: plan_conv(x.shape, weight.shape, self.stride, pads, self.dilation,
-                                                          self.groups))
         y, cache = F.conv2d(x, weight, self.params.get("bias"), self.stride, pads, self.dilation,
-                            self.groups, self._workspace if is_grad_enabled() else memory, memory, plan)
+                            self.groups, self._workspace if is_grad_enabled() else memory, memory,
+                            self._plan(x.shape, weight.shape, pads))
         self.save_for_backward(cache, x_shape)
         return y
+
+    def _plan(self, x_shape, weight_shape, pads):
+        """The kernels of the convolution of an x of ``x_shape`` (N, C, H, W), as the kernels get it, with ``pads``:
+        ``plan_conv``'s, made once per input shape and kernel set (``Plans``)."""
+        return self._plans.get(x_shape, lambda: plan_conv(x_shape, weight_shape, self.stride, pads, self.dilation,
+                                                          self.groups))
 
     def _backward_4d(self, dy):
         """dX (N, C, H, W) or None for dY (N, K, H', W'); dW and db go into ``grads``.  After explicit padding,

@@ -169,10 +169,10 @@ class FoldedConv2d(Conv2d):
         scale, _ = F.batch_norm_fold(gamma, beta, norm.buffers["running_mean"], norm.buffers["running_var"], norm.eps)
         scale = scale.astype(x.dtype)
         weight, bias = self.params["weight"], self.params.get("bias")
-        memory = scratch()
-        y, _ = C.conv2d(x if batched else x[None], weight * scale.reshape(-1, 1, 1, 1),
-                        None if bias is None else bias * scale, self.stride, self.pads, self.dilation, self.groups,
-                        memory, memory)
+        x4, memory = x if batched else x[None], scratch()
+        y, _ = C.conv2d(x4, weight * scale.reshape(-1, 1, 1, 1), None if bias is None else bias * scale,
+                        self.stride, self.pads, self.dilation, self.groups, memory, memory,
+                        self._plan(x4.shape, weight.shape, self.pads))      # Conv2d's: zeros padding, x as it is
         self.save_for_backward()
         return y if batched else y[0]
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..functional import geometry
 from ..functional import pool as F
-from ..functional.plan import Plans
+from ..functional.plan import Plans, plan_max_pool
 from .module import Module
 from .normalization import check_ints
 
@@ -69,14 +69,13 @@ class _Pool(_Spatial):
         return (self._pair(self.kernel_size, 1), self._pair(self.stride, 1), self._pair(self.padding, 0),
                 self._pair(self.dilation, 1))
 
-    def _to_kernel(self, x):
-        x4, unbatched = super()._to_kernel(x)
+    def _check_fits(self, shape):
+        """ValueError naming the layer unless the window fits in an input of ``shape`` (N, C, H, W) and its padding."""
         kernel_size, _, padding, dilation = self.geometry()
         try:
-            geometry.check_window_fits(x4.shape[2:], kernel_size, [(p, p) for p in padding], dilation)
+            geometry.check_window_fits(shape[2:], kernel_size, [(p, p) for p in padding], dilation)
         except ValueError as error:
             raise ValueError(f"{self!r}: {error}") from None
-        return x4, unbatched
 
     def output_shape(self, input_shape):
         """The output's shape for an input of shape (N, C, …) or (C, …)."""
@@ -101,17 +100,22 @@ class _MaxPool(_Pool):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
         self.return_indices = self._flag(return_indices, "return_indices")
-        self._plans = Plans()           # the kernels for each input shape, chosen once
+        self._plans = Plans()           # each input shape's geometry and kernels, derived once
 
     def forward(self, x):
         x4, unbatched = self._to_kernel(x)
-        geometry = self.geometry()
-        plan = self._plans.get(x4.shape, lambda: F.max_pool2d_plan(x4.shape, *geometry, self.ceil_mode))
-        y, cache = F.max_pool2d(x4, *geometry, self.ceil_mode, plan)
+        y, cache = F.max_pool2d_windows(x4, *self._plans.get(x4.shape, lambda: self._plan(x4.shape)))
         self.save_for_backward(cache, unbatched)
         if self.return_indices:
             return self._from_kernel(y, unbatched), self._from_kernel(F.max_pool2d_indices(cache), unbatched)
         return self._from_kernel(y, unbatched)
+
+    def _plan(self, shape):
+        """(the kernels' geometry, their plan) for inputs of ``shape`` (N, C, H, W), once the window is known to
+        fit: all that depends on the shape alone, derived at its first input (``Plans``)."""
+        self._check_fits(shape)
+        geometry = F.pool_geometry(shape, *self.geometry(), self.ceil_mode)
+        return geometry, plan_max_pool(shape, *geometry)
 
     def backward(self, dy):
         cache, unbatched = self.saved_for_backward()
@@ -151,6 +155,7 @@ class _AvgPool(_Pool):
 
     def forward(self, x):
         x4, unbatched = self._to_kernel(x)
+        self._check_fits(x4.shape)
         kernel_size, stride, padding, _ = self.geometry()
         y, cache = F.avg_pool2d(x4, kernel_size, stride, padding, self.ceil_mode, self.count_include_pad,
                                 self.divisor_override)

@@ -190,3 +190,28 @@ def test_out_writes_into_the_given_array_even_the_input(name, forward):
     transposed = np.zeros((5, 4), np.float32).T             # a non-contiguous out
     assert forward(x, out=transposed) is transposed
     np.testing.assert_array_equal(transposed, expected)
+
+
+@pytest.mark.usefixtures("kernels", "batch_threads")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bounds", [(-1.0, 1.0), (0.0, 6.0), (-0.5, 2.0)])
+def test_hardtanh_backward_is_torchs_where_dy_is_infinite_or_nan(bounds, dtype):
+    """dY ±∞, NaN, finite and −0 against x inside, outside, on both bounds, ±∞ and NaN (every pair, 4 × 64 values):
+    torch's dX exactly, signs of zero included — 0 outside, never 0 · ∞ = NaN; serially and split over 2 threads;
+    x or the output (ReLU6's and Hardtanh's layers pass y).  Whole vectors: on a tail of a few values torch's
+    scalar loop lets dY through where x is NaN, its vector loop (and juanji) gives 0."""
+    low, high = bounds
+    xs = np.array([low - 1, low, (low + high) / 2, np.nextafter(high, low), high, high + 1, np.nan, np.inf,
+                   -np.inf, -0.0], dtype)
+    dys = np.array([1.5, -2.0, np.inf, -np.inf, np.nan, -0.0], dtype)
+    x = np.resize(np.repeat(xs, dys.size), 4 * 64).reshape(4, 64)
+    dy = np.resize(np.tile(dys, xs.size), 4 * 64).reshape(4, 64)
+    want = torch.ops.aten.hardtanh_backward(torch.from_numpy(dy), torch.from_numpy(x), low, high).numpy()
+    y = A.hardtanh(x, low, high)
+    for kept in (x, y):
+        got = A.hardtanh_backward(dy, kept, low, high)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    _, (autograd,) = torch_vjp(lambda t: TF.hardtanh(t, low, high), dy, x)
+    np.testing.assert_array_equal(A.hardtanh_backward(dy, x, low, high), autograd)

@@ -137,3 +137,37 @@ def test_plans_are_kept_for_a_bounded_number_of_shapes():
     assert plans.get((0,), lambda: "again") == "again"          # forgotten when the table was full
     assert plans.get((plan.Plans.KEPT + 2,), lambda: "new") == plan.Plans.KEPT + 2
     assert len(plans._made) <= plan.Plans.KEPT
+
+
+def test_a_max_pool_layer_derives_its_geometry_once_per_shape_and_refuses_each_bad_input_every_time():
+    """The layer keeps each input shape's geometry and plan together (``Plans``): asked again, the same ones, whose
+    y, indices and dX are the functional kernel's; an input whose window does not fit, of the wrong rank, or not
+    floating-point (of a shape already planned) is refused at every call with the same line, and leaves no plan."""
+    rng = np.random.default_rng(5)
+    pool = nn.MaxPool2d(3, 2, 1, ceil_mode=True, return_indices=True)
+    x = rng.standard_normal((2, 3, 6, 7))
+    kept = []
+    for _ in range(2):
+        pool(x)
+        kept.append(pool.saved_for_backward()[0][1])
+    (geometry, chosen), = pool._plans._made.values()
+    assert geometry == F.pool_geometry(x.shape, 3, 2, 1, 1, True) and kept[0] is kept[1] is chosen
+    y, indices = pool(x)
+    assert chosen == F.max_pool2d_plan(x.shape, 3, 2, 1, ceil_mode=True)
+    y_f, cache = F.max_pool2d(x, 3, 2, 1, ceil_mode=True)
+    np.testing.assert_array_equal(y, y_f)
+    np.testing.assert_array_equal(indices, F.max_pool2d_indices(cache))
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(pool.backward(dy), F.max_pool2d_backward(dy, cache))
+    made = dict(pool._plans._made)
+    for bad, error, fragment in [(np.zeros((1, 3, 1, 0)), ValueError, "smaller than the kernel"),
+                                 (x[0, 0], ValueError, "(N, C, H, W) or (C, H, W)"),
+                                 (x.astype(np.int64), TypeError, "floating-point")]:
+        lines = set()
+        for _ in range(2):
+            with pytest.raises(error, match="MaxPool2d") as info:
+                pool(bad)
+            lines.add(str(info.value))
+        (line,) = lines
+        assert fragment in line and "\n" not in line, line
+    assert pool._plans._made == made

@@ -97,11 +97,13 @@ def test_the_workspace_counted_is_what_a_train_step_holds(name, kwargs, monkeypa
     lambda: nn.ConvTranspose2d(4, 6, 3, padding=1),                                 # the full convolution
     lambda: nn.ConvTranspose2d(6, 4, 3, output_padding=1, dilation=2),              # x extended by zeros
     lambda: nn.ConvTranspose1d(4, 6, 3, stride=2),
-], ids=["2x2 stride 2", "padded stride 2", "stride 1", "extended", "1-d"])
+    lambda: nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1, groups=4),     # depthwise: col2im
+    lambda: nn.ConvTranspose2d(8, 4, 2, stride=2, groups=4),                                # 2 channels per filter
+], ids=["2x2 stride 2", "padded stride 2", "stride 1", "extended", "1-d", "depthwise", "depthwise 2 to 1"])
 def test_a_transposed_convolutions_workspace_is_what_a_train_step_holds(layer, monkeypatch):
     """A forward and backward on NumPy's kernels, in a thread of its own: the thread's scratch memory holds what
-    ``summarize`` counts (the convolution's columns among it, made by the backward), and the cache the extended x
-    counted as kept."""
+    ``summarize`` counts (the convolution's columns among it, made by the backward; a depthwise one's, whose shifts
+    hold none, made by the forward's col2im), and the cache the extended x counted as kept."""
     monkeypatch.setattr(kernels, "_chosen", "numpy")
     layer = layer()
     shape = (layer.in_channels, 5) if layer.dims == 1 else (layer.in_channels, 5, 5)

@@ -7,10 +7,12 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+import torch
 
 from juanji import distributed, models, nn, optim
 from juanji import random as jrandom
 from juanji.runtime import kernels as backend
+from closeness import assert_close
 from layer_check import DTYPES, compare_with_torch, randomise_state
 from test_containers import cnn_pair, pair, sequential_pair
 
@@ -89,6 +91,33 @@ def test_a_fused_network_with_relu6_matches_torch(dtype):
     model.eval()
     compare_with_torch(model, twin, x, steps=1)
     assert len(clamped) == 6 and all(clamped)
+
+
+@pytest.mark.usefixtures("kernels")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_fused_relu6_pair_passes_no_infinite_or_nan_gradient_where_its_output_is_clamped(dtype):
+    """BatchNormReLU6's backward masks dZ as ReLU6's does: dZ = ±∞ or NaN where z is clamped to 0 or 6 gives 0
+    there, so dX, dγ and dβ stay finite and equal torch's (before: 0 · ∞ = NaN through the batch norm's sums)."""
+    model, twin = sequential_pair(pair("BatchNorm2d", 3), pair("ReLU6"))
+    model = nn.fuse(model.to(dtype))
+    assert type(model[0]).__name__ == "BatchNormReLU6"
+    randomise_state(model)
+    model[0].params["weight"] *= 8
+    twin = twin.to(torch.float64 if dtype == np.float64 else torch.float32)
+    twin.load_state_dict({key: torch.from_numpy(value.copy()) for key, value in model.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 8)).astype(dtype)
+    z = model(x)
+    clamped = np.flatnonzero((z == 0) | (z == 6))
+    assert clamped.size >= 6 and (z == 6).any()
+    dz = np.random.default_rng(1).standard_normal(z.shape).astype(dtype)
+    dz.flat[clamped[:6]] = [np.inf, -np.inf, np.nan, np.inf, np.nan, -np.inf]
+    dx = model.backward(dz)
+    leaf = torch.from_numpy(x).requires_grad_()
+    twin(leaf).backward(torch.from_numpy(dz))
+    assert np.isfinite(dx).all()
+    assert_close(dx, leaf.grad, "dx")
+    for key, torch_key in (("weight", "0.weight"), ("bias", "0.bias")):
+        assert_close(model[0].grads[key], dict(twin.named_parameters())[torch_key].grad, key)
 
 
 def test_fusing_keeps_the_arrays_so_an_optimizer_made_before_keeps_training():

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from juanji import checkpoint, distributed, models, nn, optim
 from juanji import random as jrandom
 from juanji.models.resnet import Bottleneck, resnet
+from juanji.functional.plan import Plans, plan_conv
 from juanji.nn.fused import FoldedConv2d, FusedBatchNorm
+from juanji.runtime import kernels as backend
 from layer_check import randomise_state
 from closeness import assert_close
 
@@ -165,6 +167,45 @@ def test_training_and_inference_alternate_as_unfused(dtype, kernels):
         y, y_fused = model(x), fused(x)                  # eval, grad enabled
         (np.testing.assert_array_equal if exact else lambda a, b: assert_near(a, b, dtype))(y_fused, y)
         assert_near(fused.backward(dy), model.backward(dy), dtype)
+
+
+class CountingPlans(Plans):
+    """``Plans`` that record each plan they make: (input shape, kernel set, plan)."""
+
+    def __init__(self):
+        super().__init__()
+        self.made = []
+
+    def get(self, shape, make):
+        def recorded():
+            chosen = make()
+            self.made.append((shape, backend.get_kernels(), chosen))
+            return chosen
+        return super().get(shape, recorded)
+
+
+def test_a_folded_conv_makes_the_convs_plan_once_per_input_shape_and_kernel_set(numba_kernels):
+    """Inference on two batch shapes and both kernel sets, each asked twice: one plan made per shape and kernel
+    set, the very plan the unfused Conv2d keeps for that call (Winograd's on the compiled kernels, NumPy's
+    otherwise), and the folded output the unfused one's all along."""
+    plain, fused = conv_bn_relu(), nn.fuse(conv_bn_relu())
+    folded = fused[0]
+    folded._plans = CountingPlans()
+    rng = np.random.default_rng(2)
+    small, large = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 5, 5))
+    calls = [("numba", small), ("numba", small), ("numba", large), ("numpy", small), ("numpy", small),
+             ("numpy", large), ("numba", large), ("numpy", small)]
+    for kernel_set, x in calls:
+        backend.set_kernels(kernel_set)
+        assert_near(inference(fused, x), inference(plain, x), np.float64)
+    made = folded._plans.made
+    assert [(shape, kernel_set) for shape, kernel_set, _ in made] == [
+        (small.shape, "numba"), (large.shape, "numba"), (small.shape, "numpy"), (large.shape, "numpy")]
+    for shape, kernel_set, chosen in made:
+        assert chosen == plain[0]._plans._made[(shape, kernel_set)]
+        backend.set_kernels(kernel_set)
+        assert chosen == plan_conv(shape, (3, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+        assert (chosen.forward == "winograd") == (kernel_set == "numba")
 
 
 def test_hooks_see_each_layers_own_output_in_inference_too():
