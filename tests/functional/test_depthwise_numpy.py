@@ -104,6 +104,26 @@ def test_a_non_finite_value_reaches_only_what_reads_it(kernel, layer, where, spo
         np.testing.assert_allclose(mine, want, rtol=1e-10, atol=1e-10, err_msg=name)   # NaN and ±inf where want's
 
 
+@settings(max_examples=30, deadline=None)
+@given(depthwise_layers(), st.integers(0, 2**16), st.sampled_from([np.inf, -np.inf, np.nan]))
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_non_finite_bias_reaches_its_filters_outputs_alone(kernel, layer, seed, value):
+    """The bias is added to a block's runs, the spare values past each output row included, before the outputs are
+    copied into y: an inf or NaN bias makes its filter's outputs, every one, that value and no other filter's
+    (blocks of one plane and of the default size, float64)."""
+    x_shape, w_shape, stride, pads, dilation = layer
+    x, w, b = arrays(x_shape, w_shape, np.float64, seed)
+    spot = seed % w_shape[0]
+    b[spot] = value
+    kwargs = dict(stride=stride, padding=pads, dilation=dilation, groups=x_shape[1])
+    expected = F.conv2d_reference(x, w, b, **kwargs)
+    for block_bytes in (1, plan.DEPTHWISE_BLOCK_BYTES):
+        y, _ = F.conv2d(x, w, b, plan=shifts(block_bytes, kernel), **kwargs)
+        np.testing.assert_array_equal(y[:, spot], np.full_like(y[:, spot], value))
+        others = np.arange(w_shape[0]) != spot
+        assert_close(y[:, others], expected[:, others], "the other filters' y vs conv2d_reference")
+
+
 @settings(max_examples=40, deadline=None)
 @given(depthwise_layers(), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
 @pytest.mark.usefixtures("batch_threads")
