@@ -12,18 +12,20 @@ from ..runtime.threads import over_batch
 class BatchNormCache(NamedTuple):
     """What a batch norm's forward keeps for its backward, on either kernels: x − μ as values − shift (NumPy's
     keep the centred values and shift None, the compiled kernels x and μ), 1/√(σ² + ε) in x's dtype, γ, whether
-    it was training, and the count of values per channel (None in eval)."""
+    it was training, the count of values per channel (None in eval), and the forward's plan
+    (``plan.plan_batch_norm``; "rows": the backward runs the rows loops too)."""
     values: np.ndarray
     shift: np.ndarray | None
     inv_std: np.ndarray
     gamma: np.ndarray
     training: bool
     count: int | None
+    plan: str = "numpy"
 
 
 def fuses_relu(x) -> bool:
     """True where ``batch_norm(x, ..., relu=True)`` runs: on the compiled kernels, for arrays they take."""
-    return plan.compiled(np.size(x))
+    return plan.plan_batch_norm(np.shape(x)) != "numpy"
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5, reduce=None,
@@ -65,14 +67,17 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
                          "(juanji.functional.norm.fuses_relu)")
     if residual is not None and residual.shape != x.shape:
         raise ValueError(f"batch_norm: residual of shape {residual.shape} is not x's {x.shape}")
-    if reduce is None and plan.compiled(x.size):
+    chosen = "numpy" if reduce is not None else plan.plan_batch_norm(x.shape)
+    if chosen != "numpy":
         from .compiled import norm as compiled
         y, mean, var, inv_std = compiled.batch_norm(x, gamma, beta, running_mean, running_var, training, eps,
-                                                    relu, residual, cap)
+                                                    relu, residual, cap, chosen == "rows",
+                                                    plan.batch_norm_rows_split(x.size))
         count = x.size // x.shape[1]
         if training and running_mean is not None:
             update_running_statistics(running_mean, running_var, mean, var, count, momentum)
-        return y, BatchNormCache(x, mean, inv_std.astype(x.dtype), gamma, training, count if training else None)
+        return y, BatchNormCache(x, mean, inv_std.astype(x.dtype), gamma, training, count if training else None,
+                                 chosen)
     centred = np.empty_like(x)
     if training:
         total = sum(over_batch(n, lambda start, stop: per_channel_sum(x[start:stop]), x.size))
@@ -131,19 +136,30 @@ def per_channel_dot(a, b):
     return np.matmul(a.reshape(n, c, 1, m), b.reshape(n, c, m, 1)).reshape(n, c).sum(axis=0)
 
 
-def batch_norm_backward(dy, cache, reduce=None):
+def masks_in_backward(cache) -> bool:
+    """True where ``batch_norm_backward`` takes ``clamped=``: after the rows loops' forward, on the compiled
+    kernels (they apply an activation's mask in their own sweeps, one pass over dZ and z less)."""
+    return cache.plan == "rows" and plan.compiled()
+
+
+def batch_norm_backward(dy, cache, reduce=None, clamped=None):
     """Returns (dx, dγ, dβ).  With x̂ = (x − μ)/σ:  dβ = Σ dY, dγ = Σ dY·x̂ and, in training (μ, σ²
     depend on x):
         dX = γ/σ · (dY − mean(dY) − x̂ · mean(dY · x̂))
     in eval simply dX = γ/σ · dY.
     ``reduce`` (synchronised batch norm, training): the two means in dX are over every process's samples
     (``count`` of them, from the cache), Σ over processes by ``reduce`` of this process's sums; dγ, dβ stay
-    this process's own sums (data parallelism adds them up with the other gradients)."""
-    if reduce is None and plan.compiled(dy.size):
+    this process's own sums (data parallelism adds them up with the other gradients).
+    ``clamped`` (z, low, high), only where ``masks_in_backward(cache)``: dy is then dZ of the fused activation
+    z = min(max(y, low), high), and dY = dZ where low < z < high, else 0 (ReLU's z > 0 where high is ∞)."""
+    rows = masks_in_backward(cache)
+    if clamped is not None and not rows:
+        raise ValueError("batch_norm_backward: clamped= needs the rows loops (masks_in_backward)")
+    if reduce is None and (rows or plan.compiled(dy.size)):
         from .compiled import norm as compiled
         return compiled.batch_norm_backward(dy, cache.values, cache.shift, cache.inv_std, cache.gamma,
-                                            cache.training)
-    values, shift, inv_std, gamma, training, count = cache
+                                            cache.training, rows, clamped, plan.batch_norm_rows_split(dy.size))
+    values, shift, inv_std, gamma, training, count, _ = cache
     shape = (1, -1) + (1,) * (dy.ndim - 2)
     centred = values if shift is None else (values - shift.reshape(shape)).astype(values.dtype, copy=False)
     n = dy.shape[0]

@@ -108,6 +108,18 @@ DIRECT_MAX_MULTIPLY_ADDS = 1 << 19
 # the loop's time per value is higher (no SIMD), so that from about this size on NumPy's is as fast (4×6×28×28:
 # 0.8×, 8×6×28×28: 1.15×, 64×32×32: 1.5× NumPy's time).
 MAX_POOL_COMPILED_MAX_ELEMENTS = 1 << 14
+# Batch norms of maps of at most this many pixels (H·W; an (N, C) input has 1) run the compiled rows loops
+# (``compiled.norm``'s ``batch_norm_rows_*``: whole rows of C·H·W values per sweep, sums per column) at every size,
+# on juanji's split over channels: a channel's N runs of a few values are too short for the per-channel loops to
+# vectorise, and Numba's pool costs its start.  MobileNet v2's layers at batch 64, forward + backward with ReLU6
+# (the mask in the backward's sweeps), 1 and 2 threads, measured under load: on 4×4 and 2×2 maps 0.15–0.8 of the
+# per-channel loops' time (0.15–0.85 of torch's), on 8×8 0.55–0.9 (torch's: 0.55–0.7 at 1 thread, 0.8–1.0 at 2).
+# Larger maps were not tried enough to move them (16×16 and 32×32: 0.7–1.0 of the per-channel loops' time).
+BATCH_NORM_ROWS_MAX_PIXELS = 8 * 8
+# The rows loops split their channels over juanji's threads from this many elements on; below it they run whole:
+# the hand-off cost more than the split saved (MobileNet v2's layers at batch 64, 2 threads: 1.15–1.6× one chunk's
+# time, also with the machine near idle; 128×576×4×4: 0.75×, 512×1280×2×2: 0.9×, measured under load).
+BATCH_NORM_ROWS_SPLIT_MIN_ELEMENTS = 1 << 20
 
 
 def compiled(elements: int | None = None) -> bool:
@@ -363,6 +375,20 @@ def plan_max_pool(x_shape, kernel_size, stride, dilation, pads, out) -> PoolPlan
         # scatter does not beat on larger maps (LeNet-5's at batch 64: as fast or slower)
         return PoolPlan("window_planes", "writes" if tiles else "compiled")
     return PoolPlan("window_planes", "writes" if tiles else "masks")
+
+
+def plan_batch_norm(x_shape) -> str:
+    """The kernels of a batch norm of x (N, C, …) whose statistics are this process's own: "rows" (the compiled
+    rows loops: maps of at most ``BATCH_NORM_ROWS_MAX_PIXELS``), "compiled" (the compiled loops, a channel per
+    iteration on Numba's threads) or "numpy"."""
+    if compiled() and math.prod(x_shape[2:]) <= BATCH_NORM_ROWS_MAX_PIXELS:
+        return "rows"
+    return "compiled" if compiled(math.prod(x_shape)) else "numpy"
+
+
+def batch_norm_rows_split(elements: int) -> bool:
+    """Whether the rows loops on ``elements`` values split their channels over juanji's threads."""
+    return elements >= BATCH_NORM_ROWS_SPLIT_MIN_ELEMENTS
 
 
 def sample_norm_kernels() -> str:

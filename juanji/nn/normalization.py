@@ -115,9 +115,10 @@ class _BatchNorm(Module):
         cache, = self.saved_for_backward()
         return self._normalise_backward(dy, cache)
 
-    def _normalise_backward(self, dy, cache):
-        """dX of ``_normalise``'s y, with dγ and dβ written into ``grads``."""
-        dx, dgamma, dbeta = F.batch_norm_backward(dy, cache, reduce=self._gradient_sum(dy, cache))
+    def _normalise_backward(self, dy, cache, clamped=None):
+        """dX of ``_normalise``'s y, with dγ and dβ written into ``grads``; ``clamped``: as
+        ``F.batch_norm_backward``'s (dy is then dZ of the fused activation)."""
+        dx, dgamma, dbeta = F.batch_norm_backward(dy, cache, reduce=self._gradient_sum(dy, cache), clamped=clamped)
         for key, grad in (("weight", dgamma), ("bias", dbeta)):
             if key in self.grads:
                 np.copyto(self.grads[key], grad)
