@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..runtime.threads import MULTIPLY_ADDS_PER_ELEMENT, over_batch
+from ..runtime.threads import over_batch
 from ..runtime.workspace import array_in
 from .geometry import output_shape, pad2d, pair, resolve_padding, unpad2d, window_at, window_view
 from .plan import ConvPlan, full_convolution_padding, input_grad_method, numpy_plan, plan_conv, weight_grad_method
@@ -163,7 +163,7 @@ def _im2col_forward(x, weight, bias, stride, pads, dilation, groups, out_size, f
         if bias is not None:
             y[start:stop] += bias.reshape(1, k, 1, 1)
 
-    over_batch(n, forward_chunk, elements=n * rows * k * p // MULTIPLY_ADDS_PER_ELEMENT)
+    over_batch(n, forward_chunk, multiply_adds=n * rows * k * p)
     if pointwise:
         cols = (x if padded is None else padded).reshape(n, c, p)
     return y, cols
@@ -206,8 +206,7 @@ def _blocks_forward(x, weight, bias, stride, pads, dilation, out_size, block_byt
                 total = part if total is None else np.add(total, part, out=total)
         return total
 
-    macs = n * rows * k * p * (1 if dy is None else 2)
-    parts = over_batch(n, forward_chunk, elements=macs // MULTIPLY_ADDS_PER_ELEMENT)
+    parts = over_batch(n, forward_chunk, multiply_adds=n * rows * k * p * (1 if dy is None else 2))
     return y if dy is None else (y, sum(parts).T.reshape(weight.shape))
 
 
@@ -240,8 +239,7 @@ def _gathered_weight_grad(dy_kn, x, weight_shape, stride, pads, dilation, block_
             total = part if total is None else np.add(total, part, out=total)
         return total.T
 
-    parts = over_batch(n, weight_gradient, elements=n * rows * k * p // MULTIPLY_ADDS_PER_ELEMENT)
-    return sum(parts).reshape(weight_shape)
+    return sum(over_batch(n, weight_gradient, multiply_adds=n * rows * k * p)).reshape(weight_shape)
 
 
 def _to_nchw(y_kn: np.ndarray, bias, out: np.ndarray) -> None:
@@ -735,8 +733,7 @@ def conv2d_weight_grad(dy, cols, weight_shape, groups=1, dy_channel_major=None, 
         np.copyto(cols_cm.reshape(rows, n, p)[:, start:stop], cols[start:stop].transpose(1, 0, 2))
         return (cols_cm[:, start * p:stop * p] @ dy_kn[:, start * p:stop * p].T).T
 
-    parts = over_batch(n, weight_gradient, elements=n * rows * k * p // MULTIPLY_ADDS_PER_ELEMENT)
-    return sum(parts).reshape(weight_shape)
+    return sum(over_batch(n, weight_gradient, multiply_adds=n * rows * k * p)).reshape(weight_shape)
 
 
 def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_channel_major=None,
@@ -790,7 +787,7 @@ def conv2d_input_grad(dy, weight, x_shape, stride, pads, dilation, groups=1, dy_
         if dxp is not None:
             np.copyto(dx[start:stop], unpad2d(padded_chunk, pads))
 
-    over_batch(n, input_gradient, elements=n * rows * k * p // MULTIPLY_ADDS_PER_ELEMENT)
+    over_batch(n, input_gradient, multiply_adds=n * rows * k * p)
     return dx
 
 

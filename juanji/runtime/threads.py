@@ -194,11 +194,11 @@ def _run_chunk(work, start, stop):
         _state.inside = False
 
 
-def over_batch(n: int, work, elements: int) -> list:
+def over_batch(n: int, work, elements: int = 0, multiply_adds: int = 0) -> list:
     """``[work(start, stop) for each chunk]``, the chunks covering range(n) in order, one per thread.
 
-    ``elements``: how many array elements the whole call touches (a convolution's multiply-adds count
-    ``MULTIPLY_ADDS_PER_ELEMENT`` to an element); a small call runs as one chunk, and no
+    ``elements``: how many array elements the whole call touches, plus ``multiply_adds`` (a convolution's)
+    counted ``MULTIPLY_ADDS_PER_ELEMENT`` to an element; a small call runs as one chunk, and no
     chunk gets fewer than MIN_ELEMENTS / 2 (on many cores a mid-sized call uses fewer threads).  With
     more than one thread BLAS is set to one thread during the call, even for a single chunk: OpenBLAS's
     threads spin for a while after each multi-threaded GEMM and would take the cores from the chunks.
@@ -213,6 +213,7 @@ def over_batch(n: int, work, elements: int) -> list:
     threads = num_threads()
     if threads < 2:
         return [work(0, n)]
+    elements += multiply_adds // MULTIPLY_ADDS_PER_ELEMENT
     # at least half of MIN_ELEMENTS per chunk: many cores get fewer, larger chunks of a small call
     chunks = min(threads, n, max(1, elements // max(1, MIN_ELEMENTS // 2))) if elements >= MIN_ELEMENTS else 1
     bounds = [n * i // chunks for i in range(chunks + 1)]

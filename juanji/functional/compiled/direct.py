@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...runtime.threads import MULTIPLY_ADDS_PER_ELEMENT, over_batch
+from ...runtime.threads import over_batch
 from . import dot, inline, serial
 
 # The sums may be reordered (into SIMD lanes for dW's dot products) and a product and a sum fused; never "fast"
@@ -190,7 +190,7 @@ def conv2d(x, weight, bias, pads, dilation, out_size) -> np.ndarray:
     bias = np.zeros(k, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
     corner, dilation = (pads[0][0], pads[1][0]), tuple(dilation)
     over_batch(n, lambda start, stop: forward_loop(x[start:stop], weight, bias, y[start:stop], corner, dilation),
-               elements=y.size * weight[0].size // MULTIPLY_ADDS_PER_ELEMENT)
+               multiply_adds=y.size * weight[0].size)
     return y
 
 
@@ -207,5 +207,4 @@ def weight_grad(dy, x, weight_shape, pads, dilation) -> np.ndarray:
         weight_grad_loop(dy[start:stop], x[start:stop], sums, (r, s), corner, dilation)
         return sums
 
-    parts = over_batch(len(x), chunk, elements=dy.size * c * r * s // MULTIPLY_ADDS_PER_ELEMENT)
-    return sum(parts).astype(dy.dtype).reshape(weight_shape)
+    return sum(over_batch(len(x), chunk, multiply_adds=dy.size * c * r * s)).astype(dy.dtype).reshape(weight_shape)
