@@ -92,11 +92,22 @@ SAMPLE_NORM_BLOCK_BYTES = 1 << 20
 CONV_TRANSPOSE_BLOCK_BYTES = 1 << 20
 CONV_TRANSPOSE_MIN_COLUMNS = 512
 # Convolutions at stride 1 without groups, of at most this many input channels and filters, take the compiled direct
-# loops (``compiled.direct``) at every size, where no Winograd takes them: im2col copies each pixel R·S times for
+# loops (``compiled.direct``) at every size, Winograd's 3×3 layers included: im2col copies each pixel R·S times for
 # GEMMs whose inner size C·R·S is too small to pay for the copy (LeNet-5's 1 → 6 at 5×5, batch 64: forward 2×,
-# dW 1.7× faster).  Beyond 16 filters the direct dW's dot products fall behind the GEMM over the columns.
+# dW 1.7× faster), and Winograd's transforms of C + K planes per tile outweigh its C·K products (ResNet-20's
+# 3 → 16 on 32×32 at batch 256: forward 0.4×, forward + dW 0.5× Winograd's time at 1 and 2 threads).  Beyond 16
+# filters the direct dW's dot products fall behind the GEMM over the columns.
 DIRECT_MAX_CHANNELS = 4
 DIRECT_MAX_FILTERS = 16
+# A Winograd layer of few channels makes its forward by the direct loops and its gradients by Winograd's backward
+# (whose dX and dW beat the direct dW and NumPy's dX there): per output pixel Winograd's transforms cost in
+# proportion to C + K and its products to C·K, the direct loops' to C·K alone, so the direct forward pays where
+# C·K / (C + K) is small, and more so on large maps, where its runs are long.  Forward, direct ÷ Winograd at batch
+# 128, 1 / 2 threads: on 32×32 maps 16 → 16 0.72 / 0.75, 24 → 24 0.86 / 0.81, 32 → 32 1.02 / 1.03; on 16×16
+# 16 → 16 1.02 / 0.73, 24 → 24 1.04 / 0.96; on 8×8 8 → 8 0.66 / 0.59, 16 → 16 1.16 / 0.99.
+DIRECT_FORWARD_MAX_WIDTH = 4             # C·K / (C + K) at most this: any map
+DIRECT_FORWARD_LARGE_MAP_MAX_WIDTH = 12  # on maps of at least DIRECT_FORWARD_LARGE_MAP_PIXELS output pixels
+DIRECT_FORWARD_LARGE_MAP_PIXELS = 32 * 32
 # A call of at most this many multiply-adds (N·K·C·R·S·H'·W', a kernel larger than 1×1) takes the direct loops too,
 # whatever its channels: the columns, their GEMMs and the calls around them then cost more than the products
 # (LeNet-5's 6 → 16 at 5×5 on 14×14, batch 1: forward 80 → 30 µs, with dW 119 → 69 µs; at batch 4 even, beyond it
@@ -141,7 +152,8 @@ class ConvPlan(NamedTuple):
                  "depthwise" / "depthwise_rows" (the compiled loops; rows: 3×3 at stride 1 or 2, a row at a
                  time), "depthwise_channels" (the same layers on small maps, one filter per channel: the
                  channels innermost), "winograd" (the compiled F(2×2, 3×3)), "direct" (the compiled loops of
-                 layers with few input channels and filters, and of small calls: no columns)
+                 layers with few input channels and filters, and of small calls: no columns; followed by
+                 Winograd's backward in the 3×3 layers of ``direct_forward``, whose forward keeps U for it)
     weight_grad  "per_sample" (Σ_n cols[n] · dY[n]ᵀ), "batch" (the columns side by side, one product: small
                  maps, K > H'·W'), "compiled_batch" (the same product, block by block, on columns gathered again
                  from x, channel-major), "blocks" (transposed convolutions' backward: Σ_n cols[n] · dY[n]ᵀ on
@@ -218,6 +230,14 @@ def full_convolution_padding(pads, kernel_size, dilation):
     return full if min(min(side) for side in full) >= 0 else None
 
 
+def direct_forward(c, k, pixels) -> bool:
+    """Whether a Winograd layer of C input channels and K filters on H'·W' = ``pixels`` output pixels makes its
+    forward by the direct loops (``DIRECT_FORWARD_MAX_WIDTH``)."""
+    width = c * k / (c + k)
+    return width <= (DIRECT_FORWARD_LARGE_MAP_MAX_WIDTH if pixels >= DIRECT_FORWARD_LARGE_MAP_PIXELS
+                     else DIRECT_FORWARD_MAX_WIDTH)
+
+
 def plan_conv(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPlan:
     """The kernels of a convolution of x (N, C, H, W) by weight (K, C/G, R, S), stride and dilation pairs,
     ``pads`` ((top, bottom), (left, right)) as resolved by ``geometry.resolve_padding``."""
@@ -234,11 +254,12 @@ def plan_conv(x_shape, weight_shape, stride, pads, dilation, groups) -> ConvPlan
                         "depthwise_rows" if stride == (1, 1) and k == c else "depthwise_scatter")
     if compiled(elements) and depthwise(x_shape, weight_shape, groups) and h * w >= DEPTHWISE_MIN_PIXELS:
         return ConvPlan("depthwise", "depthwise", "depthwise")
-    if compiled(elements) and plain_3x3((r, s), dilation, pads) and stride == (1, 1) and groups == 1:
-        return ConvPlan("winograd", "winograd", "winograd")
     if compiled() and direct(x_shape, weight_shape, stride, pads, dilation, groups):    # run on the batch split
         return numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups)._replace(
             forward="direct", weight_grad="direct")             # dX needs no columns: NumPy's kernel's
+    if compiled(elements) and plain_3x3((r, s), dilation, pads) and stride == (1, 1) and groups == 1:
+        pixels = math.prod(output_shape((h, w), (r, s), stride, pads, dilation))
+        return ConvPlan("direct" if direct_forward(c, k, pixels) else "winograd", "winograd", "winograd")
     chosen = numpy_plan(x_shape, weight_shape, stride, pads, dilation, groups)
     out_w = output_shape((h, w), (r, s), stride, pads, dilation)[1]
     widest = {"im2col": GATHER_MAX_WIDTH, "grouped": GATHER_CHANNEL_MAJOR_MAX_WIDTH}.get(chosen.forward, 0)

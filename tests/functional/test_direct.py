@@ -24,7 +24,7 @@ FIVE, NONE = ((2, 2), (2, 2)), ((0, 0), (0, 0))
     ((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), FIVE, (1, 1), 1, True),              # LeNet-5's first layer
     ((16, 4, 9, 9), (16, 4, 5, 5), (1, 1), FIVE, (1, 1), 1, True),
     ((16, 3, 9, 9), (4, 3, 3, 3), (1, 1), NONE, (2, 2), 1, True),                # dilated 3×3: no Winograd
-    ((16, 3, 9, 9), (4, 3, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, False),   # Winograd's, where it runs
+    ((16, 3, 9, 9), (4, 3, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),    # 3×3: Winograd's transforms cost more
     ((16, 5, 9, 9), (6, 5, 5, 5), (1, 1), FIVE, (1, 1), 1, False),               # too many channels
     ((16, 1, 9, 9), (17, 1, 5, 5), (1, 1), FIVE, (1, 1), 1, False),              # too many filters
     ((16, 1, 9, 9), (6, 1, 5, 5), (2, 2), FIVE, (1, 1), 1, False),               # strided
@@ -37,9 +37,9 @@ FIVE, NONE = ((2, 2), (2, 2)), ((0, 0), (0, 0))
 def test_the_plan_gives_the_direct_loops_few_channels_and_filters_or_small_calls(x_shape, w_shape, stride, pads,
                                                                                   dilation, groups, takes,
                                                                                   monkeypatch):
-    """On the compiled kernels, at stride 1 without groups where Winograd does not run: at most 4 input channels and
-    16 filters, or a kernel larger than 1×1 in a call of at most 2¹⁹ multiply-adds; dW by the same loops, dX by
-    NumPy's rule.  On NumPy's kernels, never."""
+    """On the compiled kernels, at stride 1 without groups, 3×3 layers included: at most 4 input channels and 16
+    filters, or a kernel larger than 1×1 in a call of at most 2¹⁹ multiply-adds; dW by the same loops, dX by NumPy's
+    rule.  On NumPy's kernels, never."""
     layer = (x_shape, w_shape, stride, pads, dilation, groups)
     planned = plan.plan_conv(*layer)
     assert (planned.forward == "direct") == takes

@@ -1,7 +1,8 @@
-"""The compiled Winograd F(2×2, 3×3) convolution (juanji.functional.compiled.winograd): which layers take it,
-forward and both gradients against PyTorch (float64 and float32, odd sizes, asymmetric padding, uneven batch
-splits) and against the slow loop references on random geometry, its float32 error against the direct
-method's, and the uncompiled loops against the compiled ones."""
+"""The compiled Winograd F(2×2, 3×3) convolution (juanji.functional.compiled.winograd): which layers take it (and
+which of them make their forward by the direct loops instead), forward and both gradients against PyTorch (float64
+and float32, odd sizes, asymmetric padding, uneven batch splits), alone and after the direct forward, and against
+the slow loop references on random geometry, its float32 error against the direct method's, and the uncompiled
+loops against the compiled ones."""
 import numpy as np
 import pytest
 import torch.nn.functional as TF
@@ -14,6 +15,10 @@ from juanji.functional.compiled import winograd
 from juanji.runtime import kernels
 from kernel_check import DTYPES, assert_close, torch_vjp
 
+WINOGRAD = ConvPlan("winograd", "winograd", "winograd")
+DIRECT_FORWARD = ConvPlan("direct", "winograd", "winograd")      # few channels: the direct loops' forward first
+PLANS = [pytest.param(WINOGRAD, id="winograd"), pytest.param(DIRECT_FORWARD, id="direct-forward")]
+
 
 @pytest.mark.usefixtures("numba_kernels")
 @pytest.mark.parametrize("kernel, kwargs, takes", [
@@ -22,9 +27,22 @@ from kernel_check import DTYPES, assert_close, torch_vjp
     (3, dict(padding=3), False), (3, dict(stride=2, padding=1), False), (3, dict(dilation=2, padding=2), False),
     (3, dict(groups=2, padding=1), False), (5, dict(padding=2), False), (1, dict(), False)])
 def test_winograd_takes_the_3x3_stride_1_layers_only(kernel, kwargs, takes):
-    x, w = np.ones((2, 4, 9, 9)), np.ones((4, 4 // kwargs.get("groups", 1), kernel, kernel))
+    x, w = np.ones((2, 32, 9, 9)), np.ones((32, 32 // kwargs.get("groups", 1), kernel, kernel))
     chosen = conv.conv2d(x, w, **kwargs)[1][-1]
-    assert (chosen.forward == "winograd") == takes
+    assert (chosen == WINOGRAD) == takes
+    assert (chosen.weight_grad == "winograd") == takes
+
+
+@pytest.mark.usefixtures("numba_kernels")
+@pytest.mark.parametrize("c, k, size, chosen", [
+    (3, 16, 32, ConvPlan("direct", "direct", "compiled_col2im")),     # few enough for the direct gradients too
+    (16, 16, 32, DIRECT_FORWARD), (24, 24, 32, DIRECT_FORWARD), (32, 32, 32, WINOGRAD),  # ResNet-20's 16 → 16 first
+    (8, 8, 8, DIRECT_FORWARD), (16, 16, 16, WINOGRAD), (64, 64, 8, WINOGRAD)])
+def test_layers_of_few_channels_make_their_forward_by_the_direct_loops(c, k, size, chosen):
+    """C·K / (C + K) at most 4 on any map, at most 12 on maps of 32×32 outputs and more (plan.direct_forward); batch
+    64, so that no layer here is a call small enough for the direct loops whatever its channels."""
+    pads = ((1, 1), (1, 1))
+    assert plan.plan_conv((64, c, size, size), (k, c, 3, 3), (1, 1), pads, (1, 1), 1) == chosen
 
 
 def explicitly_padded(pads):
@@ -35,6 +53,7 @@ def explicitly_padded(pads):
 
 @pytest.mark.usefixtures("numba_kernels", "batch_threads")
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("forced", PLANS)
 @pytest.mark.parametrize("shape, k, pads, bias", [
     pytest.param((3, 4, 8, 8), 5, ((1, 1), (1, 1)), True, id="same-even"),
     pytest.param((3, 3, 9, 7), 4, ((1, 1), (1, 1)), True, id="same-odd-sizes"),
@@ -45,13 +64,13 @@ def explicitly_padded(pads):
     pytest.param((3, 16, 8, 8), 16, ((1, 1), (1, 1)), False, id="resnet-like"),
     pytest.param((1, 2, 32, 32), 37, ((1, 1), (1, 1)), True, id="output-channels-in-groups"),
 ])
-def test_winograd_matches_torch_and_numpy(shape, k, pads, bias, dtype):
+def test_winograd_matches_torch_and_numpy(shape, k, pads, bias, dtype, forced):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
     w = (rng.standard_normal((k, shape[1], 3, 3)) / np.sqrt(9 * shape[1])).astype(dtype)
     b = rng.standard_normal(k).astype(dtype) if bias else None
-    y, cache = conv.conv2d(x, w, b, padding=pads)
-    assert cache[-1].forward == "winograd"
+    y, cache = conv.conv2d(x, w, b, padding=pads, plan=forced)
+    assert cache[-1] == forced
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx, dw, db = conv.conv2d_backward(dy, cache)
     y_t, (dx_t, dw_t, db_t) = torch_vjp(explicitly_padded(pads), dy, x, w, b)
@@ -93,8 +112,8 @@ def test_winograd_block_by_block_matches_torch(monkeypatch, samples_per_block, n
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4),
        st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
-       st.tuples(st.integers(0, 6), st.integers(0, 6)), st.integers(0, 2**16))
-def test_winograd_matches_the_slow_references_on_random_geometry(n, c, k, pads, extra, seed):
+       st.tuples(st.integers(0, 6), st.integers(0, 6)), st.integers(0, 2**16), st.sampled_from([WINOGRAD, DIRECT_FORWARD]))
+def test_winograd_matches_the_slow_references_on_random_geometry(n, c, k, pads, extra, seed, forced):
     """Any padding from 0 to 2 on each side and any map size that leaves at least one output."""
     top, bottom, left, right = pads
     h, w = 3 - top - bottom + extra[0], 3 - left - right + extra[1]
@@ -103,7 +122,7 @@ def test_winograd_matches_the_slow_references_on_random_geometry(n, c, k, pads, 
     rng = np.random.default_rng(seed)
     x, weight, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((k, c, 3, 3)), rng.standard_normal(k)
     padding = ((top, bottom), (left, right))
-    y, cache = conv.conv2d(x, weight, b, padding=padding)
+    y, cache = conv.conv2d(x, weight, b, padding=padding, plan=forced)
     assert_close(y, conv.conv2d_reference(x, weight, b, padding=padding), "y vs conv2d_reference")
     dy = rng.standard_normal(y.shape)
     dx, dw, db = conv.conv2d_backward(dy, cache)
@@ -132,8 +151,8 @@ def test_winograd_float32_error_stays_near_the_direct_methods(monkeypatch, chann
     errors = {}
     for backend in ("numpy", "numba"):
         monkeypatch.setattr(kernels, "_chosen", backend)
-        y32, cache32 = conv.conv2d(*(a.astype(np.float32) for a in (x, w, b)), padding=1)
-        assert (cache32[-1].forward == "winograd") == (backend == "numba")
+        y32, cache32 = conv.conv2d(*(a.astype(np.float32) for a in (x, w, b)), padding=1,
+                                   plan=WINOGRAD if backend == "numba" else None)
         got = (y32, *conv.conv2d_backward(dy.astype(np.float32), cache32))
         errors[backend] = [np.abs(g - t).max() / np.abs(t).max() for g, t in zip(got, truth)]
     epsilon = np.finfo(np.float32).eps

@@ -186,7 +186,7 @@ class CountingPlans(Plans):
 
 def test_a_folded_conv_makes_the_convs_plan_once_per_input_shape_and_kernel_set(numba_kernels):
     """Inference on two batch shapes and both kernel sets, each asked twice: one plan made per shape and kernel
-    set, the very plan the unfused Conv2d keeps for that call (Winograd's on the compiled kernels, NumPy's
+    set, the very plan the unfused Conv2d keeps for that call (the direct loops on the compiled kernels, NumPy's
     otherwise), and the folded output the unfused one's all along."""
     plain, fused = conv_bn_relu(), nn.fuse(conv_bn_relu())
     folded = fused[0]
@@ -205,7 +205,7 @@ def test_a_folded_conv_makes_the_convs_plan_once_per_input_shape_and_kernel_set(
         assert chosen == plain[0]._plans._made[(shape, kernel_set)]
         backend.set_kernels(kernel_set)
         assert chosen == plan_conv(shape, (3, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
-        assert (chosen.forward == "winograd") == (kernel_set == "numba")
+        assert (chosen.forward == "direct") == (kernel_set == "numba")
 
 
 def test_hooks_see_each_layers_own_output_in_inference_too():
