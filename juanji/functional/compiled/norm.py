@@ -101,6 +101,13 @@ def batch_norm_backward_loop(dy, values, shift, inv_std, gamma, training, dx, dg
                 dx[sample, channel, i] = scale * (dy[sample, channel, i] - mean_dy - correction)
 
 
+@inline
+def channel_total(columns, length, channel):
+    """The sum of a channel's ``length`` adjacent column sums: the rows loops' per-column sums folded by channel
+    (``channel`` counted from the first of the loop's own)."""
+    return columns[channel * length:(channel + 1) * length].sum()
+
+
 @serial(fastmath={"reassoc"})
 def batch_norm_rows_forward_loop(x, length, gamma, beta, mean, var, eps, training, relu, residual, y, inv_std, cap,
                                  first, stop):
@@ -118,7 +125,7 @@ def batch_norm_rows_forward_loop(x, length, gamma, beta, mean, var, eps, trainin
             for j in range(width):
                 columns[j] += row[j]
         for channel in range(first, stop):
-            mean[channel] = columns[(channel - first) * length:(channel - first + 1) * length].sum() / count
+            mean[channel] = channel_total(columns, length, channel - first) / count
     for j in range(width):
         mu[j] = mean[first + j // length]
     if training:
@@ -128,7 +135,7 @@ def batch_norm_rows_forward_loop(x, length, gamma, beta, mean, var, eps, trainin
             for j in range(width):
                 columns[j] += (row[j] - mu[j]) ** 2
         for channel in range(first, stop):
-            var[channel] = columns[(channel - first) * length:(channel - first + 1) * length].sum() / count
+            var[channel] = channel_total(columns, length, channel - first) / count
     for channel in range(first, stop):
         inv_std[channel] = 1 / np.sqrt(var[channel] + eps)
     for j in range(width):
@@ -147,10 +154,11 @@ def batch_norm_rows_forward_loop(x, length, gamma, beta, mean, var, eps, trainin
 
 
 @inline
-def inside(z, low, high, unbounded):
-    """low < z < high (z > low where ``unbounded``: ReLU's [z > 0] keeps z = ∞); & and |, not and/or: no
-    branches, so that the loops' selects run in SIMD lanes."""
-    return (z > low) & ((z < high) | unbounded)
+def gated(g, z, low, high, unbounded, zero):
+    """dY = dZ · [low < z < high] as a select, not a product: dZ = ±∞ or NaN outside gives 0, as ReLU6's (z > low
+    alone where ``unbounded``: ReLU's [z > 0] keeps z = ∞); & and |, not and/or: no branches, so that the loops'
+    selects run in SIMD lanes."""
+    return g if (z > low) & ((z < high) | unbounded) else zero
 
 
 @serial(fastmath={"reassoc"})
@@ -167,20 +175,20 @@ def batch_norm_rows_backward_loop(dy, values, length, shift, inv_std, gamma, tra
     totals, products, mu = np.zeros(width), np.zeros(width), np.empty(width)
     for j in range(width):
         mu[j] = shift[first + j // length]
+    zero = dy.dtype.type(0)
     for sample in range(n):
         grad, row = dy[sample, start:start + width], values[sample, start:start + width]
         bounds = grad if clamped is None else clamped[sample, start:start + width]      # never Optional: SIMD
         for j in range(width):
             g = grad[j]
-            if clamped is not None:     # chosen, not multiplied: dZ = ±∞ or NaN outside gives 0, as ReLU6's
-                g = g if inside(bounds[j], low, high, unbounded) else grad.dtype.type(0)
+            if clamped is not None:
+                g = gated(g, bounds[j], low, high, unbounded, zero)
             totals[j] += g
             products[j] += g * (row[j] - mu[j])
     scale, mean_dy, slope = np.empty(width), np.empty(width), np.empty(width)
     for channel in range(first, stop):
-        at = (channel - first) * length
-        dbeta[channel] = totals[at:at + length].sum()
-        dgamma[channel] = products[at:at + length].sum() * inv_std[channel]
+        dbeta[channel] = channel_total(totals, length, channel - first)
+        dgamma[channel] = channel_total(products, length, channel - first) * inv_std[channel]
     for j in range(width):
         channel = first + j // length
         scale[j] = gamma[channel] * inv_std[channel]
@@ -193,7 +201,7 @@ def batch_norm_rows_backward_loop(dy, values, length, shift, inv_std, gamma, tra
         for j in range(width):
             g = grad[j]
             if clamped is not None:
-                g = g if inside(bounds[j], low, high, unbounded) else grad.dtype.type(0)
+                g = gated(g, bounds[j], low, high, unbounded, zero)
             # in eval x̂'s term is left out, as in batch_norm_backward_loop (a NaN or ±∞ in x stays out of dX)
             correction = (row[j] - mu[j]) * slope[j] if training else 0.0
             out[j] = scale[j] * (g - mean_dy[j] - correction)
