@@ -114,6 +114,7 @@ def test_kernels_option_and_environment_choose_the_backend_and_version_reports_i
         assert version.returncode == 0 and version.stdout.startswith("juanji 0.1.0 (kernels: ")
         # the plans of typical layers on those kernels (none where the kernels cannot be had)
         assert ("| conv 64→64 @8 3×3 | winograd |" in version.stdout) == (shown == "numba")
+        assert ("| conv 16→16 @32 3×3 | direct | winograd | winograd |" in version.stdout) == (shown == "numba")
         assert ("| conv 64→64 @8 3×3 | im2col |" in version.stdout) == (shown == "numpy")
         assert shown in version.stdout
 
