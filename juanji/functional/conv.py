@@ -92,8 +92,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     and one GEMM per sample, y[n] (K × H'·W') = W (K × C·R·S) · cols[n] (C·R·S × H'·W'), or with G groups
     (and at one group on small maps) one GEMM per group over the samples, Y[g] = W[g] · cols[g] (C/G·R·S ×
     N·H'·W' columns); on the compiled kernels the columns gathered from x where that pays, the depthwise
-    loops (the cache keeps x) or Winograd's F(2×2, 3×3) (the cache keeps x and U, as does the direct forward of
-    a 3×3 layer of few channels, whose gradients are Winograd's).
+    loops (the cache keeps x) or Winograd's F(2×2, 3×3) (the cache keeps x and U).
     ``workspace`` (a ``Workspace``, e.g. the layer's own): where the columns are kept and reused from
     call to call; the columns stay valid until the next call with the same workspace.  ``scratch``: a
     ``Workspace`` for the arrays used only during this call.  Without them every array is new.
@@ -114,9 +113,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, work
     elif plan.forward == "direct":
         from .compiled import direct
         y, saved = direct.conv2d(x, weight, bias, pads, dilation, out_size), x
-        if plan.weight_grad == "winograd":          # a few channels: Winograd's backward follows
-            from .compiled import winograd
-            saved = winograd.Saved(x, winograd.weight_transform(weight.astype(y.dtype, copy=False)))
     elif plan.forward == "compiled_blocks":
         y, saved = _blocks_forward(x, weight, bias, stride, pads, dilation, out_size, plan.block_bytes), x
     else:
@@ -617,8 +613,10 @@ def conv2d_backward(dy, cache, need_dx: bool = True, scratch=None, need_db: bool
     x_shape, saved, weight, stride, dilation, pads, groups, plan = cache
     dy = np.ascontiguousarray(dy)
     db = dy.sum(axis=(0, 2, 3)) if need_db else None
-    if plan.weight_grad == "winograd":      # saved: the input and the transformed weights
+    if plan.weight_grad == "winograd":
         from .compiled import winograd
+        if plan.forward != "winograd":      # the direct forward of a 3×3 layer of few channels kept x alone
+            saved = winograd.Saved(saved, winograd.weight_transform(weight.astype(dy.dtype, copy=False)))
         dx, dw = winograd.backward(dy, saved, pads, plan.block_bytes, need_dx, scratch)
         return dx, dw, db
     if plan.forward in _NUMPY_DEPTHWISE:                    # saved: the input itself

@@ -153,7 +153,7 @@ class ConvPlan(NamedTuple):
                  time), "depthwise_channels" (the same layers on small maps, one filter per channel: the
                  channels innermost), "winograd" (the compiled F(2×2, 3×3)), "direct" (the compiled loops of
                  layers with few input channels and filters, and of small calls: no columns; followed by
-                 Winograd's backward in the 3×3 layers of ``direct_forward``, whose forward keeps U for it)
+                 Winograd's backward in the 3×3 layers of ``direct_forward``, which transforms W itself)
     weight_grad  "per_sample" (Σ_n cols[n] · dY[n]ᵀ), "batch" (the columns side by side, one product: small
                  maps, K > H'·W'), "compiled_batch" (the same product, block by block, on columns gathered again
                  from x, channel-major), "blocks" (transposed convolutions' backward: Σ_n cols[n] · dY[n]ᵀ on
